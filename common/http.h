@@ -1,0 +1,85 @@
+/* HTTP/1.1 server on libuv + llhttp, shared by the controller's API and the runner's Runtime
+ * API.
+ *
+ * One request at a time per connection: after a request is complete the server stops reading
+ * that connection until the handler has responded (pipelined bytes are kept and parsed later).
+ * Keep-alive follows HTTP/1.1 rules. Accepted sockets have TCP_NODELAY, and every response is
+ * written with one uv_write (head and body as two buffers of one writev).
+ *
+ * Malformed requests get 400, a body above max_body gets 413, headers above max_header_bytes
+ * get 431; the connection is then closed. The `on_protocol_error` hook lets a program shape
+ * those error bodies (the controller uses Lambda's error format). */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/error.h"
+
+struct ef_http_header {
+    const char *name;
+    const char *value;
+};
+
+struct ef_http_request {
+    const char *method;         /* "GET", "POST", ... */
+    const char *path;           /* URL path without the query, not percent-decoded */
+    const char *query;          /* text after '?', "" when none */
+    const struct ef_http_header *headers;
+    size_t n_headers;
+    const char *body;           /* NUL-terminated for convenience; may contain NULs */
+    size_t body_len;
+};
+
+typedef struct ef_http_server ef_http_server;
+typedef struct ef_http_exchange ef_http_exchange;
+
+/* Called once per complete request. `req` stays valid until the exchange is responded to or
+ * aborted. A handler that responds later must register an abort callback first. */
+typedef void (*ef_http_handler_cb)(ef_http_exchange *ex, const struct ef_http_request *req,
+                                   void *user);
+
+/* Called when the client's connection goes away before the response was sent. The exchange is
+ * freed right after this returns; drop every pointer to it. */
+typedef void (*ef_http_abort_cb)(ef_http_exchange *ex, void *user);
+
+struct ef_http_server_config {
+    size_t max_body;           /* 0: 6 MiB */
+    size_t max_header_bytes;   /* 0: 64 KiB */
+    unsigned idle_timeout_ms;  /* keep-alive idle close; 0: 60 s */
+    unsigned max_connections;  /* 0: 1024 */
+    /* Shapes the answer to a malformed or oversized request; must call ef_http_respond. NULL
+     * sends `{"message": "..."}` as application/json. */
+    void (*on_protocol_error)(ef_http_exchange *ex, int status, const char *message, void *user);
+};
+
+/* Binds `host:port` (IPv4 or IPv6 literal) and starts serving. */
+int ef_http_server_listen(uv_loop_t *loop, const char *host, int port,
+                          const struct ef_http_server_config *config, ef_http_handler_cb handler,
+                          void *user, ef_http_server **ret_server, ef_error *err);
+
+/* The port actually bound (useful with port 0 in tests). */
+int ef_http_server_port(const ef_http_server *server);
+
+/* Stops listening and closes every connection (pending exchanges are aborted). The server is
+ * freed once all its handles have closed. */
+void ef_http_server_close(ef_http_server *server);
+
+/* Looks up a request header, case-insensitively; NULL when absent. */
+const char *ef_http_request_header(const struct ef_http_request *req, const char *name);
+
+/* Finds `name` in a query string and returns a malloc'd, percent-decoded value, or NULL. */
+char *ef_http_query_param(const char *query, const char *name);
+
+/* Sends the response and ends the exchange (it is freed; do not touch it afterwards).
+ * Content-Length, Connection and Date are added by the server; `headers` must not contain them.
+ * `content_type` may be NULL for no Content-Type. */
+void ef_http_respond(ef_http_exchange *ex, int status, const struct ef_http_header *headers,
+                     size_t n_headers, const char *content_type, const void *body, size_t len);
+
+/* Registers the abort callback for a response that will be sent later. */
+void ef_http_exchange_on_abort(ef_http_exchange *ex, ef_http_abort_cb cb, void *user);
+
+/* The standard reason phrase for a status code ("OK", "Not Found", ...). */
+const char *ef_http_status_text(int status);
