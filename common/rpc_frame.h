@@ -12,8 +12,9 @@
 #define EF_RPC_DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u)
 
 struct ef_frame_decoder {
-    char *buf;      /* bytes received and not yet returned */
+    char *buf;      /* bytes received; those before `start` were already returned */
     size_t len;     /* valid bytes in buf */
+    size_t start;   /* offset of the first byte not yet returned (avoids a memmove per frame) */
     size_t cap;
     size_t max_message;
 };

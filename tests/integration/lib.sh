@@ -1,0 +1,122 @@
+# Shared helpers for the integration tests: a private pod (funclet + controller) in a temp data
+# dir on a free port, torn down on exit, plus checks that nothing of it is left behind.
+# Source it; it needs EF_BUILD_DIR and EF_SOURCE_DIR (CTest sets both).
+set -euo pipefail
+
+: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
+: "${EF_SOURCE_DIR:?EF_SOURCE_DIR must point at the source directory}"
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+note() {
+  echo "--- $*" >&2
+}
+
+require_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "SKIP: $(basename "$0") needs root (namespaces, cgroups, mounts)" >&2
+    exit 77
+  fi
+}
+
+free_port() {
+  /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# pod_start: sets EF_DATA, EF_PORT, EF_BASE, EF_CGROUP_PARENT, FUNCLET_PID, CONTROLLER_PID.
+pod_start() {
+  EF_DATA=$(mktemp -d /tmp/ef-test.XXXXXX)
+  EF_PORT=$(free_port)
+  EF_BASE="http://127.0.0.1:$EF_PORT"
+  EF_CGROUP_PARENT="ef-test-$$"
+  "$EF_BUILD_DIR/easyfaas-runner" prepare --dest "$EF_DATA/runtime" >/dev/null
+  "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$EF_DATA" --cgroup-parent "$EF_CGROUP_PARENT" \
+    2>"$EF_DATA/funclet.log" &
+  FUNCLET_PID=$!
+  for _ in $(seq 200); do
+    [ -S "$EF_DATA/run/funclet.sock" ] && break
+    kill -0 "$FUNCLET_PID" 2>/dev/null || { cat "$EF_DATA/funclet.log" >&2; fail "funclet died at start"; }
+    sleep 0.05
+  done
+  [ -S "$EF_DATA/run/funclet.sock" ] || fail "funclet socket did not appear"
+  "$EF_BUILD_DIR/easyfaas-controller" --data-dir "$EF_DATA" --port "$EF_PORT" \
+    2>"$EF_DATA/controller.log" &
+  CONTROLLER_PID=$!
+  for _ in $(seq 200); do
+    curl -fsS "$EF_BASE/healthz" 2>/dev/null | grep -q '"connected"' && break
+    kill -0 "$CONTROLLER_PID" 2>/dev/null || { cat "$EF_DATA/controller.log" >&2; fail "controller died at start"; }
+    sleep 0.05
+  done
+  curl -fsS "$EF_BASE/healthz" | grep -q '"connected"' || fail "controller never saw funclet"
+  trap pod_cleanup EXIT
+}
+
+# pod_stop: SIGTERM to both daemons, as an operator would, and waits for them.
+pod_stop() {
+  if [ -n "${CONTROLLER_PID:-}" ]; then
+    kill -TERM "$CONTROLLER_PID" 2>/dev/null || true
+    wait "$CONTROLLER_PID" || fail "controller exited with status $? on SIGTERM"
+    CONTROLLER_PID=
+  fi
+  if [ -n "${FUNCLET_PID:-}" ]; then
+    kill -TERM "$FUNCLET_PID" 2>/dev/null || true
+    wait "$FUNCLET_PID" || fail "funclet exited with status $? on SIGTERM"
+    FUNCLET_PID=
+  fi
+}
+
+pod_cleanup() {
+  local rc=$?
+  [ -n "${CONTROLLER_PID:-}" ] && kill -KILL "$CONTROLLER_PID" 2>/dev/null || true
+  [ -n "${FUNCLET_PID:-}" ] && kill -TERM "$FUNCLET_PID" 2>/dev/null || true
+  [ -n "${FUNCLET_PID:-}" ] && wait "$FUNCLET_PID" 2>/dev/null || true
+  if [ $rc -ne 0 ] && [ -n "${EF_DATA:-}" ]; then
+    echo "=== funclet.log" >&2; tail -n 40 "$EF_DATA/funclet.log" >&2 || true
+    echo "=== controller.log" >&2; tail -n 40 "$EF_DATA/controller.log" >&2 || true
+  fi
+  # Leave no test cgroup behind even when the test failed half-way.
+  find /sys/fs/cgroup -depth -type d -name "$EF_CGROUP_PARENT" 2>/dev/null | while read -r d; do
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  [ -n "${EF_DATA:-}" ] && ! grep -q " $EF_DATA" /proc/self/mountinfo && rm -rf "$EF_DATA"
+  exit $rc
+}
+
+# assert_pod_gone PIDS...: no cgroup, mount or listed process of the pod remains.
+assert_pod_gone() {
+  local leftovers
+  leftovers=$(find /sys/fs/cgroup -type d -name "$EF_CGROUP_PARENT" 2>/dev/null || true)
+  [ -z "$leftovers" ] || fail "cgroups left behind: $leftovers"
+  if grep -q " $EF_DATA" /proc/self/mountinfo; then
+    fail "mounts left behind: $(grep " $EF_DATA" /proc/self/mountinfo)"
+  fi
+  local pid
+  for pid in "$@"; do
+    if [ -e "/proc/$pid" ] && ! grep -q '^State:.*Z' "/proc/$pid/status" 2>/dev/null; then
+      fail "process $pid ($(tr '\0' ' ' <"/proc/$pid/cmdline")) left behind"
+    fi
+  done
+  [ ! -e "$EF_DATA/run/funclet.sock" ] || fail "funclet socket left behind"
+}
+
+# create_function NAME RUNTIME HANDLER DIR [EXTRA_JSON_FIELDS]: prints the HTTP status.
+create_function() {
+  local name=$1 runtime=$2 handler=$3 dir=$4 extra=${5:-}
+  local zip body
+  zip=$(mktemp --suffix=.zip)
+  body=$(mktemp)
+  /usr/bin/python3 "$EF_SOURCE_DIR/deploy/lib/zip-dir.py" "$dir" "$zip"
+  printf '{"FunctionName":"%s","Runtime":"%s","Handler":"%s","Code":{"ZipFile":"%s"}%s}' \
+    "$name" "$runtime" "$handler" "$(base64 -w0 "$zip")" "$extra" >"$body"
+  curl -sS -o "$EF_DATA/create-$name.json" -w '%{http_code}' -X POST \
+    "$EF_BASE/2015-03-31/functions" -H 'Content-Type: application/json' --data-binary @"$body"
+  rm -f "$zip" "$body"
+}
+
+# json_get FILE EXPR: evaluates a Python expression on the parsed JSON `j`.
+json_get() {
+  /usr/bin/python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
