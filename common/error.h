@@ -9,13 +9,14 @@
 #include <stddef.h>
 
 typedef struct ef_error {
-    int code;       /* negative errno, 0 when unset */
-    char msg[512];  /* human-readable cause */
+    int code;      /* negative errno, 0 when unset */
+    char msg[512]; /* human-readable cause */
 } ef_error;
 
 /* Records `code` (a negative errno) and a formatted message in `err` if it is not NULL, and
  * returns `code`, so that `return ef_error_set(err, -EINVAL, "bad id '%s'", id);` works. */
-int ef_error_set(ef_error *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ef_error_set(ef_error *err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Like ef_error_set, and appends ": <strerror(-code)>" to the message. */
 int ef_error_set_errno(ef_error *err, int code, const char *fmt, ...)

@@ -15,7 +15,8 @@ int ef_rm_rf(const char *path, ef_error *err);
 
 /* Writes `len` bytes to `path` atomically: a temporary file in the same directory, fsync,
  * rename, fsync of the directory. */
-int ef_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, ef_error *err);
+int ef_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                         ef_error *err);
 
 /* Reads a whole file of at most `max` bytes into a NUL-terminated buffer (*ret_data, freed by
  * the caller); -EFBIG when it is larger. */

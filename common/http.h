@@ -23,12 +23,12 @@ struct ef_http_header {
 };
 
 struct ef_http_request {
-    const char *method;         /* "GET", "POST", ... */
-    const char *path;           /* URL path without the query, not percent-decoded */
-    const char *query;          /* text after '?', "" when none */
+    const char *method; /* "GET", "POST", ... */
+    const char *path;   /* URL path without the query, not percent-decoded */
+    const char *query;  /* text after '?', "" when none */
     const struct ef_http_header *headers;
     size_t n_headers;
-    const char *body;           /* NUL-terminated for convenience; may contain NULs */
+    const char *body; /* NUL-terminated for convenience; may contain NULs */
     size_t body_len;
 };
 
@@ -45,10 +45,10 @@ typedef void (*ef_http_handler_cb)(ef_http_exchange *ex, const struct ef_http_re
 typedef void (*ef_http_abort_cb)(ef_http_exchange *ex, void *user);
 
 struct ef_http_server_config {
-    size_t max_body;           /* 0: 6 MiB */
-    size_t max_header_bytes;   /* 0: 64 KiB */
-    unsigned idle_timeout_ms;  /* keep-alive idle close; 0: 60 s */
-    unsigned max_connections;  /* 0: 1024 */
+    size_t max_body;          /* 0: 6 MiB */
+    size_t max_header_bytes;  /* 0: 64 KiB */
+    unsigned idle_timeout_ms; /* keep-alive idle close; 0: 60 s */
+    unsigned max_connections; /* 0: 1024 */
     /* Shapes the answer to a malformed or oversized request; must call ef_http_respond. NULL
      * sends `{"message": "..."}` as application/json. */
     void (*on_protocol_error)(ef_http_exchange *ex, int status, const char *message, void *user);

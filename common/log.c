@@ -25,7 +25,7 @@ int ef_log_parse_level(const char *name, enum ef_log_level *ret_level)
         const char *name;
         enum ef_log_level level;
     } table[] = {
-        {"debug", EF_LOG_DEBUG}, {"info", EF_LOG_INFO},   {"warn", EF_LOG_WARN},
+        {"debug", EF_LOG_DEBUG},  {"info", EF_LOG_INFO},   {"warn", EF_LOG_WARN},
         {"warning", EF_LOG_WARN}, {"error", EF_LOG_ERROR},
     };
     for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -54,9 +54,8 @@ void ef_logv(enum ef_log_level level, const char *fmt, va_list ap)
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
     int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s[%d] %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, (long)(tv.tv_usec / 1000), log_program, (int)getpid(),
-                     level_names[level]);
+                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     (long)(tv.tv_usec / 1000), log_program, (int)getpid(), level_names[level]);
     if (n < 0)
         n = 0;
     size_t head = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;

@@ -19,7 +19,7 @@ enum ef_option_type {
 };
 
 struct ef_option {
-    const char *name;    /* without leading dashes: "data-dir" */
+    const char *name; /* without leading dashes: "data-dir" */
     enum ef_option_type type;
     void *target;
     const char *metavar; /* "DIR", "N"; NULL for booleans */

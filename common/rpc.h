@@ -27,12 +27,12 @@ enum ef_rpc_code {
     EF_RPC_INVALID_PARAMS = -32602,
     EF_RPC_INTERNAL_ERROR = -32603,
 
-    EF_RPC_ERR_TIMEOUT = -32000,   /* local: no response within the call's timeout */
-    EF_RPC_ERR_CLOSED = -32001,    /* local: connection closed before the response */
-    EF_RPC_ERR_NOT_FOUND = -32010, /* the object named in params does not exist */
-    EF_RPC_ERR_BUSY = -32011,      /* the object is in a state that forbids the request */
+    EF_RPC_ERR_TIMEOUT = -32000,     /* local: no response within the call's timeout */
+    EF_RPC_ERR_CLOSED = -32001,      /* local: connection closed before the response */
+    EF_RPC_ERR_NOT_FOUND = -32010,   /* the object named in params does not exist */
+    EF_RPC_ERR_BUSY = -32011,        /* the object is in a state that forbids the request */
     EF_RPC_ERR_NO_CAPACITY = -32012, /* memory, container or other limit reached */
-    EF_RPC_ERR_SYSTEM = -32013,    /* a system call failed; message says which and why */
+    EF_RPC_ERR_SYSTEM = -32013,      /* a system call failed; message says which and why */
 };
 
 typedef struct ef_rpc_conn ef_rpc_conn;
@@ -52,8 +52,7 @@ struct ef_rpc_handlers {
     void (*on_request)(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
                        const cJSON *params, void *user);
     /* A notification (no id) arrived. May be NULL. */
-    void (*on_notification)(ef_rpc_conn *conn, const char *method, const cJSON *params,
-                            void *user);
+    void (*on_notification)(ef_rpc_conn *conn, const char *method, const cJSON *params, void *user);
     /* The connection is closing (peer hung up, protocol error, or ef_rpc_conn_close). Runs once,
      * after every pending call's callback. May be NULL. */
     void (*on_close)(ef_rpc_conn *conn, void *user);
@@ -72,8 +71,8 @@ int ef_rpc_connect(uv_loop_t *loop, const char *path, const struct ef_rpc_handle
                    void *user, ef_rpc_connect_cb cb, ef_error *err);
 
 /* Wraps an already connected stream socket fd (e.g. from socketpair or accept). */
-int ef_rpc_conn_open_fd(uv_loop_t *loop, int fd, const struct ef_rpc_handlers *handlers,
-                        void *user, ef_rpc_conn **ret_conn, ef_error *err);
+int ef_rpc_conn_open_fd(uv_loop_t *loop, int fd, const struct ef_rpc_handlers *handlers, void *user,
+                        ef_rpc_conn **ret_conn, ef_error *err);
 
 /* Limits the size of a message either way (default EF_RPC_DEFAULT_MAX_MESSAGE). */
 void ef_rpc_conn_set_max_message(ef_rpc_conn *conn, size_t max);

@@ -8,13 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define EF_RPC_FRAME_HEADER 4
+#define EF_RPC_FRAME_HEADER        4
 #define EF_RPC_DEFAULT_MAX_MESSAGE (16u * 1024u * 1024u)
 
 struct ef_frame_decoder {
-    char *buf;      /* bytes received; those before `start` were already returned */
-    size_t len;     /* valid bytes in buf */
-    size_t start;   /* offset of the first byte not yet returned (avoids a memmove per frame) */
+    char *buf;    /* bytes received; those before `start` were already returned */
+    size_t len;   /* valid bytes in buf */
+    size_t start; /* offset of the first byte not yet returned (avoids a memmove per frame) */
     size_t cap;
     size_t max_message;
 };

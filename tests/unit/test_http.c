@@ -1,0 +1,1111 @@
+/* Tests of the HTTP server (common/http.c): a real server on 127.0.0.1 with an ephemeral port,
+ * driven by a raw TCP client running in a second thread while the test thread runs the loop.
+ * The client thread never calls cmocka; it records its first failed check, which the test
+ * thread asserts on after the loop has ended. */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include <cmocka.h>
+
+#include "common/http.h"
+
+enum handler_mode {
+    MODE_ECHO,    /* answer at once with a description of the request */
+    MODE_ASYNC,   /* answer from a timer 50 ms later */
+    MODE_PENDING, /* never answer; wait for the client to go away */
+    MODE_STATUS,  /* answer with the status given in the X-Status header */
+};
+
+struct fixture {
+    uv_loop_t loop;
+    ef_http_server *server;
+    struct ef_http_server_config config;
+    enum handler_mode mode;
+    int port;
+    uv_async_t done;
+    uv_timer_t timer;
+    bool timer_used;
+    ef_http_exchange *pending;
+    pthread_t thread;
+    void (*client)(struct fixture *f);
+    atomic_int handled;
+    atomic_int aborted;
+    atomic_int aborted_by_close; /* aborts that happened because the server closed */
+    atomic_int protocol_errors;
+    atomic_int last_error_status;
+    bool server_closing;
+    int kept_fd; /* a client socket left open until the loop has ended */
+    char failure[512];
+};
+
+/* ---- client side (runs in the client thread) ------------------------------------------- */
+
+#define CHECK(f, cond)                                                                             \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            if (!(f)->failure[0])                                                                  \
+                snprintf((f)->failure, sizeof((f)->failure), "%s:%d: check failed: %s", __FILE__,  \
+                         __LINE__, #cond);                                                         \
+            return;                                                                                \
+        }                                                                                          \
+    } while (0)
+
+struct reader {
+    int fd;
+    char buf[8 * 1024 * 1024];
+    size_t len;
+};
+
+struct response {
+    int status;
+    char head[16384];
+    char *body; /* malloc'd, NUL-terminated */
+    size_t body_len;
+};
+
+static int client_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static bool send_all(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+static bool send_str(int fd, const char *s)
+{
+    return send_all(fd, s, strlen(s));
+}
+
+/* Reads more bytes into the reader; false on EOF, error or timeout. */
+static bool reader_fill(struct reader *r)
+{
+    if (r->len == sizeof(r->buf))
+        return false;
+    ssize_t n;
+    do
+        n = recv(r->fd, r->buf + r->len, sizeof(r->buf) - r->len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return false;
+    r->len += (size_t)n;
+    return true;
+}
+
+static void reader_consume(struct reader *r, size_t n)
+{
+    memmove(r->buf, r->buf + n, r->len - n);
+    r->len -= n;
+}
+
+static const char *find_header(const char *head, const char *name, char *value, size_t cap)
+{
+    size_t nl = strlen(name);
+    for (const char *line = strstr(head, "\r\n"); line; line = strstr(line, "\r\n")) {
+        line += 2;
+        if (strncasecmp(line, name, nl) == 0 && line[nl] == ':') {
+            const char *v = line + nl + 1;
+            while (*v == ' ')
+                v++;
+            const char *end = strstr(v, "\r\n");
+            size_t n = end ? (size_t)(end - v) : strlen(v);
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(value, v, n);
+            value[n] = '\0';
+            return value;
+        }
+    }
+    return NULL;
+}
+
+/* Reads one response (head and, unless `head_only`, its Content-Length body); false if none
+ * arrives complete. */
+static bool read_response_ex(struct reader *r, struct response *resp, bool head_only)
+{
+    memset(resp, 0, sizeof(*resp));
+    char *end;
+    while (!(end = memmem(r->buf, r->len, "\r\n\r\n", 4))) {
+        if (!reader_fill(r))
+            return false;
+    }
+    size_t head_len = (size_t)(end - r->buf) + 4;
+    if (head_len >= sizeof(resp->head))
+        return false;
+    memcpy(resp->head, r->buf, head_len);
+    resp->head[head_len] = '\0';
+    reader_consume(r, head_len);
+    if (sscanf(resp->head, "HTTP/1.1 %d ", &resp->status) != 1)
+        return false;
+    char cl[32];
+    size_t len = 0;
+    if (!head_only && find_header(resp->head, "Content-Length", cl, sizeof(cl)))
+        len = strtoul(cl, NULL, 10);
+    resp->body = malloc(len + 1);
+    while (r->len < len) {
+        if (!reader_fill(r)) {
+            free(resp->body);
+            resp->body = NULL;
+            return false;
+        }
+    }
+    memcpy(resp->body, r->buf, len);
+    resp->body[len] = '\0';
+    resp->body_len = len;
+    reader_consume(r, len);
+    return true;
+}
+
+static bool read_response(struct reader *r, struct response *resp)
+{
+    return read_response_ex(r, resp, false);
+}
+
+/* True when the server closes the connection (EOF or reset) within the receive timeout. */
+static bool wait_closed(struct reader *r)
+{
+    for (;;) {
+        char tmp[4096];
+        ssize_t n = recv(r->fd, tmp, sizeof(tmp), 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            return true;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return false;
+    }
+}
+
+static bool wait_for(atomic_int *counter, int value)
+{
+    for (int i = 0; i < 500; i++) {
+        if (atomic_load(counter) >= value)
+            return true;
+        usleep(10000);
+    }
+    return false;
+}
+
+static struct reader *reader_new(struct fixture *f)
+{
+    struct reader *r = calloc(1, sizeof(*r));
+    r->fd = client_connect(f->port);
+    return r;
+}
+
+static void reader_free(struct reader *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    free(r);
+}
+
+/* ---- server side (runs on the loop) ----------------------------------------------------- */
+
+static void echo(ef_http_exchange *ex, const struct ef_http_request *req)
+{
+    char *body = malloc(req->body_len + 512);
+    int n = snprintf(body, 512, "%s %s ?%s len=%zu body=", req->method, req->path, req->query,
+                     req->body_len);
+    memcpy(body + n, req->body, req->body_len);
+    const char *t = ef_http_request_header(req, "X-Test");
+    char count[16];
+    snprintf(count, sizeof(count), "%zu", req->n_headers);
+    struct ef_http_header headers[] = {
+        {"X-Header-Count", count},
+        {"X-Test-Echo", t ? t : "(none)"},
+    };
+    ef_http_respond(ex, 200, headers, 2, "text/plain", body, (size_t)n + req->body_len);
+    free(body);
+}
+
+static void on_abort(ef_http_exchange *ex, void *user)
+{
+    struct fixture *f = user;
+    assert_ptr_equal(ex, f->pending);
+    f->pending = NULL;
+    if (f->server_closing)
+        atomic_fetch_add(&f->aborted_by_close, 1);
+    atomic_fetch_add(&f->aborted, 1);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct fixture *f = t->data;
+    if (f->pending) {
+        ef_http_exchange *ex = f->pending;
+        f->pending = NULL;
+        ef_http_respond(ex, 202, NULL, 0, "text/plain", "later", 5);
+    }
+}
+
+static void handler(ef_http_exchange *ex, const struct ef_http_request *req, void *user)
+{
+    struct fixture *f = user;
+    atomic_fetch_add(&f->handled, 1);
+    switch (f->mode) {
+    case MODE_ECHO:
+        echo(ex, req);
+        break;
+    case MODE_ASYNC:
+        f->pending = ex;
+        ef_http_exchange_on_abort(ex, on_abort, f);
+        if (!f->timer_used) {
+            uv_timer_init(&f->loop, &f->timer);
+            f->timer.data = f;
+            f->timer_used = true;
+        }
+        uv_timer_start(&f->timer, on_timer, 50, 0);
+        break;
+    case MODE_PENDING:
+        f->pending = ex;
+        ef_http_exchange_on_abort(ex, on_abort, f);
+        break;
+    case MODE_STATUS: {
+        const char *s = ef_http_request_header(req, "X-Status");
+        /* Headers the server owns, or that would inject a line, must not get through. */
+        const struct ef_http_header h[] = {
+            {"Content-Length", "999"},
+            {"X-Injected", "a\r\nSet-Cookie: x=1"},
+            {"Bad Name", "x"},
+        };
+        ef_http_respond(ex, s ? atoi(s) : 200, h, 3, NULL, "body", 4);
+        break;
+    }
+    }
+}
+
+static void custom_protocol_error(ef_http_exchange *ex, int status, const char *message, void *user)
+{
+    struct fixture *f = user;
+    atomic_fetch_add(&f->protocol_errors, 1);
+    atomic_store(&f->last_error_status, status);
+    char body[256];
+    int n = snprintf(body, sizeof(body), "custom %d: %s", status, message);
+    struct ef_http_header h[] = {{"x-amzn-ErrorType", "RequestTooLargeException"}};
+    ef_http_respond(ex, status, h, 1, "text/plain", body, (size_t)n);
+}
+
+static void on_done(uv_async_t *a)
+{
+    struct fixture *f = a->data;
+    f->server_closing = true;
+    ef_http_server_close(f->server);
+    uv_close((uv_handle_t *)&f->done, NULL);
+    if (f->timer_used)
+        uv_close((uv_handle_t *)&f->timer, NULL);
+}
+
+static void *client_main(void *arg)
+{
+    struct fixture *f = arg;
+    f->client(f);
+    uv_async_send(&f->done);
+    return NULL;
+}
+
+static void fixture_init(struct fixture *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->mode = MODE_ECHO;
+}
+
+/* Serves until the client function has finished, then closes everything and checks that no
+ * handle was left open and that the client's checks passed. */
+static void run(struct fixture *f, void (*client)(struct fixture *f))
+{
+    ef_error err = {0};
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    int r =
+        ef_http_server_listen(&f->loop, "127.0.0.1", 0, &f->config, handler, f, &f->server, &err);
+    if (r < 0)
+        fail_msg("listen: %s", err.msg);
+    f->port = ef_http_server_port(f->server);
+    assert_true(f->port > 0);
+    f->client = client;
+    assert_int_equal(uv_async_init(&f->loop, &f->done, on_done), 0);
+    f->done.data = f;
+    assert_int_equal(pthread_create(&f->thread, NULL, client_main, f), 0);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    pthread_join(f->thread, NULL);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    if (f->failure[0])
+        fail_msg("%s", f->failure);
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+static void client_simple_get(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "GET /hello/world?x=1&y=2 HTTP/1.1\r\nHost: a\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200);
+    CHECK(f, strncmp(resp.head, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK(f, strcmp(resp.body, "GET /hello/world ?x=1&y=2 len=0 body=") == 0);
+    char v[128];
+    CHECK(f, find_header(resp.head, "Content-Type", v, sizeof(v)) && !strcmp(v, "text/plain"));
+    CHECK(f, find_header(resp.head, "Connection", v, sizeof(v)) && !strcmp(v, "keep-alive"));
+    CHECK(f, find_header(resp.head, "Date", v, sizeof(v)) && strstr(v, "GMT"));
+    CHECK(f, find_header(resp.head, "X-Header-Count", v, sizeof(v)) && !strcmp(v, "1"));
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_simple_get(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_simple_get);
+    assert_int_equal(atomic_load(&f.handled), 1);
+}
+
+static void client_post_body(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "POST /invoke HTTP/1.1\r\nContent-Length: 11\r\n"
+                             "Content-Type: application/json\r\n\r\nhello world"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200);
+    CHECK(f, strcmp(resp.body, "POST /invoke ? len=11 body=hello world") == 0);
+    free(resp.body);
+
+    /* A chunked body of the same text arrives joined. */
+    CHECK(f, send_str(r->fd, "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, strcmp(resp.body, "POST /c ? len=11 body=hello world") == 0);
+    free(resp.body);
+
+    /* A body with a NUL byte keeps its full length. */
+    CHECK(f, send_all(r->fd, "PUT /n HTTP/1.1\r\nContent-Length: 3\r\n\r\na\0b", 42));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.body_len == strlen("PUT /n ? len=3 body=") + 3);
+    CHECK(f, memcmp(resp.body + resp.body_len - 3, "a\0b", 3) == 0);
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_post_body(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_post_body);
+    assert_int_equal(atomic_load(&f.handled), 3);
+}
+
+static void client_keep_alive(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    struct response resp;
+    for (int i = 0; i < 3; i++) {
+        char req[128];
+        snprintf(req, sizeof(req), "GET /seq/%d HTTP/1.1\r\nHost: a\r\n\r\n", i);
+        CHECK(f, send_str(r->fd, req));
+        CHECK(f, read_response(r, &resp));
+        char want[64];
+        snprintf(want, sizeof(want), "GET /seq/%d ? len=0 body=", i);
+        CHECK(f, strcmp(resp.body, want) == 0);
+        free(resp.body);
+    }
+    reader_free(r);
+}
+
+static void test_keep_alive(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_keep_alive);
+    assert_int_equal(atomic_load(&f.handled), 3);
+}
+
+static void client_pipelined(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "GET /one HTTP/1.1\r\nHost: a\r\n\r\n"
+                             "POST /two HTTP/1.1\r\nContent-Length: 3\r\nX-Test: t2\r\n\r\nabc"
+                             "GET /three?q HTTP/1.1\r\nHost: a\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, strcmp(resp.body, "GET /one ? len=0 body=") == 0);
+    free(resp.body);
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, strcmp(resp.body, "POST /two ? len=3 body=abc") == 0);
+    char v[64];
+    CHECK(f, find_header(resp.head, "X-Test-Echo", v, sizeof(v)) && !strcmp(v, "t2"));
+    free(resp.body);
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, strcmp(resp.body, "GET /three ?q len=0 body=") == 0);
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_pipelined(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_pipelined);
+    assert_int_equal(atomic_load(&f.handled), 3);
+}
+
+static void client_byte_by_byte(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    const char *req = "POST /split?k=v HTTP/1.1\r\nHost: example\r\n"
+                      "X-Test: a value split over many reads\r\n"
+                      "Content-Length: 10\r\n\r\n0123456789";
+    for (const char *p = req; *p; p++) {
+        CHECK(f, send_all(r->fd, p, 1));
+        usleep(200);
+    }
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, strcmp(resp.body, "POST /split ?k=v len=10 body=0123456789") == 0);
+    char v[64];
+    CHECK(f, find_header(resp.head, "X-Test-Echo", v, sizeof(v)) &&
+                 !strcmp(v, "a value split over many reads"));
+    CHECK(f, find_header(resp.head, "X-Header-Count", v, sizeof(v)) && !strcmp(v, "3"));
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_byte_by_byte(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_byte_by_byte);
+    assert_int_equal(atomic_load(&f.handled), 1);
+}
+
+static void client_header_case(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "GET / HTTP/1.1\r\nx-tEsT:   padded value  \r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    char v[64];
+    CHECK(f, find_header(resp.head, "X-Test-Echo", v, sizeof(v)) && !strcmp(v, "padded value"));
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_header_case_insensitive(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_header_case);
+
+    const struct ef_http_header h[] = {{"Content-Type", "a"}, {"X-Amz-Invocation-Type", "Event"}};
+    const struct ef_http_request req = {.headers = h, .n_headers = 2};
+    assert_string_equal(ef_http_request_header(&req, "content-type"), "a");
+    assert_string_equal(ef_http_request_header(&req, "X-AMZ-INVOCATION-TYPE"), "Event");
+    assert_null(ef_http_request_header(&req, "X-Amz"));
+}
+
+static void test_query_param(void **state)
+{
+    (void)state;
+    const char *q = "Qualifier=%24LATEST&msg=hello%20world+again&bad=%zz%4&empty=&flag"
+                    "&na%6De=encoded-key&dup=1&dup=2";
+    struct {
+        const char *name;
+        const char *want;
+    } cases[] = {
+        {"Qualifier", "$LATEST"},
+        {"msg", "hello world again"},
+        {"bad", "%zz%4"},
+        {"empty", ""},
+        {"flag", ""},
+        {"name", "encoded-key"},
+        {"dup", "1"},
+        {"missing", NULL},
+        {"Qual", NULL},
+        {"qualifier", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *v = ef_http_query_param(q, cases[i].name);
+        if (cases[i].want) {
+            assert_non_null(v);
+            assert_string_equal(v, cases[i].want);
+        } else {
+            assert_null(v);
+        }
+        free(v);
+    }
+    assert_null(ef_http_query_param("", "a"));
+    char *v = ef_http_query_param("a=%41%42", "a");
+    assert_string_equal(v, "AB");
+    free(v);
+}
+
+static void client_413_content_length(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    /* Only the head is sent: the answer must come before the body. */
+    CHECK(f, send_str(r->fd, "POST /big HTTP/1.1\r\nContent-Length: 100\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 413);
+    CHECK(f, strstr(resp.body, "\"message\":\"request body is larger than the limit of 16 bytes"));
+    char v[64];
+    CHECK(f,
+          find_header(resp.head, "Content-Type", v, sizeof(v)) && !strcmp(v, "application/json"));
+    CHECK(f, find_header(resp.head, "Connection", v, sizeof(v)) && !strcmp(v, "close"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+
+    /* A body at the limit is accepted. */
+    r = reader_new(f);
+    CHECK(f, send_str(r->fd, "POST /ok HTTP/1.1\r\nContent-Length: 16\r\n\r\n0123456789abcdef"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200);
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_413_content_length(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.max_body = 16;
+    run(&f, client_413_content_length);
+    assert_int_equal(atomic_load(&f.handled), 1);
+}
+
+static void client_413_chunked(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "POST /big HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "a\r\n0123456789\r\n"));
+    usleep(20000);
+    CHECK(f, send_str(r->fd, "a\r\n0123456789\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 413);
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+}
+
+static void test_413_chunked(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.max_body = 16;
+    run(&f, client_413_chunked);
+    assert_int_equal(atomic_load(&f.handled), 0);
+}
+
+static void client_400_garbage(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "\x01\x02 garbage that is not HTTP\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 400);
+    CHECK(f, strstr(resp.body, "malformed HTTP request"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+
+    /* A bad header after a good request line is also refused. */
+    r = reader_new(f);
+    CHECK(f, send_str(r->fd, "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 400);
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+}
+
+static void test_400_garbage(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_400_garbage);
+    assert_int_equal(atomic_load(&f.handled), 0);
+}
+
+static void client_431(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    char big[3000];
+    memset(big, 'v', sizeof(big));
+    big[sizeof(big) - 1] = '\0';
+    CHECK(f, send_str(r->fd, "GET / HTTP/1.1\r\nX-Big: "));
+    CHECK(f, send_str(r->fd, big));
+    CHECK(f, send_str(r->fd, "\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 431);
+    CHECK(f, strstr(resp.head, "Request Header Fields Too Large"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+}
+
+static void test_431(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.max_header_bytes = 1024;
+    run(&f, client_431);
+    assert_int_equal(atomic_load(&f.handled), 0);
+}
+
+static void client_async(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    /* The second request waits behind the first, which is answered late. */
+    CHECK(f, send_str(r->fd, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    CHECK(f, resp.status == 202);
+    CHECK(f, strstr(resp.head, "202 Accepted"));
+    CHECK(f, strcmp(resp.body, "later") == 0);
+    CHECK(f, ms >= 45);
+    free(resp.body);
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 202);
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_async_response(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_ASYNC;
+    run(&f, client_async);
+    assert_int_equal(atomic_load(&f.handled), 2);
+    assert_int_equal(atomic_load(&f.aborted), 0);
+}
+
+static void client_abort(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\n\r\n"));
+    CHECK(f, wait_for(&f->handled, 1));
+    close(r->fd);
+    r->fd = -1;
+    CHECK(f, wait_for(&f->aborted, 1));
+    reader_free(r);
+}
+
+static void test_abort_on_disconnect(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_PENDING;
+    run(&f, client_abort);
+    assert_int_equal(atomic_load(&f.aborted), 1);
+    assert_int_equal(atomic_load(&f.aborted_by_close), 0);
+}
+
+static void client_pending_at_close(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "GET /next HTTP/1.1\r\n\r\n"));
+    CHECK(f, wait_for(&f->handled, 1));
+    /* The connection stays open: closing the server must abort the exchange. */
+    f->kept_fd = r->fd;
+    r->fd = -1;
+    reader_free(r);
+}
+
+static void test_abort_on_server_close(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_PENDING;
+    run(&f, client_pending_at_close);
+    close(f.kept_fd);
+    assert_int_equal(atomic_load(&f.aborted), 1);
+    assert_int_equal(atomic_load(&f.aborted_by_close), 1);
+}
+
+static void client_connection_close(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "GET /bye HTTP/1.1\r\nConnection: close\r\n\r\n"
+                             "GET /ignored HTTP/1.1\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200);
+    char v[64];
+    CHECK(f, find_header(resp.head, "Connection", v, sizeof(v)) && !strcmp(v, "close"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+
+    /* HTTP/1.0 without keep-alive also closes. */
+    r = reader_new(f);
+    CHECK(f, send_str(r->fd, "GET /old HTTP/1.0\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, find_header(resp.head, "Connection", v, sizeof(v)) && !strcmp(v, "close"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+}
+
+static void test_connection_close(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_connection_close);
+    assert_int_equal(atomic_load(&f.handled), 2);
+}
+
+static void client_protocol_error_hook(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "POST / HTTP/1.1\r\nContent-Length: 999\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 413);
+    CHECK(f, strncmp(resp.body, "custom 413: request body is larger", 34) == 0);
+    char v[64];
+    CHECK(f, find_header(resp.head, "x-amzn-ErrorType", v, sizeof(v)) &&
+                 !strcmp(v, "RequestTooLargeException"));
+    CHECK(f, find_header(resp.head, "Connection", v, sizeof(v)) && !strcmp(v, "close"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+}
+
+static void test_protocol_error_hook(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.max_body = 100;
+    f.config.on_protocol_error = custom_protocol_error;
+    run(&f, client_protocol_error_hook);
+    assert_int_equal(atomic_load(&f.protocol_errors), 1);
+    assert_int_equal(atomic_load(&f.last_error_status), 413);
+}
+
+static void client_idle_timeout(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "GET / HTTP/1.1\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    free(resp.body);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    CHECK(f, wait_closed(r));
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    long ms = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+    CHECK(f, ms >= 60 && ms < 2000);
+    reader_free(r);
+}
+
+static void test_idle_timeout(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.idle_timeout_ms = 100;
+    run(&f, client_idle_timeout);
+}
+
+static void client_max_connections(struct fixture *f)
+{
+    struct reader *a = reader_new(f);
+    CHECK(f, a->fd >= 0);
+    CHECK(f, send_str(a->fd, "GET /a HTTP/1.1\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(a, &resp));
+    free(resp.body);
+    /* The second connection is accepted by the kernel and then closed by the server. */
+    struct reader *b = reader_new(f);
+    CHECK(f, b->fd >= 0);
+    CHECK(f, wait_closed(b));
+    reader_free(b);
+    /* The first one still works. */
+    CHECK(f, send_str(a->fd, "GET /a2 HTTP/1.1\r\n\r\n"));
+    CHECK(f, read_response(a, &resp));
+    CHECK(f, strcmp(resp.body, "GET /a2 ? len=0 body=") == 0);
+    free(resp.body);
+    reader_free(a);
+}
+
+static void test_max_connections(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.max_connections = 1;
+    run(&f, client_max_connections);
+    assert_int_equal(atomic_load(&f.handled), 2);
+}
+
+static void client_status_rules(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    struct response resp;
+    char v[64];
+    /* 204 has neither body nor Content-Length. */
+    CHECK(f, send_str(r->fd, "POST /x HTTP/1.1\r\nX-Status: 204\r\nContent-Length: 0\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 204);
+    CHECK(f, !find_header(resp.head, "Content-Length", v, sizeof(v)));
+    free(resp.body);
+    /* HEAD gets the length of the body it does not get. */
+    CHECK(f, send_str(r->fd, "HEAD /x HTTP/1.1\r\nX-Status: 404\r\n\r\n"));
+    CHECK(f, read_response_ex(r, &resp, true));
+    CHECK(f, resp.status == 404);
+    CHECK(f, find_header(resp.head, "Content-Length", v, sizeof(v)) && !strcmp(v, "4"));
+    free(resp.body);
+    /* No body bytes followed: the next response starts right away. */
+    CHECK(f, send_str(r->fd, "GET /x HTTP/1.1\r\nX-Status: 201\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 201 && strcmp(resp.body, "body") == 0);
+    CHECK(f,
+          find_header(resp.head, "X-Injected", v, sizeof(v)) && !strcmp(v, "a  Set-Cookie: x=1"));
+    CHECK(f, !find_header(resp.head, "Set-Cookie", v, sizeof(v)));
+    CHECK(f, !strstr(resp.head, "Bad Name"));
+    CHECK(f,
+          strstr(resp.head, "Content-Length: 4\r\n") && !strstr(resp.head, "Content-Length: 999"));
+    free(resp.body);
+    reader_free(r);
+
+    /* Expect: 100-continue is answered before the body is sent. */
+    r = reader_new(f);
+    CHECK(f,
+          send_str(r->fd, "POST /e HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 100);
+    free(resp.body);
+    CHECK(f, send_str(r->fd, "hi"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200);
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_status_rules(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_STATUS;
+    run(&f, client_status_rules);
+}
+
+static void client_large_body(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    size_t n = 5 * 1024 * 1024;
+    char *body = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        body[i] = (char)('a' + i % 26);
+    char head[128];
+    snprintf(head, sizeof(head), "POST /big HTTP/1.1\r\nContent-Length: %zu\r\n\r\n", n);
+    bool sent = send_str(r->fd, head) && send_all(r->fd, body, n);
+    struct response resp = {0};
+    bool got = sent && read_response(r, &resp);
+    size_t prefix = strlen("POST /big ? len=5242880 body=");
+    bool same = got && resp.body_len == prefix + n && memcmp(resp.body + prefix, body, n) == 0;
+    free(body);
+    free(resp.body);
+    CHECK(f, sent && got && same);
+    reader_free(r);
+}
+
+static void test_large_body(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_large_body);
+    assert_int_equal(atomic_load(&f.handled), 1);
+}
+
+static void client_upgrade(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    /* Upgrades are not supported: the request is answered and the connection closed, and the
+     * bytes after it are never parsed as HTTP. */
+    CHECK(f, send_str(r->fd, "GET /ws HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                             "GET /not-http HTTP/1.1\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, strcmp(resp.body, "GET /ws ? len=0 body=") == 0);
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+}
+
+static void test_upgrade_closes(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_upgrade);
+    assert_int_equal(atomic_load(&f.handled), 1);
+}
+
+static void test_status_text(void **state)
+{
+    (void)state;
+    assert_string_equal(ef_http_status_text(200), "OK");
+    assert_string_equal(ef_http_status_text(404), "Not Found");
+    assert_string_equal(ef_http_status_text(413), "Payload Too Large");
+    assert_string_equal(ef_http_status_text(429), "Too Many Requests");
+    assert_string_equal(ef_http_status_text(431), "Request Header Fields Too Large");
+    assert_string_equal(ef_http_status_text(502), "Bad Gateway");
+    assert_string_equal(ef_http_status_text(799), "Unknown");
+}
+
+static void test_listen_errors(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    ef_error err = {0};
+    ef_http_server *s = NULL;
+    assert_int_equal(uv_loop_init(&loop), 0);
+    assert_int_equal(ef_http_server_listen(&loop, "not-an-ip", 0, NULL, handler, NULL, &s, &err),
+                     -EINVAL);
+    assert_non_null(strstr(err.msg, "not-an-ip"));
+    assert_null(s);
+
+    /* A port in use is reported with the address. */
+    assert_int_equal(ef_http_server_listen(&loop, "127.0.0.1", 0, NULL, handler, NULL, &s, &err),
+                     0);
+    int port = ef_http_server_port(s);
+    ef_http_server *s2 = NULL;
+    assert_int_equal(
+        ef_http_server_listen(&loop, "127.0.0.1", port, NULL, handler, NULL, &s2, &err),
+        -EADDRINUSE);
+    assert_non_null(strstr(err.msg, "cannot listen on 127.0.0.1:"));
+    assert_null(s2);
+    ef_http_server_close(s);
+
+    /* IPv6 literals are accepted where the host has IPv6. */
+    s = NULL;
+    int r = ef_http_server_listen(&loop, "::1", 0, NULL, handler, NULL, &s, &err);
+    if (r == 0) {
+        assert_true(ef_http_server_port(s) > 0);
+        ef_http_server_close(s);
+    } else {
+        assert_true(r == -EADDRNOTAVAIL || r == -EAFNOSUPPORT);
+    }
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_simple_get),
+        cmocka_unit_test(test_post_body),
+        cmocka_unit_test(test_keep_alive),
+        cmocka_unit_test(test_pipelined),
+        cmocka_unit_test(test_byte_by_byte),
+        cmocka_unit_test(test_header_case_insensitive),
+        cmocka_unit_test(test_query_param),
+        cmocka_unit_test(test_413_content_length),
+        cmocka_unit_test(test_413_chunked),
+        cmocka_unit_test(test_400_garbage),
+        cmocka_unit_test(test_431),
+        cmocka_unit_test(test_async_response),
+        cmocka_unit_test(test_abort_on_disconnect),
+        cmocka_unit_test(test_abort_on_server_close),
+        cmocka_unit_test(test_connection_close),
+        cmocka_unit_test(test_protocol_error_hook),
+        cmocka_unit_test(test_idle_timeout),
+        cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_status_rules),
+        cmocka_unit_test(test_large_body),
+        cmocka_unit_test(test_upgrade_closes),
+        cmocka_unit_test(test_status_text),
+        cmocka_unit_test(test_listen_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
