@@ -1,0 +1,305 @@
+/* easyfaas-funclet: the privileged container manager. Flags, start-up checks, the event loop
+ * and signals; the work itself is in container.c (lifecycle) and rpc_handlers.c (methods). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/options.h"
+#include "funclet/cgroup.h"
+#include "funclet/container.h"
+#include "funclet/funclet.h"
+#include "funclet/rpc_handlers.h"
+#include "funclet/server.h"
+
+static const char usage_line[] = "easyfaas-funclet [OPTIONS]";
+static const char description[] =
+    "Creates and destroys the user containers of an EasyFaaS pod (namespaces, cgroups, root "
+    "file system) on request of the controller, over JSON-RPC on a Unix socket. Runs as root.";
+
+struct flags {
+    char *data_dir;
+    char *socket;
+    char *code_root;
+    char *runtime_dir;
+    int64_t sandbox_uid;
+    int64_t sandbox_gid;
+    int64_t max_containers;
+    char *cgroup_parent;
+    uint64_t tmp_size;
+    char *log_level;
+};
+
+static struct ef_funclet funclet;
+static uv_signal_t sig_chld, sig_term, sig_int;
+
+/* Makes `path` absolute and canonical; it must exist. */
+static int canonical(const char *path, const char *what, char **ret, ef_error *err)
+{
+    char *real = realpath(path, NULL);
+    if (!real)
+        return ef_error_set_errno(err, -errno, "%s %s", what, path);
+    *ret = real;
+    return 0;
+}
+
+/* Creates `path` with `mode` if missing and enforces the mode: these directories hold sockets
+ * that only root may reach. */
+static int private_dir(const char *path, ef_error *err)
+{
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return ef_error_set_errno(err, -errno, "cannot create %s", path);
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return ef_error_set_errno(err, -errno, "cannot stat %s", path);
+    if (!S_ISDIR(st.st_mode))
+        return ef_error_set(err, -ENOTDIR, "%s is not a directory", path);
+    if ((st.st_mode & 07777) != 0700 && chmod(path, 0700) < 0)
+        return ef_error_set_errno(err, -errno, "cannot chmod %s", path);
+    return 0;
+}
+
+static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, ef_error *err)
+{
+    int r = ef_mkdir_p(fl->data_dir, 0755, err);
+    if (r < 0)
+        return r;
+    r = canonical(fl->data_dir, "data dir", &cfg->data_dir, err);
+    if (r < 0)
+        return r;
+    cfg->run_dir = ef_path_join(cfg->data_dir, "run");
+    cfg->containers_dir = cfg->run_dir ? ef_path_join(cfg->run_dir, "containers") : NULL;
+    if (!cfg->containers_dir)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    if ((r = private_dir(cfg->run_dir, err)) < 0 || (r = private_dir(cfg->containers_dir, err)) < 0)
+        return r;
+
+    if (fl->socket) {
+        cfg->socket_path = strdup(fl->socket);
+        if (cfg->socket_path && cfg->socket_path[0] != '/')
+            return ef_error_set(err, -EINVAL, "--socket must be an absolute path");
+    } else {
+        cfg->socket_path = ef_path_join(cfg->run_dir, "funclet.sock");
+    }
+    if (!cfg->socket_path)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    /* The directory of a socket given by --socket is created private when missing; an existing
+     * one is the operator's choice. */
+    cleanup_free char *sock_dir = strdup(cfg->socket_path);
+    if (!sock_dir)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    *strrchr(sock_dir, '/') = '\0';
+    if (sock_dir[0] && (r = ef_mkdir_p(sock_dir, 0700, err)) < 0)
+        return r;
+
+    cleanup_free char *code_default = ef_path_join(cfg->data_dir, "code");
+    cleanup_free char *runtime_default = ef_path_join(cfg->data_dir, "runtime");
+    if (!code_default || !runtime_default)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    const char *code_root = fl->code_root ? fl->code_root : code_default;
+    if (!fl->code_root && (r = ef_mkdir_p(code_root, 0755, err)) < 0)
+        return r;
+    if ((r = canonical(code_root, "code root", &cfg->code_root, err)) < 0)
+        return r;
+    const char *runtime = fl->runtime_dir ? fl->runtime_dir : runtime_default;
+    if ((r = canonical(runtime, "runtime dir", &cfg->runtime_dir, err)) < 0)
+        return r;
+    cleanup_free char *runner = ef_path_join(cfg->runtime_dir, "bin/easyfaas-runner");
+    if (!runner)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    if (access(runner, X_OK) < 0)
+        return ef_error_set_errno(err, -errno,
+                                  "the runtime dir has no runner: %s (install it with "
+                                  "'easyfaas-runner prepare --dest %s')",
+                                  runner, cfg->runtime_dir);
+
+    /* The longest socket path funclet will bind must fit in sockaddr_un. */
+    size_t longest = strlen(cfg->containers_dir) + 1 + EF_CONTAINER_ID_LEN + strlen("/runner.sock");
+    if (longest >= sizeof(((struct sockaddr_un *)0)->sun_path))
+        return ef_error_set(err, -ENAMETOOLONG,
+                            "data dir %s is too long: runner socket paths would exceed %zu bytes",
+                            cfg->data_dir, sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+
+    cfg->sandbox_uid = (uid_t)fl->sandbox_uid;
+    cfg->sandbox_gid = (gid_t)fl->sandbox_gid;
+    cfg->max_containers = (size_t)fl->max_containers;
+    cfg->cgroup_parent = strdup(fl->cgroup_parent);
+    if (!cfg->cgroup_parent)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    if (fl->tmp_size < (1u << 20) || fl->tmp_size > (64ull << 30))
+        return ef_error_set(err, -EINVAL, "--tmp-size must be between 1M and 64G");
+    cfg->tmp_size = fl->tmp_size;
+    return 0;
+}
+
+static void free_config(struct ef_funclet_config *cfg)
+{
+    free(cfg->data_dir);
+    free(cfg->run_dir);
+    free(cfg->containers_dir);
+    free(cfg->socket_path);
+    free(cfg->code_root);
+    free(cfg->runtime_dir);
+    free(cfg->cgroup_parent);
+}
+
+static void on_exited(struct ef_funclet *f, struct ef_container *c, void *user)
+{
+    (void)user;
+    ef_funclet_notify_exited(f, c);
+}
+
+static void on_sigchld(uv_signal_t *handle, int signum)
+{
+    (void)handle;
+    (void)signum;
+    ef_container_reap(&funclet, on_exited, NULL);
+}
+
+static void shutdown_funclet(void)
+{
+    struct ef_funclet *f = &funclet;
+    if (f->shutting_down)
+        return;
+    f->shutting_down = true;
+    ef_container_destroy_all(f);
+    if (f->server) {
+        ef_server_close(f->server);
+        f->server = NULL;
+    }
+    ef_cgroup_manager_close(f->cgroups);
+    f->cgroups = NULL;
+    uv_close((uv_handle_t *)&sig_chld, NULL);
+    uv_close((uv_handle_t *)&sig_term, NULL);
+    uv_close((uv_handle_t *)&sig_int, NULL);
+}
+
+static void on_sigterm(uv_signal_t *handle, int signum)
+{
+    (void)handle;
+    ef_info("received %s: destroying %zu containers and stopping", sigabbrev_np(signum),
+            funclet.n_containers);
+    shutdown_funclet();
+}
+
+/* Makes sure fds 0-2 are open, so that no socket funclet opens later becomes "stderr". */
+static void ensure_stdio(void)
+{
+    for (int fd = 0; fd < 3; fd++) {
+        if (fcntl(fd, F_GETFD) < 0) {
+            int n = open("/dev/null", O_RDWR);
+            if (n >= 0 && n != fd) {
+                dup2(n, fd);
+                close(n);
+            }
+        }
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct flags fl = {
+        .data_dir = "/var/lib/easyfaas",
+        .sandbox_uid = 1001,
+        .sandbox_gid = 1001,
+        .max_containers = 64,
+        .cgroup_parent = "easyfaas",
+        .tmp_size = 512ull << 20,
+        .log_level = "info",
+    };
+    const struct ef_option opts[] = {
+        {"data-dir", EF_OPT_STRING, &fl.data_dir, "DIR",
+         "Data directory (run/, code/ and runtime/ below it)", 0, 0},
+        {"socket", EF_OPT_STRING, &fl.socket, "PATH",
+         "RPC socket, created mode 0600 (default: <data-dir>/run/funclet.sock)", 0, 0},
+        {"code-root", EF_OPT_STRING, &fl.code_root, "DIR",
+         "Directory every code_dir must lie below (default: <data-dir>/code)", 0, 0},
+        {"runtime-dir", EF_OPT_STRING, &fl.runtime_dir, "DIR",
+         "Runtimes, mounted read-only at /var/runtime; must hold bin/easyfaas-runner (default: "
+         "<data-dir>/runtime)",
+         0, 0},
+        {"sandbox-uid", EF_OPT_INT, &fl.sandbox_uid, "N",
+         "Unprivileged uid the user's code runs as", 1, 4294967294LL},
+        {"sandbox-gid", EF_OPT_INT, &fl.sandbox_gid, "N",
+         "Unprivileged gid the user's code runs as", 1, 4294967294LL},
+        {"max-containers", EF_OPT_INT, &fl.max_containers, "N",
+         "Most containers that may exist at once", 1, 4096},
+        {"cgroup-parent", EF_OPT_STRING, &fl.cgroup_parent, "NAME",
+         "Cgroup below funclet's own one that holds the containers' cgroups", 0, 0},
+        {"tmp-size", EF_OPT_SIZE, &fl.tmp_size, "SIZE",
+         "Size of each container's /tmp (and /dev/shm) tmpfs", 0, 0},
+        {"log-level", EF_OPT_STRING, &fl.log_level, "LEVEL", "debug, info, warn or error", 0, 0},
+        {0},
+    };
+
+    ef_error err;
+    ef_error_clear(&err);
+    int next = 0;
+    int r = ef_options_parse(usage_line, description, opts, argc, argv, 1, &next, &err);
+    if (r == 1)
+        return 0;
+    if (r < 0 || next != argc) {
+        fprintf(stderr, "easyfaas-funclet: %s\n",
+                r < 0 ? err.msg : "unexpected argument (see --help)");
+        return 2;
+    }
+    enum ef_log_level level;
+    if (ef_log_parse_level(fl.log_level, &level) < 0) {
+        fprintf(stderr, "easyfaas-funclet: invalid --log-level '%s'\n", fl.log_level);
+        return 2;
+    }
+    ef_log_init("funclet", level);
+    ensure_stdio();
+    signal(SIGPIPE, SIG_IGN);
+    umask(022);
+
+    if (geteuid() != 0) {
+        ef_error("funclet must run as root: it creates namespaces, cgroups and mounts");
+        return 1;
+    }
+    struct ef_funclet *f = &funclet;
+    f->loop = uv_default_loop();
+    if (setup_config(&fl, &f->cfg, &err) < 0 ||
+        ef_cgroup_manager_open(f->cfg.cgroup_parent, &f->cgroups, &err) < 0) {
+        ef_error("%s", err.msg);
+        free_config(&f->cfg);
+        return 1;
+    }
+    ef_container_remove_orphans(f);
+
+    static const struct ef_rpc_handlers handlers = {.on_request = ef_funclet_on_request};
+    uv_signal_init(f->loop, &sig_chld);
+    uv_signal_init(f->loop, &sig_term);
+    uv_signal_init(f->loop, &sig_int);
+    if (uv_signal_start(&sig_chld, on_sigchld, SIGCHLD) < 0 ||
+        uv_signal_start(&sig_term, on_sigterm, SIGTERM) < 0 ||
+        uv_signal_start(&sig_int, on_sigterm, SIGINT) < 0 ||
+        ef_server_start(f->loop, f->cfg.socket_path, &handlers, f, &f->server, &err) < 0) {
+        ef_error("%s", err.msg[0] ? err.msg : "cannot install signal handlers");
+        shutdown_funclet();
+        uv_run(f->loop, UV_RUN_DEFAULT);
+        uv_loop_close(f->loop);
+        free_config(&f->cfg);
+        return 1;
+    }
+    ef_info("listening on %s (cgroup v%d, code root %s, runtime %s, max %zu containers)",
+            f->cfg.socket_path, ef_cgroup_manager_version(f->cgroups), f->cfg.code_root,
+            f->cfg.runtime_dir, f->cfg.max_containers);
+
+    uv_run(f->loop, UV_RUN_DEFAULT);
+    r = uv_loop_close(f->loop);
+    if (r < 0)
+        ef_warn("event loop closed with handles still open: %s", uv_strerror(r));
+    free_config(&f->cfg);
+    ef_info("stopped");
+    return 0;
+}

@@ -1,0 +1,18 @@
+/* funclet's RPC methods (docs/rpc.md): node.info, container.create, container.destroy,
+ * container.list, and the container.exited notification. */
+#pragma once
+
+#include <cjson/cJSON.h>
+
+#include "common/rpc.h"
+#include "funclet/funclet.h"
+
+struct ef_container;
+
+/* The on_request handler; `user` is the struct ef_funclet. Every request is answered before
+ * this returns. */
+void ef_funclet_on_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
+                           const cJSON *params, void *user);
+
+/* Logs that the runner of `c` ended and sends container.exited to every client. */
+void ef_funclet_notify_exited(struct ef_funclet *f, struct ef_container *c);

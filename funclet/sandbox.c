@@ -1,0 +1,270 @@
+#include "funclet/sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/fsutil.h"
+#include "funclet/netlink.h"
+
+/* The child is a copy of funclet made by clone() without CLONE_VM in a single-threaded process,
+ * so ordinary library calls are safe here; it only ever ends in execve or _exit. */
+
+static int sync_fd = -1;
+
+static void report(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void report(int err, const char *fmt, ...)
+{
+    struct ef_sandbox_report r;
+    memset(&r, 0, sizeof(r));
+    r.err = err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r.msg, sizeof(r.msg), fmt, ap);
+    va_end(ap);
+    ssize_t n = write(sync_fd, &r, sizeof(r));
+    (void)n;
+}
+
+/* Reports the failed step with the current errno and ends the child. */
+#define FAIL(...)                                                                                  \
+    do {                                                                                           \
+        report(errno, __VA_ARGS__);                                                                \
+        _exit(127);                                                                                \
+    } while (0)
+
+static void fail_error(const ef_error *e)
+{
+    report(e->code < 0 ? -e->code : EIO, "%s", e->msg);
+    _exit(127);
+}
+
+static void make_parent(const char *path)
+{
+    char parent[PATH_MAX];
+    snprintf(parent, sizeof(parent), "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (!slash || slash == parent)
+        return;
+    *slash = '\0';
+    ef_error e;
+    if (ef_mkdir_p(parent, 0755, &e) < 0)
+        fail_error(&e);
+}
+
+static void make_dir(const char *path)
+{
+    ef_error e;
+    if (ef_mkdir_p(path, 0755, &e) < 0)
+        fail_error(&e);
+}
+
+static void make_file(const char *path, const char *target, const char *data, mode_t mode)
+{
+    make_parent(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0)
+        FAIL("create %s", target);
+    size_t len = data ? strlen(data) : 0, off = 0;
+    while (off < len) {
+        ssize_t n = write(fd, data + off, len - off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            FAIL("write %s", target);
+        }
+        off += (size_t)n;
+    }
+    if (fchmod(fd, mode) < 0)
+        FAIL("chmod %s", target);
+    close(fd);
+}
+
+/* Binds a source that must lie below `confine`. The check is made on an O_PATH fd and the
+ * mount is made through that same fd, so a symlink swapped into the path after funclet
+ * validated it cannot redirect the mount elsewhere on the host. The fd is opened here, in the
+ * child's mount namespace, because a bind source must belong to the caller's namespace. */
+static void bind_confined(const struct ef_mount_entry *e, const char *path)
+{
+    int fd = open(e->source, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        FAIL("open %s", e->source);
+    char link[64], real[PATH_MAX];
+    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, real, sizeof(real) - 1);
+    if (n < 0)
+        FAIL("readlink %s", link);
+    real[n] = '\0';
+    if (!ef_path_is_below(real, e->confine) || strcmp(real, e->confine) == 0) {
+        errno = EXDEV;
+        FAIL("%s now resolves to %s, outside %s", e->source, real, e->confine);
+    }
+    if (mount(link, path, NULL, MS_BIND, NULL) < 0)
+        FAIL("mount %s on %s", e->source, e->target);
+    close(fd);
+}
+
+static void apply(const char *rootfs, const struct ef_mount_entry *e)
+{
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof(path), "%s%s", rootfs, e->target) >= (int)sizeof(path)) {
+        errno = ENAMETOOLONG;
+        FAIL("mount point for %s", e->target);
+    }
+    switch (e->kind) {
+    case EF_MOUNT_BIND:
+        if (e->source_is_dir)
+            make_dir(path);
+        else
+            make_file(path, e->target, NULL, 0644);
+        if (e->confine)
+            bind_confined(e, path);
+        else if (mount(e->source, path, NULL, MS_BIND, NULL) < 0)
+            FAIL("mount %s on %s", e->source, e->target);
+        /* A bind mount ignores every flag but MS_REC; read-only and the others take a
+         * remount of the new mount point. */
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | e->flags, NULL) < 0)
+            FAIL("remount %s with restricted flags", e->target);
+        break;
+    case EF_MOUNT_TMPFS:
+        make_dir(path);
+        if (mount("tmpfs", path, "tmpfs", e->flags, e->data) < 0)
+            FAIL("mount tmpfs on %s", e->target);
+        break;
+    case EF_MOUNT_PROC:
+        make_dir(path);
+        if (mount("proc", path, "proc", e->flags, NULL) < 0)
+            FAIL("mount proc on %s", e->target);
+        break;
+    case EF_MOUNT_SYMLINK:
+        make_parent(path);
+        if (symlink(e->source, path) < 0)
+            FAIL("symlink %s -> %s", e->target, e->source);
+        break;
+    case EF_MOUNT_FILE:
+        make_file(path, e->target, e->data, e->mode);
+        break;
+    case EF_MOUNT_REMOUNT:
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | e->flags, NULL) < 0)
+            FAIL("remount %s", e->target);
+        break;
+    }
+}
+
+/* Moves `fd` to a number of at least 10 (close-on-exec), so that arranging fds 0-3 later
+ * cannot overwrite it. */
+static int move_high(int fd, const char *what)
+{
+    int n = fcntl(fd, F_DUPFD_CLOEXEC, 10);
+    if (n < 0)
+        FAIL("duplicate the %s", what);
+    close(fd);
+    return n;
+}
+
+static void setup_fds(int runner_fd)
+{
+    int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (null < 0)
+        FAIL("open /dev/null");
+    /* stdin is empty; stdout joins stderr, which is funclet's log, so that the runner's own
+     * lines end up there. dup2 clears close-on-exec on the new numbers. */
+    if (dup2(null, STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
+        FAIL("set up stdin and stdout");
+    if (dup2(runner_fd, EF_RUNNER_RPC_FD) < 0)
+        FAIL("pass the runner socket as fd %d", EF_RUNNER_RPC_FD);
+    close(null);
+    close(runner_fd);
+    /* Whatever else is open (funclet's sockets, the loop's fds) must not reach the runner;
+     * close-on-exec rather than close keeps sync_fd usable until the exec itself. */
+    if (syscall(SYS_close_range, EF_RUNNER_RPC_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        for (int fd = EF_RUNNER_RPC_FD + 1; fd < 65536; fd++)
+            fcntl(fd, F_SETFD, FD_CLOEXEC);
+    }
+}
+
+static void reset_signals(void)
+{
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    /* Handlers are reset by exec, but ignored signals (SIGPIPE) would stay ignored. */
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP)
+            signal(sig, SIG_DFL);
+    }
+}
+
+int ef_sandbox_child(void *arg)
+{
+    const struct ef_sandbox_args *a = arg;
+    sync_fd = move_high(a->sync_fd, "sync socket");
+    int runner_fd = move_high(a->runner_fd, "runner socket");
+
+    /* Wait until the parent has put this process into its cgroups: nothing may run outside
+     * the limits. End-of-file means the parent gave up. */
+    char go;
+    ssize_t n;
+    do {
+        n = read(sync_fd, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(127);
+
+    /* If funclet dies, so does the container. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        FAIL("prctl PR_SET_PDEATHSIG");
+    if (setsid() < 0)
+        FAIL("setsid");
+
+    ef_error e;
+    if (ef_netlink_link_up("lo", &e) < 0)
+        fail_error(&e);
+    if (sethostname(a->hostname, strlen(a->hostname)) < 0)
+        FAIL("sethostname %s", a->hostname);
+
+    /* Mounts made from here on must not propagate back to the host, while the host's
+     * unmounts still reach this namespace. */
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+        FAIL("make / a recursive slave mount");
+    if (mount("tmpfs", a->rootfs, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
+        FAIL("mount the root tmpfs on %s", a->rootfs);
+    for (size_t i = 0; i < a->plan->n; i++)
+        apply(a->rootfs, &a->plan->entries[i]);
+
+    /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
+     * new root, with no path back to the host's tree. */
+    if (chdir(a->rootfs) < 0)
+        FAIL("chdir %s", a->rootfs);
+    if (syscall(SYS_pivot_root, ".", ".") < 0)
+        FAIL("pivot_root to %s", a->rootfs);
+    if (umount2(".", MNT_DETACH) < 0)
+        FAIL("detach the old root");
+    if (chdir("/") < 0)
+        FAIL("chdir /");
+
+    setup_fds(runner_fd);
+    reset_signals();
+    umask(022);
+
+    char uid[16], gid[16], fd[16];
+    snprintf(uid, sizeof(uid), "%u", (unsigned)a->sandbox_uid);
+    snprintf(gid, sizeof(gid), "%u", (unsigned)a->sandbox_gid);
+    snprintf(fd, sizeof(fd), "%d", EF_RUNNER_RPC_FD);
+    char *const argv[] = {"easyfaas-runner", "init", "--rpc-fd", fd, "--uid", uid,
+                          "--gid",           gid,    NULL};
+    /* funclet's environment is not the container's business. */
+    char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                          NULL};
+    execve(EF_RUNNER_PATH, argv, envp);
+    FAIL("exec %s", EF_RUNNER_PATH);
+}

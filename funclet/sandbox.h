@@ -1,0 +1,37 @@
+/* The child side of container creation: everything between clone() and exec of the runner,
+ * run inside the new namespaces. The child builds the root file system from a mount plan
+ * (mount_plan.h), pivots into it and execs `runner init` as PID 1.
+ *
+ * Protocol on `sync_fd` (a SOCK_SEQPACKET socket, close-on-exec): the child first waits for one
+ * byte from the parent (sent once the child is in its cgroups); then either it sends one
+ * struct ef_sandbox_report naming the step that failed and exits, or its exec succeeds and the
+ * parent reads end-of-file. */
+#pragma once
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "funclet/mount_plan.h"
+
+/* Where the runner is inside the container, and the fd its listening socket gets. */
+#define EF_RUNNER_PATH   "/var/runtime/bin/easyfaas-runner"
+#define EF_RUNNER_RPC_FD 3
+
+struct ef_sandbox_report {
+    int32_t err; /* positive errno */
+    char msg[500];
+};
+
+struct ef_sandbox_args {
+    const struct ef_mount_plan *plan;
+    const char *rootfs;   /* host-side directory the root tmpfs is mounted on */
+    const char *hostname; /* the container id */
+    int sync_fd;
+    int runner_fd; /* the listening runner socket; becomes fd 3 */
+    uid_t sandbox_uid;
+    gid_t sandbox_gid;
+};
+
+/* The clone() entry point; `arg` is a struct ef_sandbox_args. Never returns on success (the
+ * runner is exec'd); returns the exit code of the child otherwise. */
+int ef_sandbox_child(void *arg);

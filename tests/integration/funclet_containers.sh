@@ -1,0 +1,219 @@
+#!/usr/bin/env bash
+# funclet on its own, driven over its RPC socket as the controller would: containers are real
+# kernel objects (namespaces, cgroups, a private root) and nothing of them outlives a destroy, a
+# failed create or funclet's shutdown. Needs root; exits 77 (skipped) without it.
+set -euo pipefail
+
+: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+note() { echo "--- $*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIP: funclet_containers needs root (namespaces, cgroups, mounts)" >&2
+  exit 77
+fi
+for bin in easyfaas-funclet easyfaas-runner ef-rpc-call; do
+  [ -x "$EF_BUILD_DIR/$bin" ] || fail "$EF_BUILD_DIR/$bin is not built"
+done
+
+DATA=$(mktemp -d /tmp/ef-funclet.XXXXXX)
+PARENT="ef-ftest-$$"
+SOCK="$DATA/run/funclet.sock"
+FUNCLET_PID=
+
+cleanup() {
+  local rc=$?
+  if [ -n "$FUNCLET_PID" ]; then
+    kill -TERM "$FUNCLET_PID" 2>/dev/null || true
+    wait "$FUNCLET_PID" 2>/dev/null || true
+  fi
+  if [ $rc -ne 0 ]; then
+    echo "=== funclet.log" >&2
+    tail -n 40 "$DATA/funclet.log" >&2 || true
+  fi
+  # Leave no test cgroup behind even when the test failed half-way.
+  find /sys/fs/cgroup -depth -type d -name "$PARENT" 2>/dev/null | while read -r d; do
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  grep -q " $DATA" /proc/self/mountinfo || rm -rf "$DATA"
+  exit $rc
+}
+trap cleanup EXIT
+
+call() { "$EF_BUILD_DIR/ef-rpc-call" "$SOCK" "$@"; }
+# json FIELD_EXPR: evaluates a Python expression on the JSON object `j` read from stdin.
+json() { /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+# call_error METHOD PARAMS: the error code of a call that must fail.
+call_error() {
+  local out
+  if out=$(call "$@" 2>&1); then
+    fail "$1 $2 succeeded: $out"
+  fi
+  echo "$out" | json 'j["code"]'
+}
+mode() { stat -c %a "$1"; }
+cgroup_of() { # cgroup_of PID CONTROLLER: the process's cgroup path in that hierarchy
+  awk -F: -v c="$2" '$2 == c { print $3 }' "/proc/$1/cgroup"
+}
+
+note "installing the runner and starting funclet"
+"$EF_BUILD_DIR/easyfaas-runner" prepare --dest "$DATA/runtime" >/dev/null
+mkdir -p "$DATA/code/extracted/fn1" "$DATA/code/extracted/fn2"
+echo 'def handler(event, context): return event' >"$DATA/code/extracted/fn1/app.py"
+ln -s /etc "$DATA/code/extracted/escape"
+"$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
+  --max-containers 2 --tmp-size 64M --log-level debug 2>"$DATA/funclet.log" &
+FUNCLET_PID=$!
+for _ in $(seq 100); do
+  [ -S "$SOCK" ] && break
+  kill -0 "$FUNCLET_PID" 2>/dev/null || fail "funclet died at start"
+  sleep 0.05
+done
+[ -S "$SOCK" ] || fail "funclet socket did not appear"
+[ "$(mode "$SOCK")" = 600 ] || fail "funclet.sock has mode $(mode "$SOCK"), want 600"
+[ "$(mode "$DATA/run")" = 700 ] || fail "run/ has mode $(mode "$DATA/run"), want 700"
+
+MEM_OWN=$(cgroup_of "$FUNCLET_PID" memory)
+PIDS_OWN=$(cgroup_of "$FUNCLET_PID" pids)
+MEM_PARENT="/sys/fs/cgroup/memory${MEM_OWN%/}/$PARENT"
+PIDS_PARENT="/sys/fs/cgroup/pids${PIDS_OWN%/}/$PARENT"
+
+info=$(call node.info)
+[ "$(echo "$info" | json 'j["cgroup_version"]')" = 1 ] || fail "node.info: $info"
+[ "$(echo "$info" | json 'j["max_containers"]')" = 2 ] || fail "node.info: $info"
+[ "$(echo "$info" | json 'j["memory_total_mb"] > 0')" = True ] || fail "node.info: $info"
+
+note "creating a container"
+res=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128,\"pids_max\":100}")
+ID=$(echo "$res" | json 'j["id"]')
+PID=$(echo "$res" | json 'j["pid"]')
+RSOCK=$(echo "$res" | json 'j["runner_socket"]')
+[[ "$ID" =~ ^c[0-9a-f]{12}$ ]] || fail "bad container id '$ID'"
+[ "$RSOCK" = "$DATA/run/containers/$ID/runner.sock" ] || fail "runner_socket is $RSOCK"
+[ -S "$RSOCK" ] || fail "runner socket $RSOCK missing"
+[ "$(mode "$RSOCK")" = 600 ] || fail "runner socket has mode $(mode "$RSOCK"), want 600"
+[ "$(mode "$DATA/run/containers/$ID")" = 700 ] || fail "container dir is not 0700"
+kill -0 "$PID" || fail "runner $PID is not running"
+tr '\0' ' ' <"/proc/$PID/cmdline" | grep -q "^easyfaas-runner init --rpc-fd 3 --uid 1001 --gid 1001" ||
+  fail "runner command line: $(tr '\0' ' ' <"/proc/$PID/cmdline")"
+
+note "namespaces"
+for ns in pid mnt net uts ipc; do
+  [ "$(readlink "/proc/$PID/ns/$ns")" != "$(readlink "/proc/self/ns/$ns")" ] ||
+    fail "container shares the host's $ns namespace"
+done
+[ "$(nsenter -t "$PID" -u hostname)" = "$ID" ] || fail "hostname is not the container id"
+nsenter -t "$PID" -n ip -o link show lo | grep -q '<LOOPBACK,UP' || fail "lo is not up"
+[ "$(nsenter -t "$PID" -n ip -o link show | wc -l)" = 1 ] || fail "the netns has more than lo"
+
+note "cgroups"
+[ "$(cgroup_of "$PID" memory)" = "${MEM_OWN%/}/$PARENT/$ID" ] ||
+  fail "runner's memory cgroup is $(cgroup_of "$PID" memory)"
+[ "$(cgroup_of "$PID" pids)" = "${PIDS_OWN%/}/$PARENT/$ID" ] ||
+  fail "runner's pids cgroup is $(cgroup_of "$PID" pids)"
+[ "$(cat "$MEM_PARENT/$ID/memory.limit_in_bytes")" = $((128 * 1024 * 1024)) ] ||
+  fail "memory limit is $(cat "$MEM_PARENT/$ID/memory.limit_in_bytes")"
+[ "$(cat "$PIDS_PARENT/$ID/pids.max")" = 100 ] || fail "pids.max is $(cat "$PIDS_PARENT/$ID/pids.max")"
+
+note "root file system"
+inside() { nsenter -t "$PID" -a /bin/sh -c "$1"; }
+inside 'touch /x' 2>/dev/null && fail "the root is writable"
+inside 'touch /var/task/x' 2>/dev/null && fail "/var/task is writable"
+inside 'touch /usr/x' 2>/dev/null && fail "/usr is writable"
+inside 'touch /tmp/x && rm /tmp/x' || fail "/tmp is not writable"
+inside 'cat /var/task/app.py' | grep -q handler || fail "/var/task does not hold the code"
+inside '[ -x /var/runtime/bin/easyfaas-runner ]' || fail "/var/runtime is not mounted"
+inside 'grep -q "^sbx_user:x:1001:1001:" /etc/passwd' || fail "/etc/passwd lacks sbx_user"
+inside '[ ! -e /etc/shadow ]' || fail "the host's /etc/shadow is visible"
+inside "[ ! -e '$DATA' ] && [ ! -e /run ]" || fail "host directories are visible"
+inside 'echo x >/dev/null && head -c 4 /dev/urandom >/dev/null' || fail "/dev is incomplete"
+inside 'grep " /tmp " /proc/self/mounts' | grep -q 'size=65536k' || fail "/tmp is not 64M"
+inside 'tr "\0" " " </proc/1/cmdline' | grep -q '^easyfaas-runner init' || fail "/proc/1 is not the runner"
+[ "$(inside 'ls /proc | grep -c "^[0-9]"')" -le 5 ] || fail "/proc shows host processes"
+
+note "no fd of funclet reaches the runner"
+fd_targets() { for f in /proc/"$1"/fd/*; do
+  case "${f##*/}" in 0 | 1 | 2) ;; *) readlink "$f" || true ;; esac
+done | grep -E '^(socket|pipe):' | sort -u; }
+shared=$(comm -12 <(fd_targets "$FUNCLET_PID") <(fd_targets "$PID"))
+[ -z "$shared" ] || fail "runner inherited funclet's fds: $shared"
+
+note "container.list"
+list=$(call container.list)
+[ "$(echo "$list" | json "[c['state'] for c in j['containers'] if c['id'] == '$ID']")" = "['running']" ] ||
+  fail "container.list: $list"
+
+note "invalid requests"
+[ "$(call_error container.create '{"code_dir":"/etc","memory_mb":128}')" = -32602 ] || fail "code_dir /etc accepted"
+[ "$(call_error container.create '{"code_dir":"code/extracted/fn1","memory_mb":128}')" = -32602 ] ||
+  fail "relative code_dir accepted"
+[ "$(call_error container.create "{\"code_dir\":\"$DATA/code/extracted/escape\",\"memory_mb\":128}")" = -32602 ] ||
+  fail "symlink escape accepted"
+[ "$(call_error container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":32}")" = -32602 ] ||
+  fail "memory_mb 32 accepted"
+[ "$(call_error container.destroy '{"id":"c000000000000"}')" = -32010 ] || fail "unknown id not -32010"
+[ "$(call_error container.destroy '{"id":"../../etc"}')" = -32602 ] || fail "bad id not -32602"
+[ "$(call_error container.frobnicate '{}')" = -32601 ] || fail "unknown method not -32601"
+
+note "a failing create leaves nothing behind"
+count_cgroups() { find "$MEM_PARENT" "$PIDS_PARENT" -mindepth 1 -type d | wc -l; }
+before=$(count_cgroups)
+mv "$DATA/runtime/bin/easyfaas-runner" "$DATA/runtime/bin/runner.moved"
+if out=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn2\",\"memory_mb\":128}" 2>&1); then
+  fail "create without a runner succeeded: $out"
+fi
+mv "$DATA/runtime/bin/runner.moved" "$DATA/runtime/bin/easyfaas-runner"
+echo "$out" | grep -q '"code":-32013' || fail "failed create: $out"
+echo "$out" | grep -q 'exec /var/runtime/bin/easyfaas-runner: No such file or directory' ||
+  fail "failed create does not name the step: $out"
+[ "$(count_cgroups)" = "$before" ] || fail "failed create left a cgroup"
+[ "$(ls "$DATA/run/containers")" = "$ID" ] || fail "failed create left a directory: $(ls "$DATA/run/containers")"
+
+note "capacity and container.exited"
+res2=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn2\",\"memory_mb\":64}")
+ID2=$(echo "$res2" | json 'j["id"]')
+PID2=$(echo "$res2" | json 'j["pid"]')
+[ "$(call_error container.create "{\"code_dir\":\"$DATA/code/extracted/fn2\",\"memory_mb\":64}")" = -32012 ] ||
+  fail "--max-containers not enforced"
+"$EF_BUILD_DIR/ef-rpc-call" --timeout 5000 --notifications 1 "$SOCK" node.info >"$DATA/notes" &
+LISTENER=$!
+for _ in $(seq 100); do [ -s "$DATA/notes" ] && break; sleep 0.05; done
+kill -KILL "$PID2"
+wait "$LISTENER" || fail "no notification arrived"
+note="$(tail -n 1 "$DATA/notes")"
+[ "$(echo "$note" | json 'j["method"]')" = container.exited ] || fail "notification: $note"
+[ "$(echo "$note" | json 'j["params"]')" = "{'id': '$ID2', 'pid': $PID2, 'status': 'signal: killed'}" ] ||
+  fail "notification: $note"
+[ ! -e "/proc/$PID2" ] || fail "the dead runner $PID2 was not reaped"
+list=$(call container.list)
+[ "$(echo "$list" | json "[c['state'] for c in j['containers'] if c['id'] == '$ID2']")" = "['exited']" ] ||
+  fail "container.list after exit: $list"
+call container.destroy "{\"id\":\"$ID2\"}" >/dev/null
+[ ! -e "$MEM_PARENT/$ID2" ] && [ ! -e "$PIDS_PARENT/$ID2" ] || fail "exited container's cgroups remain"
+
+note "destroy"
+[ "$(call container.destroy "{\"id\":\"$ID\"}")" = "{}" ] || fail "destroy did not answer {}"
+[ ! -e "/proc/$PID" ] || fail "runner $PID still exists after destroy"
+[ ! -e "$MEM_PARENT/$ID" ] || fail "memory cgroup left: $MEM_PARENT/$ID"
+[ ! -e "$PIDS_PARENT/$ID" ] || fail "pids cgroup left: $PIDS_PARENT/$ID"
+[ ! -e "$DATA/run/containers/$ID" ] || fail "container directory left"
+! grep -q "$ID" /proc/self/mountinfo || fail "a mount of $ID is left"
+[ "$(call container.list)" = '{"containers":[]}' ] || fail "list after destroy: $(call container.list)"
+
+note "SIGTERM destroys what is left and removes everything"
+res3=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128}")
+PID3=$(echo "$res3" | json 'j["pid"]')
+kill -TERM "$FUNCLET_PID"
+wait "$FUNCLET_PID" || fail "funclet exited with status $? on SIGTERM"
+FUNCLET_PID=
+[ ! -e "/proc/$PID3" ] || fail "runner $PID3 survived funclet's shutdown"
+[ ! -e "$SOCK" ] || fail "funclet.sock left behind"
+[ -z "$(ls "$DATA/run/containers")" ] || fail "container directories left: $(ls "$DATA/run/containers")"
+leftovers=$(find /sys/fs/cgroup -type d -name "$PARENT" 2>/dev/null || true)
+[ -z "$leftovers" ] || fail "cgroups left behind: $leftovers"
+! grep -q " $DATA" /proc/self/mountinfo || fail "mounts left behind"
+echo "PASS: funclet_containers"

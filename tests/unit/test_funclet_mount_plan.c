@@ -1,0 +1,316 @@
+/* The container's mount plan, built from literal host facts (no root, no mounts), and the probe
+ * of the real host's layout. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "funclet/mount_plan.h"
+
+static const struct ef_sandbox_config cfg = {
+    .code_dir = "/data/code/extracted/abc",
+    .code_root = "/data/code",
+    .runtime_dir = "/data/runtime",
+    .tmp_size = 512ull << 20,
+    .sandbox_uid = 1001,
+    .sandbox_gid = 1002,
+};
+
+/* A merged-/usr host (Debian 12) with every /etc entry and device node. */
+static struct ef_host_facts merged_facts(void)
+{
+    struct ef_host_facts f;
+    memset(&f, 0, sizeof(f));
+    const char *names[] = {"bin", "sbin", "lib", "lib64"};
+    for (size_t i = 0; i < 4; i++) {
+        f.toplevel[i].name = names[i];
+        f.toplevel[i].kind = EF_HOST_SYMLINK;
+        snprintf(f.toplevel[i].link, sizeof(f.toplevel[i].link), "usr/%s", names[i]);
+    }
+    f.n_toplevel = 4;
+    const char *files[] = {"hosts", "resolv.conf", "nsswitch.conf", "localtime", "ld.so.cache"};
+    for (size_t i = 0; i < 5; i++)
+        f.etc[f.n_etc++].name = files[i];
+    f.etc[f.n_etc].name = "ssl";
+    f.etc[f.n_etc++].is_dir = true;
+    const char *devs[] = {"null", "zero", "full", "random", "urandom", "tty"};
+    for (size_t i = 0; i < 6; i++)
+        f.dev[f.n_dev++] = devs[i];
+    return f;
+}
+
+static const struct ef_mount_entry *find(const struct ef_mount_plan *p, const char *target)
+{
+    const struct ef_mount_entry *e = ef_mount_plan_find(p, target);
+    if (!e)
+        fail_msg("no entry for %s", target);
+    return e;
+}
+
+static size_t index_of(const struct ef_mount_plan *p, const struct ef_mount_entry *e)
+{
+    return (size_t)(e - p->entries);
+}
+
+static void test_merged_usr(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts = merged_facts();
+    struct ef_mount_plan plan;
+    ef_error err;
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+
+    const struct ef_mount_entry *usr = find(&plan, "/usr");
+    assert_int_equal(usr->kind, EF_MOUNT_BIND);
+    assert_string_equal(usr->source, "/usr");
+    assert_true(usr->source_is_dir);
+    assert_int_equal(usr->flags, MS_RDONLY | MS_NOSUID | MS_NODEV);
+
+    const struct ef_mount_entry *bin = find(&plan, "/bin");
+    assert_int_equal(bin->kind, EF_MOUNT_SYMLINK);
+    assert_string_equal(bin->source, "usr/bin");
+    assert_string_equal(find(&plan, "/lib64")->source, "usr/lib64");
+    assert_null(ef_mount_plan_find(&plan, "/lib32"));
+    ef_mount_plan_free(&plan);
+    assert_int_equal(plan.n, 0);
+    assert_null(plan.entries);
+}
+
+/* Hosts without merged /usr get read-only binds of the real directories. */
+static void test_split_usr(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts = merged_facts();
+    facts.toplevel[0].kind = EF_HOST_DIR; /* /bin */
+    facts.toplevel[2].kind = EF_HOST_DIR; /* /lib */
+    struct ef_mount_plan plan;
+    ef_error err;
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+    const struct ef_mount_entry *bin = find(&plan, "/bin");
+    assert_int_equal(bin->kind, EF_MOUNT_BIND);
+    assert_string_equal(bin->source, "/bin");
+    assert_true(bin->source_is_dir);
+    assert_int_equal(bin->flags, MS_RDONLY | MS_NOSUID | MS_NODEV);
+    assert_int_equal(find(&plan, "/lib")->kind, EF_MOUNT_BIND);
+    assert_int_equal(find(&plan, "/sbin")->kind, EF_MOUNT_SYMLINK);
+    ef_mount_plan_free(&plan);
+}
+
+static void test_etc(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts = merged_facts();
+    facts.n_etc = 2; /* only hosts and resolv.conf exist */
+    struct ef_mount_plan plan;
+    ef_error err;
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+
+    const struct ef_mount_entry *hosts = find(&plan, "/etc/hosts");
+    assert_int_equal(hosts->kind, EF_MOUNT_BIND);
+    assert_string_equal(hosts->source, "/etc/hosts");
+    assert_false(hosts->source_is_dir);
+    assert_int_equal(hosts->flags, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    assert_non_null(ef_mount_plan_find(&plan, "/etc/resolv.conf"));
+    assert_null(ef_mount_plan_find(&plan, "/etc/ssl"));
+    assert_null(ef_mount_plan_find(&plan, "/etc/ld.so.cache"));
+    /* Nothing else of the host's /etc: no shadow, no passwd with host users. */
+    for (size_t i = 0; i < plan.n; i++) {
+        if (plan.entries[i].kind == EF_MOUNT_BIND && plan.entries[i].source &&
+            strncmp(plan.entries[i].source, "/etc/", 5) == 0)
+            assert_true(strcmp(plan.entries[i].source, "/etc/hosts") == 0 ||
+                        strcmp(plan.entries[i].source, "/etc/resolv.conf") == 0);
+    }
+
+    const struct ef_mount_entry *passwd = find(&plan, "/etc/passwd");
+    assert_int_equal(passwd->kind, EF_MOUNT_FILE);
+    assert_int_equal(passwd->mode, 0644);
+    assert_string_equal(passwd->data, "root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                      "sbx_user:x:1001:1002:sandbox user:/tmp:/usr/sbin/nologin\n");
+    const struct ef_mount_entry *group = find(&plan, "/etc/group");
+    assert_string_equal(group->data, "root:x:0:\nsbx_user:x:1002:\n");
+    ef_mount_plan_free(&plan);
+
+    /* A directory entry is bound as a directory. */
+    facts = merged_facts();
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+    assert_true(find(&plan, "/etc/ssl")->source_is_dir);
+    ef_mount_plan_free(&plan);
+}
+
+static void test_code_and_runtime(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts = merged_facts();
+    struct ef_mount_plan plan;
+    ef_error err;
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+
+    const struct ef_mount_entry *task = find(&plan, "/var/task");
+    assert_int_equal(task->kind, EF_MOUNT_BIND);
+    assert_string_equal(task->source, "/data/code/extracted/abc");
+    assert_string_equal(task->confine, "/data/code");
+    assert_true(task->source_is_dir);
+    assert_int_equal(task->flags, MS_RDONLY | MS_NOSUID | MS_NODEV);
+
+    const struct ef_mount_entry *rt = find(&plan, "/var/runtime");
+    assert_string_equal(rt->source, "/data/runtime");
+    assert_null(rt->confine);
+    assert_int_equal(rt->flags, MS_RDONLY | MS_NOSUID | MS_NODEV);
+    ef_mount_plan_free(&plan);
+}
+
+static void test_tmp_proc_dev(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts = merged_facts();
+    facts.n_dev = 5; /* no /dev/tty on this host */
+    struct ef_mount_plan plan;
+    ef_error err;
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+
+    const struct ef_mount_entry *tmp = find(&plan, "/tmp");
+    assert_int_equal(tmp->kind, EF_MOUNT_TMPFS);
+    assert_string_equal(tmp->data, "mode=1777,size=536870912");
+    assert_int_equal(tmp->flags, MS_NOSUID | MS_NODEV);
+
+    const struct ef_mount_entry *proc = find(&plan, "/proc");
+    assert_int_equal(proc->kind, EF_MOUNT_PROC);
+    assert_int_equal(proc->flags, MS_NOSUID | MS_NODEV | MS_NOEXEC);
+
+    const struct ef_mount_entry *dev = find(&plan, "/dev");
+    assert_int_equal(dev->kind, EF_MOUNT_TMPFS);
+    assert_non_null(strstr(dev->data, "mode=0755"));
+    const struct ef_mount_entry *null = find(&plan, "/dev/null");
+    assert_int_equal(null->kind, EF_MOUNT_BIND);
+    assert_string_equal(null->source, "/dev/null");
+    assert_false(null->source_is_dir);
+    /* Device nodes must stay usable: no MS_NODEV on their own mounts. */
+    assert_int_equal(null->flags & MS_NODEV, 0);
+    assert_true(index_of(&plan, dev) < index_of(&plan, null));
+    assert_null(ef_mount_plan_find(&plan, "/dev/tty"));
+
+    const struct ef_mount_entry *shm = find(&plan, "/dev/shm");
+    assert_int_equal(shm->kind, EF_MOUNT_TMPFS);
+    assert_string_equal(shm->data, "mode=1777,size=536870912");
+    assert_string_equal(find(&plan, "/dev/fd")->source, "/proc/self/fd");
+    assert_string_equal(find(&plan, "/dev/stdin")->source, "/proc/self/fd/0");
+    assert_string_equal(find(&plan, "/dev/stderr")->source, "/proc/self/fd/2");
+    ef_mount_plan_free(&plan);
+}
+
+/* /dev and then the root end read-only, after everything has been put in place. */
+static void test_ends_read_only(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts = merged_facts();
+    struct ef_mount_plan plan;
+    ef_error err;
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+    const struct ef_mount_entry *last = &plan.entries[plan.n - 1];
+    assert_int_equal(last->kind, EF_MOUNT_REMOUNT);
+    assert_string_equal(last->target, "/");
+    assert_int_equal(last->flags & MS_RDONLY, MS_RDONLY);
+    const struct ef_mount_entry *dev_ro = &plan.entries[plan.n - 2];
+    assert_int_equal(dev_ro->kind, EF_MOUNT_REMOUNT);
+    assert_string_equal(dev_ro->target, "/dev");
+    assert_int_equal(dev_ro->flags & MS_RDONLY, MS_RDONLY);
+
+    /* Every target is absolute, no bind exposes a host run/ directory (where the control
+     * sockets live), and no mount is made over an earlier entry, which it would hide: /dev
+     * comes before /dev/null, not after. */
+    for (size_t i = 0; i < plan.n; i++) {
+        const struct ef_mount_entry *e = &plan.entries[i];
+        assert_true(e->target[0] == '/');
+        assert_null(strstr(e->target, ".."));
+        if (e->source && e->kind == EF_MOUNT_BIND)
+            assert_null(strstr(e->source, "/run/"));
+        for (size_t j = i + 1; j < plan.n; j++) {
+            const struct ef_mount_entry *later = &plan.entries[j];
+            if (later->kind == EF_MOUNT_REMOUNT || later->kind == EF_MOUNT_SYMLINK ||
+                later->kind == EF_MOUNT_FILE)
+                continue;
+            size_t len = strlen(later->target);
+            if (strncmp(e->target, later->target, len) == 0 &&
+                (e->target[len] == '/' || e->target[len] == '\0'))
+                fail_msg("%s is mounted over the earlier %s", later->target, e->target);
+        }
+    }
+    ef_mount_plan_free(&plan);
+}
+
+static void test_bad_config(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts = merged_facts();
+    struct ef_mount_plan plan = {0};
+    ef_error err;
+    struct ef_sandbox_config bad = cfg;
+    bad.code_dir = "relative/code";
+    assert_int_equal(ef_mount_plan_build(&bad, &facts, &plan, &err), -EINVAL);
+    assert_int_equal(plan.n, 0);
+    bad = cfg;
+    bad.tmp_size = 0;
+    assert_int_equal(ef_mount_plan_build(&bad, &facts, &plan, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "/tmp size"));
+}
+
+static void test_link_into_usr(void **state)
+{
+    (void)state;
+    assert_true(ef_host_link_into_usr("usr/lib"));
+    assert_true(ef_host_link_into_usr("/usr/lib64"));
+    assert_false(ef_host_link_into_usr("usr/"));
+    assert_false(ef_host_link_into_usr("usr/../etc"));
+    assert_false(ef_host_link_into_usr("/etc"));
+    assert_false(ef_host_link_into_usr("/usrx/lib"));
+    assert_false(ef_host_link_into_usr("/var/lib"));
+}
+
+/* The probe on the real host agrees with what lstat says. */
+static void test_probe_host(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts;
+    ef_error err;
+    assert_int_equal(ef_host_facts_probe(&facts, &err), 0);
+    for (size_t i = 0; i < facts.n_toplevel; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/%s", facts.toplevel[i].name);
+        struct stat st;
+        assert_int_equal(lstat(path, &st), 0);
+        if (facts.toplevel[i].kind == EF_HOST_DIR)
+            assert_true(S_ISDIR(st.st_mode));
+        else
+            assert_true(S_ISLNK(st.st_mode) && ef_host_link_into_usr(facts.toplevel[i].link));
+    }
+    for (size_t i = 0; i < facts.n_etc; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/etc/%s", facts.etc[i].name);
+        struct stat st;
+        assert_int_equal(stat(path, &st), 0);
+        assert_int_equal(S_ISDIR(st.st_mode), facts.etc[i].is_dir);
+    }
+    /* /dev/null exists on every Linux host this runs on. */
+    assert_true(facts.n_dev > 0);
+    assert_string_equal(facts.dev[0], "null");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_merged_usr),   cmocka_unit_test(test_split_usr),
+        cmocka_unit_test(test_etc),          cmocka_unit_test(test_code_and_runtime),
+        cmocka_unit_test(test_tmp_proc_dev), cmocka_unit_test(test_ends_read_only),
+        cmocka_unit_test(test_bad_config),   cmocka_unit_test(test_link_into_usr),
+        cmocka_unit_test(test_probe_host),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
