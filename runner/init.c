@@ -1,0 +1,431 @@
+/* `easyfaas-runner init`: PID 1 of a user container.
+ *
+ * A small init in the manner of bubblewrap's do_init: it reaps every child (orphans included),
+ * forwards SIGTERM to the runtime and exits after a short grace period. Around that it serves
+ * JSON-RPC on the listening socket funclet passes (runtime.start, invoke) and the Lambda
+ * Runtime API to the runtime it starts. Everything runs on one libuv loop. */
+#define _GNU_SOURCE
+#include "runner/runner.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "common/options.h"
+#include "common/rpc.h"
+#include "runner/invocations.h"
+#include "runner/log_capture.h"
+#include "runner/runtime_api.h"
+#include "runner/spawn.h"
+
+/* How long the runtime gets between SIGTERM and SIGKILL when the runner is stopped. */
+#define SHUTDOWN_GRACE_MS 1000
+
+struct runner {
+    uv_loop_t *loop;
+    struct ef_spawn_settings settings;
+    ef_rpc_server *rpc;
+    struct ef_runtime_api api;
+    struct ef_invocations invs;
+    struct ef_log_capture capture;
+    uv_signal_t sig_chld, sig_term, sig_int;
+    uv_timer_t grace;
+
+    bool started;      /* runtime.start succeeded once */
+    pid_t runtime_pid; /* > 0 while the runtime runs */
+    struct ef_runtime_config config;
+    char *default_arn;
+    bool stopping;
+    bool closed;
+};
+
+static void close_everything(struct runner *r);
+
+/* ---- the runtime ------------------------------------------------------------------------ */
+
+static void on_runtime_exit(struct runner *r, int status)
+{
+    char how[64];
+    ef_format_wait_status(status, how, sizeof(how));
+    pid_t pid = r->runtime_pid;
+    r->runtime_pid = 0;
+    if (r->stopping)
+        ef_info("runtime (pid %d) ended: %s", (int)pid, how);
+    else
+        ef_warn("runtime (pid %d) ended: %s; invocations now fail with Runtime.ExitError", (int)pid,
+                how);
+    /* Whatever it started dies with it: nothing may run on in a container whose runtime is
+     * gone (it is in its own session, so its process group is its own). */
+    kill(-pid, SIGKILL);
+    /* Its last words belong to the invocations it leaves unanswered. */
+    ef_log_capture_drain(&r->capture);
+    ef_invocations_fail_exit(&r->invs, how);
+    if (r->stopping)
+        close_everything(r);
+}
+
+static void on_sigchld(uv_signal_t *h, int signum)
+{
+    struct runner *r = h->data;
+    (void)signum;
+    /* As PID 1 we inherit every orphan of the container: reap until nothing is left. */
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid < 0 && errno == EINTR)
+            continue;
+        if (pid <= 0)
+            break;
+        if (pid == r->runtime_pid)
+            on_runtime_exit(r, status);
+        else
+            ef_debug("reaped process %d", (int)pid);
+    }
+}
+
+static void on_grace_over(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+    if (r->runtime_pid <= 0)
+        return;
+    ef_warn("runtime (pid %d) still running %d ms after SIGTERM: killing it", (int)r->runtime_pid,
+            SHUTDOWN_GRACE_MS);
+    kill(-r->runtime_pid, SIGKILL);
+    kill(r->runtime_pid, SIGKILL);
+    /* SIGKILL cannot be refused: wait for it here rather than for one more loop turn. */
+    int status;
+    pid_t pid;
+    do
+        pid = waitpid(r->runtime_pid, &status, 0);
+    while (pid < 0 && errno == EINTR);
+    if (pid == r->runtime_pid)
+        on_runtime_exit(r, status);
+    else
+        close_everything(r);
+}
+
+static void on_stop_signal(uv_signal_t *h, int signum)
+{
+    struct runner *r = h->data;
+    if (r->stopping)
+        return;
+    r->stopping = true;
+    if (r->runtime_pid <= 0) {
+        ef_info("received %s: exiting", strsignal(signum));
+        close_everything(r);
+        return;
+    }
+    ef_info("received %s: stopping the runtime (pid %d)", strsignal(signum), (int)r->runtime_pid);
+    kill(-r->runtime_pid, SIGTERM);
+    kill(r->runtime_pid, SIGTERM);
+    uv_timer_start(&r->grace, on_grace_over, SHUTDOWN_GRACE_MS, 0);
+}
+
+/* ---- RPC methods ------------------------------------------------------------------------ */
+
+static void rpc_runtime_start(struct runner *r, ef_rpc_request *req, const cJSON *params)
+{
+    if (r->started) {
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL,
+                           "the runtime was already started (function %s, pid %d); a container "
+                           "serves one function",
+                           r->config.function_name, (int)r->runtime_pid);
+        return;
+    }
+    ef_error err = {0};
+    struct ef_runtime_config cfg;
+    if (ef_runtime_config_parse(params, &cfg, &err) < 0) {
+        ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL, "runtime.start: %s", err.msg);
+        return;
+    }
+    cleanup_free char *path = NULL;
+    if (ef_runtime_bootstrap_path(cfg.runtime, &r->settings, &path, &err) < 0) {
+        ef_runtime_config_free(&cfg);
+        ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL, "runtime.start: %s", err.msg);
+        return;
+    }
+    if (cfg.environment) {
+        const cJSON *v;
+        cJSON_ArrayForEach(v, cfg.environment)
+        {
+            if (ef_runtime_env_reserved(v->string))
+                ef_warn("function %s: environment variable %s is reserved and was ignored",
+                        cfg.function_name, v->string);
+        }
+    }
+    char **env = NULL;
+    pid_t pid = 0;
+    int out_fd = -1, err_fd = -1;
+    int rc = ef_runtime_build_env(&cfg, &r->settings, &env, &err);
+    if (rc == 0)
+        rc = ef_runtime_spawn(path, env, &r->settings, &pid, &out_fd, &err_fd, &err);
+    ef_strv_free(env);
+    if (rc == 0) {
+        rc = ef_log_capture_start(&r->capture, r->loop, out_fd, err_fd, &err);
+        if (rc < 0) {
+            /* A runtime whose output nobody reads would block; do not leave it running. */
+            kill(-pid, SIGKILL);
+            kill(pid, SIGKILL);
+            while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+        }
+    }
+    if (rc < 0) {
+        ef_error("runtime.start for function %s failed: %s", cfg.function_name, err.msg);
+        ef_runtime_config_free(&cfg);
+        ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, NULL, "%s", err.msg);
+        return;
+    }
+    r->started = true;
+    r->runtime_pid = pid;
+    r->config = cfg;
+    if (asprintf(&r->default_arn, "arn:aws:lambda:us-east-1:000000000000:function:%s",
+                 cfg.function_name) < 0)
+        r->default_arn = NULL;
+    ef_info("runtime %s started for function %s (version %s, handler %s, %ld MB): pid %d",
+            cfg.runtime, cfg.function_name, cfg.function_version, cfg.handler, cfg.memory_mb,
+            (int)pid);
+    cJSON *res = cJSON_CreateObject();
+    if (res)
+        cJSON_AddNumberToObject(res, "pid", pid);
+    ef_rpc_reply(req, res);
+}
+
+static void rpc_invoke(struct runner *r, ef_rpc_request *req, const cJSON *params)
+{
+    if (!r->started) {
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL,
+                           "the runtime is not started: call runtime.start first");
+        return;
+    }
+    ef_error err = {0};
+    struct ef_invocation *inv = NULL;
+    long long deadline = (long long)ef_now_epoch_ms() + r->config.timeout_s * 1000LL;
+    const char *arn = r->default_arn ? r->default_arn : "arn:aws:lambda:us-east-1:000000000000";
+    if (ef_invocation_parse(params, deadline, arn, &inv, &err) < 0) {
+        ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL, "invoke: %s", err.msg);
+        return;
+    }
+    inv->req = req;
+    int rc = ef_invocations_submit(&r->invs, inv);
+    if (rc == 0)
+        return;
+    inv->req = NULL;
+    if (rc == -EEXIST)
+        ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL,
+                           "invoke: request_id %s is already queued or in flight", inv->request_id);
+    else
+        ef_rpc_reply_error(req, EF_RPC_ERR_NO_CAPACITY, NULL,
+                           "invoke: %d invocations are already queued", EF_QUEUE_MAX);
+    ef_invocation_free(inv);
+}
+
+static void on_rpc_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
+                           const cJSON *params, void *user)
+{
+    struct runner *r = user;
+    (void)conn;
+    if (r->stopping) {
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL, "the runner is shutting down");
+        return;
+    }
+    if (strcmp(method, "runtime.start") == 0)
+        rpc_runtime_start(r, req, params);
+    else if (strcmp(method, "invoke") == 0)
+        rpc_invoke(r, req, params);
+    else
+        ef_rpc_reply_error(req, EF_RPC_METHOD_NOT_FOUND, NULL,
+                           "method '%s' not found: the runner serves runtime.start and invoke",
+                           method);
+}
+
+/* ---- setup and teardown ----------------------------------------------------------------- */
+
+static void close_everything(struct runner *r)
+{
+    if (r->closed)
+        return;
+    r->closed = true;
+    ef_invocations_free(&r->invs, "the runner is shutting down");
+    if (r->rpc) {
+        ef_rpc_server_close(r->rpc);
+        r->rpc = NULL;
+    }
+    ef_runtime_api_close(&r->api);
+    ef_log_capture_close(&r->capture);
+    uv_close((uv_handle_t *)&r->sig_chld, NULL);
+    uv_close((uv_handle_t *)&r->sig_term, NULL);
+    uv_close((uv_handle_t *)&r->sig_int, NULL);
+    uv_close((uv_handle_t *)&r->grace, NULL);
+}
+
+/* Checks that `fd` is a listening stream socket and keeps it from the runtime. */
+static int check_rpc_fd(int fd, ef_error *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return ef_error_set_errno(err, -errno, "--rpc-fd %d is not open", fd);
+    if (!S_ISSOCK(st.st_mode))
+        return ef_error_set(err, -ENOTSOCK, "--rpc-fd %d is not a socket", fd);
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
+        return ef_error_set(err, -EINVAL, "--rpc-fd %d is not a listening socket", fd);
+    if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+        return ef_error_set_errno(err, -errno, "cannot set FD_CLOEXEC on --rpc-fd %d", fd);
+    return 0;
+}
+
+static const struct ef_rpc_handlers rpc_handlers = {
+    .on_request = on_rpc_request,
+};
+
+static int start_signal(struct runner *r, uv_signal_t *h, uv_signal_cb cb, int signum,
+                        ef_error *err)
+{
+    uv_signal_init(r->loop, h);
+    h->data = r;
+    int rc = uv_signal_start(h, cb, signum);
+    if (rc < 0)
+        return ef_error_set(err, rc, "cannot handle %s: %s", strsignal(signum), uv_strerror(rc));
+    return 0;
+}
+
+static int run(struct runner *r, int rpc_fd, int api_port, ef_error *err)
+{
+    int rc = check_rpc_fd(rpc_fd, err);
+    if (rc < 0)
+        return rc;
+
+    /* Handlers first: a runtime must never exist without someone to reap it. */
+    uv_timer_init(r->loop, &r->grace);
+    r->grace.data = r;
+    rc = start_signal(r, &r->sig_chld, on_sigchld, SIGCHLD, err);
+    if (rc == 0)
+        rc = start_signal(r, &r->sig_term, on_stop_signal, SIGTERM, err);
+    if (rc == 0)
+        rc = start_signal(r, &r->sig_int, on_stop_signal, SIGINT, err);
+    if (rc == 0)
+        rc = ef_runtime_api_start(&r->api, r->loop, api_port, &r->invs, err);
+    if (rc == 0) {
+        r->settings.api_port = ef_runtime_api_port(&r->api);
+        rc = ef_rpc_server_listen(r->loop, NULL, rpc_fd, 0, &rpc_handlers, r, &r->rpc, err);
+    }
+    if (rc < 0) {
+        close_everything(r);
+        uv_run(r->loop, UV_RUN_DEFAULT);
+        return rc;
+    }
+    ef_info("ready: JSON-RPC on fd %d, Runtime API on 127.0.0.1:%d, runtime as uid %u gid %u",
+            rpc_fd, r->settings.api_port, (unsigned)r->settings.uid, (unsigned)r->settings.gid);
+    uv_run(r->loop, UV_RUN_DEFAULT);
+    return 0;
+}
+
+static const char init_usage[] =
+    "easyfaas-runner init --rpc-fd FD --uid N --gid N [--api-port PORT] [--runtime-dir DIR] "
+    "[--task-dir DIR]";
+static const char init_description[] =
+    "Runs as PID 1 of a user container (funclet sets up its namespaces and root file system, "
+    "then executes this); it also works as an ordinary process. It reaps every process of the "
+    "container and serves JSON-RPC on the listening Unix socket passed as --rpc-fd: "
+    "runtime.start starts the runtime's bootstrap (python3.* -> RUNTIME_DIR/python/bootstrap, "
+    "nodejs* -> RUNTIME_DIR/node/bootstrap, provided.* -> TASK_DIR/bootstrap) as --uid/--gid "
+    "without capabilities, with "
+    "no_new_privs, in TASK_DIR, with Lambda's environment; invoke hands an event to the runtime "
+    "and answers with its result and the last 4 KiB of its output. The runtime talks to the "
+    "Lambda Runtime API served on 127.0.0.1:PORT. SIGTERM or SIGINT stops the runtime (SIGTERM, "
+    "then SIGKILL after 1 s) and exits 0.";
+
+int ef_runner_init(int argc, char **argv, int start)
+{
+    int64_t rpc_fd = -1, uid = -1, gid = -1, api_port = 9001;
+    const char *runtime_dir = "/var/runtime", *task_dir = "/var/task", *log_level = "info";
+    const struct ef_option opts[] = {
+        {"rpc-fd", EF_OPT_INT, &rpc_fd, "FD",
+         "Inherited listening Unix socket for JSON-RPC (required; funclet passes 3).", 0, 1 << 20},
+        {"uid", EF_OPT_INT, &uid, "N", "User id the runtime runs as (required; not 0).", 1,
+         4294967294LL},
+        {"gid", EF_OPT_INT, &gid, "N", "Group id the runtime runs as (required; not 0).", 1,
+         4294967294LL},
+        {"api-port", EF_OPT_INT, &api_port, "PORT",
+         "TCP port of the Runtime API on 127.0.0.1; 0 picks a free one.", 0, 65535},
+        {"runtime-dir", EF_OPT_STRING, &runtime_dir, "DIR",
+         "Where the runtimes are (LAMBDA_RUNTIME_DIR).", 0, 0},
+        {"task-dir", EF_OPT_STRING, &task_dir, "DIR",
+         "The function's code and the runtime's working directory (LAMBDA_TASK_ROOT).", 0, 0},
+        {"log-level", EF_OPT_STRING, &log_level, "LEVEL",
+         "debug, info, warn or error; debug also logs the runtime's output.", 0, 0},
+        {NULL, 0, NULL, NULL, NULL, 0, 0},
+    };
+    ef_error err = {0};
+    int next = argc;
+    int rc = ef_options_parse(init_usage, init_description, opts, argc, argv, start, &next, &err);
+    if (rc == 1)
+        return 0;
+    if (rc < 0) {
+        fprintf(stderr, "easyfaas-runner init: %s\n", err.msg);
+        return 1;
+    }
+    enum ef_log_level level;
+    const char *problem = NULL;
+    if (next < argc)
+        problem = "unexpected arguments after the flags";
+    else if (rpc_fd < 0)
+        problem = "--rpc-fd FD is required";
+    else if (uid < 0 || gid < 0)
+        problem = "--uid N and --gid N are required";
+    else if (runtime_dir[0] != '/' || task_dir[0] != '/')
+        problem = "--runtime-dir and --task-dir must be absolute paths";
+    else if (ef_log_parse_level(log_level, &level) < 0)
+        problem = "--log-level must be debug, info, warn or error";
+    if (problem) {
+        fprintf(stderr, "easyfaas-runner init: %s; see --help\n", problem);
+        return 1;
+    }
+    ef_log_init("runner", level);
+    /* Outside a container (tests, development) we are not PID 1; becoming a subreaper makes the
+     * runtime's orphans ours to reap all the same. */
+    if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+        ef_warn("cannot become a child subreaper: %s", strerror(errno));
+    /* A peer that hangs up must not kill us through SIGPIPE; write errors are handled. */
+    signal(SIGPIPE, SIG_IGN);
+
+    struct runner r = {
+        .settings =
+            {
+                .runtime_dir = runtime_dir,
+                .task_dir = task_dir,
+                .api_port = (int)api_port,
+                .uid = (uid_t)uid,
+                .gid = (gid_t)gid,
+            },
+    };
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    r.loop = &loop;
+    ef_log_capture_init(&r.capture);
+    ef_invocations_init(&r.invs, &r.capture);
+
+    rc = run(&r, (int)rpc_fd, (int)api_port, &err);
+    if (rc < 0)
+        ef_error("%s", err.msg);
+    ef_runtime_config_free(&r.config);
+    free(r.default_arn);
+    int closed = uv_loop_close(&loop);
+    if (closed != 0)
+        ef_warn("event loop closed with handles still open: %s", uv_strerror(closed));
+    return rc < 0 ? 1 : 0;
+}

@@ -1,0 +1,321 @@
+/* Queue and state of the invocations; answers the `invoke` RPC requests. */
+#define _GNU_SOURCE
+#include "runner/invocations.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+
+bool ef_request_id_valid(const char *id, size_t len)
+{
+    if (len == 0 || len > EF_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '-' || c == '_' || c == '.' || c == ':';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+/* An ARN travels in an HTTP header: printable ASCII only. */
+static bool arn_valid(const char *arn)
+{
+    size_t len = strlen(arn);
+    if (len == 0 || len > EF_ARN_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (arn[i] < 0x21 || arn[i] > 0x7e)
+            return false;
+    return true;
+}
+
+int ef_invocation_parse(const cJSON *params, long long default_deadline_ms, const char *default_arn,
+                        struct ef_invocation **ret_inv, ef_error *err)
+{
+    if (!cJSON_IsObject(params))
+        return ef_error_set(err, -EINVAL, "params must be an object");
+
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(params, "request_id");
+    if (!cJSON_IsString(id) || !ef_request_id_valid(id->valuestring, strlen(id->valuestring)))
+        return ef_error_set(err, -EINVAL,
+                            "request_id must be a string of 1 to %d characters from "
+                            "[A-Za-z0-9._:-]",
+                            EF_REQUEST_ID_MAX);
+
+    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(params, "payload");
+    if (!cJSON_IsString(payload))
+        return ef_error_set(err, -EINVAL, "payload must be a string (the event)");
+    size_t payload_len = strlen(payload->valuestring);
+    if (payload_len > EF_PAYLOAD_MAX)
+        return ef_error_set(err, -EINVAL, "payload is %zu bytes, more than the limit of %u",
+                            payload_len, EF_PAYLOAD_MAX);
+
+    long long deadline = default_deadline_ms;
+    const cJSON *dl = cJSON_GetObjectItemCaseSensitive(params, "deadline_ms");
+    if (dl) {
+        /* Epoch milliseconds between 2001 and 2286: anything else is a unit mistake. */
+        if (!cJSON_IsNumber(dl) || dl->valuedouble < 1e12 || dl->valuedouble > 1e13 ||
+            dl->valuedouble != (double)(long long)dl->valuedouble)
+            return ef_error_set(err, -EINVAL,
+                                "deadline_ms must be an integer, milliseconds since the epoch");
+        deadline = (long long)dl->valuedouble;
+    }
+
+    const char *arn = default_arn;
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(params, "invoked_function_arn");
+    if (a) {
+        if (!cJSON_IsString(a) || !arn_valid(a->valuestring))
+            return ef_error_set(err, -EINVAL,
+                                "invoked_function_arn must be 1 to %d printable ASCII characters "
+                                "without spaces",
+                                EF_ARN_MAX);
+        arn = a->valuestring;
+    }
+
+    cleanup_free struct ef_invocation *inv = calloc(1, sizeof(*inv));
+    if (!inv)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    snprintf(inv->request_id, sizeof(inv->request_id), "%s", id->valuestring);
+    inv->payload = malloc(payload_len + 1);
+    inv->arn = strdup(arn);
+    if (!inv->payload || !inv->arn) {
+        free(inv->payload);
+        free(inv->arn);
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    }
+    memcpy(inv->payload, payload->valuestring, payload_len + 1);
+    inv->payload_len = payload_len;
+    inv->deadline_ms = deadline;
+    *ret_inv = steal_pointer(&inv);
+    return 0;
+}
+
+void ef_invocation_free(struct ef_invocation *inv)
+{
+    if (!inv)
+        return;
+    free(inv->payload);
+    free(inv->arn);
+    free(inv);
+}
+
+void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *capture)
+{
+    memset(invs, 0, sizeof(*invs));
+    invs->capture = capture;
+}
+
+static void list_append(struct ef_invocation_list *l, struct ef_invocation *inv)
+{
+    inv->next = NULL;
+    inv->prev = l->tail;
+    if (l->tail)
+        l->tail->next = inv;
+    else
+        l->head = inv;
+    l->tail = inv;
+    l->n++;
+}
+
+static void list_remove(struct ef_invocation_list *l, struct ef_invocation *inv)
+{
+    if (inv->prev)
+        inv->prev->next = inv->next;
+    else
+        l->head = inv->next;
+    if (inv->next)
+        inv->next->prev = inv->prev;
+    else
+        l->tail = inv->prev;
+    inv->prev = inv->next = NULL;
+    l->n--;
+}
+
+static struct ef_invocation *list_find(const struct ef_invocation_list *l, const char *id,
+                                       size_t len)
+{
+    for (struct ef_invocation *i = l->head; i; i = i->next)
+        if (strlen(i->request_id) == len && memcmp(i->request_id, id, len) == 0)
+            return i;
+    return NULL;
+}
+
+static uint64_t current_mark(struct ef_invocations *invs)
+{
+    return invs->capture ? ef_log_capture_mark(invs->capture) : 0;
+}
+
+/* Sends the `invoke` answer and frees the invocation, which is in no list any more. */
+static void answer(struct ef_invocations *invs, struct ef_invocation *inv, const char *error_type,
+                   const char *payload, size_t len, bool with_log)
+{
+    cleanup_free char *log = NULL;
+    if (with_log && invs->capture) {
+        /* Output written right before the runtime posted must not be lost: read it now. */
+        ef_log_capture_drain(invs->capture);
+        log = ef_log_ring_since(&invs->capture->ring, inv->log_mark);
+    }
+    cleanup_free char *clean = NULL;
+    if (!ef_utf8_is_clean(payload, len)) {
+        ef_warn("invocation %s: the payload is not UTF-8 text; invalid bytes were replaced",
+                inv->request_id);
+        clean = ef_utf8_sanitize(payload, len, false);
+        payload = clean ? clean : "";
+    }
+
+    cJSON *res = cJSON_CreateObject();
+    if (res) {
+        cJSON_AddStringToObject(res, "status", error_type ? "error" : "ok");
+        cJSON_AddStringToObject(res, "payload", payload);
+        if (error_type)
+            cJSON_AddStringToObject(res, "error_type", error_type);
+        cJSON_AddStringToObject(res, "log", log ? log : "");
+    }
+    if (res && cJSON_GetArraySize(res) == (error_type ? 4 : 3))
+        ef_rpc_reply(inv->req, res);
+    else {
+        cJSON_Delete(res);
+        ef_rpc_reply_error(inv->req, EF_RPC_INTERNAL_ERROR, NULL,
+                           "out of memory building the answer to invocation %s", inv->request_id);
+    }
+    inv->req = NULL;
+
+    memcpy(invs->recent[invs->recent_next], inv->request_id, sizeof(inv->request_id));
+    invs->recent_next = (invs->recent_next + 1) % EF_RECENT_IDS;
+    ef_invocation_free(inv);
+}
+
+char *ef_exit_error_doc(const char *request_id, const char *how)
+{
+    cleanup_cjson cJSON *doc = cJSON_CreateObject();
+    char msg[EF_REQUEST_ID_MAX + 256];
+    snprintf(msg, sizeof(msg), "RequestId: %s Error: Runtime exited with error: %s", request_id,
+             how);
+    if (!doc || !cJSON_AddStringToObject(doc, "errorType", "Runtime.ExitError") ||
+        !cJSON_AddStringToObject(doc, "errorMessage", msg))
+        return NULL;
+    return cJSON_PrintUnformatted(doc);
+}
+
+/* Answers one invocation with the recorded terminal failure. */
+static void answer_failure(struct ef_invocations *invs, struct ef_invocation *inv, bool with_log)
+{
+    /* The strings are NULL only after an allocation failure while recording the failure. */
+    const char *type = invs->fail_type ? invs->fail_type : "Runtime.Unknown";
+    if (invs->fail_doc) {
+        answer(invs, inv, type, invs->fail_doc, strlen(invs->fail_doc), with_log);
+        return;
+    }
+    cleanup_free char *doc =
+        ef_exit_error_doc(inv->request_id, invs->fail_exit ? invs->fail_exit : "unknown");
+    const char *d = doc ? doc : "{\"errorType\":\"Runtime.ExitError\"}";
+    answer(invs, inv, type, d, strlen(d), with_log);
+}
+
+int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv)
+{
+    if (invs->failed) {
+        answer_failure(invs, inv, false);
+        return 0;
+    }
+    size_t len = strlen(inv->request_id);
+    if (list_find(&invs->queued, inv->request_id, len) ||
+        list_find(&invs->in_flight, inv->request_id, len))
+        return -EEXIST;
+    if (invs->queued.n >= EF_QUEUE_MAX)
+        return -ENOSPC;
+    /* Until it is handed out, its log is what the runtime writes from now on: if the runtime
+     * fails before taking it (an init error), the caller still sees why. */
+    inv->log_mark = current_mark(invs);
+    inv->in_flight = false;
+    list_append(&invs->queued, inv);
+    if (invs->on_queued)
+        invs->on_queued(invs->on_queued_user);
+    return 0;
+}
+
+struct ef_invocation *ef_invocations_next(struct ef_invocations *invs)
+{
+    struct ef_invocation *inv = invs->queued.head;
+    if (!inv)
+        return NULL;
+    list_remove(&invs->queued, inv);
+    inv->in_flight = true;
+    inv->log_mark = current_mark(invs);
+    list_append(&invs->in_flight, inv);
+    return inv;
+}
+
+struct ef_invocation *ef_invocations_find(struct ef_invocations *invs, const char *id, size_t len)
+{
+    return list_find(&invs->in_flight, id, len);
+}
+
+bool ef_invocations_finished_recently(const struct ef_invocations *invs, const char *id, size_t len)
+{
+    if (len > EF_REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < EF_RECENT_IDS; i++)
+        if (invs->recent[i][0] && strlen(invs->recent[i]) == len &&
+            memcmp(invs->recent[i], id, len) == 0)
+            return true;
+    return false;
+}
+
+void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *inv,
+                           const char *error_type, const char *payload, size_t len)
+{
+    list_remove(inv->in_flight ? &invs->in_flight : &invs->queued, inv);
+    answer(invs, inv, error_type, payload, len, true);
+}
+
+/* Fails every queued and in-flight invocation with the recorded failure. */
+static void fail_everything(struct ef_invocations *invs)
+{
+    struct ef_invocation *inv;
+    while ((inv = invs->in_flight.head)) {
+        list_remove(&invs->in_flight, inv);
+        answer_failure(invs, inv, true);
+    }
+    while ((inv = invs->queued.head)) {
+        list_remove(&invs->queued, inv);
+        answer_failure(invs, inv, true);
+    }
+}
+
+void ef_invocations_fail_init(struct ef_invocations *invs, const char *error_type, const char *doc)
+{
+    if (!invs->failed) {
+        invs->fail_type = strdup(error_type);
+        invs->fail_doc = strdup(doc);
+        invs->failed = true;
+    }
+    fail_everything(invs);
+}
+
+void ef_invocations_fail_exit(struct ef_invocations *invs, const char *how)
+{
+    if (!invs->failed) {
+        invs->fail_type = strdup("Runtime.ExitError");
+        invs->fail_exit = strdup(how);
+        invs->failed = true;
+    }
+    fail_everything(invs);
+}
+
+void ef_invocations_free(struct ef_invocations *invs, const char *how)
+{
+    ef_invocations_fail_exit(invs, how);
+    free(invs->fail_type);
+    free(invs->fail_doc);
+    free(invs->fail_exit);
+    invs->fail_type = invs->fail_doc = invs->fail_exit = NULL;
+    invs->failed = false;
+}

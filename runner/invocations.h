@@ -1,0 +1,112 @@
+/* The invocations of one runner: queued (waiting for the runtime's next /next poll), in flight
+ * (handed out, waiting for /response or /error), and the terminal failure that ends them all
+ * (an /init/error post or the runtime's exit).
+ *
+ * Every invocation holds the `invoke` RPC request it answers; it is answered exactly once, by
+ * ef_invocations_finish() or by a failure, and the invocation is freed then. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/error.h"
+#include "common/rpc.h"
+#include "runner/log_capture.h"
+
+#define EF_REQUEST_ID_MAX 128
+#define EF_ARN_MAX        256
+/* Lambda's limit for a synchronous payload, both ways. */
+#define EF_PAYLOAD_MAX (6u * 1024u * 1024u)
+/* Invocations a runner keeps queued at once; the controller's concurrency limits are far lower. */
+#define EF_QUEUE_MAX 1024
+/* How many finished request ids are remembered to tell "already responded" from "unknown". */
+#define EF_RECENT_IDS 64
+
+struct ef_invocation {
+    struct ef_invocation *prev, *next;
+    bool in_flight;
+    char request_id[EF_REQUEST_ID_MAX + 1];
+    char *payload; /* the event, NUL-terminated */
+    size_t payload_len;
+    long long deadline_ms; /* epoch milliseconds */
+    char *arn;
+    ef_rpc_request *req; /* answered when the invocation ends */
+    uint64_t log_mark;   /* capture byte count when handed out */
+};
+
+struct ef_invocation_list {
+    struct ef_invocation *head, *tail;
+    size_t n;
+};
+
+struct ef_invocations {
+    struct ef_invocation_list queued, in_flight;
+    char recent[EF_RECENT_IDS][EF_REQUEST_ID_MAX + 1];
+    size_t recent_next;
+
+    /* Terminal failure: once set, every invocation fails with it. */
+    bool failed;
+    char *fail_type; /* error_type of the failure */
+    char *fail_doc;  /* the error document of an init error; NULL for an exit */
+    char *fail_exit; /* "exit status 1" / "signal: killed" for an exit */
+
+    struct ef_log_capture *capture;
+    /* Runs when an invocation was queued, so that a parked /next poll can take it. */
+    void (*on_queued)(void *user);
+    void *on_queued_user;
+};
+
+/* True when `id` is a usable request id: 1..EF_REQUEST_ID_MAX characters of [A-Za-z0-9._:-]
+ * (it travels in URL paths and HTTP headers). */
+bool ef_request_id_valid(const char *id, size_t len);
+
+/* Parses the params of `invoke` into a new invocation (not yet queued; `req` unset). A missing
+ * deadline_ms means `default_deadline_ms`, a missing invoked_function_arn `default_arn`.
+ * Returns 0, -EINVAL (message names the parameter) or -ENOMEM. */
+int ef_invocation_parse(const cJSON *params, long long default_deadline_ms, const char *default_arn,
+                        struct ef_invocation **ret_inv, ef_error *err);
+
+/* Frees an invocation that holds no request (one that failed validation). */
+void ef_invocation_free(struct ef_invocation *inv);
+
+void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *capture);
+
+/* Takes ownership of `inv` (whose `req` is set). After a terminal failure it is answered at
+ * once with that failure. Returns 0, or -EEXIST (its request id is queued or in flight) or
+ * -ENOSPC (the queue is full); `inv` stays the caller's then. */
+int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv);
+
+/* Hands out the oldest queued invocation: it moves in flight and its log starts here. NULL when
+ * nothing is queued. */
+struct ef_invocation *ef_invocations_next(struct ef_invocations *invs);
+
+/* The in-flight invocation with this id, or NULL. */
+struct ef_invocation *ef_invocations_find(struct ef_invocations *invs, const char *id, size_t len);
+
+/* True when an invocation with this id finished recently. */
+bool ef_invocations_finished_recently(const struct ef_invocations *invs, const char *id,
+                                      size_t len);
+
+/* Answers the invocation's `invoke` with status "ok" (error_type NULL) or "error", the payload
+ * and its log, then frees it. The payload is made valid UTF-8 if it is not. */
+void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *inv,
+                           const char *error_type, const char *payload, size_t len);
+
+/* Records an init error (`doc` is the error document) as the terminal failure, unless one is
+ * already recorded, and fails every queued and in-flight invocation with it. */
+void ef_invocations_fail_init(struct ef_invocations *invs, const char *error_type, const char *doc);
+
+/* Records the runtime's exit (`how` is "exit status N" or "signal: NAME") as the terminal
+ * failure, unless one is already recorded, and fails every invocation with
+ * Runtime.ExitError. */
+void ef_invocations_fail_exit(struct ef_invocations *invs, const char *how);
+
+/* Builds the Runtime.ExitError document for one request (malloc'd; NULL on allocation failure):
+ * {"errorType":"Runtime.ExitError","errorMessage":"RequestId: <id> Error: Runtime exited with
+ * error: <how>"}. */
+char *ef_exit_error_doc(const char *request_id, const char *how);
+
+/* Fails whatever is left (as an exit with `how`) and frees the failure record. */
+void ef_invocations_free(struct ef_invocations *invs, const char *how);

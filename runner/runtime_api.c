@@ -1,0 +1,373 @@
+/* Handlers of the Lambda Runtime API. */
+#define _GNU_SOURCE
+#include "runner/runtime_api.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/log.h"
+
+#define API_PREFIX "/2018-06-01/runtime/"
+/* An error type longer than this is cut: it ends up in a header of the user-facing API. */
+#define ERROR_TYPE_MAX 128
+/* A /next poll may wait for hours in a warm idle container, and a handler may run for 15
+ * minutes between two requests of the runtime's keep-alive connection. */
+#define API_IDLE_TIMEOUT_MS (3600u * 1000u)
+
+struct ef_rapi_waiter {
+    struct ef_rapi_waiter *next, *prev;
+    ef_http_exchange *ex;
+    struct ef_runtime_api *api;
+};
+
+enum ef_rapi_route ef_runtime_api_route(const char *method, const char *path, const char **ret_id,
+                                        size_t *ret_id_len)
+{
+    size_t plen = strlen(API_PREFIX);
+    if (strncmp(path, API_PREFIX, plen) != 0)
+        return EF_RAPI_NOT_FOUND;
+    const char *rest = path + plen;
+    bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+
+    if (strcmp(rest, "invocation/next") == 0)
+        return get ? EF_RAPI_NEXT : EF_RAPI_NOT_FOUND;
+    if (strcmp(rest, "init/error") == 0)
+        return post ? EF_RAPI_INIT_ERROR : EF_RAPI_NOT_FOUND;
+    if (strncmp(rest, "invocation/", 11) != 0 || !post)
+        return EF_RAPI_NOT_FOUND;
+    const char *id = rest + 11;
+    const char *slash = strchr(id, '/');
+    if (!slash || slash == id)
+        return EF_RAPI_NOT_FOUND;
+    enum ef_rapi_route route;
+    if (strcmp(slash, "/response") == 0)
+        route = EF_RAPI_RESPONSE;
+    else if (strcmp(slash, "/error") == 0)
+        route = EF_RAPI_ERROR;
+    else
+        return EF_RAPI_NOT_FOUND;
+    *ret_id = id;
+    *ret_id_len = (size_t)(slash - id);
+    return route;
+}
+
+/* Cuts an error type to ERROR_TYPE_MAX bytes of valid UTF-8. */
+static char *clean_type(const char *type)
+{
+    size_t len = strlen(type);
+    if (len > ERROR_TYPE_MAX)
+        len = ERROR_TYPE_MAX;
+    return ef_utf8_sanitize(type, len, false);
+}
+
+int ef_runtime_error_doc(const char *body, size_t len, const char *header_type, char **ret_doc,
+                         char **ret_type)
+{
+    cleanup_cjson cJSON *parsed = cJSON_ParseWithLength(body, len);
+    bool is_object = cJSON_IsObject(parsed);
+    const char *type = "Unhandled";
+    if (header_type && header_type[0])
+        type = header_type;
+    else if (is_object) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(parsed, "errorType");
+        if (cJSON_IsString(t) && t->valuestring[0])
+            type = t->valuestring;
+    }
+    cleanup_free char *clean = clean_type(type);
+    if (!clean)
+        return -ENOMEM;
+
+    cleanup_free char *doc = NULL;
+    if (is_object) {
+        doc = malloc(len + 1);
+        if (!doc)
+            return -ENOMEM;
+        memcpy(doc, body, len);
+        doc[len] = '\0';
+    } else {
+        cleanup_free char *msg = ef_utf8_sanitize(body, len, false);
+        cleanup_cjson cJSON *o = cJSON_CreateObject();
+        if (!msg || !o || !cJSON_AddStringToObject(o, "errorMessage", msg) ||
+            !cJSON_AddStringToObject(o, "errorType", clean))
+            return -ENOMEM;
+        doc = cJSON_PrintUnformatted(o);
+        if (!doc)
+            return -ENOMEM;
+    }
+    *ret_doc = steal_pointer(&doc);
+    *ret_type = steal_pointer(&clean);
+    return 0;
+}
+
+static void fill_random(void *buf, size_t len)
+{
+    if (getrandom(buf, len, GRND_NONBLOCK) == (ssize_t)len)
+        return;
+    /* No entropy yet (very early boot): trace ids only need to be unlikely to repeat. */
+    static unsigned long long state;
+    if (!state)
+        state = (unsigned long long)time(NULL) ^ ((unsigned long long)getpid() << 20);
+    unsigned char *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+        p[i] = (unsigned char)(state >> 56);
+    }
+}
+
+static void hex(char *out, const unsigned char *in, size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+void ef_make_trace_id(char *buf, size_t len)
+{
+    unsigned char rnd[20];
+    char root[25], parent[17];
+    fill_random(rnd, sizeof(rnd));
+    hex(root, rnd, 12);
+    hex(parent, rnd + 12, 8);
+    snprintf(buf, len, "Root=1-%08lx-%s;Parent=%s;Sampled=0",
+             (unsigned long)time(NULL) & 0xffffffffUL, root, parent);
+}
+
+/* Answers with a JSON body. */
+static void respond_json(ef_http_exchange *ex, int status, const char *body)
+{
+    ef_http_respond(ex, status, NULL, 0, "application/json", body, strlen(body));
+}
+
+/* Answers with Lambda's error shape {"errorMessage","errorType"}. */
+static void respond_error(ef_http_exchange *ex, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void respond_error(ef_http_exchange *ex, int status, const char *type, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    cleanup_cjson cJSON *o = cJSON_CreateObject();
+    cleanup_free char *body = NULL;
+    if (o && cJSON_AddStringToObject(o, "errorMessage", msg) &&
+        cJSON_AddStringToObject(o, "errorType", type))
+        body = cJSON_PrintUnformatted(o);
+    respond_json(ex, status, body ? body : "{}");
+}
+
+/* Sends an invocation to a /next poll. */
+static void hand_out(ef_http_exchange *ex, struct ef_invocation *inv)
+{
+    char deadline[32], trace[96];
+    snprintf(deadline, sizeof(deadline), "%lld", inv->deadline_ms);
+    ef_make_trace_id(trace, sizeof(trace));
+    const struct ef_http_header headers[] = {
+        {"Lambda-Runtime-Aws-Request-Id", inv->request_id},
+        {"Lambda-Runtime-Deadline-Ms", deadline},
+        {"Lambda-Runtime-Invoked-Function-Arn", inv->arn},
+        {"Lambda-Runtime-Trace-Id", trace},
+    };
+    ef_debug("invocation %s handed to the runtime", inv->request_id);
+    ef_http_respond(ex, 200, headers, EF_ARRAY_SIZE(headers), "application/json", inv->payload,
+                    inv->payload_len);
+}
+
+static void waiter_unlink(struct ef_runtime_api *api, struct ef_rapi_waiter *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        api->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    free(w);
+}
+
+static void on_waiter_abort(ef_http_exchange *ex, void *user)
+{
+    struct ef_rapi_waiter *w = user;
+    (void)ex;
+    waiter_unlink(w->api, w);
+}
+
+/* on_queued hook: gives queued invocations to parked polls, oldest first. */
+static void serve_waiters(void *user)
+{
+    struct ef_runtime_api *api = user;
+    while (api->waiters && api->invs->queued.head) {
+        struct ef_rapi_waiter *w = api->waiters;
+        ef_http_exchange *ex = w->ex;
+        waiter_unlink(api, w);
+        hand_out(ex, ef_invocations_next(api->invs));
+    }
+}
+
+static void handle_next(struct ef_runtime_api *api, ef_http_exchange *ex)
+{
+    struct ef_invocation *inv = ef_invocations_next(api->invs);
+    if (inv) {
+        hand_out(ex, inv);
+        return;
+    }
+    struct ef_rapi_waiter *w = calloc(1, sizeof(*w));
+    if (!w) {
+        respond_error(ex, 500, "ServiceException", "out of memory");
+        return;
+    }
+    w->ex = ex;
+    w->api = api;
+    /* Append, so that the oldest poll is served first. */
+    struct ef_rapi_waiter **pp = &api->waiters, *prev = NULL;
+    while (*pp) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    w->prev = prev;
+    *pp = w;
+    ef_http_exchange_on_abort(ex, on_waiter_abort, w);
+}
+
+/* Finds the in-flight invocation or answers the runtime's mistake. */
+static struct ef_invocation *lookup(struct ef_runtime_api *api, ef_http_exchange *ex,
+                                    const char *id, size_t len)
+{
+    struct ef_invocation *inv = ef_invocations_find(api->invs, id, len);
+    if (inv)
+        return inv;
+    int shown = len > EF_REQUEST_ID_MAX ? EF_REQUEST_ID_MAX : (int)len;
+    if (ef_invocations_finished_recently(api->invs, id, len))
+        respond_error(ex, 400, "InvalidStateTransition",
+                      "Invocation %.*s already responded: only one response or error is "
+                      "accepted per invocation",
+                      shown, id);
+    else
+        respond_error(ex, 400, "InvalidRequestID", "Invalid request ID: %.*s is not in flight",
+                      shown, id);
+    return NULL;
+}
+
+static void handle_response(struct ef_runtime_api *api, ef_http_exchange *ex,
+                            const struct ef_http_request *req, const char *id, size_t len)
+{
+    struct ef_invocation *inv = lookup(api, ex, id, len);
+    if (!inv)
+        return;
+    ef_debug("invocation %s: response of %zu bytes", inv->request_id, req->body_len);
+    ef_invocations_finish(api->invs, inv, NULL, req->body, req->body_len);
+    respond_json(ex, 202, "{\"status\":\"OK\"}");
+}
+
+static void handle_error(struct ef_runtime_api *api, ef_http_exchange *ex,
+                         const struct ef_http_request *req, const char *id, size_t len)
+{
+    struct ef_invocation *inv = lookup(api, ex, id, len);
+    if (!inv)
+        return;
+    cleanup_free char *doc = NULL, *type = NULL;
+    const char *header = ef_http_request_header(req, "Lambda-Runtime-Function-Error-Type");
+    if (ef_runtime_error_doc(req->body, req->body_len, header, &doc, &type) < 0) {
+        respond_error(ex, 500, "ServiceException", "out of memory");
+        return;
+    }
+    ef_debug("invocation %s: error %s", inv->request_id, type);
+    ef_invocations_finish(api->invs, inv, type, doc, strlen(doc));
+    respond_json(ex, 202, "{\"status\":\"OK\"}");
+}
+
+static void handle_init_error(struct ef_runtime_api *api, ef_http_exchange *ex,
+                              const struct ef_http_request *req)
+{
+    cleanup_free char *doc = NULL, *type = NULL;
+    const char *header = ef_http_request_header(req, "Lambda-Runtime-Function-Error-Type");
+    if (ef_runtime_error_doc(req->body, req->body_len, header, &doc, &type) < 0) {
+        respond_error(ex, 500, "ServiceException", "out of memory");
+        return;
+    }
+    ef_info("the runtime reported an init error: %s: %.300s", type, doc);
+    ef_invocations_fail_init(api->invs, type, doc);
+    respond_json(ex, 202, "{\"status\":\"OK\"}");
+}
+
+static void on_request(ef_http_exchange *ex, const struct ef_http_request *req, void *user)
+{
+    struct ef_runtime_api *api = user;
+    const char *id = NULL;
+    size_t id_len = 0;
+    switch (ef_runtime_api_route(req->method, req->path, &id, &id_len)) {
+    case EF_RAPI_NEXT:
+        handle_next(api, ex);
+        return;
+    case EF_RAPI_RESPONSE:
+        handle_response(api, ex, req, id, id_len);
+        return;
+    case EF_RAPI_ERROR:
+        handle_error(api, ex, req, id, id_len);
+        return;
+    case EF_RAPI_INIT_ERROR:
+        handle_init_error(api, ex, req);
+        return;
+    case EF_RAPI_NOT_FOUND:
+        break;
+    }
+    respond_error(ex, 404, "NotFound", "no Runtime API route for %s %.200s", req->method,
+                  req->path);
+}
+
+static void on_protocol_error(ef_http_exchange *ex, int status, const char *message, void *user)
+{
+    (void)user;
+    const char *type = "InvalidRequest";
+    if (status == 413)
+        type = "RequestEntityTooLarge";
+    else if (status == 431)
+        type = "RequestHeaderFieldsTooLarge";
+    respond_error(ex, status, type, "%s", message);
+}
+
+int ef_runtime_api_start(struct ef_runtime_api *api, uv_loop_t *loop, int port,
+                         struct ef_invocations *invs, ef_error *err)
+{
+    memset(api, 0, sizeof(*api));
+    api->invs = invs;
+    const struct ef_http_server_config config = {
+        .max_body = EF_PAYLOAD_MAX,
+        .idle_timeout_ms = API_IDLE_TIMEOUT_MS,
+        .max_connections = 64,
+        .on_protocol_error = on_protocol_error,
+    };
+    int r =
+        ef_http_server_listen(loop, "127.0.0.1", port, &config, on_request, api, &api->server, err);
+    if (r < 0)
+        return r;
+    invs->on_queued = serve_waiters;
+    invs->on_queued_user = api;
+    return 0;
+}
+
+int ef_runtime_api_port(const struct ef_runtime_api *api)
+{
+    return ef_http_server_port(api->server);
+}
+
+void ef_runtime_api_close(struct ef_runtime_api *api)
+{
+    if (api->invs) {
+        api->invs->on_queued = NULL;
+        api->invs->on_queued_user = NULL;
+    }
+    if (api->server) {
+        ef_http_server_close(api->server);
+        api->server = NULL;
+    }
+}

@@ -1,0 +1,63 @@
+/* The Lambda Runtime API (2018-06-01) that the runtime's bootstrap talks to, on
+ * 127.0.0.1:<port>:
+ *
+ *   GET  /2018-06-01/runtime/invocation/next          long poll; the event and its headers
+ *   POST /2018-06-01/runtime/invocation/{id}/response the result      → 202
+ *   POST /2018-06-01/runtime/invocation/{id}/error    an error doc    → 202
+ *   POST /2018-06-01/runtime/init/error               failed to start → 202
+ *
+ * Unknown ids get 400 InvalidRequestID, a second answer for one id 400 InvalidStateTransition,
+ * bodies above 6 MiB 413, other paths 404. */
+#pragma once
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "common/error.h"
+#include "common/http.h"
+#include "runner/invocations.h"
+
+enum ef_rapi_route {
+    EF_RAPI_NOT_FOUND = 0,
+    EF_RAPI_NEXT,
+    EF_RAPI_RESPONSE,
+    EF_RAPI_ERROR,
+    EF_RAPI_INIT_ERROR,
+};
+
+/* Routes a request. For RESPONSE and ERROR, *ret_id and *ret_id_len are the {id} segment of
+ * `path` (not copied; not yet checked to be a known id). A known path with the wrong method is
+ * EF_RAPI_NOT_FOUND, as is an empty id. */
+enum ef_rapi_route ef_runtime_api_route(const char *method, const char *path, const char **ret_id,
+                                        size_t *ret_id_len);
+
+/* Normalises an error posted by the runtime. The type is `header_type` (the
+ * Lambda-Runtime-Function-Error-Type header) when given, else the body's "errorType", else
+ * "Unhandled". A body that is a JSON object is the document as is; anything else becomes
+ * {"errorMessage": <body as text>, "errorType": <type>}. Returns 0 with both strings malloc'd,
+ * or -ENOMEM. */
+int ef_runtime_error_doc(const char *body, size_t len, const char *header_type, char **ret_doc,
+                         char **ret_type);
+
+/* Fills `buf` (at least 64 bytes) with a fresh X-Ray style trace id,
+ * "Root=1-<8 hex time>-<24 hex>;Parent=<16 hex>;Sampled=0". */
+void ef_make_trace_id(char *buf, size_t len);
+
+struct ef_rapi_waiter;
+
+struct ef_runtime_api {
+    ef_http_server *server;
+    struct ef_invocations *invs;
+    struct ef_rapi_waiter *waiters; /* parked /next polls, oldest first */
+};
+
+/* Serves the API on 127.0.0.1:`port` (0 picks a free port, see ef_http_server_port) and
+ * registers itself as `invs`' on_queued hook, so that parked polls get new invocations. */
+int ef_runtime_api_start(struct ef_runtime_api *api, uv_loop_t *loop, int port,
+                         struct ef_invocations *invs, ef_error *err);
+
+/* The port actually listened on. */
+int ef_runtime_api_port(const struct ef_runtime_api *api);
+
+/* Stops serving; parked polls are aborted by the server. */
+void ef_runtime_api_close(struct ef_runtime_api *api);

@@ -1,0 +1,385 @@
+#!/bin/bash
+# `easyfaas-runner init` on the host as an ordinary process, driven over JSON-RPC as the
+# controller drives it: the bundled Python runtime runs a real handler as uid 1001 without
+# capabilities, and results, errors, logs, init errors and runtime exits come back per
+# docs/rpc.md. Also checks `easyfaas-runner prepare` and the Runtime API's refusals.
+set -euo pipefail
+
+: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIP: runner_init.sh needs root (it starts the runtime as uid 1001)" >&2
+  exit 77
+fi
+
+RUNNER="$EF_BUILD_DIR/easyfaas-runner"
+RPC="$EF_BUILD_DIR/ef-rpc-call"
+PY=/usr/bin/python3
+[ -x "$RUNNER" ] || { echo "FAIL: $RUNNER is not built" >&2; exit 1; }
+[ -x "$RPC" ] || { echo "FAIL: $RPC is not built" >&2; exit 1; }
+
+TMP=$(mktemp -d /tmp/ef-runner-test.XXXXXX)
+chmod 0755 "$TMP"
+PIDS=()
+
+cleanup() {
+  local rc=$?
+  for pid in "${PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  if [ $rc -ne 0 ]; then
+    for f in "$TMP"/*.log; do
+      [ -f "$f" ] && { echo "=== $f" >&2; tail -n 30 "$f" >&2; }
+    done
+  fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+note() {
+  echo "--- $*" >&2
+}
+
+free_port() {
+  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# expect JSON EXPR WHAT: EXPR is Python over `r` (the parsed JSON) and `p` (r["payload"] parsed
+# as JSON, when it is a JSON string).
+expect() {
+  $PY - "$1" "$2" <<'PYEOF' || fail "$3: expected $2, got: $1"
+import json, sys
+r = json.loads(sys.argv[1])
+p = None
+if isinstance(r, dict) and isinstance(r.get("payload"), str):
+    try:
+        p = json.loads(r["payload"])
+    except ValueError:
+        pass
+sys.exit(0 if eval(sys.argv[2]) else 1)
+PYEOF
+}
+
+# start_runner NAME TASK_DIR: starts `init` with a fresh listening socket as fd 3; sets SOCK,
+# PORT and RUNNER_PID.
+start_runner() {
+  SOCK="$TMP/$1.sock"
+  PORT=$(free_port)
+  $PY - "$SOCK" "$RUNNER" init --rpc-fd 3 --uid 1001 --gid 1001 --api-port "$PORT" \
+    --runtime-dir "$TMP/runtime" --task-dir "$2" 2>"$TMP/$1.log" <<'PYEOF' &
+import os, socket, sys
+path = sys.argv[1]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.bind(path)
+os.chmod(path, 0o600)
+s.listen(16)
+if s.fileno() == 3:
+    os.set_inheritable(3, True)
+else:
+    os.dup2(s.fileno(), 3)
+os.execv(sys.argv[2], sys.argv[2:])
+PYEOF
+  RUNNER_PID=$!
+  PIDS+=("$RUNNER_PID")
+  for _ in $(seq 100); do
+    [ -S "$SOCK" ] && break
+    sleep 0.02
+  done
+  [ -S "$SOCK" ] || fail "the socket of runner $1 did not appear"
+}
+
+# rpc METHOD PARAMS: prints the result; the call must succeed.
+rpc() {
+  "$RPC" --timeout 20000 "$SOCK" "$@" || fail "rpc $1 failed"
+}
+
+# rpc_error METHOD PARAMS: prints the error object; the call must fail.
+rpc_error() {
+  local out
+  if out=$("$RPC" --timeout 20000 "$SOCK" "$@" 2>&1); then
+    fail "rpc $1 succeeded but should have failed: $out"
+  fi
+  echo "$out"
+}
+
+# ---------------------------------------------------------------------------------------------
+note "prepare installs the runner and the runtimes, and can run again"
+"$RUNNER" prepare --dest "$TMP/runtime" >/dev/null || fail "prepare failed"
+"$RUNNER" prepare --dest "$TMP/runtime" >/dev/null || fail "a second prepare failed"
+cmp -s "$RUNNER" "$TMP/runtime/bin/easyfaas-runner" || fail "bin/easyfaas-runner is not a copy"
+[ "$(stat -c %a "$TMP/runtime/bin/easyfaas-runner")" = 755 ] || fail "runner not mode 0755"
+[ "$(stat -c %a "$TMP/runtime/python/bootstrap")" = 755 ] || fail "bootstrap not mode 0755"
+for d in "$TMP/runtime" "$TMP/runtime/bin" "$TMP/runtime/python"; do
+  [ "$(stat -c %a "$d")" = 755 ] || fail "$d is not mode 0755"
+done
+if ls -A "$TMP/runtime/bin" "$TMP/runtime/python" | grep -q '\.tmp'; then
+  fail "prepare left temporary files"
+fi
+if "$RUNNER" prepare --dest "$TMP/x" --runtimes-src "$TMP/missing" 2>"$TMP/prep.err"; then
+  fail "prepare with a missing --runtimes-src succeeded"
+fi
+grep -q "missing" "$TMP/prep.err" || fail "prepare's error does not name the missing dir"
+
+# ---------------------------------------------------------------------------------------------
+TASK="$TMP/task"
+mkdir -p "$TASK"
+cat >"$TASK/app.py" <<'PYEOF'
+import os
+import signal
+import subprocess
+import time
+
+
+def handler(event, context):
+    action = event.get("action")
+    if action == "raise":
+        raise ValueError("bad input: %s" % event.get("x"))
+    if action == "exit":
+        print("about to exit")
+        os._exit(3)
+    if action == "orphan":
+        # A grandchild that outlives its parent: the runner must reap it.
+        out = subprocess.run(["/bin/sh", "-c", "sleep 0.5 >/dev/null 2>&1 & echo $!"],
+                             capture_output=True, check=True)
+        return int(out.stdout)
+    if action == "ignore_term":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        return "ignoring"
+    if action == "set":
+        return {1, 2}
+    if action == "unicode":
+        import decimal
+        print("h\u00e9llo \u20ac")
+        return {"text": "h\u00e9llo \u20ac", "price": decimal.Decimal("1.5")}
+    status = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            status[key] = value.strip()
+    fds = {}
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds[fd] = os.readlink("/proc/self/fd/" + fd)
+        except FileNotFoundError:
+            pass  # the descriptor listdir itself used
+    print("hello from the handler", event.get("name"))
+    names = ["AWS_LAMBDA_RUNTIME_API", "_HANDLER", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR",
+             "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION",
+             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_LOG_GROUP_NAME",
+             "AWS_LAMBDA_LOG_STREAM_NAME", "AWS_REGION", "TZ", "LANG", "PATH", "HOME",
+             "LD_LIBRARY_PATH", "MY_SETTING"]
+    return {
+        "echo": event.get("name"),
+        "uid": os.getuid(), "gid": os.getgid(), "groups": os.getgroups(),
+        "cap_eff": status["CapEff"], "cap_prm": status["CapPrm"], "cap_bnd": status["CapBnd"],
+        "cap_amb": status["CapAmb"], "no_new_privs": status["NoNewPrivs"],
+        "cwd": os.getcwd(), "fds": fds, "sid_is_self": os.getsid(0) == os.getpid(),
+        "env": {n: os.environ.get(n) for n in names},
+        "function_name": context.function_name, "function_version": context.function_version,
+        "memory": context.memory_limit_in_mb, "remaining": context.get_remaining_time_in_millis(),
+        "request_id": context.aws_request_id, "arn": context.invoked_function_arn,
+        "log_group": context.log_group_name, "log_stream": context.log_stream_name,
+        "trace": os.environ.get("_X_AMZN_TRACE_ID"),
+    }
+PYEOF
+chmod -R a+rX "$TASK"
+
+START='{"function_name":"hello","function_version":"$LATEST","handler":"app.handler","runtime":"python3.11","memory_mb":256,"timeout_s":30,"environment":{"MY_SETTING":"42","_HANDLER":"evil.handler","LAMBDA_TASK_ROOT":"/evil","AWS_LAMBDA_RUNTIME_API":"1.2.3.4:1"}}'
+
+note "runner A: invoke before runtime.start, bad params, unknown method"
+start_runner a "$TASK"
+out=$(rpc_error invoke '{"request_id":"early","payload":"{}"}')
+expect "$out" 'r["code"] == -32011' "invoke before runtime.start"
+out=$(rpc_error runtime.start '{"function_name":"hello","handler":"app.handler","runtime":"ruby3.2","memory_mb":128}')
+expect "$out" 'r["code"] == -32602 and "ruby3.2" in r["message"]' "unknown runtime"
+out=$(rpc_error runtime.start '{"function_name":"hello","handler":"app.handler","runtime":"python3.11"}')
+expect "$out" 'r["code"] == -32602 and "memory_mb" in r["message"]' "missing memory_mb"
+out=$(rpc_error container.list '{}')
+expect "$out" 'r["code"] == -32601' "unknown method"
+
+note "runner A: runtime.start, then a second one is refused"
+out=$(rpc runtime.start "$START")
+expect "$out" 'isinstance(r["pid"], int) and r["pid"] > 0' "runtime.start result"
+RUNTIME_PID=$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$out")
+out=$(rpc_error runtime.start "$START")
+expect "$out" 'r["code"] == -32011' "second runtime.start"
+
+note "runner A: a successful invocation"
+DEADLINE=$(( $(date +%s%3N) + 30000 ))
+out=$(rpc invoke "{\"request_id\":\"req-1\",\"payload\":\"{\\\"name\\\":\\\"world\\\"}\",\"deadline_ms\":$DEADLINE,\"invoked_function_arn\":\"arn:aws:lambda:us-east-1:123456789012:function:hello\"}")
+expect "$out" 'r["status"] == "ok" and "error_type" not in r' "status ok"
+expect "$out" 'p["echo"] == "world"' "the event reached the handler"
+expect "$out" 'p["function_name"] == "hello" and p["function_version"] == "$LATEST"' "context name"
+expect "$out" 'p["memory"] == "256"' "context.memory_limit_in_mb"
+expect "$out" '0 < p["remaining"] <= 30000' "context.get_remaining_time_in_millis()"
+expect "$out" 'p["request_id"] == "req-1"' "context.aws_request_id"
+expect "$out" 'p["arn"] == "arn:aws:lambda:us-east-1:123456789012:function:hello"' "context ARN"
+expect "$out" 'p["log_group"] == "/aws/lambda/hello" and "[$LATEST]" in p["log_stream"]' "log names"
+expect "$out" 'p["trace"].startswith("Root=1-")' "trace id"
+expect "$out" 'p["uid"] == 1001 and p["gid"] == 1001 and p["groups"] == []' "runs as 1001:1001"
+expect "$out" 'int(p["cap_eff"], 16) == 0 and int(p["cap_prm"], 16) == 0' "no capabilities"
+expect "$out" 'int(p["cap_bnd"], 16) == 0 and int(p["cap_amb"], 16) == 0' "empty bounding set"
+expect "$out" 'p["no_new_privs"] == "1"' "no_new_privs"
+expect "$out" 'p["sid_is_self"]' "own session"
+expect "$out" "p['cwd'] == '$TASK'" "cwd is the task dir"
+expect "$out" 'p["fds"]["0"] == "/dev/null"' "stdin is /dev/null"
+expect "$out" 'p["fds"]["1"].startswith("pipe:") and p["fds"]["2"].startswith("pipe:")' "stdout/stderr pipes"
+expect "$out" 'len([t for t in p["fds"].values() if t.startswith("socket:")]) == 1' \
+  "only the Runtime API connection is a socket (the RPC socket was not inherited)"
+expect "$out" "p['env']['AWS_LAMBDA_RUNTIME_API'] == '127.0.0.1:$PORT'" "AWS_LAMBDA_RUNTIME_API"
+expect "$out" "p['env']['_HANDLER'] == 'app.handler' and p['env']['LAMBDA_TASK_ROOT'] == '$TASK'" \
+  "reserved variables not overridden"
+expect "$out" "p['env']['LAMBDA_RUNTIME_DIR'] == '$TMP/runtime'" "LAMBDA_RUNTIME_DIR"
+expect "$out" 'p["env"]["MY_SETTING"] == "42"' "the function's own variable"
+expect "$out" 'p["env"]["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "256" and p["env"]["AWS_REGION"] == "us-east-1"' "Lambda variables"
+expect "$out" 'p["env"]["TZ"] == ":UTC" and p["env"]["HOME"] == "/tmp" and p["env"]["LANG"] == "en_US.UTF-8"' "TZ, HOME, LANG"
+expect "$out" "p['env']['PATH'] == '/usr/local/bin:/usr/bin:/bin:$TMP/runtime/bin'" "PATH"
+expect "$out" "p['env']['LD_LIBRARY_PATH'] == '$TASK/lib:$TMP/runtime/lib'" "LD_LIBRARY_PATH"
+expect "$out" '"hello from the handler world" in r["log"]' "print() output in the log"
+
+note "runner A: an exception becomes an error document"
+out=$(rpc invoke '{"request_id":"req-2","payload":"{\"action\":\"raise\",\"x\":7}"}')
+expect "$out" 'r["status"] == "error" and r["error_type"] == "ValueError"' "error status and type"
+expect "$out" 'p["errorType"] == "ValueError" and p["errorMessage"] == "bad input: 7"' "error document"
+expect "$out" 'isinstance(p["stackTrace"], list) and any("app.py" in l for l in p["stackTrace"])' "stack trace"
+expect "$out" 'not any("bootstrap" in l for l in p["stackTrace"])' "no runtime frames in the trace"
+expect "$out" '"[ERROR] ValueError: bad input: 7" in r["log"]' "the error is logged"
+expect "$out" '"hello from the handler" not in r["log"]' "the log holds this invocation only"
+
+note "runner A: a result that is not JSON-serialisable"
+out=$(rpc invoke '{"request_id":"req-3","payload":"{\"action\":\"set\"}"}')
+expect "$out" 'r["status"] == "error" and r["error_type"] == "Runtime.MarshalError"' "marshal error"
+expect "$out" 'p["errorMessage"].startswith("Unable to marshal response:")' "marshal message"
+
+note "runner A: non-ASCII text and Decimal values"
+out=$(rpc invoke '{"request_id":"req-3b","payload":"{\"action\":\"unicode\"}"}')
+expect "$out" 'r["status"] == "ok" and p == {"text": "h\u00e9llo \u20ac", "price": 1.5}' "unicode result"
+expect "$out" 'r["log"] == "h\u00e9llo \u20ac\n"' "unicode output in the log"
+
+note "runner A: the Runtime API refuses bad requests"
+API="http://127.0.0.1:$PORT/2018-06-01/runtime"
+code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X POST --data '{}' "$API/invocation/nope/response")
+[ "$code" = 400 ] && grep -q InvalidRequestID "$TMP/body" || fail "unknown id: $code $(cat "$TMP/body")"
+code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X POST --data '{}' "$API/invocation/req-1/response")
+[ "$code" = 400 ] && grep -q "already responded" "$TMP/body" || fail "second response: $code $(cat "$TMP/body")"
+code=$(curl -s -o "$TMP/body" -w '%{http_code}' "$API/invocation/req-1/response")
+[ "$code" = 404 ] || fail "GET on a POST route: $code"
+code=$(curl -s -o "$TMP/body" -w '%{http_code}' "$API/unknown")
+[ "$code" = 404 ] || fail "unknown path: $code"
+head -c $((6 * 1024 * 1024 + 1)) /dev/zero >"$TMP/big"
+code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X POST --data-binary @"$TMP/big" "$API/invocation/req-1/response" || true)
+[ "$code" = 413 ] || fail "a body above 6 MiB: $code"
+
+note "runner A: orphans are reaped"
+out=$(rpc invoke '{"request_id":"req-4","payload":"{\"action\":\"orphan\"}"}')
+expect "$out" 'r["status"] == "ok" and isinstance(p, int)' "orphan invocation"
+ORPHAN=$($PY -c 'import json,sys; print(json.loads(json.loads(sys.argv[1])["payload"]))' "$out")
+[ "$(ps -o ppid= -p "$ORPHAN" | tr -d ' ')" = "$RUNNER_PID" ] ||
+  fail "the orphan $ORPHAN was not adopted by the runner"
+sleep 1
+[ -d "/proc/$ORPHAN" ] && fail "the orphan $ORPHAN ended but was not reaped"
+zombies=$(ps --ppid "$RUNNER_PID" -o stat= | grep -c Z || true)
+[ "$zombies" = 0 ] || fail "$zombies zombie children of the runner were not reaped"
+
+note "runner A: the runtime exits in the middle of an invocation"
+out=$(rpc invoke '{"request_id":"req-5","payload":"{\"action\":\"exit\"}"}')
+expect "$out" 'r["status"] == "error" and r["error_type"] == "Runtime.ExitError"' "exit status error"
+expect "$out" 'p["errorMessage"] == "RequestId: req-5 Error: Runtime exited with error: exit status 3"' "exit message"
+expect "$out" '"about to exit" in r["log"]' "output before the exit is in the log"
+kill -0 "$RUNTIME_PID" 2>/dev/null && fail "the runtime process is still there"
+out=$(rpc invoke '{"request_id":"req-6","payload":"{}"}')
+expect "$out" 'r["status"] == "error" and p["errorMessage"] == "RequestId: req-6 Error: Runtime exited with error: exit status 3"' "later invocations fail the same way"
+
+note "runner A: SIGTERM stops it with status 0"
+kill -TERM "$RUNNER_PID"
+wait "$RUNNER_PID" || fail "runner A exited with status $? on SIGTERM"
+grep -q "ERROR" "$TMP/a.log" && fail "runner A logged errors"
+
+# ---------------------------------------------------------------------------------------------
+note "runner B: a handler whose module is missing fails with the init error"
+start_runner b "$TASK"
+out=$(rpc_error runtime.start '{"function_name":"custom","handler":"x","runtime":"provided.al2023","memory_mb":128}')
+expect "$out" 'r["code"] == -32013 and "bootstrap" in r["message"] and "No such file" in r["message"]' \
+  "a provided runtime without a bootstrap"
+rpc runtime.start '{"function_name":"broken","handler":"missing_module.handler","runtime":"python3.12","memory_mb":128}' >/dev/null
+out=$(rpc invoke '{"request_id":"b-1","payload":"{}"}')
+expect "$out" 'r["status"] == "error" and r["error_type"] == "Runtime.ImportModuleError"' "import error"
+expect "$out" "p['errorMessage'] == \"Unable to import module 'missing_module': No module named 'missing_module'\"" "import message"
+out=$(rpc invoke '{"request_id":"b-2","payload":"{}"}')
+expect "$out" 'r["status"] == "error" and r["error_type"] == "Runtime.ImportModuleError"' "remembered init error"
+kill -TERM "$RUNNER_PID"
+wait "$RUNNER_PID" || fail "runner B exited with status $? on SIGTERM"
+
+note "runner C: a handler that is missing on its module"
+start_runner c "$TASK"
+rpc runtime.start '{"function_name":"nohandler","handler":"app.nothing","runtime":"python3.11","memory_mb":128}' >/dev/null
+out=$(rpc invoke '{"request_id":"c-1","payload":"{}"}')
+expect "$out" 'r["error_type"] == "Runtime.HandlerNotFound" and p["errorMessage"] == "Handler '"'"'nothing'"'"' missing on module '"'"'app'"'"'"' "handler not found"
+
+note "runner C: SIGTERM after the runtime is gone"
+kill -TERM "$RUNNER_PID"
+wait "$RUNNER_PID" || fail "runner C exited with status $? on SIGTERM"
+
+note "runner D: SIGTERM reaches a live runtime"
+start_runner d "$TASK"
+out=$(rpc runtime.start '{"function_name":"hello","handler":"app.handler","runtime":"python3.11","memory_mb":128}')
+RUNTIME_PID=$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$out")
+out=$(rpc invoke '{"request_id":"d-1","payload":"{\"name\":\"d\"}"}')
+expect "$out" 'r["status"] == "ok"' "runner D invocation"
+kill -TERM "$RUNNER_PID"
+wait "$RUNNER_PID" || fail "runner D exited with status $? on SIGTERM"
+[ -d "/proc/$RUNTIME_PID" ] && fail "the runtime outlived runner D"
+grep -q "ended: signal: terminated" "$TMP/d.log" || fail "runner D did not see the runtime end by SIGTERM"
+
+note "runner E: a runtime that ignores SIGTERM is killed after the grace period"
+start_runner e "$TASK"
+out=$(rpc runtime.start '{"function_name":"hello","handler":"app.handler","runtime":"python3.11","memory_mb":128}')
+RUNTIME_PID=$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$out")
+out=$(rpc invoke '{"request_id":"e-1","payload":"{\"action\":\"ignore_term\"}"}')
+expect "$out" 'r["status"] == "ok" and p == "ignoring"' "runner E invocation"
+t0=$(date +%s%3N)
+kill -TERM "$RUNNER_PID"
+wait "$RUNNER_PID" || fail "runner E exited with status $? on SIGTERM"
+t1=$(date +%s%3N)
+[ $((t1 - t0)) -ge 900 ] || fail "runner E did not wait for the runtime before killing it"
+[ -d "/proc/$RUNTIME_PID" ] && fail "the runtime outlived runner E"
+grep -q "ended: signal: killed" "$TMP/e.log" || fail "runner E did not kill the runtime"
+
+note "runner F: a custom runtime (provided.*) is TASK_DIR/bootstrap"
+CUSTOM="$TMP/custom"
+mkdir -p "$CUSTOM"
+cat >"$CUSTOM/bootstrap" <<'SHEOF'
+#!/bin/sh
+# A minimal custom runtime in shell and curl, as Lambda's tutorial writes one.
+set -eu
+api="http://$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime"
+headers="$HOME/headers.$$"
+while true; do
+  event=$(curl -sS -D "$headers" "$api/invocation/next")
+  id=$(sed -n 's/^[Ll]ambda-[Rr]untime-[Aa]ws-[Rr]equest-[Ii]d: *\([^[:space:]]*\).*/\1/p' "$headers")
+  echo "custom runtime handling $id in $(pwd) as $(id -u)"
+  curl -sS -o /dev/null -X POST -d "{\"handler\":\"$_HANDLER\",\"event\":$event}" \
+    "$api/invocation/$id/response"
+done
+SHEOF
+chmod -R a+rX "$CUSTOM"
+chmod 0755 "$CUSTOM/bootstrap"
+start_runner f "$CUSTOM"
+rpc runtime.start '{"function_name":"custom","handler":"function.handler","runtime":"provided.al2023","memory_mb":128}' >/dev/null
+out=$(rpc invoke '{"request_id":"f-1","payload":"{\"k\":[1,2]}"}')
+expect "$out" 'r["status"] == "ok" and p == {"handler": "function.handler", "event": {"k": [1, 2]}}' "custom runtime result"
+expect "$out" "r['log'] == 'custom runtime handling f-1 in $CUSTOM as 1001\n'" "custom runtime log"
+kill -TERM "$RUNNER_PID"
+wait "$RUNNER_PID" || fail "runner F exited with status $? on SIGTERM"
+
+for f in "$TMP"/[a-f].log; do
+  grep -q "handles still open" "$f" && fail "$f: the runner's event loop leaked handles"
+  # Sanitizer builds (-DEF_SANITIZE=address,undefined) report here.
+  grep -Eq "Sanitizer|runtime error:" "$f" && fail "$f: sanitizer report"
+done
+echo "PASS: runner_init"

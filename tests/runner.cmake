@@ -1,0 +1,11 @@
+# The runner: unit tests of its pure parts (label "unit") and the host-mode integration test of
+# `easyfaas-runner init` with the bundled Python runtime (root; skipped otherwise).
+ef_add_unit_test(test_runner_routes SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_runner_routes.c
+                 LIBS efrunner)
+ef_add_unit_test(test_runner_env SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_runner_env.c
+                 LIBS efrunner)
+ef_add_unit_test(test_runner_exit SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_runner_exit.c
+                 LIBS efrunner)
+ef_add_unit_test(test_runner_log SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_runner_log.c
+                 LIBS efrunner)
+ef_add_integration_test(runner_init SCRIPT integration/runner_init.sh TIMEOUT 120)
