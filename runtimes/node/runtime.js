@@ -1,0 +1,200 @@
+'use strict';
+// EasyFaaS Node.js runtime: the invocation loop on the AWS Lambda Runtime API, with Lambda's
+// Node.js handler contract.
+//
+// A handler ends an invocation in one of three ways, as in Lambda:
+//   * it returns a promise (async function): its value or rejection is the outcome, at once;
+//   * it calls callback(err, result): an error is posted at once, a result once the event loop
+//     is empty (or at once when the handler has set context.callbackWaitsForEmptyEventLoop =
+//     false); the legacy context.succeed/fail/done post at once;
+//   * it does neither: the result is null once the event loop is empty.
+// "The event loop is empty" is Node's 'beforeExit' event: the runtime's own keep-alive socket is
+// unref'd while idle, so only the handler's work (timers, sockets...) keeps the loop alive.
+//
+// An exception or promise rejection nobody catches ends the process, as in Lambda: it is
+// posted as the current invocation's error (or as the init error before the first invocation)
+// and the runtime exits with 129 (exception) or 128 (rejection).
+
+const errors = require('./lib/errors');
+const { patchConsole, setRequestId } = require('./lib/console');
+const { RapidClient, MAX_RESPONSE_BYTES } = require('./lib/rapid_client');
+const { buildContext } = require('./lib/context');
+const { loadHandler } = require('./lib/user_function');
+
+const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
+
+let client;
+// The invocation in flight, or the last one: {id, finished, sent (a promise once posted)}.
+let current = null;
+// Set once the handler is loaded; before that a fatal error is an init error.
+let initialised = false;
+let dying = false;
+
+function postInvokeError(id, err) {
+  console.error('Invoke Error', errors.toFormatted(err));
+  return client.postError(id, errors.toRapidResponse(err));
+}
+
+// Serialises and posts one outcome.
+async function send(id, outcome) {
+  if ('error' in outcome) return postInvokeError(id, outcome.error);
+  let body;
+  try {
+    body = JSON.stringify(outcome.result === undefined ? null : outcome.result);
+  } catch (e) {
+    const err = new errors.MarshalError(`Unable to stringify response body: ${e.message}`);
+    return postInvokeError(id, err);
+  }
+  // JSON.stringify gives undefined for a function or a symbol: Lambda answers null.
+  if (body === undefined) body = 'null';
+  const status = await client.postResponse(id, body);
+  if (status === 413) {
+    return postInvokeError(
+      id,
+      new errors.ResponseSizeTooLarge(
+        `Response payload size (${Buffer.byteLength(body, 'utf8')} bytes) exceeded maximum ` +
+          `allowed payload size (${MAX_RESPONSE_BYTES} bytes).`,
+      ),
+    );
+  }
+  return status;
+}
+
+function isThenable(value) {
+  return (
+    value !== null &&
+    (typeof value === 'object' || typeof value === 'function') &&
+    typeof value.then === 'function'
+  );
+}
+
+// Runs one invocation; resolves once its outcome is posted.
+function invoke(handler, inv) {
+  return new Promise((resolve, reject) => {
+    const state = { id: inv.id, finished: false, sent: null, callbackOutcome: null };
+    current = state;
+    setRequestId(inv.id);
+    const traceId = inv.headers['lambda-runtime-trace-id'];
+    if (traceId) process.env._X_AMZN_TRACE_ID = traceId;
+    else delete process.env._X_AMZN_TRACE_ID;
+
+    const finish = (outcome) => {
+      if (state.finished) return;
+      state.finished = true;
+      process.removeListener('beforeExit', onBeforeExit);
+      state.sent = send(state.id, outcome);
+      state.sent.then(resolve, reject);
+    };
+    const onBeforeExit = () => finish(state.callbackOutcome || { result: undefined });
+    const outcomeOf = (err, result) =>
+      err === undefined || err === null ? { result } : { error: err };
+    // A second completion is ignored with Lambda's warning.
+    const completedTwice = () => {
+      if (!state.finished && !state.callbackOutcome) return false;
+      console.error(
+        'Invocation has already been reported as done. Cannot call complete more than once ' +
+          'per invocation.',
+      );
+      return true;
+    };
+    const explicit = (outcome) => {
+      if (!completedTwice()) finish(outcome);
+    };
+    const context = buildContext(inv.headers, {
+      succeed: (result) => explicit({ result }),
+      fail: (err) => explicit({ error: err }),
+      done: (err, result) => explicit(outcomeOf(err, result)),
+    });
+    const callback = (err, result) => {
+      if (completedTwice()) return;
+      // Errors go out at once; only a result waits for the event loop, as in Lambda.
+      const outcome = outcomeOf(err, result);
+      if ('result' in outcome && context.callbackWaitsForEmptyEventLoop) {
+        state.callbackOutcome = outcome;
+      } else {
+        finish(outcome);
+      }
+    };
+    process.on('beforeExit', onBeforeExit);
+
+    let event;
+    try {
+      event = inv.body === '' ? {} : JSON.parse(inv.body);
+    } catch (e) {
+      finish({ error: new errors.UnmarshalError(`Unable to unmarshal input: ${e.message}`) });
+      return;
+    }
+    try {
+      const ret = handler(event, context, callback);
+      if (isThenable(ret)) {
+        ret.then(
+          (result) => finish({ result }),
+          (err) => finish({ error: err }),
+        );
+      }
+    } catch (e) {
+      finish({ error: e });
+    }
+  });
+}
+
+// An error nobody caught: report it where Lambda does and exit.
+function fatal(err, exitCode) {
+  if (dying) return;
+  dying = true;
+  const doc = errors.toRapidResponse(err);
+  let posted;
+  if (!initialised) {
+    posted = client.postInitError(doc);
+  } else if (current && !current.finished) {
+    current.finished = true;
+    posted = client.postError(current.id, doc);
+  } else {
+    // Between invocations, or the outcome is already on its way: let that finish.
+    posted = current && current.sent ? current.sent : Promise.resolve();
+  }
+  posted.catch(() => {}).then(() => process.exit(exitCode));
+}
+
+function reasonText(reason) {
+  try {
+    return reason === undefined || reason === null ? String(reason) : reason.toString();
+  } catch (_) {
+    return Object.prototype.toString.call(reason);
+  }
+}
+
+async function main() {
+  patchConsole();
+  client = new RapidClient(process.env.AWS_LAMBDA_RUNTIME_API);
+  process.on('uncaughtException', (err) => {
+    console.error('Uncaught Exception', errors.toFormatted(err));
+    fatal(err, 129);
+  });
+  process.on('unhandledRejection', (reason, promise) => {
+    const err = new errors.UnhandledPromiseRejection(reasonText(reason), promise);
+    console.error('Unhandled Promise Rejection', errors.toFormatted(err));
+    fatal(err, 128);
+  });
+
+  let handler;
+  try {
+    handler = await loadHandler(TASK_ROOT, process.env._HANDLER);
+  } catch (err) {
+    console.error('Uncaught Exception', errors.toFormatted(err));
+    fatal(err, 129);
+    return;
+  }
+  initialised = true;
+  while (!dying) {
+    const inv = await client.next();
+    if (dying) break;
+    await invoke(handler, inv);
+  }
+}
+
+main().catch((err) => {
+  // A failure of the runtime itself (the Runtime API went away): nothing to post it to.
+  process.stderr.write(`easyfaas node runtime: ${(err && err.stack) || err}\n`);
+  process.exit(1);
+});
