@@ -8,7 +8,7 @@ build_pkgs=(
   gcc make cmake pkg-config
   libuv1-dev libcjson-dev libcgroup-dev libmnl-dev libseccomp-dev
   libsqlite3-dev libzip-dev libssl-dev node-llhttp
-  python3 curl ca-certificates
+  python3 nodejs curl ca-certificates
 )
 test_pkgs=(libcmocka-dev clang-format zip unzip procps iproute2 valgrind)
 

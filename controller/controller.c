@@ -1,0 +1,148 @@
+/* Start-up and orderly stop of the controller's parts. */
+#include "controller/controller.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "controller/api.h"
+#include "controller/codestore.h"
+#include "controller/lambda_errors.h"
+
+/* How long a stop waits for funclet to confirm that the containers are destroyed. */
+#define STOP_TIMEOUT_MS 5000
+
+static void on_container_exited(const char *id, const char *status, void *user)
+{
+    struct ef_controller *ctl = user;
+    ef_pool_container_exited(&ctl->pool, id, status);
+}
+
+static const struct ef_funclet_events funclet_events = {
+    .on_container_exited = on_container_exited,
+};
+
+int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
+                        const struct ef_controller_config *config, ef_error *err)
+{
+    cleanup_free char *db_path = NULL;
+    memset(ctl, 0, sizeof(*ctl));
+    ctl->loop = loop;
+    ctl->max_request_size = config->max_request_size;
+    ef_pool_init(&ctl->pool);
+
+    int r = ef_mkdir_p(config->data_dir, 0755, err);
+    if (r < 0)
+        goto fail;
+    /* funclet checks code_dir against its --code-root after realpath, so the paths handed to it
+     * must be absolute and canonical. */
+    ctl->data_dir = realpath(config->data_dir, NULL);
+    if (!ctl->data_dir) {
+        r = ef_error_set_errno(err, -errno, "cannot resolve %s", config->data_dir);
+        goto fail;
+    }
+    ctl->code_root = ef_path_join(ctl->data_dir, "code");
+    db_path = ef_path_join(ctl->data_dir, "controller.db");
+    if (!ctl->code_root || !db_path) {
+        r = ef_error_set(err, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    r = ef_codestore_init(ctl->code_root, err);
+    if (r < 0)
+        goto fail;
+    r = ef_store_open(db_path, &ctl->store, err);
+    if (r < 0)
+        goto fail;
+
+    struct ef_http_server_config http = {
+        .max_body = config->max_request_size,
+        .on_protocol_error = ef_lambda_protocol_error,
+    };
+    r = ef_http_server_listen(loop, config->listen, config->port, &http, ef_api_handle, ctl,
+                              &ctl->http, err);
+    if (r < 0)
+        goto fail;
+    r = ef_funclet_client_start(loop, config->funclet_socket, &funclet_events, ctl, &ctl->funclet,
+                                err);
+    if (r < 0) {
+        ef_http_server_close(ctl->http);
+        ctl->http = NULL;
+        goto fail;
+    }
+    uv_timer_init(loop, &ctl->shutdown_timer);
+    ctl->shutdown_timer.data = ctl;
+    ctl->shutdown_timer_open = true;
+    ef_info("listening on http://%s:%d (data dir %s)", config->listen,
+            ef_http_server_port(ctl->http), ctl->data_dir);
+    return 0;
+
+fail:
+    ef_controller_free(ctl);
+    return r;
+}
+
+static void on_shutdown_timer_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
+/* Everything asked of funclet is answered (or the wait is over): close what is left. */
+static void finish_stop(struct ef_controller *ctl)
+{
+    if (!ctl->shutdown_timer_open)
+        return;
+    ctl->shutdown_timer_open = false;
+    uv_timer_stop(&ctl->shutdown_timer);
+    uv_close((uv_handle_t *)&ctl->shutdown_timer, on_shutdown_timer_closed);
+    ef_funclet_client_stop(ctl->funclet);
+    ctl->funclet = NULL;
+    ef_info("stopped");
+    if (ctl->on_stopped)
+        ctl->on_stopped(ctl);
+}
+
+static void on_stop_timeout(uv_timer_t *t)
+{
+    struct ef_controller *ctl = t->data;
+    ef_warn("funclet did not confirm %u container destroy(s) and %u start(s) within %d ms; "
+            "stopping anyway",
+            ctl->pending_destroys, ctl->pending_spawns, STOP_TIMEOUT_MS);
+    finish_stop(ctl);
+}
+
+void ef_controller_check_stopped(struct ef_controller *ctl)
+{
+    if (ctl->shutting_down && ctl->pending_destroys == 0 && ctl->pending_spawns == 0)
+        finish_stop(ctl);
+}
+
+void ef_controller_stop(struct ef_controller *ctl, void (*on_stopped)(struct ef_controller *ctl))
+{
+    if (ctl->shutting_down)
+        return;
+    ctl->shutting_down = true;
+    ctl->on_stopped = on_stopped;
+    ef_info("stopping: destroying %u container(s)", ctl->pool.count);
+    if (ctl->http) {
+        ef_http_server_close(ctl->http); /* aborts exchanges still waiting for an answer */
+        ctl->http = NULL;
+    }
+    ef_pool_discard_all(&ctl->pool);
+    uv_timer_start(&ctl->shutdown_timer, on_stop_timeout, STOP_TIMEOUT_MS, 0);
+    ef_controller_check_stopped(ctl);
+}
+
+void ef_controller_free(struct ef_controller *ctl)
+{
+    ef_store_close(ctl->store);
+    ctl->store = NULL;
+    free(ctl->data_dir);
+    ctl->data_dir = NULL;
+    free(ctl->code_root);
+    ctl->code_root = NULL;
+}

@@ -1,0 +1,454 @@
+#include "controller/pool.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "controller/codestore.h"
+#include "controller/controller.h"
+#include "controller/store.h"
+
+/* funclet answers container.create once the runner is accepting; creating namespaces, cgroups
+ * and a rootfs takes milliseconds, so 10 s means something is wrong. */
+#define CREATE_TIMEOUT_MS  10000
+#define DESTROY_TIMEOUT_MS 5000
+/* runtime.start answers once the bootstrap is spawned, not when it is ready. */
+#define START_TIMEOUT_MS 10000
+
+struct spawn {
+    struct ef_controller *ctl;
+    struct ef_container *c;
+    cJSON *start_params; /* runtime.start's params, sent once connected */
+    char *function_name;
+    char *key;
+    ef_spawn_cb cb;
+    void *user;
+};
+
+struct destroy_req {
+    struct ef_controller *ctl;
+    char id[];
+};
+
+void ef_pool_init(struct ef_pool *pool)
+{
+    pool->head = NULL;
+    pool->count = 0;
+}
+
+char *ef_pool_function_key(const struct ef_function *fn)
+{
+    char *key = NULL;
+    if (asprintf(&key, "%s\n%s\n%s", fn->name, fn->code_sha256_hex, fn->config_hash) < 0)
+        return NULL;
+    return key;
+}
+
+static void list_unlink(struct ef_pool *pool, struct ef_container *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        pool->head = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void list_push_front(struct ef_pool *pool, struct ef_container *c)
+{
+    c->prev = NULL;
+    c->next = pool->head;
+    if (pool->head)
+        pool->head->prev = c;
+    pool->head = c;
+}
+
+static void container_free(struct ef_container *c)
+{
+    free(c->id);
+    free(c->runner_socket);
+    free(c->function_name);
+    free(c->key);
+    free(c->exit_status);
+    free(c);
+}
+
+/* Frees a container once nothing refers to it any more. */
+static void container_maybe_free(struct ef_container *c)
+{
+    if (!c->in_pool && !c->conn && !c->connecting)
+        container_free(c);
+}
+
+struct ef_container *ef_pool_take_idle(struct ef_pool *pool, const char *key)
+{
+    for (struct ef_container *c = pool->head; c; c = c->next) {
+        if (c->state == EF_CONTAINER_IDLE && strcmp(c->key, key) == 0) {
+            c->state = EF_CONTAINER_BUSY;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+struct ef_container *ef_pool_find(struct ef_pool *pool, const char *id)
+{
+    for (struct ef_container *c = pool->head; c; c = c->next)
+        if (strcmp(c->id, id) == 0)
+            return c;
+    return NULL;
+}
+
+void ef_pool_release(struct ef_container *c)
+{
+    if (!c->in_pool)
+        return;
+    struct ef_pool *pool = &c->ctl->pool;
+    c->state = EF_CONTAINER_IDLE;
+    c->last_used_ms = ef_now_epoch_ms();
+    list_unlink(pool, c);
+    list_push_front(pool, c);
+}
+
+static void on_destroyed(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_error *error,
+                         void *user)
+{
+    (void)conn;
+    (void)result;
+    struct destroy_req *d = user;
+    if (!error)
+        ef_info("container %s destroyed", d->id);
+    else if (error->code == EF_RPC_ERR_NOT_FOUND)
+        ef_info("container %s was already gone", d->id);
+    else
+        ef_warn("cannot destroy container %s: %s", d->id, error->message);
+    struct ef_controller *ctl = d->ctl;
+    ctl->pending_destroys--;
+    free(d);
+    ef_controller_check_stopped(ctl);
+}
+
+static void send_destroy(struct ef_controller *ctl, const char *id)
+{
+    size_t len = strlen(id);
+    struct destroy_req *d = malloc(sizeof(*d) + len + 1);
+    cJSON *params = cJSON_CreateObject();
+    if (!d || !params || !cJSON_AddStringToObject(params, "id", id)) {
+        free(d);
+        cJSON_Delete(params);
+        ef_error("cannot destroy container %s: out of memory", id);
+        return;
+    }
+    d->ctl = ctl;
+    memcpy(d->id, id, len + 1);
+    int r = ef_funclet_call(ctl->funclet, "container.destroy", params, DESTROY_TIMEOUT_MS,
+                            on_destroyed, d);
+    if (r < 0) {
+        /* funclet removes what a previous connection left behind when it restarts. */
+        ef_warn("cannot destroy container %s now: funclet is not connected", id);
+        free(d);
+        return;
+    }
+    ctl->pending_destroys++;
+}
+
+void ef_pool_discard(struct ef_container *c, const char *why)
+{
+    if (!c->in_pool)
+        return;
+    struct ef_pool *pool = &c->ctl->pool;
+    list_unlink(pool, c);
+    pool->count--;
+    c->in_pool = false;
+    ef_info("discarding container %s of function %s: %s", c->id, c->function_name, why);
+    send_destroy(c->ctl, c->id);
+    if (c->conn)
+        ef_rpc_conn_close(c->conn); /* its on_close frees the container */
+    else
+        container_maybe_free(c);
+}
+
+void ef_pool_discard_all(struct ef_pool *pool)
+{
+    while (pool->head)
+        ef_pool_discard(pool->head, "the controller is stopping");
+}
+
+void ef_pool_container_exited(struct ef_pool *pool, const char *id, const char *status)
+{
+    struct ef_container *c = ef_pool_find(pool, id);
+    if (!c) {
+        ef_debug("container %s exited (%s); not in the pool", id, status);
+        return;
+    }
+    free(c->exit_status);
+    c->exit_status = strdup(status);
+    char why[160];
+    snprintf(why, sizeof(why), "its runner exited (%s)", status);
+    ef_pool_discard(c, why);
+}
+
+cJSON *ef_pool_to_json(const struct ef_pool *pool)
+{
+    static const char *const names[] = {"starting", "idle", "busy"};
+    cJSON *arr = cJSON_CreateArray();
+    if (!arr)
+        return NULL;
+    for (const struct ef_container *c = pool->head; c; c = c->next) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddStringToObject(o, "id", c->id) ||
+            !cJSON_AddStringToObject(o, "state", names[c->state]) ||
+            !cJSON_AddStringToObject(o, "function", c->function_name) ||
+            !cJSON_AddNumberToObject(o, "last_used_ms", (double)c->last_used_ms)) {
+            cJSON_Delete(o);
+            cJSON_Delete(arr);
+            return NULL;
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+/* ---- runner connection ---- */
+
+static void on_runner_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
+                              const cJSON *params, void *user)
+{
+    (void)conn;
+    (void)params;
+    (void)user;
+    ef_rpc_reply_error(req, EF_RPC_METHOD_NOT_FOUND, NULL, "the controller serves no method '%s'",
+                       method);
+}
+
+static void on_runner_close(ef_rpc_conn *conn, void *user)
+{
+    (void)conn;
+    struct ef_container *c = user;
+    c->conn = NULL;
+    if (c->in_pool)
+        ef_pool_discard(c, "its runner connection closed"); /* frees it, conn being gone */
+    else
+        container_maybe_free(c);
+}
+
+static const struct ef_rpc_handlers runner_handlers = {
+    .on_request = on_runner_request,
+    .on_close = on_runner_close,
+};
+
+/* ---- spawning ---- */
+
+static void spawn_free(struct spawn *sp)
+{
+    cJSON_Delete(sp->start_params);
+    free(sp->function_name);
+    free(sp->key);
+    free(sp);
+}
+
+static void spawn_finish(struct spawn *sp, struct ef_container *c, const ef_error *err)
+{
+    struct ef_controller *ctl = sp->ctl;
+    if (c)
+        c->spawn = NULL;
+    ctl->pending_spawns--;
+    sp->cb(c, err, sp->user);
+    spawn_free(sp);
+    ef_controller_check_stopped(ctl);
+}
+
+static void spawn_fail(struct spawn *sp, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void spawn_fail(struct spawn *sp, int code, const char *fmt, ...)
+{
+    ef_error err = {.code = code};
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err.msg, sizeof(err.msg), fmt, ap);
+    va_end(ap);
+    /* Detach first: discarding may free a container that has no connection. */
+    struct ef_container *c = steal_pointer(&sp->c);
+    if (c) {
+        c->spawn = NULL;
+        ef_pool_discard(c, err.msg);
+    }
+    spawn_finish(sp, NULL, &err);
+}
+
+/* A spawn whose container left the pool meanwhile (stop, or funclet reported its exit). */
+static bool spawn_abandoned(struct spawn *sp)
+{
+    if (sp->c->in_pool)
+        return false;
+    if (sp->ctl->shutting_down)
+        spawn_fail(sp, -ESHUTDOWN, "the controller is stopping");
+    else
+        spawn_fail(sp, -EIO, "container %s exited while starting (%s)", sp->c->id,
+                   sp->c->exit_status ? sp->c->exit_status : "runner connection closed");
+    return true;
+}
+
+static void on_runtime_started(ef_rpc_conn *conn, const cJSON *result,
+                               const struct ef_rpc_error *error, void *user)
+{
+    (void)conn;
+    (void)result;
+    struct spawn *sp = user;
+    if (spawn_abandoned(sp))
+        return;
+    if (error) {
+        spawn_fail(sp, -EIO, "runtime.start failed in container %s: %s", sp->c->id, error->message);
+        return;
+    }
+    sp->c->state = EF_CONTAINER_BUSY;
+    ef_info("container %s started for function %s", sp->c->id, sp->c->function_name);
+    spawn_finish(sp, sp->c, NULL);
+}
+
+static void on_runner_connected(ef_rpc_conn *conn, int status, void *user)
+{
+    struct ef_container *c = user;
+    struct spawn *sp = c->spawn; /* a spawn ends only in callbacks after this one */
+    c->connecting = false;
+    c->conn = conn;
+    if (spawn_abandoned(sp)) {
+        if (conn)
+            ef_rpc_conn_close(conn);
+        else
+            container_maybe_free(c);
+        return;
+    }
+    if (status < 0) {
+        spawn_fail(sp, -EIO, "cannot connect to the runner of container %s at %s: %s", c->id,
+                   c->runner_socket, uv_strerror(status));
+        return;
+    }
+    int r = ef_rpc_call(conn, "runtime.start", steal_pointer(&sp->start_params), START_TIMEOUT_MS,
+                        on_runtime_started, sp);
+    if (r < 0)
+        spawn_fail(sp, r, "cannot send runtime.start to container %s: %s", c->id, strerror(-r));
+}
+
+static void on_created(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_error *error,
+                       void *user)
+{
+    (void)conn;
+    struct spawn *sp = user;
+    struct ef_controller *ctl = sp->ctl;
+    if (error) {
+        if (error->code == EF_RPC_ERR_NO_CAPACITY)
+            spawn_fail(sp, -ENOSPC, "Rate Exceeded. No capacity for another container: %s",
+                       error->message);
+        else if (error->code == EF_RPC_ERR_CLOSED)
+            spawn_fail(sp, -ENOTCONN, "funclet went away while creating a container");
+        else
+            spawn_fail(sp, -EIO, "funclet could not create a container: %s", error->message);
+        return;
+    }
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(result, "id");
+    const cJSON *sock = cJSON_GetObjectItemCaseSensitive(result, "runner_socket");
+    if (!cJSON_IsString(id) || !cJSON_IsString(sock)) {
+        spawn_fail(sp, -EPROTO, "funclet's container.create result lacks id or runner_socket");
+        return;
+    }
+
+    struct ef_container *c = calloc(1, sizeof(*c));
+    if (!c || !(c->id = strdup(id->valuestring)) ||
+        !(c->runner_socket = strdup(sock->valuestring))) {
+        if (c)
+            container_free(c);
+        /* The container exists at funclet's; do not leak it. */
+        send_destroy(ctl, id->valuestring);
+        spawn_fail(sp, -ENOMEM, "out of memory");
+        return;
+    }
+    c->ctl = ctl;
+    c->function_name = steal_pointer(&sp->function_name);
+    c->key = steal_pointer(&sp->key);
+    c->state = EF_CONTAINER_STARTING;
+    c->last_used_ms = ef_now_epoch_ms();
+    c->in_pool = true;
+    c->spawn = sp;
+    list_push_front(&ctl->pool, c);
+    ctl->pool.count++;
+    sp->c = c;
+    ef_debug("container %s created for function %s", c->id, c->function_name);
+
+    if (ctl->shutting_down) {
+        spawn_fail(sp, -ESHUTDOWN, "the controller is stopping");
+        return;
+    }
+    ef_error err = {0};
+    c->connecting = true;
+    int r =
+        ef_rpc_connect(ctl->loop, c->runner_socket, &runner_handlers, c, on_runner_connected, &err);
+    if (r < 0) {
+        c->connecting = false;
+        spawn_fail(sp, r, "cannot connect to the runner of container %s: %s", c->id, err.msg);
+    }
+}
+
+static cJSON *runtime_start_params(const struct ef_function *fn)
+{
+    cleanup_cjson cJSON *p = cJSON_CreateObject();
+    cJSON *env = cJSON_Parse(fn->environment);
+    if (!p || !env || !cJSON_IsObject(env)) {
+        cJSON_Delete(env);
+        return NULL;
+    }
+    cJSON_AddItemToObject(p, "environment", env);
+    if (!cJSON_AddStringToObject(p, "function_name", fn->name) ||
+        !cJSON_AddStringToObject(p, "function_version", "$LATEST") ||
+        !cJSON_AddStringToObject(p, "handler", fn->handler) ||
+        !cJSON_AddStringToObject(p, "runtime", fn->runtime) ||
+        !cJSON_AddNumberToObject(p, "memory_mb", (double)fn->memory_mb) ||
+        !cJSON_AddNumberToObject(p, "timeout_s", (double)fn->timeout_s))
+        return NULL;
+    return steal_pointer(&p);
+}
+
+int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const char *key,
+                  ef_spawn_cb cb, void *user, ef_error *err)
+{
+    if (ctl->shutting_down)
+        return ef_error_set(err, -ESHUTDOWN, "the controller is stopping");
+    if (!ef_funclet_connected(ctl->funclet))
+        return ef_error_set(err, -ENOTCONN,
+                            "funclet is not available, so no container can be started; retry "
+                            "once it is running");
+
+    int r = ef_codestore_ensure_extracted(ctl->code_root, fn->code_sha256_hex,
+                                          &ef_zip_default_limits, err);
+    if (r < 0)
+        return r;
+    cleanup_free char *code_dir = ef_codestore_extracted_path(ctl->code_root, fn->code_sha256_hex);
+    cleanup_cjson cJSON *params = cJSON_CreateObject();
+    struct spawn *sp = calloc(1, sizeof(*sp));
+    if (!code_dir || !params || !sp || !cJSON_AddStringToObject(params, "code_dir", code_dir) ||
+        !cJSON_AddNumberToObject(params, "memory_mb", (double)fn->memory_mb) ||
+        !(sp->start_params = runtime_start_params(fn)) || !(sp->function_name = strdup(fn->name)) ||
+        !(sp->key = strdup(key))) {
+        if (sp)
+            spawn_free(sp);
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    }
+    sp->ctl = ctl;
+    sp->cb = cb;
+    sp->user = user;
+    r = ef_funclet_call(ctl->funclet, "container.create", steal_pointer(&params), CREATE_TIMEOUT_MS,
+                        on_created, sp);
+    if (r < 0) {
+        spawn_free(sp);
+        return ef_error_set(err, r, "cannot ask funclet for a container: %s", strerror(-r));
+    }
+    ctl->pending_spawns++;
+    return 0;
+}

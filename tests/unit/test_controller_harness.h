@@ -1,0 +1,65 @@
+/* Test harness for the controller's unit tests: runs a real controller (HTTP server, store,
+ * code store, funclet client) on its own libuv loop in a background thread, on port 0 in a
+ * temporary data dir, and talks to it with a small blocking HTTP/1.1 client. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+#include "controller/controller.h"
+
+struct harness {
+    uv_loop_t loop;
+    struct ef_controller ctl;
+    uv_thread_t thread;
+    uv_async_t wake;
+    uv_mutex_t lock;
+    uv_cond_t done;
+    void (*call_fn)(struct harness *h, void *arg); /* pending harness_on_loop() call */
+    void *call_arg;
+    bool call_done;
+    /* Runs on the loop thread once the controller has stopped, to close test-side handles. */
+    void (*on_stopped)(struct harness *h);
+    void *user;
+    char dir[64];
+    char funclet_socket[128];
+    int port;
+};
+
+/* Creates a data dir (unless h->dir is already set, to restart on the same one), starts the
+ * controller with `max_request_size` (0: 6 MiB) and funclet expected at h->funclet_socket
+ * (default <dir>/funclet.sock), and starts the loop thread. `on_loop` (may be NULL) runs first,
+ * before the controller starts, to set up test peers on the loop. */
+void harness_start(struct harness *h, size_t max_request_size, void (*on_loop)(struct harness *h));
+
+/* Runs `fn` on the loop thread and waits for it to return. */
+void harness_on_loop(struct harness *h, void (*fn)(struct harness *h, void *arg), void *arg);
+
+/* Stops the controller as SIGTERM would, joins the loop thread and asserts that the loop closes
+ * with no handle left. Keeps the data dir when `keep_dir` (for a restart). */
+void harness_stop(struct harness *h, bool keep_dir);
+
+struct http_response {
+    int status;
+    char *head; /* status line and headers */
+    char *body;
+    size_t body_len;
+};
+
+/* Sends one request (Connection: close) and reads the whole response. `headers` is extra
+ * header lines, each ending in "\r\n" (may be NULL). Returns 0 or a negative errno. */
+int http_request(int port, const char *method, const char *path, const char *headers,
+                 const char *body, size_t body_len, struct http_response *ret);
+
+/* A response header's value (malloc'd), or NULL. Case-insensitive. */
+char *http_header(const struct http_response *r, const char *name);
+
+void http_response_free(struct http_response *r);
+
+/* Builds an in-memory zip with one file `name` holding `content`, mode 0755 when `exec`. */
+void *make_zip1(const char *name, const char *content, bool exec, size_t *ret_len);
+
+/* A CreateFunction body for `name` with the given runtime, handler and timeout, and a zip of
+ * one small file. malloc'd. */
+char *create_body(const char *name, const char *runtime, const char *handler, int timeout_s);
