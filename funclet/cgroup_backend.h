@@ -2,6 +2,8 @@
  * structs as the first member of its own, the way crun's managers do. */
 #pragma once
 
+#include <stddef.h>
+
 #include "funclet/cgroup.h"
 
 struct ef_cgroup_manager {
@@ -12,5 +14,21 @@ struct ef_cgroup {
     struct ef_cgroup_manager *m;
 };
 
-/* Opens the cgroup v1 backend (libcgroup; one hierarchy per controller). */
-int ef_cgroup_v1_open(const char *parent, struct ef_cgroup_manager **ret, ef_error *err);
+/* How often, and how far apart, a backend looks again while waiting for the kernel: a cgroup
+ * to empty after SIGKILL, to let go of its directory, to report frozen (5 s in all). */
+#define EF_CGROUP_WAIT_ATTEMPTS 500
+#define EF_CGROUP_WAIT_DELAY_MS 10
+
+/* Sleeps EF_CGROUP_WAIT_DELAY_MS. */
+void ef_cgroup_pause(void);
+
+/* Reads the small file `dir`/`name` into `buf` (NUL-terminated, trailing newline kept).
+ * Returns the length or a negative errno. */
+int ef_cgroup_read(const char *dir, const char *name, char *buf, size_t len);
+
+/* Sends SIGKILL to every process listed in `dir`/cgroup.procs; returns how many were listed,
+ * or a negative errno. A missing cgroup counts as empty. */
+int ef_cgroup_kill_listed(const char *dir);
+
+/* Counts the processes listed in `dir`/cgroup.procs (0 when the cgroup is gone). */
+int ef_cgroup_count_procs(const char *dir);

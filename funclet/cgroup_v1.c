@@ -1,52 +1,47 @@
 /* The cgroup v1 backend, through libcgroup. Each controller is its own hierarchy, so a
  * container's cgroups are one libcgroup `struct cgroup` per controller, each named below
- * funclet's own cgroup in that hierarchy. */
+ * funclet's own cgroup in that hierarchy. memory and pids are required; cpu (weight and quota)
+ * and freezer (a race-free kill) are used when the host mounts them. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <libcgroup.h>
-#include <signal.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "funclet/cgroup_backend.h"
+#include "funclet/cgroup_parse.h"
 
-/* The controllers a container gets: the memory limit and the pids limit. */
-enum { CTL_MEMORY, CTL_PIDS, CTL_COUNT };
-static const char *const ctl_names[CTL_COUNT] = {"memory", "pids"};
-
-/* How long to wait for a cgroup to empty after SIGKILL, and for the kernel to let it go. */
-#define SWEEP_ATTEMPTS 500
-#define SWEEP_DELAY_NS (10 * 1000 * 1000)
+enum { CTL_MEMORY, CTL_PIDS, CTL_CPU, CTL_FREEZER, CTL_COUNT };
+static const char *const ctl_names[CTL_COUNT] = {"memory", "pids", "cpu", "freezer"};
+static const bool ctl_required[CTL_COUNT] = {true, true, false, false};
 
 struct v1_manager {
     struct ef_cgroup_manager base;
+    bool present[CTL_COUNT];
     char *mount[CTL_COUNT]; /* "/sys/fs/cgroup/memory" */
     char *own[CTL_COUNT];   /* funclet's own cgroup, without leading '/': "process_api/…", "" */
     char *base_name[CTL_COUNT]; /* "<own>/<parent>" */
+    bool has_memsw;             /* swap accounting: memory.memsw.limit_in_bytes exists */
 };
 
 struct v1_cgroup {
     struct ef_cgroup base;
-    struct cgroup *cg[CTL_COUNT];
+    char *name[CTL_COUNT]; /* libcgroup name: "<own>/<parent>/<id>" */
     char *path[CTL_COUNT]; /* host directory */
     bool exists[CTL_COUNT];
 };
 
 static const struct ef_cgroup_ops v1_ops;
-
-static void sleep_ns(long ns)
-{
-    struct timespec ts = {0, ns};
-    nanosleep(&ts, NULL);
-}
 
 /* libcgroup logs by itself; route it into funclet's log. Its warnings are mostly noise from
  * directory walks ("fts_read failed"), so only its errors are shown by default. */
@@ -82,23 +77,62 @@ static const char *cg_strerror(int ret)
     return cgroup_strerror(ret);
 }
 
+/* A libcgroup handle of cgroup `name` in the hierarchy of controller `i`, or NULL. */
+static struct cgroup *cg_handle(int i, const char *name)
+{
+    struct cgroup *cg = cgroup_new_cgroup(name);
+    if (cg && !cgroup_add_controller(cg, ctl_names[i]))
+        cgroup_free(&cg);
+    return cg;
+}
+
 static void v1_close(struct ef_cgroup_manager *base)
 {
     struct v1_manager *m = (struct v1_manager *)base;
     for (int i = 0; i < CTL_COUNT; i++) {
-        if (m->mount[i] && m->base_name[i]) {
+        if (m->present[i] && m->base_name[i]) {
             /* Only an empty parent goes: another funclet on the host may share it. */
-            struct cgroup *cg = cgroup_new_cgroup(m->base_name[i]);
-            if (cg && cgroup_add_controller(cg, ctl_names[i]))
+            struct cgroup *cg = cg_handle(i, m->base_name[i]);
+            if (cg) {
                 cgroup_delete_cgroup_ext(cg, CGFLAG_DELETE_EMPTY_ONLY);
-            if (cg)
                 cgroup_free(&cg);
+            }
         }
         free(m->mount[i]);
         free(m->own[i]);
         free(m->base_name[i]);
     }
     free(m);
+}
+
+static int open_controller(struct v1_manager *m, int i, const char *parent, ef_error *err)
+{
+    int r = cgroup_get_subsys_mount_point(ctl_names[i], &m->mount[i]);
+    if (r != 0) {
+        m->mount[i] = NULL;
+        if (!ctl_required[i])
+            return 0;
+        return ef_error_set(err, -ENOTSUP, "the cgroup v1 '%s' controller is not mounted: %s",
+                            ctl_names[i], cg_strerror(r));
+    }
+    char *own = NULL;
+    r = cgroup_get_current_controller_path(getpid(), ctl_names[i], &own);
+    if (r != 0 || !own)
+        return ef_error_set(err, cg_errno(r),
+                            "cannot read funclet's own '%s' cgroup from /proc/self/cgroup: %s",
+                            ctl_names[i], cg_strerror(r));
+    const char *rel = own;
+    while (*rel == '/')
+        rel++;
+    m->own[i] = strdup(rel);
+    free(own);
+    if (!m->own[i] ||
+        asprintf(&m->base_name[i], "%s%s%s", m->own[i], m->own[i][0] ? "/" : "", parent) < 0) {
+        m->base_name[i] = NULL;
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    }
+    m->present[i] = true;
+    return 0;
 }
 
 int ef_cgroup_v1_open(const char *parent, struct ef_cgroup_manager **ret, ef_error *err)
@@ -113,32 +147,15 @@ int ef_cgroup_v1_open(const char *parent, struct ef_cgroup_manager **ret, ef_err
         return ef_error_set(err, -ENOMEM, "out of memory");
     m->base.ops = &v1_ops;
     for (int i = 0; i < CTL_COUNT; i++) {
-        r = cgroup_get_subsys_mount_point(ctl_names[i], &m->mount[i]);
-        if (r != 0) {
+        r = open_controller(m, i, parent, err);
+        if (r < 0) {
             v1_close(&m->base);
-            return ef_error_set(err, -ENOTSUP, "the cgroup v1 '%s' controller is not mounted: %s",
-                                ctl_names[i], cg_strerror(r));
-        }
-        char *own = NULL;
-        r = cgroup_get_current_controller_path(getpid(), ctl_names[i], &own);
-        if (r != 0 || !own) {
-            v1_close(&m->base);
-            return ef_error_set(err, cg_errno(r),
-                                "cannot read funclet's own '%s' cgroup from /proc/self/cgroup: %s",
-                                ctl_names[i], cg_strerror(r));
-        }
-        const char *rel = own;
-        while (*rel == '/')
-            rel++;
-        m->own[i] = strdup(rel);
-        free(own);
-        if (!m->own[i] ||
-            asprintf(&m->base_name[i], "%s%s%s", m->own[i], m->own[i][0] ? "/" : "", parent) < 0) {
-            m->base_name[i] = NULL;
-            v1_close(&m->base);
-            return ef_error_set(err, -ENOMEM, "out of memory");
+            return r;
         }
     }
+    char probe[PATH_MAX];
+    snprintf(probe, sizeof(probe), "%s/memory.memsw.limit_in_bytes", m->mount[CTL_MEMORY]);
+    m->has_memsw = access(probe, F_OK) == 0;
     *ret = &m->base;
     return 0;
 }
@@ -147,8 +164,7 @@ static void v1_free(struct ef_cgroup *base)
 {
     struct v1_cgroup *c = (struct v1_cgroup *)base;
     for (int i = 0; i < CTL_COUNT; i++) {
-        if (c->cg[i])
-            cgroup_free(&c->cg[i]);
+        free(c->name[i]);
         free(c->path[i]);
     }
     free(c);
@@ -162,24 +178,81 @@ static int v1_new(struct v1_manager *m, const char *id, struct v1_cgroup **ret, 
         return ef_error_set(err, -ENOMEM, "out of memory");
     c->base.m = &m->base;
     for (int i = 0; i < CTL_COUNT; i++) {
-        cleanup_free char *name = NULL;
-        if (asprintf(&name, "%s/%s", m->base_name[i], id) < 0) {
-            name = NULL;
-            goto oom;
-        }
-        if (asprintf(&c->path[i], "%s/%s", m->mount[i], name) < 0) {
+        if (!m->present[i])
+            continue;
+        if (asprintf(&c->name[i], "%s/%s", m->base_name[i], id) < 0 ||
+            asprintf(&c->path[i], "%s/%s", m->mount[i], c->name[i]) < 0) {
             c->path[i] = NULL;
-            goto oom;
+            v1_free(&c->base);
+            return ef_error_set(err, -ENOMEM, "out of memory");
         }
-        c->cg[i] = cgroup_new_cgroup(name);
-        if (!c->cg[i] || !cgroup_add_controller(c->cg[i], ctl_names[i]))
-            goto oom;
     }
     *ret = c;
     return 0;
-oom:
-    v1_free(&c->base);
-    return ef_error_set(err, -ENOMEM, "out of memory");
+}
+
+/* Writes one interface file through libcgroup. One value per call, because the order of some
+ * writes matters (memory.memsw.limit_in_bytes may never be below memory.limit_in_bytes). */
+static int set_value(struct v1_cgroup *c, int i, const char *file, const char *value, ef_error *err)
+{
+    struct cgroup *cg = cg_handle(i, c->name[i]);
+    struct cgroup_controller *ctl = cg ? cgroup_get_controller(cg, ctl_names[i]) : NULL;
+    int r = ctl ? cgroup_add_value_string(ctl, file, value) : ECGFAIL;
+    if (r == 0)
+        r = cgroup_modify_cgroup(cg);
+    if (cg)
+        cgroup_free(&cg);
+    if (r != 0)
+        return ef_error_set(err, cg_errno(r), "cannot write '%s' to %s/%s: %s", value, c->path[i],
+                            file, cg_strerror(r));
+    return 0;
+}
+
+static int set_u64(struct v1_cgroup *c, int i, const char *file, uint64_t v, ef_error *err)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%" PRIu64, v);
+    return set_value(c, i, file, buf, err);
+}
+
+static int v1_set_limits(struct ef_cgroup *base, const struct ef_cgroup_limits *l, ef_error *err)
+{
+    struct v1_cgroup *c = (struct v1_cgroup *)base;
+    struct v1_manager *m = (struct v1_manager *)base->m;
+    /* v1 has no "max"; the largest page-aligned value means unlimited. */
+    uint64_t mem = l->memory_bytes == UINT64_MAX ? (uint64_t)INT64_MAX & ~4095ull : l->memory_bytes;
+    int r;
+    if (m->has_memsw) {
+        /* memsw (memory + swap) equal to the memory limit means no swap. It must never be below
+         * the memory limit, so the order depends on whether the limit grows. */
+        char cur[32];
+        uint64_t old = 0;
+        if (ef_cgroup_read(c->path[CTL_MEMORY], "memory.limit_in_bytes", cur, sizeof(cur)) > 0)
+            old = strtoull(cur, NULL, 10);
+        bool grow = mem > old;
+        r = set_u64(c, CTL_MEMORY, grow ? "memory.memsw.limit_in_bytes" : "memory.limit_in_bytes",
+                    mem, err);
+        if (r == 0)
+            r = set_u64(c, CTL_MEMORY,
+                        grow ? "memory.limit_in_bytes" : "memory.memsw.limit_in_bytes", mem, err);
+    } else {
+        r = set_u64(c, CTL_MEMORY, "memory.limit_in_bytes", mem, err);
+    }
+    if (r < 0)
+        return r;
+    char v[32];
+    ef_cgroup_format_max(l->pids_max, v, sizeof(v));
+    if ((r = set_value(c, CTL_PIDS, "pids.max", v, err)) < 0)
+        return r;
+    if (m->present[CTL_CPU]) {
+        uint32_t weight = l->cpu_weight ? l->cpu_weight : 100;
+        snprintf(v, sizeof(v), "%" PRId64, ef_cgroup_cpu_quota_us(l->cpu_millicores));
+        if ((r = set_u64(c, CTL_CPU, "cpu.shares", ef_cgroup_weight_to_shares(weight), err)) < 0 ||
+            (r = set_u64(c, CTL_CPU, "cpu.cfs_period_us", EF_CGROUP_CPU_PERIOD_US, err)) < 0 ||
+            (r = set_value(c, CTL_CPU, "cpu.cfs_quota_us", v, err)) < 0)
+            return r;
+    }
+    return 0;
 }
 
 /* Removes the directories that exist; retried briefly because the kernel may still hold a
@@ -190,64 +263,59 @@ static int v1_destroy(struct ef_cgroup *base, ef_error *err)
     for (int i = 0; i < CTL_COUNT; i++) {
         if (!c->exists[i])
             continue;
+        struct cgroup *cg = cg_handle(i, c->name[i]);
         for (int attempt = 0;; attempt++) {
             /* EMPTY_ONLY: never let libcgroup migrate leftover tasks to the parent. Its return
              * value does not say whether the directory went, so that is checked directly. */
-            cgroup_delete_cgroup_ext(c->cg[i], CGFLAG_DELETE_EMPTY_ONLY);
+            if (cg)
+                cgroup_delete_cgroup_ext(cg, CGFLAG_DELETE_EMPTY_ONLY);
             if (access(c->path[i], F_OK) < 0 && errno == ENOENT)
                 break;
-            if (attempt == SWEEP_ATTEMPTS) {
-                int e = rmdir(c->path[i]) < 0 ? -errno : -EBUSY;
-                if (e == -ENOENT)
+            if (attempt == EF_CGROUP_WAIT_ATTEMPTS || !cg) {
+                int e = rmdir(c->path[i]) < 0 ? -errno : 0;
+                if (e == 0 || e == -ENOENT)
                     break;
+                if (cg)
+                    cgroup_free(&cg);
                 return ef_error_set_errno(err, e, "cannot remove cgroup %s", c->path[i]);
             }
-            sleep_ns(SWEEP_DELAY_NS);
+            ef_cgroup_pause();
         }
+        if (cg)
+            cgroup_free(&cg);
         c->exists[i] = false;
     }
     return 0;
 }
 
-static int set_values(struct v1_cgroup *c, uint64_t memory_bytes, uint64_t pids_max)
-{
-    struct cgroup_controller *mem = cgroup_get_controller(c->cg[CTL_MEMORY], "memory");
-    struct cgroup_controller *pids = cgroup_get_controller(c->cg[CTL_PIDS], "pids");
-    if (!mem || !pids)
-        return ECGFAIL;
-    int r = cgroup_add_value_uint64(mem, "memory.limit_in_bytes", memory_bytes);
-    if (r == 0)
-        r = cgroup_add_value_uint64(pids, "pids.max", pids_max);
-    return r;
-}
-
-static int v1_create(struct ef_cgroup_manager *base, const char *id, uint64_t memory_bytes,
-                     uint64_t pids_max, struct ef_cgroup **ret, ef_error *err)
+static int v1_create(struct ef_cgroup_manager *base, const char *id,
+                     const struct ef_cgroup_limits *l, struct ef_cgroup **ret, ef_error *err)
 {
     struct v1_manager *m = (struct v1_manager *)base;
     struct v1_cgroup *c = NULL;
     int r = v1_new(m, id, &c, err);
     if (r < 0)
         return r;
-    r = set_values(c, memory_bytes, pids_max);
-    if (r != 0) {
-        v1_free(&c->base);
-        return ef_error_set(err, cg_errno(r), "cannot set cgroup limits of %s: %s", id,
-                            cg_strerror(r));
-    }
-    for (int i = 0; i < CTL_COUNT; i++) {
-        /* libcgroup creates the missing parents (the --cgroup-parent cgroup) and writes the
-         * values added above. */
-        r = cgroup_create_cgroup(c->cg[i], 0);
+    for (int i = 0; i < CTL_COUNT && r == 0; i++) {
+        if (!m->present[i])
+            continue;
+        /* libcgroup creates the missing parents (the --cgroup-parent cgroup) too. */
+        struct cgroup *cg = cg_handle(i, c->name[i]);
+        int cr = cg ? cgroup_create_cgroup(cg, 0) : ECGFAIL;
+        if (cg)
+            cgroup_free(&cg);
         c->exists[i] = access(c->path[i], F_OK) == 0;
-        if (r != 0) {
-            int e = cg_errno(r);
-            ef_error_set(err, e, "cannot create cgroup %s: %s", c->path[i], cg_strerror(r));
-            ef_error tmp;
-            v1_destroy(&c->base, &tmp);
-            v1_free(&c->base);
-            return e;
-        }
+        if (cr != 0)
+            r = ef_error_set(err, cg_errno(cr), "cannot create cgroup %s: %s", c->path[i],
+                             cg_strerror(cr));
+    }
+    if (r == 0)
+        r = v1_set_limits(&c->base, l, err);
+    if (r < 0) {
+        ef_error tmp;
+        v1_destroy(&c->base, &tmp);
+        v1_free(&c->base);
+        return r;
     }
     *ret = &c->base;
     return 0;
@@ -263,7 +331,7 @@ static int v1_open_existing(struct ef_cgroup_manager *base, const char *id, stru
         return r;
     bool any = false;
     for (int i = 0; i < CTL_COUNT; i++) {
-        c->exists[i] = access(c->path[i], F_OK) == 0;
+        c->exists[i] = m->present[i] && access(c->path[i], F_OK) == 0;
         any = any || c->exists[i];
     }
     if (!any) {
@@ -278,7 +346,12 @@ static int v1_attach(struct ef_cgroup *base, pid_t pid, ef_error *err)
 {
     struct v1_cgroup *c = (struct v1_cgroup *)base;
     for (int i = 0; i < CTL_COUNT; i++) {
-        int r = cgroup_attach_task_pid(c->cg[i], pid);
+        if (!c->exists[i])
+            continue;
+        struct cgroup *cg = cg_handle(i, c->name[i]);
+        int r = cg ? cgroup_attach_task_pid(cg, pid) : ECGFAIL;
+        if (cg)
+            cgroup_free(&cg);
         if (r != 0)
             return ef_error_set(err, cg_errno(r), "cannot move process %d into cgroup %s: %s",
                                 (int)pid, c->path[i], cg_strerror(r));
@@ -286,44 +359,90 @@ static int v1_attach(struct ef_cgroup *base, pid_t pid, ef_error *err)
     return 0;
 }
 
-/* Sends SIGKILL to every process listed in `path`/cgroup.procs; returns how many were listed,
- * or a negative errno. A missing cgroup counts as empty. */
-static int kill_listed(const char *path)
+static int v1_freeze(struct ef_cgroup *base, bool frozen, ef_error *err)
 {
-    char file[4096];
-    snprintf(file, sizeof(file), "%s/cgroup.procs", path);
-    cleanup_fclose FILE *f = fopen(file, "re");
-    if (!f)
-        return errno == ENOENT ? 0 : -errno;
-    int n = 0;
-    long pid;
-    while (fscanf(f, "%ld", &pid) == 1) {
-        if (pid > 0)
-            kill((pid_t)pid, SIGKILL);
-        n++;
+    struct v1_cgroup *c = (struct v1_cgroup *)base;
+    if (!c->exists[CTL_FREEZER])
+        return ef_error_set(err, -ENOTSUP, "the cgroup v1 freezer controller is not mounted");
+    const char *want = frozen ? "FROZEN" : "THAWED";
+    int r = set_value(c, CTL_FREEZER, "freezer.state", want, err);
+    if (r < 0)
+        return r;
+    /* The state reads FREEZING until every task has stopped. */
+    for (int attempt = 0; attempt <= EF_CGROUP_WAIT_ATTEMPTS; attempt++) {
+        char state[32];
+        if (ef_cgroup_read(c->path[CTL_FREEZER], "freezer.state", state, sizeof(state)) > 0 &&
+            strncmp(state, want, strlen(want)) == 0)
+            return 0;
+        ef_cgroup_pause();
     }
-    return n;
+    return ef_error_set(err, -EBUSY, "cgroup %s did not become %s", c->path[CTL_FREEZER], want);
 }
 
 static int v1_kill_all(struct ef_cgroup *base, ef_error *err)
 {
     struct v1_cgroup *c = (struct v1_cgroup *)base;
-    for (int attempt = 0; attempt <= SWEEP_ATTEMPTS; attempt++) {
+    /* Frozen, the processes cannot fork while they are killed one by one; a task frozen by
+     * the v1 freezer only dies once thawed. */
+    ef_error ignored;
+    bool frozen = c->exists[CTL_FREEZER] && v1_freeze(base, true, &ignored) == 0;
+    for (int i = 0; i < CTL_COUNT; i++) {
+        if (c->exists[i])
+            ef_cgroup_kill_listed(c->path[i]);
+    }
+    if (frozen)
+        v1_freeze(base, false, &ignored);
+    for (int attempt = 0; attempt <= EF_CGROUP_WAIT_ATTEMPTS; attempt++) {
         int listed = 0;
         for (int i = 0; i < CTL_COUNT; i++) {
             if (!c->exists[i])
                 continue;
-            int n = kill_listed(c->path[i]);
+            int n = ef_cgroup_kill_listed(c->path[i]);
             if (n < 0)
                 return ef_error_set_errno(err, n, "cannot read %s/cgroup.procs", c->path[i]);
             listed += n;
         }
         if (listed == 0)
             return 0;
-        sleep_ns(SWEEP_DELAY_NS);
+        ef_cgroup_pause();
     }
     return ef_error_set(err, -EBUSY, "processes remain in cgroup %s after SIGKILL",
                         c->path[CTL_PIDS]);
+}
+
+static int v1_oom_watch(struct ef_cgroup *base, int *ret_fd, ef_error *err)
+{
+    struct v1_cgroup *c = (struct v1_cgroup *)base;
+    const char *dir = c->path[CTL_MEMORY];
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/memory.oom_control", dir);
+    cleanup_close int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd < 0)
+        return ef_error_set_errno(err, -errno, "eventfd");
+    cleanup_close int cfd = open(path, O_RDONLY | O_CLOEXEC);
+    if (cfd < 0)
+        return ef_error_set_errno(err, -errno, "cannot open %s", path);
+    /* "<eventfd> <fd of memory.oom_control>" registers for OOM notifications (cgroup-v1
+     * memory.rst, "Memory thresholds"); the kernel keeps what it needs of the second fd. The
+     * eventfd also fires when the cgroup is removed. */
+    char reg[64];
+    snprintf(reg, sizeof(reg), "%d %d", efd, cfd);
+    snprintf(path, sizeof(path), "%s/cgroup.event_control", dir);
+    cleanup_close int ctl = open(path, O_WRONLY | O_CLOEXEC);
+    if (ctl < 0 || write(ctl, reg, strlen(reg)) < 0)
+        return ef_error_set_errno(err, -errno, "cannot register for OOM events in %s", path);
+    *ret_fd = steal_fd(&efd);
+    return 0;
+}
+
+static int v1_oom_kills(struct ef_cgroup *base, uint64_t *ret)
+{
+    struct v1_cgroup *c = (struct v1_cgroup *)base;
+    char buf[256];
+    int r = ef_cgroup_read(c->path[CTL_MEMORY], "memory.oom_control", buf, sizeof(buf));
+    if (r < 0)
+        return r;
+    return ef_cgroup_keyed_value(buf, "oom_kill", ret);
 }
 
 static const char *v1_path(const struct ef_cgroup *base, const char *controller)
@@ -339,16 +458,18 @@ static const char *v1_path(const struct ef_cgroup *base, const char *controller)
 static int v1_memory_limit(struct ef_cgroup_manager *base, uint64_t *ret_bytes)
 {
     struct v1_manager *m = (struct v1_manager *)base;
-    char file[4096];
-    snprintf(file, sizeof(file), "%s/%s%smemory.limit_in_bytes", m->mount[CTL_MEMORY],
-             m->own[CTL_MEMORY], m->own[CTL_MEMORY][0] ? "/" : "");
-    cleanup_fclose FILE *f = fopen(file, "re");
-    if (!f)
-        return -errno;
-    uint64_t v;
-    if (fscanf(f, "%" SCNu64, &v) != 1)
+    char dir[PATH_MAX], buf[32];
+    snprintf(dir, sizeof(dir), "%s/%s", m->mount[CTL_MEMORY], m->own[CTL_MEMORY]);
+    int r = ef_cgroup_read(dir, "memory.limit_in_bytes", buf, sizeof(buf));
+    if (r < 0)
+        return r;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(buf, &end, 10);
+    if (errno || end == buf)
         return -EIO;
-    *ret_bytes = v;
+    /* An unlimited v1 cgroup reads as a huge page-aligned number. */
+    *ret_bytes = v >= ((uint64_t)INT64_MAX & ~4095ull) ? UINT64_MAX : v;
     return 0;
 }
 
@@ -357,9 +478,13 @@ static const struct ef_cgroup_ops v1_ops = {
     .version = 1,
     .create = v1_create,
     .open = v1_open_existing,
+    .set_limits = v1_set_limits,
     .attach = v1_attach,
+    .freeze = v1_freeze,
     .kill_all = v1_kill_all,
     .destroy = v1_destroy,
+    .oom_watch = v1_oom_watch,
+    .oom_kills = v1_oom_kills,
     .path = v1_path,
     .free = v1_free,
     .memory_limit = v1_memory_limit,

@@ -22,7 +22,9 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "funclet/cgroup.h"
+#include "funclet/cgroup_parse.h"
 #include "funclet/mount_plan.h"
+#include "funclet/oom_watch.h"
 #include "funclet/sandbox.h"
 #include "funclet/wait_status.h"
 
@@ -75,6 +77,7 @@ static void container_free(struct ef_container *c)
 {
     if (!c)
         return;
+    ef_oom_watch_stop(c->oom_watch);
     ef_cgroup_free(c->cgroup);
     free(c->code_dir);
     free(c->dir);
@@ -105,6 +108,9 @@ static int teardown(struct ef_container *c, ef_error *err)
 {
     int ret = 0;
     ef_error e;
+    /* The kill below is no OOM event to report. */
+    ef_oom_watch_stop(c->oom_watch);
+    c->oom_watch = NULL;
     if (c->pid > 0 && c->state == EF_CONTAINER_RUNNING) {
         /* SIGKILL to PID 1 of the namespace: the kernel then kills every process in it. The
          * runner is funclet's unreaped child, so its pid cannot have been reused. */
@@ -186,6 +192,10 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
         .runner_fd = runner_fd,
         .sandbox_uid = f->cfg.sandbox_uid,
         .sandbox_gid = f->cfg.sandbox_gid,
+        .cgroup_ns = f->cfg.cgroup_ns,
+        .rlimit_nofile = f->cfg.rlimit_nofile,
+        .rlimit_nproc = f->cfg.rlimit_nproc,
+        .seccomp = f->cfg.seccomp ? &f->seccomp : NULL,
     };
     void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
@@ -210,6 +220,39 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
     return wait_child(parent_fd, err);
 }
 
+void ef_container_check_oom(struct ef_funclet *f, struct ef_container *c)
+{
+    uint64_t kills;
+    if (!c->cgroup || ef_cgroup_oom_kills(c->cgroup, &kills) < 0 || kills <= c->oom_kills)
+        return;
+    c->oom_kills = kills;
+    c->oom_killed = true;
+    if (f->on_oom)
+        f->on_oom(f, c);
+}
+
+static void on_oom_event(void *user)
+{
+    struct ef_container *c = user;
+    ef_container_check_oom(c->funclet, c);
+}
+
+/* Without OOM events the container still works; an OOM kill then shows only in the counter,
+ * which is read again when the runner exits. */
+static void watch_oom(struct ef_funclet *f, struct ef_container *c)
+{
+    ef_error e;
+    int fd = -1;
+    int r = ef_cgroup_oom_watch(c->cgroup, &fd, &e);
+    if (r >= 0)
+        r = ef_oom_watch_start(f->loop, fd, on_oom_event, c, &c->oom_watch, &e);
+    if (r < 0)
+        ef_warn("container %s: OOM kills will not be reported at once: %s", c->id, e.msg);
+    uint64_t kills;
+    if (ef_cgroup_oom_kills(c->cgroup, &kills) == 0)
+        c->oom_kills = kills;
+}
+
 int ef_container_create(struct ef_funclet *f, const struct ef_create_params *params,
                         struct ef_container **ret, ef_error *err)
 {
@@ -223,8 +266,10 @@ int ef_container_create(struct ef_funclet *f, const struct ef_create_params *par
     int r = new_id(f, c->id, &e);
     if (r < 0)
         goto fail;
+    c->funclet = f;
     c->memory_mb = params->memory_mb;
     c->pids_max = params->pids_max;
+    c->cpu_millicores = params->cpu_millicores;
     c->code_dir = strdup(params->code_dir);
     c->dir = ef_path_join(f->cfg.containers_dir, c->id);
     c->runner_socket = c->dir ? ef_path_join(c->dir, "runner.sock") : NULL;
@@ -261,13 +306,19 @@ int ef_container_create(struct ef_funclet *f, const struct ef_create_params *par
     if (r < 0)
         goto fail;
 
-    r = ef_cgroup_create(f->cgroups, c->id, (uint64_t)c->memory_mb << 20, (uint64_t)c->pids_max,
-                         &c->cgroup, &e);
+    struct ef_cgroup_limits limits = {
+        .memory_bytes = (uint64_t)c->memory_mb << 20,
+        .pids_max = (uint64_t)c->pids_max,
+        .cpu_millicores = (uint32_t)c->cpu_millicores,
+        .cpu_weight = ef_cgroup_weight_for_memory((uint64_t)c->memory_mb),
+    };
+    r = ef_cgroup_create(f->cgroups, c->id, &limits, &c->cgroup, &e);
     if (r < 0)
         goto fail;
     r = start_child(f, c, &plan, runner_fd, &e);
     if (r < 0)
         goto fail;
+    watch_oom(f, c);
 
     ef_mount_plan_free(&plan);
     c->next = f->containers;
@@ -351,6 +402,7 @@ void ef_container_reap(struct ef_funclet *f, ef_container_exit_cb cb, void *user
         }
         c->state = EF_CONTAINER_EXITED;
         c->wait_status = status;
+        ef_container_check_oom(f, c);
         if (cb)
             cb(f, c, user);
     }

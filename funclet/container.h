@@ -3,6 +3,7 @@
  * on their own, and removal of what a previous run left behind. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -17,16 +18,21 @@ enum ef_container_state {
 
 struct ef_container {
     struct ef_container *next;
+    struct ef_funclet *funclet;
     char id[EF_CONTAINER_ID_LEN + 1];
     pid_t pid; /* host pid of the runner (PID 1 of the container); 0 before clone */
     enum ef_container_state state;
     int wait_status; /* EF_CONTAINER_EXITED: as from waitpid */
     int64_t memory_mb;
     int64_t pids_max;
+    int64_t cpu_millicores;
     char *code_dir;      /* canonical */
     char *dir;           /* <run>/containers/<id> */
     char *runner_socket; /* <dir>/runner.sock */
     struct ef_cgroup *cgroup;
+    struct ef_oom_watch *oom_watch; /* NULL when the kernel offers no OOM events */
+    uint64_t oom_kills;             /* the cgroup's OOM kill counter when last looked at */
+    bool oom_killed;                /* at least one process was OOM-killed */
 };
 
 /* How long container creation waits for the child to exec the runner. */
@@ -55,6 +61,11 @@ typedef void (*ef_container_exit_cb)(struct ef_funclet *f, struct ef_container *
 /* Reaps every child that has ended (waitpid(-1, WNOHANG) until none is left), marks the
  * containers whose runner ended as exited and calls `cb` for each. */
 void ef_container_reap(struct ef_funclet *f, ef_container_exit_cb cb, void *user);
+
+/* Reads the container's OOM kill counter; when it grew, records it (oom_killed) and calls
+ * f->on_oom. Called when the cgroup's OOM event fires and before an exit is reported, so that
+ * an OOM kill of the runner itself is reported before its exit. */
+void ef_container_check_oom(struct ef_funclet *f, struct ef_container *c);
 
 /* Removes the containers a previous run left in the containers directory: their cgroups
  * (killing what still runs there) and their directories. Failures are logged. */

@@ -9,9 +9,15 @@
 #include <sys/types.h>
 #include <uv.h>
 
+#include "funclet/seccomp.h"
+
 struct ef_cgroup_manager;
 struct ef_container;
 struct ef_server;
+struct ef_funclet;
+
+/* Called when the kernel's OOM killer has killed a process of container `c`. */
+typedef void (*ef_funclet_oom_cb)(struct ef_funclet *f, struct ef_container *c);
 
 struct ef_funclet_config {
     char *data_dir;       /* absolute */
@@ -23,8 +29,13 @@ struct ef_funclet_config {
     uid_t sandbox_uid;
     gid_t sandbox_gid;
     size_t max_containers;
-    char *cgroup_parent; /* the cgroup below funclet's own one that holds every container */
-    uint64_t tmp_size;   /* bytes of the /tmp (and /dev/shm) tmpfs of each container */
+    char *cgroup_parent;    /* the cgroup below funclet's own one that holds every container */
+    uint64_t tmp_size;      /* bytes of the /tmp (and /dev/shm) tmpfs of each container */
+    char *cgroup_root;      /* where the cgroup file system is mounted (/sys/fs/cgroup) */
+    bool seccomp;           /* install the seccomp filter (--seccomp=false turns it off) */
+    bool cgroup_ns;         /* give each container its own cgroup namespace */
+    uint64_t rlimit_nofile; /* RLIMIT_NOFILE of the container's processes */
+    uint64_t rlimit_nproc;  /* RLIMIT_NPROC of the sandbox user; 0 leaves it unset */
 };
 
 struct ef_funclet {
@@ -34,5 +45,7 @@ struct ef_funclet {
     struct ef_container *containers; /* singly linked, newest first */
     size_t n_containers;
     struct ef_server *server;
+    struct ef_seccomp_filter seccomp; /* compiled at start; empty when cfg.seccomp is off */
+    ef_funclet_oom_cb on_oom;
     bool shutting_down;
 };

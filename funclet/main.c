@@ -36,6 +36,11 @@ struct flags {
     int64_t max_containers;
     char *cgroup_parent;
     uint64_t tmp_size;
+    char *cgroup_root;
+    bool seccomp;
+    bool cgroup_ns;
+    int64_t rlimit_nofile;
+    int64_t rlimit_nproc;
     char *log_level;
 };
 
@@ -138,6 +143,15 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     if (fl->tmp_size < (1u << 20) || fl->tmp_size > (64ull << 30))
         return ef_error_set(err, -EINVAL, "--tmp-size must be between 1M and 64G");
     cfg->tmp_size = fl->tmp_size;
+    cfg->cgroup_root = strdup(fl->cgroup_root);
+    if (!cfg->cgroup_root)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    if (cfg->cgroup_root[0] != '/')
+        return ef_error_set(err, -EINVAL, "--cgroup-root must be an absolute path");
+    cfg->seccomp = fl->seccomp;
+    cfg->cgroup_ns = fl->cgroup_ns;
+    cfg->rlimit_nofile = (uint64_t)fl->rlimit_nofile;
+    cfg->rlimit_nproc = (uint64_t)fl->rlimit_nproc;
     return 0;
 }
 
@@ -150,12 +164,18 @@ static void free_config(struct ef_funclet_config *cfg)
     free(cfg->code_root);
     free(cfg->runtime_dir);
     free(cfg->cgroup_parent);
+    free(cfg->cgroup_root);
 }
 
 static void on_exited(struct ef_funclet *f, struct ef_container *c, void *user)
 {
     (void)user;
     ef_funclet_notify_exited(f, c);
+}
+
+static void on_oom(struct ef_funclet *f, struct ef_container *c)
+{
+    ef_funclet_notify_oom(f, c);
 }
 
 static void on_sigchld(uv_signal_t *handle, int signum)
@@ -214,6 +234,11 @@ int main(int argc, char **argv)
         .max_containers = 64,
         .cgroup_parent = "easyfaas",
         .tmp_size = 512ull << 20,
+        .cgroup_root = "/sys/fs/cgroup",
+        .seccomp = true,
+        .cgroup_ns = true,
+        .rlimit_nofile = 1024,
+        .rlimit_nproc = 0,
         .log_level = "info",
     };
     const struct ef_option opts[] = {
@@ -237,6 +262,19 @@ int main(int argc, char **argv)
          "Cgroup below funclet's own one that holds the containers' cgroups", 0, 0},
         {"tmp-size", EF_OPT_SIZE, &fl.tmp_size, "SIZE",
          "Size of each container's /tmp (and /dev/shm) tmpfs", 0, 0},
+        {"cgroup-root", EF_OPT_STRING, &fl.cgroup_root, "DIR",
+         "Where the cgroup file system is mounted (cgroup v2, or the v1 hierarchies below it)", 0,
+         0},
+        {"seccomp", EF_OPT_BOOL, &fl.seccomp, NULL,
+         "Run every container under the seccomp filter (--seccomp=false turns it off)", 0, 0},
+        {"cgroup-ns", EF_OPT_BOOL, &fl.cgroup_ns, NULL,
+         "Give every container its own cgroup namespace (--cgroup-ns=false turns it off)", 0, 0},
+        {"rlimit-nofile", EF_OPT_INT, &fl.rlimit_nofile, "N",
+         "Most open files per process in a container (RLIMIT_NOFILE, soft and hard)", 16, 1048576},
+        {"rlimit-nproc", EF_OPT_INT, &fl.rlimit_nproc, "N",
+         "RLIMIT_NPROC of the container's processes; it counts every process of the sandbox uid "
+         "on the host, so 0 (unset) leaves the per-container limit to pids_max",
+         0, 4194304},
         {"log-level", EF_OPT_STRING, &fl.log_level, "LEVEL", "debug, info, warn or error", 0, 0},
         {0},
     };
@@ -268,12 +306,17 @@ int main(int argc, char **argv)
     }
     struct ef_funclet *f = &funclet;
     f->loop = uv_default_loop();
+    f->on_oom = on_oom;
     if (setup_config(&fl, &f->cfg, &err) < 0 ||
-        ef_cgroup_manager_open(f->cfg.cgroup_parent, &f->cgroups, &err) < 0) {
+        (f->cfg.seccomp && ef_seccomp_filter_build(&f->seccomp, &err) < 0) ||
+        ef_cgroup_manager_open(f->cfg.cgroup_root, f->cfg.cgroup_parent, &f->cgroups, &err) < 0) {
         ef_error("%s", err.msg);
+        ef_seccomp_filter_free(&f->seccomp);
         free_config(&f->cfg);
         return 1;
     }
+    if (!f->cfg.seccomp)
+        ef_warn("--seccomp=false: containers run without a seccomp filter");
     ef_container_remove_orphans(f);
 
     static const struct ef_rpc_handlers handlers = {.on_request = ef_funclet_on_request};
@@ -288,17 +331,21 @@ int main(int argc, char **argv)
         shutdown_funclet();
         uv_run(f->loop, UV_RUN_DEFAULT);
         uv_loop_close(f->loop);
+        ef_seccomp_filter_free(&f->seccomp);
         free_config(&f->cfg);
         return 1;
     }
-    ef_info("listening on %s (cgroup v%d, code root %s, runtime %s, max %zu containers)",
-            f->cfg.socket_path, ef_cgroup_manager_version(f->cgroups), f->cfg.code_root,
-            f->cfg.runtime_dir, f->cfg.max_containers);
+    ef_info("listening on %s (cgroup v%d, seccomp %s, code root %s, runtime %s, max %zu "
+            "containers)",
+            f->cfg.socket_path, ef_cgroup_manager_version(f->cgroups),
+            f->cfg.seccomp ? "on" : "off", f->cfg.code_root, f->cfg.runtime_dir,
+            f->cfg.max_containers);
 
     uv_run(f->loop, UV_RUN_DEFAULT);
     r = uv_loop_close(f->loop);
     if (r < 0)
         ef_warn("event loop closed with handles still open: %s", uv_strerror(r));
+    ef_seccomp_filter_free(&f->seccomp);
     free_config(&f->cfg);
     ef_info("stopped");
     return 0;

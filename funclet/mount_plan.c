@@ -21,6 +21,17 @@ const char *const ef_sandbox_toplevel_dirs[] = {"bin",   "sbin",   "lib", "lib32
 const char *const ef_sandbox_dev_nodes[] = {"null",    "zero", "full", "random",
                                             "urandom", "tty",  NULL};
 
+/* What the kernel shows in /proc about the host (its memory, keys, timers, hardware) that a
+ * function has no use for. */
+const char *const ef_sandbox_masked_paths[] = {"/proc/acpi",          "/proc/asound",
+                                               "/proc/kcore",         "/proc/keys",
+                                               "/proc/latency_stats", "/proc/timer_list",
+                                               "/proc/timer_stats",   "/proc/sched_debug",
+                                               "/proc/scsi",          NULL};
+/* Kernel settings under /proc that are writable by root and not namespaced. */
+const char *const ef_sandbox_readonly_paths[] = {
+    "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger", NULL};
+
 /* Read-only and without set-uid or device files: how every host tree is shown to user code. */
 #define RO_BIND (MS_RDONLY | MS_NOSUID | MS_NODEV)
 
@@ -200,6 +211,11 @@ static int build(const struct ef_sandbox_config *cfg, const struct ef_host_facts
     ADD(EF_MOUNT_TMPFS, NULL, "/tmp", MS_NOSUID | MS_NODEV, buf);
 
     ADD(EF_MOUNT_PROC, NULL, "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    for (size_t i = 0; ef_sandbox_masked_paths[i]; i++)
+        ADD(EF_MOUNT_MASK, NULL, ef_sandbox_masked_paths[i], 0, NULL);
+    for (size_t i = 0; ef_sandbox_readonly_paths[i]; i++)
+        ADD(EF_MOUNT_RDONLY, NULL, ef_sandbox_readonly_paths[i],
+            MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 
     /* A minimal /dev: a few harmless device nodes bound from the host (creating nodes would need
      * mknod and would not work inside a container), shared memory and the fd symlinks. */

@@ -20,6 +20,9 @@ enum ef_mount_kind {
     EF_MOUNT_SYMLINK, /* `target` -> `source` */
     EF_MOUNT_FILE,    /* a file with contents `data` and mode `mode` */
     EF_MOUNT_REMOUNT, /* change the per-mount `flags` of the mount at `target` */
+    EF_MOUNT_MASK,    /* hide `target` if it exists: /dev/null over a file, an empty read-only
+                       * tmpfs over a directory */
+    EF_MOUNT_RDONLY,  /* bind `target` (if it exists) onto itself and remount it with `flags` */
 };
 
 struct ef_mount_entry {
@@ -83,6 +86,10 @@ extern const char *const ef_sandbox_etc_files[];
 extern const char *const ef_sandbox_etc_dirs[];
 extern const char *const ef_sandbox_toplevel_dirs[];
 extern const char *const ef_sandbox_dev_nodes[];
+/* The /proc paths hidden from the container and those made read-only, as the OCI runtime
+ * specification's defaults (runc, crun, Docker) have them. */
+extern const char *const ef_sandbox_masked_paths[];
+extern const char *const ef_sandbox_readonly_paths[];
 
 /* True when a top-level symlink's text points into /usr ("usr/lib" or "/usr/lib"), without any
  * ".." component: only such a link is recreated in the container. */

@@ -85,9 +85,10 @@ static void container_create(struct ef_funclet *f, ef_rpc_request *req, const cJ
         ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, NULL, "%s", e.msg);
         return;
     }
-    ef_info("container %s created: pid %d, memory %lld MB, pids %lld, code %s, cgroups %s %s",
-            c->id, (int)c->pid, (long long)c->memory_mb, (long long)c->pids_max, c->code_dir,
-            ef_cgroup_path(c->cgroup, "memory"), ef_cgroup_path(c->cgroup, "pids"));
+    ef_info("container %s created: pid %d, memory %lld MB, pids %lld, cpu %lld millicores, code "
+            "%s, cgroup %s",
+            c->id, (int)c->pid, (long long)c->memory_mb, (long long)c->pids_max,
+            (long long)c->cpu_millicores, c->code_dir, ef_cgroup_path(c->cgroup, "memory"));
     cJSON *res = cJSON_CreateObject();
     if (res && (!cJSON_AddStringToObject(res, "id", c->id) ||
                 !cJSON_AddNumberToObject(res, "pid", c->pid) ||
@@ -129,7 +130,8 @@ static cJSON *container_json(const struct ef_container *c)
         cJSON_AddStringToObject(o, "state",
                                 c->state == EF_CONTAINER_RUNNING ? "running" : "exited") &&
         cJSON_AddNumberToObject(o, "memory_mb", (double)c->memory_mb) &&
-        cJSON_AddStringToObject(o, "code_dir", c->code_dir))
+        cJSON_AddStringToObject(o, "code_dir", c->code_dir) &&
+        cJSON_AddBoolToObject(o, "oom_killed", c->oom_killed))
         return o;
     cJSON_Delete(o);
     return NULL;
@@ -197,4 +199,20 @@ void ef_funclet_notify_exited(struct ef_funclet *f, struct ef_container *c)
         return;
     }
     ef_server_broadcast(f->server, "container.exited", p);
+}
+
+void ef_funclet_notify_oom(struct ef_funclet *f, struct ef_container *c)
+{
+    ef_warn("container %s: the OOM killer killed a process (memory limit %lld MB, %llu kills so "
+            "far)",
+            c->id, (long long)c->memory_mb, (unsigned long long)c->oom_kills);
+    if (!f->server)
+        return;
+    cleanup_cjson cJSON *p = cJSON_CreateObject();
+    if (!p || !cJSON_AddStringToObject(p, "id", c->id) ||
+        !cJSON_AddNumberToObject(p, "oom_kills", (double)c->oom_kills)) {
+        ef_error("container %s: cannot build container.oom: out of memory", c->id);
+        return;
+    }
+    ef_server_broadcast(f->server, "container.oom", p);
 }

@@ -1,5 +1,5 @@
 /* funclet's RPC methods (docs/rpc.md): node.info, container.create, container.destroy,
- * container.list, and the container.exited notification. */
+ * container.list, and the container.exited and container.oom notifications. */
 #pragma once
 
 #include <cjson/cJSON.h>
@@ -16,3 +16,6 @@ void ef_funclet_on_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *m
 
 /* Logs that the runner of `c` ended and sends container.exited to every client. */
 void ef_funclet_notify_exited(struct ef_funclet *f, struct ef_container *c);
+
+/* Logs that the OOM killer took a process of `c` and sends container.oom to every client. */
+void ef_funclet_notify_oom(struct ef_funclet *f, struct ef_container *c);

@@ -3,18 +3,22 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/fsutil.h"
 #include "funclet/netlink.h"
+#include "funclet/seccomp.h"
 
 /* The child is a copy of funclet made by clone() without CLONE_VM in a single-threaded process,
  * so ordinary library calls are safe here; it only ever ends in execve or _exit. */
@@ -113,6 +117,34 @@ static void bind_confined(const struct ef_mount_entry *e, const char *path)
     close(fd);
 }
 
+/* Whether `path` exists; a kernel without the /proc entry simply has nothing to hide. */
+static bool exists(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) == 0)
+        return true;
+    if (errno != ENOENT)
+        FAIL("inspect %s", path);
+    return false;
+}
+
+static void mask(const char *path, const char *target)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0) {
+        if (errno == ENOENT)
+            return;
+        FAIL("inspect %s", target);
+    }
+    if (S_ISDIR(st.st_mode)) {
+        if (mount("tmpfs", path, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=4k,mode=0555") < 0)
+            FAIL("mask %s", target);
+    } else if (mount("/dev/null", path, NULL, MS_BIND, NULL) < 0) {
+        FAIL("mask %s", target);
+    }
+}
+
 static void apply(const char *rootfs, const struct ef_mount_entry *e)
 {
     char path[PATH_MAX];
@@ -157,6 +189,17 @@ static void apply(const char *rootfs, const struct ef_mount_entry *e)
         if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | e->flags, NULL) < 0)
             FAIL("remount %s", e->target);
         break;
+    case EF_MOUNT_MASK:
+        mask(path, e->target);
+        break;
+    case EF_MOUNT_RDONLY:
+        if (!exists(path))
+            break;
+        if (mount(path, path, NULL, MS_BIND | MS_REC, NULL) < 0)
+            FAIL("bind %s onto itself", e->target);
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | e->flags, NULL) < 0)
+            FAIL("remount %s read-only", e->target);
+        break;
     }
 }
 
@@ -192,6 +235,20 @@ static void setup_fds(int runner_fd)
     }
 }
 
+static void set_limit(int resource, const char *name, uint64_t value)
+{
+    struct rlimit rl = {.rlim_cur = value, .rlim_max = value};
+    if (value && setrlimit(resource, &rl) < 0)
+        FAIL("setrlimit %s %llu", name, (unsigned long long)value);
+}
+
+/* Soft and hard alike: the runtime, which runs without privileges, cannot raise them. */
+static void set_rlimits(const struct ef_sandbox_args *a)
+{
+    set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", a->rlimit_nofile);
+    set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", a->rlimit_nproc);
+}
+
 static void reset_signals(void)
 {
     sigset_t all;
@@ -219,6 +276,11 @@ int ef_sandbox_child(void *arg)
     } while (n < 0 && errno == EINTR);
     if (n != 1)
         _exit(127);
+
+    /* Now that the cgroups are joined, a cgroup namespace rooted at them makes the container's
+     * /proc/self/cgroup read "/" and hides where on the host it is. */
+    if (a->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
+        FAIL("unshare the cgroup namespace");
 
     /* If funclet dies, so does the container. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
@@ -255,6 +317,7 @@ int ef_sandbox_child(void *arg)
     setup_fds(runner_fd);
     reset_signals();
     umask(022);
+    set_rlimits(a);
 
     char uid[16], gid[16], fd[16];
     snprintf(uid, sizeof(uid), "%u", (unsigned)a->sandbox_uid);
@@ -265,6 +328,15 @@ int ef_sandbox_child(void *arg)
     /* funclet's environment is not the container's business. */
     char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                           NULL};
+    /* Last, so that every step above could still use what the filter denies (mount,
+     * pivot_root); the runner and everything it starts inherit it. */
+    if (a->seccomp) {
+        int r = ef_seccomp_filter_install(a->seccomp);
+        if (r < 0) {
+            errno = -r;
+            FAIL("install the seccomp filter");
+        }
+    }
     execve(EF_RUNNER_PATH, argv, envp);
     FAIL("exec %s", EF_RUNNER_PATH);
 }

@@ -2,16 +2,22 @@
  * run inside the new namespaces. The child builds the root file system from a mount plan
  * (mount_plan.h), pivots into it and execs `runner init` as PID 1.
  *
+ * Once in its cgroups it unshares a cgroup namespace; right before the exec it sets the rlimits
+ * and installs the seccomp filter, which the runner and everything it starts inherit.
+ *
  * Protocol on `sync_fd` (a SOCK_SEQPACKET socket, close-on-exec): the child first waits for one
  * byte from the parent (sent once the child is in its cgroups); then either it sends one
  * struct ef_sandbox_report naming the step that failed and exits, or its exec succeeds and the
  * parent reads end-of-file. */
 #pragma once
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
 #include "funclet/mount_plan.h"
+
+struct ef_seccomp_filter;
 
 /* Where the runner is inside the container, and the fd its listening socket gets. */
 #define EF_RUNNER_PATH   "/var/runtime/bin/easyfaas-runner"
@@ -30,6 +36,10 @@ struct ef_sandbox_args {
     int runner_fd; /* the listening runner socket; becomes fd 3 */
     uid_t sandbox_uid;
     gid_t sandbox_gid;
+    bool cgroup_ns;                          /* unshare a cgroup namespace once in the cgroups */
+    uint64_t rlimit_nofile;                  /* 0: inherit funclet's */
+    uint64_t rlimit_nproc;                   /* 0: inherit funclet's */
+    const struct ef_seccomp_filter *seccomp; /* installed right before exec; NULL: none */
 };
 
 /* The clone() entry point; `arg` is a struct ef_sandbox_args. Never returns on success (the

@@ -92,7 +92,7 @@ static int resolve_code_dir(const char *code_dir, const char *code_root, char **
 int ef_validate_create_params(const cJSON *params, const char *code_root,
                               struct ef_create_params *ret, ef_error *err)
 {
-    static const char *const known[] = {"code_dir", "memory_mb", "pids_max"};
+    static const char *const known[] = {"code_dir", "memory_mb", "pids_max", "cpu_millicores"};
     if (!cJSON_IsObject(params))
         return ef_error_set(err, -EINVAL,
                             "params must be an object with 'code_dir' and "
@@ -116,6 +116,15 @@ int ef_validate_create_params(const cJSON *params, const char *code_root,
                       EF_PIDS_MAX_MAX, &pids_max, err);
     if (r < 0)
         return r;
+    int64_t cpu = 0;
+    r = get_int_param(params, "cpu_millicores", false, 0, 0, EF_CPU_MILLICORES_MAX, &cpu, err);
+    if (r < 0)
+        return r;
+    if (cpu > 0 && cpu < EF_CPU_MILLICORES_MIN)
+        return ef_error_set(err, -EINVAL,
+                            "parameter 'cpu_millicores' must be 0 (no quota) or between %d and "
+                            "%d, got %lld",
+                            EF_CPU_MILLICORES_MIN, EF_CPU_MILLICORES_MAX, (long long)cpu);
 
     char *real = NULL;
     r = resolve_code_dir(dir->valuestring, code_root, &real, err);
@@ -124,6 +133,7 @@ int ef_validate_create_params(const cJSON *params, const char *code_root,
     ret->code_dir = real;
     ret->memory_mb = memory_mb;
     ret->pids_max = pids_max;
+    ret->cpu_millicores = cpu;
     return 0;
 }
 

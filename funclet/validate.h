@@ -8,11 +8,13 @@
 
 #include "common/error.h"
 
-#define EF_MEMORY_MB_MIN    64
-#define EF_MEMORY_MB_MAX    10240
-#define EF_PIDS_MAX_MIN     16
-#define EF_PIDS_MAX_MAX     65536
-#define EF_PIDS_MAX_DEFAULT 1024
+#define EF_MEMORY_MB_MIN      64
+#define EF_MEMORY_MB_MAX      10240
+#define EF_PIDS_MAX_MIN       16
+#define EF_PIDS_MAX_MAX       65536
+#define EF_PIDS_MAX_DEFAULT   1024
+#define EF_CPU_MILLICORES_MIN 10
+#define EF_CPU_MILLICORES_MAX 64000
 
 /* A container id: "c" followed by 12 lowercase hex digits. */
 #define EF_CONTAINER_ID_LEN 13
@@ -21,6 +23,7 @@ struct ef_create_params {
     char *code_dir; /* canonical (realpath) directory strictly below the code root; malloc'd */
     int64_t memory_mb;
     int64_t pids_max;
+    int64_t cpu_millicores; /* 0: no CPU quota (the weight still follows memory_mb) */
 };
 
 /* Checks the params of container.create against the rules of docs/rpc.md. `code_root` must be

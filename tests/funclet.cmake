@@ -6,8 +6,28 @@ ef_add_unit_test(test_funclet_mount_plan
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_mount_plan.c ${_fdir}/mount_plan.c)
 ef_add_unit_test(test_funclet_wait_status
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_wait_status.c ${_fdir}/wait_status.c)
-foreach(_t test_funclet_validate test_funclet_mount_plan test_funclet_wait_status)
+ef_add_unit_test(test_funclet_cgroup_parse
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_cgroup_parse.c ${_fdir}/cgroup_parse.c)
+# The cgroup backends: v1 on the real kernel (root; skipped otherwise), v2 on a fake cgroupfs.
+ef_add_unit_test(test_funclet_cgroup
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_cgroup.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/fake_cgroupfs.c ${_fdir}/cgroup.c
+          ${_fdir}/cgroup_parse.c ${_fdir}/cgroup_v1.c ${_fdir}/cgroup_v2.c
+  LIBS PkgConfig::CGROUP)
+set_tests_properties(test_funclet_cgroup PROPERTIES LABELS "unit;root" RUN_SERIAL TRUE)
+# The seccomp profile, compiled and installed in a child (no root needed: no_new_privs).
+ef_add_unit_test(test_funclet_seccomp
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_seccomp.c ${_fdir}/seccomp.c
+          ${_fdir}/seccomp_profile.c
+  LIBS PkgConfig::SECCOMP)
+foreach(_t test_funclet_validate test_funclet_mount_plan test_funclet_wait_status
+           test_funclet_cgroup_parse test_funclet_cgroup test_funclet_seccomp)
   target_compile_definitions(${_t} PRIVATE _GNU_SOURCE)
 endforeach()
 
 ef_add_integration_test(funclet_containers SCRIPT integration/funclet_containers.sh TIMEOUT 180)
+
+# The probe that isolation.sh runs inside a container as the user's code.
+add_executable(ef-probe ${CMAKE_CURRENT_SOURCE_DIR}/probe/ef-probe.c)
+set_target_properties(ef-probe PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+ef_add_integration_test(isolation SCRIPT integration/isolation.sh TIMEOUT 300)

@@ -206,6 +206,37 @@ static void test_tmp_proc_dev(void **state)
     ef_mount_plan_free(&plan);
 }
 
+/* The OCI default masked and read-only /proc paths, applied after /proc is mounted; /sys is
+ * not in the container at all. */
+static void test_proc_masks(void **state)
+{
+    (void)state;
+    struct ef_host_facts facts = merged_facts();
+    struct ef_mount_plan plan;
+    ef_error err;
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+    size_t proc = index_of(&plan, find(&plan, "/proc"));
+    static const char *const masked[] = {
+        "/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug",
+        "/proc/acpi",  "/proc/scsi", "/proc/asound",     "/proc/latency_stats"};
+    for (size_t i = 0; i < sizeof(masked) / sizeof(masked[0]); i++) {
+        const struct ef_mount_entry *e = find(&plan, masked[i]);
+        assert_int_equal(e->kind, EF_MOUNT_MASK);
+        assert_true(index_of(&plan, e) > proc);
+    }
+    static const char *const readonly[] = {"/proc/sys", "/proc/sysrq-trigger", "/proc/irq",
+                                           "/proc/bus", "/proc/fs"};
+    for (size_t i = 0; i < sizeof(readonly) / sizeof(readonly[0]); i++) {
+        const struct ef_mount_entry *e = find(&plan, readonly[i]);
+        assert_int_equal(e->kind, EF_MOUNT_RDONLY);
+        assert_int_equal(e->flags, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+        assert_true(index_of(&plan, e) > proc);
+    }
+    for (size_t i = 0; i < plan.n; i++)
+        assert_false(strncmp(plan.entries[i].target, "/sys", 4) == 0);
+    ef_mount_plan_free(&plan);
+}
+
 /* /dev and then the root end read-only, after everything has been put in place. */
 static void test_ends_read_only(void **state)
 {
@@ -310,7 +341,7 @@ int main(void)
         cmocka_unit_test(test_etc),          cmocka_unit_test(test_code_and_runtime),
         cmocka_unit_test(test_tmp_proc_dev), cmocka_unit_test(test_ends_read_only),
         cmocka_unit_test(test_bad_config),   cmocka_unit_test(test_link_into_usr),
-        cmocka_unit_test(test_probe_host),
+        cmocka_unit_test(test_probe_host),   cmocka_unit_test(test_proc_masks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,6 +106,12 @@ static void test_create_ok(void **state)
                      0);
     assert_int_equal(p.memory_mb, 10240);
     assert_int_equal(p.pids_max, 65536);
+    assert_int_equal(p.cpu_millicores, 0);
+    ef_create_params_free(&p);
+
+    assert_int_equal(
+        create_dir(at("code/fn"), ",\"memory_mb\":128,\"cpu_millicores\":1500", &p, &err), 0);
+    assert_int_equal(p.cpu_millicores, 1500);
     ef_create_params_free(&p);
 }
 
@@ -153,6 +159,12 @@ static void test_create_numbers_rejected(void **state)
     assert_rejected(fn, ",\"memory_mb\":128,\"pids_max\":15", "'pids_max' must be between 16");
     assert_rejected(fn, ",\"memory_mb\":128,\"pids_max\":65537", "'pids_max' must be between");
     assert_rejected(fn, ",\"memory_mb\":128,\"pids_max\":true", "'pids_max' must be an integer");
+    assert_rejected(fn, ",\"memory_mb\":128,\"cpu_millicores\":5",
+                    "must be 0 (no quota) or between 10");
+    assert_rejected(fn, ",\"memory_mb\":128,\"cpu_millicores\":64001",
+                    "'cpu_millicores' must be between");
+    assert_rejected(fn, ",\"memory_mb\":128,\"cpu_millicores\":-1",
+                    "'cpu_millicores' must be between");
 }
 
 static void test_create_shape_rejected(void **state)

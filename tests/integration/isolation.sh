@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# The isolation of user code, asserted from inside a real container: funclet creates it, the
+# runner starts a `provided` runtime whose bootstrap is tests/probe/ef-probe (a Runtime API
+# client), and every invocation runs one probe as the user's code would. Needs root; exits 77
+# (skipped) without it.
+set -euo pipefail
+
+: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+note() { echo "--- $*" >&2; }
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "SKIP: isolation needs root (namespaces, cgroups, mounts)" >&2
+  exit 77
+fi
+for bin in easyfaas-funclet easyfaas-runner ef-rpc-call ef-probe; do
+  [ -x "$EF_BUILD_DIR/$bin" ] || fail "$EF_BUILD_DIR/$bin is not built"
+done
+
+DATA=$(mktemp -d /tmp/ef-iso.XXXXXX)
+PARENT="ef-iso-$$"
+SOCK="$DATA/run/funclet.sock"
+FUNCLET_PID=
+LISTENER=
+PIDS_MAX=64
+MEMORY_MB=64
+
+cleanup() {
+  local rc=$?
+  [ -n "$LISTENER" ] && kill "$LISTENER" 2>/dev/null || true
+  if [ -n "$FUNCLET_PID" ]; then
+    kill -TERM "$FUNCLET_PID" 2>/dev/null || true
+    wait "$FUNCLET_PID" 2>/dev/null || true
+  fi
+  if [ $rc -ne 0 ]; then
+    echo "=== funclet.log" >&2
+    tail -n 40 "$DATA/funclet.log" >&2 || true
+  fi
+  # Leave no test cgroup behind even when the test failed half-way.
+  find /sys/fs/cgroup -depth -type d -name "$PARENT" 2>/dev/null | while read -r d; do
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
+  grep -q " $DATA" /proc/self/mountinfo || rm -rf "$DATA"
+  exit $rc
+}
+trap cleanup EXIT
+
+call() { "$EF_BUILD_DIR/ef-rpc-call" --timeout 60000 "$SOCK" "$@"; }
+json() { /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+# start_funclet [FLAGS...]
+start_funclet() {
+  "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
+    --tmp-size 16M --log-level debug "$@" 2>>"$DATA/funclet.log" &
+  FUNCLET_PID=$!
+  for _ in $(seq 100); do
+    [ -S "$SOCK" ] && break
+    kill -0 "$FUNCLET_PID" 2>/dev/null || fail "funclet died at start"
+    sleep 0.05
+  done
+  [ -S "$SOCK" ] || fail "funclet socket did not appear"
+}
+
+stop_funclet() {
+  kill -TERM "$FUNCLET_PID"
+  wait "$FUNCLET_PID" || fail "funclet exited with status $? on SIGTERM"
+  FUNCLET_PID=
+}
+
+# new_container: creates a probe container and starts its runtime; sets ID, PID, RSOCK.
+new_container() {
+  local res
+  res=$(call container.create "{\"code_dir\":\"$CODE\",\"memory_mb\":$MEMORY_MB,\"pids_max\":$PIDS_MAX}")
+  ID=$(echo "$res" | json 'j["id"]')
+  PID=$(echo "$res" | json 'j["pid"]')
+  RSOCK=$(echo "$res" | json 'j["runner_socket"]')
+  "$EF_BUILD_DIR/ef-rpc-call" --timeout 20000 "$RSOCK" runtime.start \
+    "{\"function_name\":\"probe\",\"handler\":\"probe\",\"runtime\":\"provided.al2023\",\"memory_mb\":$MEMORY_MB,\"timeout_s\":60}" \
+    >/dev/null || fail "runtime.start failed"
+}
+
+N=0
+# probe EVENT: runs one probe in the container and prints its output.
+probe() {
+  N=$((N + 1))
+  local params
+  params=$(EVENT="$1" ID="r$N" /usr/bin/python3 -c 'import json,os,time
+print(json.dumps({"request_id": os.environ["ID"], "payload": os.environ["EVENT"],
+                  "deadline_ms": int(time.time() * 1000) + 60000}))')
+  "$EF_BUILD_DIR/ef-rpc-call" --timeout 60000 "$RSOCK" invoke "$params" | json 'j["payload"]' ||
+    fail "invoke '$1' failed"
+}
+
+# expect EVENT LINE: the probe's output must contain LINE as a whole line.
+expect() {
+  local out
+  out=$(probe "$1")
+  grep -qxF -- "$2" <<<"$out" || fail "probe '$1': expected line '$2', got: $out"
+}
+
+note "installing the runner and the probe, starting funclet"
+"$EF_BUILD_DIR/easyfaas-runner" prepare --dest "$DATA/runtime" >/dev/null
+CODE="$DATA/code/extracted/probe"
+mkdir -p "$CODE"
+install -m 0755 "$EF_BUILD_DIR/ef-probe" "$CODE/ef-probe"
+printf '#!/bin/sh\nexec /var/task/ef-probe serve\n' >"$CODE/bootstrap"
+chmod 0755 "$CODE/bootstrap"
+start_funclet
+new_container
+
+note "pid namespace: PID 1 is the runner, host processes are invisible"
+ps=$(probe ps)
+grep -qx '1 easyfaas-runner' <<<"$ps" || fail "PID 1 is not the runner: $ps"
+! grep -q 'funclet\|systemd\|sshd' <<<"$ps" || fail "host processes are visible: $ps"
+[ "$(grep -c '^[0-9]' <<<"$ps")" -le 6 ] || fail "too many processes visible: $ps"
+
+note "credentials: unprivileged, no capabilities, no_new_privs, seccomp"
+status=$(probe status)
+grep -qP '^Uid:\t1001\t1001\t1001\t1001$' <<<"$status" || fail "uid: $status"
+grep -qP '^Gid:\t1001\t1001\t1001\t1001$' <<<"$status" || fail "gid: $status"
+for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
+  grep -qP "^$cap:\t0000000000000000$" <<<"$status" || fail "$cap is not empty: $status"
+done
+grep -qP '^NoNewPrivs:\t1$' <<<"$status" || fail "no_new_privs is not set: $status"
+grep -qP '^Seccomp:\t2$' <<<"$status" || fail "no seccomp filter: $status"
+
+note "file system: read-only root and code, capped /tmp, no /sys"
+expect 'write /x' 'open: EROFS'
+expect 'write /var/task/x' 'open: EROFS'
+expect 'write /usr/x' 'open: EROFS'
+expect 'write /etc/passwd' 'open: EROFS'
+expect 'write /tmp/small' 'write: OK'
+expect 'write /tmp/big 32' 'write: ENOSPC'
+expect 'ls /sys' 'opendir: ENOENT'
+
+note "masked and read-only /proc paths"
+[ ! -e /proc/kcore ] || expect 'cat /proc/kcore' 'bytes=0'
+[ ! -e /proc/keys ] || expect 'cat /proc/keys' 'bytes=0'
+[ ! -e /proc/timer_list ] || expect 'cat /proc/timer_list' 'bytes=0'
+[ ! -e /proc/sched_debug ] || expect 'cat /proc/sched_debug' 'bytes=0'
+[ ! -d /proc/acpi ] || expect 'ls /proc/acpi' 'entries=0'
+[ ! -d /proc/scsi ] || expect 'ls /proc/scsi' 'entries=0'
+mountinfo=$(probe 'cat /proc/self/mountinfo')
+for p in /proc/acpi /proc/asound /proc/kcore /proc/keys /proc/latency_stats /proc/timer_list \
+  /proc/timer_stats /proc/sched_debug /proc/scsi; do
+  [ -e "$p" ] || continue
+  awk -v p="$p" '$5 == p { found = 1 } END { exit !found }' <<<"$mountinfo" ||
+    fail "$p is not masked: $mountinfo"
+done
+for p in /proc/sys /proc/sysrq-trigger /proc/irq /proc/bus /proc/fs; do
+  [ -e "$p" ] || continue
+  awk -v p="$p" '$5 == p && $6 ~ /^ro(,|$)/ { found = 1 } END { exit !found }' <<<"$mountinfo" ||
+    fail "$p is not mounted read-only: $mountinfo"
+done
+
+note "system calls that must fail"
+expect mount 'mount: EPERM'
+expect 'umount /proc' 'umount: EPERM'
+expect 'ptrace 1' 'ptrace: EPERM'
+out=$(probe unshare)
+for ns in user mount net; do
+  grep -qx "unshare-$ns: EPERM" <<<"$out" || fail "unshare $ns: $out"
+done
+expect clone-ns 'clone-newuser: EPERM'
+expect clone3 'clone3: ENOSYS'
+expect setns 'setns: EPERM'
+out=$(probe keyctl)
+grep -qx 'keyctl: EPERM' <<<"$out" && grep -qx 'add_key: EPERM' <<<"$out" || fail "keyctl: $out"
+expect bpf 'bpf: EPERM'
+out=$(probe personality)
+grep -qx 'personality-query: OK' <<<"$out" || fail "personality query: $out"
+! grep -qx 'personality-bsd: OK' <<<"$out" || fail "a non-default personality was allowed: $out"
+
+note "network: only loopback"
+[ "$(probe ifaces | grep '^iface ')" = "iface lo" ] || fail "interfaces: $(probe ifaces)"
+
+note "control sockets are out of reach"
+expect find-socket 'sockets=0'
+expect "connect-unix $SOCK" 'connect: ENOENT'
+expect "connect-unix $RSOCK" 'connect: ENOENT'
+expect "ls $DATA" 'opendir: ENOENT'
+expect 'ls /run' 'opendir: ENOENT'
+
+note "rlimits and the cgroup namespace"
+expect rlimits 'nofile=1024/1024'
+cg=$(probe 'cat /proc/self/cgroup')
+! grep -E '^[0-9]+:[^:]*:/.+' <<<"$cg" || fail "the container sees host cgroup paths: $cg"
+grep -qx '0::/' <<<"$cg" || fail "no cgroup namespace: $cg"
+
+note "runtimes and tools work under the filter"
+expect 'exec /usr/bin/python3 -c print(6*7)' '42'
+expect 'exec /usr/bin/python3 -c t=__import__("threading").Thread(target=print,args=(7,));t.start();t.join()' '7'
+expect 'exec /usr/bin/node -e console.log(6*7)' '42'
+expect 'exec /usr/bin/node -e require("fs").readFile("/var/task/bootstrap",(e,d)=>console.log(e||d.length))' \
+  "$(stat -c %s "$CODE/bootstrap")"
+expect 'exec /bin/sh -c echo${IFS}shell' 'shell'
+out=$(probe 'exec /usr/bin/curl -sS http://127.0.0.1:1/')
+grep -q 'Failed to connect\|Couldn.t connect' <<<"$out" || fail "curl: $out"
+
+note "a fork bomb stops at the pids limit"
+out=$(probe forkbomb)
+forks=$(sed -n 's/^forks=\([0-9]*\) error=.*/\1/p' <<<"$out")
+grep -q 'error=EAGAIN' <<<"$out" || fail "fork bomb: $out"
+[ "$forks" -gt 10 ] && [ "$forks" -lt "$PIDS_MAX" ] || fail "fork bomb made $forks processes: $out"
+expect status 'Seccomp:	2'
+
+note "memory over the limit is OOM-killed and reported"
+"$EF_BUILD_DIR/ef-rpc-call" --timeout 30000 --notifications 1 "$SOCK" node.info >"$DATA/notes" &
+LISTENER=$!
+for _ in $(seq 100); do [ -s "$DATA/notes" ] && break; sleep 0.05; done
+expect "memhog $((MEMORY_MB * 4))" 'signal=9'
+wait "$LISTENER" || fail "no notification arrived"
+LISTENER=
+note=$(tail -n 1 "$DATA/notes")
+[ "$(echo "$note" | json 'j["method"]')" = container.oom ] || fail "notification: $note"
+[ "$(echo "$note" | json 'j["params"]["id"]')" = "$ID" ] || fail "notification: $note"
+[ "$(call container.list | json "[c['oom_killed'] for c in j['containers'] if c['id'] == '$ID']")" = "[True]" ] ||
+  fail "container.list does not say oom_killed: $(call container.list)"
+expect status 'Seccomp:	2'
+
+note "destroy leaves nothing"
+call container.destroy "{\"id\":\"$ID\"}" >/dev/null
+[ ! -e "/proc/$PID" ] || fail "runner $PID survived destroy"
+[ -z "$(find /sys/fs/cgroup -type d -path "*/$PARENT/$ID" 2>/dev/null)" ] || fail "cgroups of $ID left"
+
+note "the switches: --seccomp=false, --cgroup-ns=false, --rlimit-nofile, --rlimit-nproc"
+stop_funclet
+start_funclet --seccomp=false --cgroup-ns=false --rlimit-nofile 2048 --rlimit-nproc 500
+new_container
+expect status 'Seccomp:	0'
+expect status 'CapEff:	0000000000000000'
+expect mount 'mount: EPERM'
+expect rlimits 'nofile=2048/2048'
+expect rlimits 'nproc=500/500'
+cg=$(probe 'cat /proc/self/cgroup')
+grep -q "^[0-9]*:memory:/.*/$PARENT/$ID\$" <<<"$cg" ||
+  fail "without a cgroup namespace the host path should show: $cg"
+stop_funclet
+
+leftovers=$(find /sys/fs/cgroup -type d -name "$PARENT" 2>/dev/null || true)
+[ -z "$leftovers" ] || fail "cgroups left behind: $leftovers"
+! grep -q " $DATA" /proc/self/mountinfo || fail "mounts left behind"
+[ -z "$(ls "$DATA/run/containers")" ] || fail "container directories left"
+echo "PASS: isolation"
