@@ -98,6 +98,15 @@ int ef_host_facts_probe(struct ef_host_facts *ret, ef_error *err)
         }
     }
 
+    /* Lambda's images are Amazon Linux, where /bin/sh is bash, and custom runtimes (the AWS
+     * tutorial's bootstrap among them) rely on it with `#!/bin/sh` and bash syntax. Where the
+     * host's sh is another shell below /usr, containers see bash in its place. */
+    char sh[PATH_MAX];
+    if (realpath("/bin/sh", sh) && strncmp(sh, "/usr/", 5) == 0 &&
+        strlen(sh) < sizeof(f.sh_target) && strcmp(sh, "/usr/bin/bash") != 0 &&
+        access("/usr/bin/bash", X_OK) == 0)
+        snprintf(f.sh_target, sizeof(f.sh_target), "%s", sh);
+
     for (size_t i = 0; ef_sandbox_dev_nodes[i] && f.n_dev < EF_HOST_DEV_MAX; i++) {
         char path[64];
         snprintf(path, sizeof(path), "/dev/%s", ef_sandbox_dev_nodes[i]);
@@ -180,6 +189,11 @@ static int build(const struct ef_sandbox_config *cfg, const struct ef_host_facts
             ADD(EF_MOUNT_BIND, buf, buf, RO_BIND, NULL);
             e->source_is_dir = true;
         }
+    }
+
+    if (facts->sh_target[0]) {
+        ADD(EF_MOUNT_BIND, "/usr/bin/bash", facts->sh_target, RO_BIND, NULL);
+        e->source_is_dir = false;
     }
 
     /* A minimal /etc: name resolution, time zone, the loader cache and CA certificates. */

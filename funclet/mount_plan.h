@@ -68,6 +68,9 @@ struct ef_host_facts {
     size_t n_etc;
     const char *dev[EF_HOST_DEV_MAX]; /* character devices present below /dev: "null", … */
     size_t n_dev;
+    /* Where the host's /bin/sh really lives when it is not bash (Debian: "/usr/bin/dash"), and
+     * bash exists at /usr/bin/bash; "" otherwise. See ef_host_facts_probe. */
+    char sh_target[64];
 };
 
 /* What the container is built from. */

@@ -156,7 +156,7 @@ static void apply(const char *rootfs, const struct ef_mount_entry *e)
     case EF_MOUNT_BIND:
         if (e->source_is_dir)
             make_dir(path);
-        else
+        else if (!exists(path)) /* a file inside an earlier bind is mounted over in place */
             make_file(path, e->target, NULL, 0644);
         if (e->confine)
             bind_confined(e, path);

@@ -277,6 +277,28 @@ static void test_ends_read_only(void **state)
     ef_mount_plan_free(&plan);
 }
 
+/* Where the host's sh is not bash, bash is bound read-only over it, after /usr is in place. */
+static void test_sh_is_bash(void **state)
+{
+    (void)state;
+    struct ef_mount_plan plan;
+    ef_error err;
+    struct ef_host_facts facts = merged_facts();
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+    assert_null(ef_mount_plan_find(&plan, "/usr/bin/dash"));
+    ef_mount_plan_free(&plan);
+
+    snprintf(facts.sh_target, sizeof(facts.sh_target), "/usr/bin/dash");
+    assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
+    const struct ef_mount_entry *sh = find(&plan, "/usr/bin/dash");
+    assert_int_equal(sh->kind, EF_MOUNT_BIND);
+    assert_string_equal(sh->source, "/usr/bin/bash");
+    assert_false(sh->source_is_dir);
+    assert_true(sh->flags & MS_RDONLY);
+    assert_true(index_of(&plan, sh) > index_of(&plan, find(&plan, "/usr")));
+    ef_mount_plan_free(&plan);
+}
+
 static void test_bad_config(void **state)
 {
     (void)state;
@@ -337,11 +359,12 @@ static void test_probe_host(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_merged_usr),   cmocka_unit_test(test_split_usr),
-        cmocka_unit_test(test_etc),          cmocka_unit_test(test_code_and_runtime),
-        cmocka_unit_test(test_tmp_proc_dev), cmocka_unit_test(test_ends_read_only),
-        cmocka_unit_test(test_bad_config),   cmocka_unit_test(test_link_into_usr),
-        cmocka_unit_test(test_probe_host),   cmocka_unit_test(test_proc_masks),
+        cmocka_unit_test(test_merged_usr),    cmocka_unit_test(test_split_usr),
+        cmocka_unit_test(test_etc),           cmocka_unit_test(test_code_and_runtime),
+        cmocka_unit_test(test_tmp_proc_dev),  cmocka_unit_test(test_ends_read_only),
+        cmocka_unit_test(test_bad_config),    cmocka_unit_test(test_sh_is_bash),
+        cmocka_unit_test(test_link_into_usr), cmocka_unit_test(test_probe_host),
+        cmocka_unit_test(test_proc_masks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
