@@ -8,7 +8,7 @@ build_pkgs=(
   gcc make cmake pkg-config
   libuv1-dev libcjson-dev libcgroup-dev libmnl-dev libseccomp-dev
   libsqlite3-dev libzip-dev libssl-dev node-llhttp
-  python3 nodejs curl ca-certificates
+  python3 nodejs curl ca-certificates zip
 )
 test_pkgs=(libcmocka-dev clang-format zip unzip procps iproute2 valgrind)
 
