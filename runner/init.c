@@ -2,8 +2,9 @@
  *
  * A small init in the manner of bubblewrap's do_init: it reaps every child (orphans included),
  * forwards SIGTERM to the runtime and exits after a short grace period. Around that it serves
- * JSON-RPC on the listening socket funclet passes (runtime.start, invoke) and the Lambda
- * Runtime API to the runtime it starts. Everything runs on one libuv loop. */
+ * JSON-RPC on the listening socket funclet passes (runtime.start, invoke; the runtime.exited
+ * notification) and the Lambda Runtime API to the runtime it starts, and ends invocations at
+ * their deadline. Everything runs on one libuv loop. */
 #define _GNU_SOURCE
 #include "runner/runner.h"
 
@@ -33,6 +34,12 @@
 /* How long the runtime gets between SIGTERM and SIGKILL when the runner is stopped. */
 #define SHUTDOWN_GRACE_MS 1000
 
+/* A JSON-RPC client (the controller) that gets the runtime.exited notification. */
+struct rpc_peer {
+    struct rpc_peer *next;
+    ef_rpc_conn *conn;
+};
+
 struct runner {
     uv_loop_t *loop;
     struct ef_spawn_settings settings;
@@ -42,6 +49,8 @@ struct runner {
     struct ef_log_capture capture;
     uv_signal_t sig_chld, sig_term, sig_int;
     uv_timer_t grace;
+    uv_timer_t deadline; /* armed at the earliest deadline of a pending invocation */
+    struct rpc_peer *peers;
 
     bool started;      /* runtime.start succeeded once */
     pid_t runtime_pid; /* > 0 while the runtime runs */
@@ -55,25 +64,89 @@ static void close_everything(struct runner *r);
 
 /* ---- the runtime ------------------------------------------------------------------------ */
 
+/* Kills the runtime's process group and, when we are the container's PID 1, every other process
+ * of the container: whatever the runtime started, even in a session of its own, must not run on
+ * once the runtime is gone. kill(-1) from PID 1 of a pid namespace reaches that namespace only;
+ * outside a container (tests) it would reach the whole host, so it is not used there. */
+static void kill_runtime_and_descendants(pid_t pid)
+{
+    if (pid > 0) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+    }
+    if (getpid() == 1)
+        kill(-1, SIGKILL);
+}
+
+/* Tells every client (the controller) that the runtime is gone, so that it does not send this
+ * container another invocation. */
+static void notify_runtime_exited(struct runner *r, pid_t pid, const char *how)
+{
+    for (struct rpc_peer *p = r->peers; p; p = p->next) {
+        cJSON *params = cJSON_CreateObject();
+        if (!params || !cJSON_AddNumberToObject(params, "pid", pid) ||
+            !cJSON_AddStringToObject(params, "status", how)) {
+            cJSON_Delete(params);
+            ef_warn("cannot tell the controller that the runtime ended: out of memory");
+            return;
+        }
+        if (ef_rpc_notify(p->conn, "runtime.exited", params) < 0)
+            ef_debug("a client connection closed before runtime.exited could be sent");
+    }
+}
+
 static void on_runtime_exit(struct runner *r, int status)
 {
     char how[64];
     ef_format_wait_status(status, how, sizeof(how));
     pid_t pid = r->runtime_pid;
     r->runtime_pid = 0;
+    r->invs.runtime_pid = 0;
     if (r->stopping)
         ef_info("runtime (pid %d) ended: %s", (int)pid, how);
     else
         ef_warn("runtime (pid %d) ended: %s; invocations now fail with Runtime.ExitError", (int)pid,
                 how);
-    /* Whatever it started dies with it: nothing may run on in a container whose runtime is
-     * gone (it is in its own session, so its process group is its own). */
-    kill(-pid, SIGKILL);
+    kill_runtime_and_descendants(pid);
     /* Its last words belong to the invocations it leaves unanswered. */
     ef_log_capture_drain(&r->capture);
     ef_invocations_fail_exit(&r->invs, how);
+    if (!r->stopping)
+        notify_runtime_exited(r, pid, how);
     if (r->stopping)
         close_everything(r);
+}
+
+/* ---- deadlines -------------------------------------------------------------------------- */
+
+static void arm_deadline(struct runner *r);
+
+static void on_deadline(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+    size_t n = ef_invocations_expire(&r->invs, (long long)ef_now_epoch_ms());
+    if (n > 0 && r->runtime_pid > 0) {
+        /* As in Lambda, a timed-out invocation ends its runtime: the handler may still be
+         * running and must not go on. The controller recycles the container. */
+        ef_warn("%zu invocation(s) reached their deadline: killing the runtime (pid %d)", n,
+                (int)r->runtime_pid);
+        kill_runtime_and_descendants(r->runtime_pid);
+    }
+    arm_deadline(r);
+}
+
+/* Arms the deadline timer at the earliest deadline of a pending invocation (or stops it). */
+static void arm_deadline(struct runner *r)
+{
+    if (r->closed)
+        return;
+    long long next = ef_invocations_next_deadline(&r->invs);
+    if (next == 0) {
+        uv_timer_stop(&r->deadline);
+        return;
+    }
+    long long now = (long long)ef_now_epoch_ms();
+    uv_timer_start(&r->deadline, on_deadline, next > now ? (uint64_t)(next - now) : 0, 0);
 }
 
 static void on_sigchld(uv_signal_t *h, int signum)
@@ -167,13 +240,13 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_request *req, const cJSON
     }
     char **env = NULL;
     pid_t pid = 0;
-    int out_fd = -1, err_fd = -1;
+    int log_fd = -1;
     int rc = ef_runtime_build_env(&cfg, &r->settings, &env, &err);
     if (rc == 0)
-        rc = ef_runtime_spawn(path, env, &r->settings, &pid, &out_fd, &err_fd, &err);
+        rc = ef_runtime_spawn(path, env, &r->settings, &pid, &log_fd, &err);
     ef_strv_free(env);
     if (rc == 0) {
-        rc = ef_log_capture_start(&r->capture, r->loop, out_fd, err_fd, &err);
+        rc = ef_log_capture_start(&r->capture, r->loop, log_fd, -1, &err);
         if (rc < 0) {
             /* A runtime whose output nobody reads would block; do not leave it running. */
             kill(-pid, SIGKILL);
@@ -190,13 +263,16 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_request *req, const cJSON
     }
     r->started = true;
     r->runtime_pid = pid;
+    r->invs.runtime_pid = pid;
+    r->invs.max_in_flight = (unsigned)cfg.max_concurrency;
     r->config = cfg;
     if (asprintf(&r->default_arn, "arn:aws:lambda:us-east-1:000000000000:function:%s",
                  cfg.function_name) < 0)
         r->default_arn = NULL;
-    ef_info("runtime %s started for function %s (version %s, handler %s, %ld MB): pid %d",
+    ef_info("runtime %s started for function %s (version %s, handler %s, %ld MB, concurrency "
+            "%ld): pid %d",
             cfg.runtime, cfg.function_name, cfg.function_version, cfg.handler, cfg.memory_mb,
-            (int)pid);
+            cfg.max_concurrency, (int)pid);
     cJSON *res = cJSON_CreateObject();
     if (res)
         cJSON_AddNumberToObject(res, "pid", pid);
@@ -220,8 +296,10 @@ static void rpc_invoke(struct runner *r, ef_rpc_request *req, const cJSON *param
     }
     inv->req = req;
     int rc = ef_invocations_submit(&r->invs, inv);
-    if (rc == 0)
+    if (rc == 0) {
+        arm_deadline(r);
         return;
+    }
     inv->req = NULL;
     if (rc == -EEXIST)
         ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL,
@@ -232,11 +310,40 @@ static void rpc_invoke(struct runner *r, ef_rpc_request *req, const cJSON *param
     ef_invocation_free(inv);
 }
 
+/* Remembers a client connection for notifications (once). */
+static void remember_peer(struct runner *r, ef_rpc_conn *conn)
+{
+    for (struct rpc_peer *p = r->peers; p; p = p->next)
+        if (p->conn == conn)
+            return;
+    struct rpc_peer *p = calloc(1, sizeof(*p));
+    if (!p) {
+        ef_warn("out of memory: a client will not hear of the runtime's exit");
+        return;
+    }
+    p->conn = conn;
+    p->next = r->peers;
+    r->peers = p;
+}
+
+static void on_rpc_close(ef_rpc_conn *conn, void *user)
+{
+    struct runner *r = user;
+    for (struct rpc_peer **pp = &r->peers; *pp; pp = &(*pp)->next) {
+        if ((*pp)->conn == conn) {
+            struct rpc_peer *p = *pp;
+            *pp = p->next;
+            free(p);
+            return;
+        }
+    }
+}
+
 static void on_rpc_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
                            const cJSON *params, void *user)
 {
     struct runner *r = user;
-    (void)conn;
+    remember_peer(r, conn);
     if (r->stopping) {
         ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL, "the runner is shutting down");
         return;
@@ -269,6 +376,7 @@ static void close_everything(struct runner *r)
     uv_close((uv_handle_t *)&r->sig_term, NULL);
     uv_close((uv_handle_t *)&r->sig_int, NULL);
     uv_close((uv_handle_t *)&r->grace, NULL);
+    uv_close((uv_handle_t *)&r->deadline, NULL);
 }
 
 /* Checks that `fd` is a listening stream socket and keeps it from the runtime. */
@@ -290,6 +398,7 @@ static int check_rpc_fd(int fd, ef_error *err)
 
 static const struct ef_rpc_handlers rpc_handlers = {
     .on_request = on_rpc_request,
+    .on_close = on_rpc_close,
 };
 
 static int start_signal(struct runner *r, uv_signal_t *h, uv_signal_cb cb, int signum,
@@ -312,6 +421,8 @@ static int run(struct runner *r, int rpc_fd, int api_port, ef_error *err)
     /* Handlers first: a runtime must never exist without someone to reap it. */
     uv_timer_init(r->loop, &r->grace);
     r->grace.data = r;
+    uv_timer_init(r->loop, &r->deadline);
+    r->deadline.data = r;
     rc = start_signal(r, &r->sig_chld, on_sigchld, SIGCHLD, err);
     if (rc == 0)
         rc = start_signal(r, &r->sig_term, on_stop_signal, SIGTERM, err);
@@ -345,7 +456,8 @@ static const char init_description[] =
     "nodejs* -> RUNTIME_DIR/node/bootstrap, provided.* -> TASK_DIR/bootstrap) as --uid/--gid "
     "without capabilities, with "
     "no_new_privs, in TASK_DIR, with Lambda's environment; invoke hands an event to the runtime "
-    "and answers with its result and the last 4 KiB of its output. The runtime talks to the "
+    "and answers with its result and the last 64 KiB of its output, or at its deadline (the "
+    "runtime is then killed). The runtime talks to the "
     "Lambda Runtime API served on 127.0.0.1:PORT. SIGTERM or SIGINT stops the runtime (SIGTERM, "
     "then SIGKILL after 1 s) and exits 0.";
 

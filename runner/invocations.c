@@ -9,6 +9,7 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "runner/proc_memory.h"
 
 bool ef_request_id_valid(const char *id, size_t len)
 {
@@ -24,16 +25,34 @@ bool ef_request_id_valid(const char *id, size_t len)
     return true;
 }
 
-/* An ARN travels in an HTTP header: printable ASCII only. */
-static bool arn_valid(const char *arn)
+/* A header value: printable ASCII (spaces allowed inside), `max` bytes at most. */
+static bool header_value_valid(const char *s, size_t max, bool allow_space)
 {
-    size_t len = strlen(arn);
-    if (len == 0 || len > EF_ARN_MAX)
+    size_t len = strlen(s);
+    if (len == 0 || len > max)
         return false;
-    for (size_t i = 0; i < len; i++)
-        if (arn[i] < 0x21 || arn[i] > 0x7e)
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c > 0x7e || c < 0x20 || (c == 0x20 && !allow_space))
             return false;
+    }
     return true;
+}
+
+/* Reads an optional header-bound string parameter into *ret (NULL when absent). */
+static int get_header_param(const cJSON *params, const char *name, const char **ret, ef_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(params, name);
+    *ret = NULL;
+    if (!v || cJSON_IsNull(v))
+        return 0;
+    if (!cJSON_IsString(v) || !header_value_valid(v->valuestring, EF_INVOKE_HEADER_MAX, true))
+        return ef_error_set(err, -EINVAL,
+                            "%s must be 1 to %u bytes of printable ASCII (JSON text with "
+                            "non-ASCII characters \\u-escaped)",
+                            name, EF_INVOKE_HEADER_MAX);
+    *ret = v->valuestring;
+    return 0;
 }
 
 int ef_invocation_parse(const cJSON *params, long long default_deadline_ms, const char *default_arn,
@@ -71,29 +90,37 @@ int ef_invocation_parse(const cJSON *params, long long default_deadline_ms, cons
     const char *arn = default_arn;
     const cJSON *a = cJSON_GetObjectItemCaseSensitive(params, "invoked_function_arn");
     if (a) {
-        if (!cJSON_IsString(a) || !arn_valid(a->valuestring))
+        if (!cJSON_IsString(a) || !header_value_valid(a->valuestring, EF_ARN_MAX, false))
             return ef_error_set(err, -EINVAL,
                                 "invoked_function_arn must be 1 to %d printable ASCII characters "
                                 "without spaces",
                                 EF_ARN_MAX);
         arn = a->valuestring;
     }
+    const char *client_context = NULL, *cognito_identity = NULL;
+    int r = get_header_param(params, "client_context", &client_context, err);
+    if (r == 0)
+        r = get_header_param(params, "cognito_identity", &cognito_identity, err);
+    if (r < 0)
+        return r;
 
-    cleanup_free struct ef_invocation *inv = calloc(1, sizeof(*inv));
+    struct ef_invocation *inv = calloc(1, sizeof(*inv));
     if (!inv)
         return ef_error_set(err, -ENOMEM, "out of memory");
     snprintf(inv->request_id, sizeof(inv->request_id), "%s", id->valuestring);
     inv->payload = malloc(payload_len + 1);
     inv->arn = strdup(arn);
-    if (!inv->payload || !inv->arn) {
-        free(inv->payload);
-        free(inv->arn);
+    inv->client_context = client_context ? strdup(client_context) : NULL;
+    inv->cognito_identity = cognito_identity ? strdup(cognito_identity) : NULL;
+    if (!inv->payload || !inv->arn || (client_context && !inv->client_context) ||
+        (cognito_identity && !inv->cognito_identity)) {
+        ef_invocation_free(inv);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
     memcpy(inv->payload, payload->valuestring, payload_len + 1);
     inv->payload_len = payload_len;
     inv->deadline_ms = deadline;
-    *ret_inv = steal_pointer(&inv);
+    *ret_inv = inv;
     return 0;
 }
 
@@ -103,6 +130,8 @@ void ef_invocation_free(struct ef_invocation *inv)
         return;
     free(inv->payload);
     free(inv->arn);
+    free(inv->client_context);
+    free(inv->cognito_identity);
     free(inv);
 }
 
@@ -110,6 +139,7 @@ void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *cap
 {
     memset(invs, 0, sizeof(*invs));
     invs->capture = capture;
+    invs->max_in_flight = 1;
 }
 
 static void list_append(struct ef_invocation_list *l, struct ef_invocation *inv)
@@ -152,9 +182,30 @@ static uint64_t current_mark(struct ef_invocations *invs)
     return invs->capture ? ef_log_capture_mark(invs->capture) : 0;
 }
 
-/* Sends the `invoke` answer and frees the invocation, which is in no list any more. */
-static void answer(struct ef_invocations *invs, struct ef_invocation *inv, const char *error_type,
-                   const char *payload, size_t len, bool with_log)
+/* The runtime's peak memory in MB (rounded up), or -1 when it was never measured. */
+static long peak_memory_mb(struct ef_invocations *invs)
+{
+    long kb;
+    if (invs->runtime_pid > 0 && ef_proc_peak_rss_kb(invs->runtime_pid, &kb) &&
+        kb > invs->peak_rss_kb)
+        invs->peak_rss_kb = kb;
+    if (invs->peak_rss_kb <= 0)
+        return -1;
+    return (invs->peak_rss_kb + 1023) / 1024;
+}
+
+static const char *const status_names[] = {
+    [EF_INVOCATION_OK] = "ok",
+    [EF_INVOCATION_ERROR] = "error",
+    [EF_INVOCATION_TIMEOUT] = "timeout",
+};
+
+/* Sends the `invoke` answer and frees the invocation, which is in no list any more.
+ * `delivered` says whether the runtime ever received the event: the controller retries an
+ * invocation that met a dead runtime before it was handed out. */
+static void answer(struct ef_invocations *invs, struct ef_invocation *inv,
+                   enum ef_invocation_status status, const char *error_type, const char *payload,
+                   size_t len, bool with_log, bool delivered)
 {
     cleanup_free char *log = NULL;
     if (with_log && invs->capture) {
@@ -169,22 +220,21 @@ static void answer(struct ef_invocations *invs, struct ef_invocation *inv, const
         clean = ef_utf8_sanitize(payload, len, false);
         payload = clean ? clean : "";
     }
+    long memory_mb = peak_memory_mb(invs);
 
-    cJSON *res = cJSON_CreateObject();
-    if (res) {
-        cJSON_AddStringToObject(res, "status", error_type ? "error" : "ok");
-        cJSON_AddStringToObject(res, "payload", payload);
-        if (error_type)
-            cJSON_AddStringToObject(res, "error_type", error_type);
-        cJSON_AddStringToObject(res, "log", log ? log : "");
-    }
-    if (res && cJSON_GetArraySize(res) == (error_type ? 4 : 3))
-        ef_rpc_reply(inv->req, res);
-    else {
-        cJSON_Delete(res);
+    cleanup_cjson cJSON *res = cJSON_CreateObject();
+    bool ok =
+        res && cJSON_AddStringToObject(res, "status", status_names[status]) &&
+        cJSON_AddStringToObject(res, "payload", payload) &&
+        (!error_type || cJSON_AddStringToObject(res, "error_type", error_type)) &&
+        cJSON_AddStringToObject(res, "log", log ? log : "") &&
+        cJSON_AddBoolToObject(res, "delivered", delivered) &&
+        (memory_mb < 0 || cJSON_AddNumberToObject(res, "max_memory_used_mb", (double)memory_mb));
+    if (ok)
+        ef_rpc_reply(inv->req, steal_pointer(&res));
+    else
         ef_rpc_reply_error(inv->req, EF_RPC_INTERNAL_ERROR, NULL,
                            "out of memory building the answer to invocation %s", inv->request_id);
-    }
     inv->req = NULL;
 
     memcpy(invs->recent[invs->recent_next], inv->request_id, sizeof(inv->request_id));
@@ -205,24 +255,32 @@ char *ef_exit_error_doc(const char *request_id, const char *how)
 }
 
 /* Answers one invocation with the recorded terminal failure. */
-static void answer_failure(struct ef_invocations *invs, struct ef_invocation *inv, bool with_log)
+static void answer_failure(struct ef_invocations *invs, struct ef_invocation *inv, bool with_log,
+                           bool delivered)
 {
     /* The strings are NULL only after an allocation failure while recording the failure. */
     const char *type = invs->fail_type ? invs->fail_type : "Runtime.Unknown";
     if (invs->fail_doc) {
-        answer(invs, inv, type, invs->fail_doc, strlen(invs->fail_doc), with_log);
+        answer(invs, inv, EF_INVOCATION_ERROR, type, invs->fail_doc, strlen(invs->fail_doc),
+               with_log, delivered);
         return;
     }
     cleanup_free char *doc =
         ef_exit_error_doc(inv->request_id, invs->fail_exit ? invs->fail_exit : "unknown");
     const char *d = doc ? doc : "{\"errorType\":\"Runtime.ExitError\"}";
-    answer(invs, inv, type, d, strlen(d), with_log);
+    answer(invs, inv, EF_INVOCATION_ERROR, type, d, strlen(d), with_log, delivered);
+}
+
+static void notify_ready(struct ef_invocations *invs)
+{
+    if (invs->on_queued)
+        invs->on_queued(invs->on_queued_user);
 }
 
 int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv)
 {
     if (invs->failed) {
-        answer_failure(invs, inv, false);
+        answer_failure(invs, inv, false, false);
         return 0;
     }
     size_t len = strlen(inv->request_id);
@@ -236,19 +294,26 @@ int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv
     inv->log_mark = current_mark(invs);
     inv->in_flight = false;
     list_append(&invs->queued, inv);
-    if (invs->on_queued)
-        invs->on_queued(invs->on_queued_user);
+    notify_ready(invs);
     return 0;
 }
 
 struct ef_invocation *ef_invocations_next(struct ef_invocations *invs)
 {
     struct ef_invocation *inv = invs->queued.head;
-    if (!inv)
+    unsigned max = invs->max_in_flight ? invs->max_in_flight : 1;
+    if (!inv || invs->in_flight.n >= max)
         return NULL;
     list_remove(&invs->queued, inv);
     inv->in_flight = true;
-    inv->log_mark = current_mark(invs);
+    /* The first invocation keeps its mark from when it was queued: what the runtime printed
+     * while starting belongs to that cold start. Later ones start here, so that output of an
+     * invocation still in flight is not counted twice. */
+    if (invs->handed_out_any)
+        inv->log_mark = current_mark(invs);
+    invs->handed_out_any = true;
+    /* Measured here too: a runtime that dies during the invocation can no longer be asked. */
+    peak_memory_mb(invs);
     list_append(&invs->in_flight, inv);
     return inv;
 }
@@ -272,8 +337,69 @@ bool ef_invocations_finished_recently(const struct ef_invocations *invs, const c
 void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *inv,
                            const char *error_type, const char *payload, size_t len)
 {
+    bool was_in_flight = inv->in_flight;
     list_remove(inv->in_flight ? &invs->in_flight : &invs->queued, inv);
-    answer(invs, inv, error_type, payload, len, true);
+    answer(invs, inv, error_type ? EF_INVOCATION_ERROR : EF_INVOCATION_OK, error_type, payload, len,
+           true, was_in_flight);
+    notify_ready(invs);
+}
+
+bool ef_invocations_fail_oversized(struct ef_invocations *invs)
+{
+    if (invs->in_flight.n != 1)
+        return false;
+    struct ef_invocation *inv = invs->in_flight.head;
+    char doc[256];
+    snprintf(doc, sizeof(doc),
+             "{\"errorMessage\":\"Response payload size exceeded maximum allowed payload size "
+             "(%u bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}",
+             EF_RESPONSE_MAX);
+    ef_invocations_finish(invs, inv, "Function.ResponseSizeTooLarge", doc, strlen(doc));
+    return true;
+}
+
+/* Answers one invocation whose deadline has passed. */
+static void answer_timeout(struct ef_invocations *invs, struct ef_invocation *inv)
+{
+    char doc[EF_REQUEST_ID_MAX + 160];
+    snprintf(doc, sizeof(doc),
+             "{\"errorMessage\":\"RequestId: %s Error: Task timed out\",\"errorType\":"
+             "\"Sandbox.Timedout\"}",
+             inv->request_id);
+    answer(invs, inv, EF_INVOCATION_TIMEOUT, "Sandbox.Timedout", doc, strlen(doc), true,
+           inv->in_flight);
+}
+
+size_t ef_invocations_expire(struct ef_invocations *invs, long long now_ms)
+{
+    size_t n = 0;
+    struct ef_invocation_list *lists[] = {&invs->in_flight, &invs->queued};
+    for (size_t l = 0; l < EF_ARRAY_SIZE(lists); l++) {
+        struct ef_invocation *inv = lists[l]->head;
+        while (inv) {
+            struct ef_invocation *next = inv->next;
+            if (inv->deadline_ms <= now_ms) {
+                list_remove(lists[l], inv);
+                answer_timeout(invs, inv);
+                n++;
+            }
+            inv = next;
+        }
+    }
+    if (n > 0)
+        notify_ready(invs);
+    return n;
+}
+
+long long ef_invocations_next_deadline(const struct ef_invocations *invs)
+{
+    long long next = 0;
+    const struct ef_invocation_list *lists[] = {&invs->in_flight, &invs->queued};
+    for (size_t l = 0; l < EF_ARRAY_SIZE(lists); l++)
+        for (const struct ef_invocation *inv = lists[l]->head; inv; inv = inv->next)
+            if (next == 0 || inv->deadline_ms < next)
+                next = inv->deadline_ms;
+    return next;
 }
 
 /* Fails every queued and in-flight invocation with the recorded failure. */
@@ -282,11 +408,11 @@ static void fail_everything(struct ef_invocations *invs)
     struct ef_invocation *inv;
     while ((inv = invs->in_flight.head)) {
         list_remove(&invs->in_flight, inv);
-        answer_failure(invs, inv, true);
+        answer_failure(invs, inv, true, true);
     }
     while ((inv = invs->queued.head)) {
         list_remove(&invs->queued, inv);
-        answer_failure(invs, inv, true);
+        answer_failure(invs, inv, true, false);
     }
 }
 

@@ -1,15 +1,17 @@
 /* The invocations of one runner: queued (waiting for the runtime's next /next poll), in flight
- * (handed out, waiting for /response or /error), and the terminal failure that ends them all
- * (an /init/error post or the runtime's exit).
+ * (handed out, waiting for /response or /error; at most `max_in_flight` at once), and the
+ * terminal failure that ends them all (an /init/error post or the runtime's exit).
  *
  * Every invocation holds the `invoke` RPC request it answers; it is answered exactly once, by
- * ef_invocations_finish() or by a failure, and the invocation is freed then. */
+ * ef_invocations_finish(), by its deadline (ef_invocations_expire) or by a failure, and the
+ * invocation is freed then. */
 #pragma once
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "common/error.h"
 #include "common/rpc.h"
@@ -17,8 +19,14 @@
 
 #define EF_REQUEST_ID_MAX 128
 #define EF_ARN_MAX        256
-/* Lambda's limit for a synchronous payload, both ways. */
+/* Lambda's limit for a synchronous event. */
 #define EF_PAYLOAD_MAX (6u * 1024u * 1024u)
+/* Lambda's limit for a function's response: 6 MiB + 100 bytes, the figure its Runtime API and
+ * its Function.ResponseSizeTooLarge message quote. */
+#define EF_RESPONSE_MAX (6u * 1024u * 1024u + 100u)
+/* The client context and Cognito identity travel in headers of the /next answer. Lambda's own
+ * limit on the client context is 3583 bytes of base64; this is the runner's bound. */
+#define EF_INVOKE_HEADER_MAX (16u * 1024u)
 /* Invocations a runner keeps queued at once; the controller's concurrency limits are far lower. */
 #define EF_QUEUE_MAX 1024
 /* How many finished request ids are remembered to tell "already responded" from "unknown". */
@@ -32,8 +40,18 @@ struct ef_invocation {
     size_t payload_len;
     long long deadline_ms; /* epoch milliseconds */
     char *arn;
-    ef_rpc_request *req; /* answered when the invocation ends */
-    uint64_t log_mark;   /* capture byte count when handed out */
+    char *client_context;   /* Lambda-Runtime-Client-Context, NULL when none */
+    char *cognito_identity; /* Lambda-Runtime-Cognito-Identity, NULL when none */
+    ef_rpc_request *req;    /* answered when the invocation ends */
+    uint64_t log_mark;      /* capture byte count when handed out */
+};
+
+/* How an invocation ended: the `status` of its `invoke` answer. */
+enum ef_invocation_status {
+    EF_INVOCATION_OK,      /* "ok": the runtime posted /response */
+    EF_INVOCATION_ERROR,   /* "error": /error, /init/error, the runtime's exit, a response too large
+                            */
+    EF_INVOCATION_TIMEOUT, /* "timeout": its deadline passed first */
 };
 
 struct ef_invocation_list {
@@ -53,9 +71,15 @@ struct ef_invocations {
     char *fail_exit; /* "exit status 1" / "signal: killed" for an exit */
 
     struct ef_log_capture *capture;
-    /* Runs when an invocation was queued, so that a parked /next poll can take it. */
+    /* Runs when an invocation may be handed out (one was queued, or one in flight ended), so
+     * that a parked /next poll can take it. */
     void (*on_queued)(void *user);
     void *on_queued_user;
+
+    unsigned max_in_flight; /* 0 is taken as 1 */
+    bool handed_out_any;    /* the first hand-out's log also holds the runtime's start-up */
+    pid_t runtime_pid;      /* whose peak memory is reported; 0 when none */
+    long peak_rss_kb;       /* the highest VmHWM seen, kept after the runtime is gone */
 };
 
 /* True when `id` is a usable request id: 1..EF_REQUEST_ID_MAX characters of [A-Za-z0-9._:-]
@@ -63,8 +87,9 @@ struct ef_invocations {
 bool ef_request_id_valid(const char *id, size_t len);
 
 /* Parses the params of `invoke` into a new invocation (not yet queued; `req` unset). A missing
- * deadline_ms means `default_deadline_ms`, a missing invoked_function_arn `default_arn`.
- * Returns 0, -EINVAL (message names the parameter) or -ENOMEM. */
+ * deadline_ms means `default_deadline_ms`, a missing invoked_function_arn `default_arn`;
+ * client_context and cognito_identity are optional printable-ASCII strings of at most
+ * EF_INVOKE_HEADER_MAX bytes. Returns 0, -EINVAL (message names the parameter) or -ENOMEM. */
 int ef_invocation_parse(const cJSON *params, long long default_deadline_ms, const char *default_arn,
                         struct ef_invocation **ret_inv, ef_error *err);
 
@@ -78,8 +103,9 @@ void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *cap
  * -ENOSPC (the queue is full); `inv` stays the caller's then. */
 int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv);
 
-/* Hands out the oldest queued invocation: it moves in flight and its log starts here. NULL when
- * nothing is queued. */
+/* Hands out the oldest queued invocation: it moves in flight and its log starts here (for the
+ * very first one: where it was queued, so that the runtime's start-up output is in it). NULL when
+ * nothing is queued or `max_in_flight` invocations are already in flight. */
 struct ef_invocation *ef_invocations_next(struct ef_invocations *invs);
 
 /* The in-flight invocation with this id, or NULL. */
@@ -90,9 +116,23 @@ bool ef_invocations_finished_recently(const struct ef_invocations *invs, const c
                                       size_t len);
 
 /* Answers the invocation's `invoke` with status "ok" (error_type NULL) or "error", the payload
- * and its log, then frees it. The payload is made valid UTF-8 if it is not. */
+ * and its log, then frees it. The payload is made valid UTF-8 if it is not. Runs the on_queued
+ * hook, as the invocation's place in flight is free again. */
 void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *inv,
                            const char *error_type, const char *payload, size_t len);
+
+/* Fails the one invocation in flight with Function.ResponseSizeTooLarge, for a response body the
+ * Runtime API refused as too large before it could see whose it was. Returns true when there was
+ * exactly one invocation in flight (it was failed); with none or several nothing is done, as the
+ * body cannot be attributed. */
+bool ef_invocations_fail_oversized(struct ef_invocations *invs);
+
+/* Answers every invocation (queued or in flight) whose deadline is at or before `now_ms` with
+ * status "timeout" and its log. Returns how many were answered. */
+size_t ef_invocations_expire(struct ef_invocations *invs, long long now_ms);
+
+/* The earliest deadline of any pending invocation (epoch ms), or 0 when there is none. */
+long long ef_invocations_next_deadline(const struct ef_invocations *invs);
 
 /* Records an init error (`doc` is the error document) as the terminal failure, unless one is
  * already recorded, and fails every queued and in-flight invocation with it. */

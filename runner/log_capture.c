@@ -1,4 +1,4 @@
-/* Capture of the runtime's stdout and stderr into a ring of the last 4 KiB. */
+/* Capture of the runtime's stdout and stderr into a ring of the last 64 KiB. */
 #define _GNU_SOURCE
 #include "runner/log_capture.h"
 
@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/cleanup.h"
 #include "common/log.h"
 
 /* One poll callback reads at most this much, so a chatty runtime cannot starve the loop. */
@@ -15,7 +16,8 @@
 /* A drain stops after this much even if the runtime keeps writing as fast as we read. */
 #define DRAIN_LIMIT (1u * 1024u * 1024u)
 
-static const char *const stream_name[2] = {"stdout", "stderr"};
+/* The first pipe carries stdout and stderr together (see ef_runtime_spawn). */
+static const char *const stream_name[2] = {"output", "stderr"};
 
 void ef_log_ring_append(struct ef_log_ring *ring, const char *data, size_t len)
 {
@@ -45,10 +47,16 @@ char *ef_log_ring_since(const struct ef_log_ring *ring, uint64_t mark)
         avail = EF_LOG_TAIL_MAX;
         cut = true;
     }
-    char tmp[EF_LOG_TAIL_MAX];
-    uint64_t start = ring->total - avail;
-    for (uint64_t i = 0; i < avail; i++)
-        tmp[i] = ring->buf[(start + i) % EF_LOG_TAIL_MAX];
+    /* The bytes may wrap around the end of the ring: make them contiguous first. */
+    cleanup_free char *tmp = malloc(avail ? (size_t)avail : 1);
+    if (!tmp)
+        return NULL;
+    size_t start = (size_t)((ring->total - avail) % EF_LOG_TAIL_MAX);
+    size_t first = EF_LOG_TAIL_MAX - start;
+    if (first > avail)
+        first = (size_t)avail;
+    memcpy(tmp, ring->buf + start, first);
+    memcpy(tmp + first, ring->buf, (size_t)avail - first);
     return ef_utf8_sanitize(tmp, (size_t)avail, cut);
 }
 
@@ -185,6 +193,8 @@ int ef_log_capture_start(struct ef_log_capture *cap, uv_loop_t *loop, int out_fd
     cap->fd[0] = out_fd;
     cap->fd[1] = err_fd;
     for (int i = 0; i < 2; i++) {
+        if (cap->fd[i] < 0)
+            continue;
         int r = uv_poll_init(loop, &cap->poll[i], cap->fd[i]);
         if (r < 0) {
             ef_log_capture_close(cap);

@@ -3,7 +3,9 @@
  * Both pipes are read (nonblocking, through uv_poll and our own read()) into one ring that keeps
  * the last EF_LOG_TAIL_MAX bytes of the combined stream and a running byte count. An invocation
  * remembers the count when it is handed out and, when it ends, takes what was written since, so
- * its "log" is the runtime's output during that invocation (at most the last 4 KiB). */
+ * its "log" is the runtime's output during that invocation (at most the last 64 KiB: the
+ * controller keeps that in the function's log file and returns the last 4 KB of it in
+ * X-Amz-Log-Result). */
 #pragma once
 
 #include <stdbool.h>
@@ -13,7 +15,7 @@
 
 #include "common/error.h"
 
-#define EF_LOG_TAIL_MAX 4096
+#define EF_LOG_TAIL_MAX (64u * 1024u)
 
 struct ef_log_ring {
     char buf[EF_LOG_TAIL_MAX];
@@ -48,8 +50,9 @@ struct ef_log_capture {
 /* Prepares an idle capture (no pipes yet). */
 void ef_log_capture_init(struct ef_log_capture *cap);
 
-/* Starts reading the two pipe read ends, which must be nonblocking and close-on-exec; the
- * capture owns them from now on, also on failure. */
+/* Starts reading the pipe read ends (err_fd may be -1 when stdout and stderr share out_fd),
+ * which must be nonblocking and close-on-exec; the capture owns them from now on, also on
+ * failure. */
 int ef_log_capture_start(struct ef_log_capture *cap, uv_loop_t *loop, int out_fd, int err_fd,
                          ef_error *err);
 

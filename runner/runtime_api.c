@@ -172,15 +172,22 @@ static void hand_out(ef_http_exchange *ex, struct ef_invocation *inv)
     char deadline[32], trace[96];
     snprintf(deadline, sizeof(deadline), "%lld", inv->deadline_ms);
     ef_make_trace_id(trace, sizeof(trace));
-    const struct ef_http_header headers[] = {
+    struct ef_http_header headers[6] = {
         {"Lambda-Runtime-Aws-Request-Id", inv->request_id},
         {"Lambda-Runtime-Deadline-Ms", deadline},
         {"Lambda-Runtime-Invoked-Function-Arn", inv->arn},
         {"Lambda-Runtime-Trace-Id", trace},
     };
+    size_t n = 4;
+    /* Lambda sends these two only when the invocation carries them. */
+    if (inv->client_context)
+        headers[n++] =
+            (struct ef_http_header){"Lambda-Runtime-Client-Context", inv->client_context};
+    if (inv->cognito_identity)
+        headers[n++] =
+            (struct ef_http_header){"Lambda-Runtime-Cognito-Identity", inv->cognito_identity};
     ef_debug("invocation %s handed to the runtime", inv->request_id);
-    ef_http_respond(ex, 200, headers, EF_ARRAY_SIZE(headers), "application/json", inv->payload,
-                    inv->payload_len);
+    ef_http_respond(ex, 200, headers, n, "application/json", inv->payload, inv->payload_len);
 }
 
 static void waiter_unlink(struct ef_runtime_api *api, struct ef_rapi_waiter *w)
@@ -201,15 +208,19 @@ static void on_waiter_abort(ef_http_exchange *ex, void *user)
     waiter_unlink(w->api, w);
 }
 
-/* on_queued hook: gives queued invocations to parked polls, oldest first. */
+/* on_queued hook: gives queued invocations to parked polls, oldest first, as long as fewer than
+ * max_in_flight are in flight. */
 static void serve_waiters(void *user)
 {
     struct ef_runtime_api *api = user;
-    while (api->waiters && api->invs->queued.head) {
+    while (api->waiters) {
+        struct ef_invocation *inv = ef_invocations_next(api->invs);
+        if (!inv)
+            return;
         struct ef_rapi_waiter *w = api->waiters;
         ef_http_exchange *ex = w->ex;
         waiter_unlink(api, w);
-        hand_out(ex, ef_invocations_next(api->invs));
+        hand_out(ex, inv);
     }
 }
 
@@ -247,7 +258,7 @@ static struct ef_invocation *lookup(struct ef_runtime_api *api, ef_http_exchange
         return inv;
     int shown = len > EF_REQUEST_ID_MAX ? EF_REQUEST_ID_MAX : (int)len;
     if (ef_invocations_finished_recently(api->invs, id, len))
-        respond_error(ex, 400, "InvalidStateTransition",
+        respond_error(ex, 403, "InvalidStateTransition",
                       "Invocation %.*s already responded: only one response or error is "
                       "accepted per invocation",
                       shown, id);
@@ -326,11 +337,21 @@ static void on_request(ef_http_exchange *ex, const struct ef_http_request *req, 
 
 static void on_protocol_error(ef_http_exchange *ex, int status, const char *message, void *user)
 {
-    (void)user;
+    struct ef_runtime_api *api = user;
+    if (status == 413) {
+        /* The server refuses the body before the path is known. A response too large for
+         * Lambda is the function's error, and with a single invocation in flight it can only be
+         * that one's: fail it now, as Lambda does, rather than at its deadline. */
+        if (ef_invocations_fail_oversized(api->invs))
+            ef_info("the runtime posted a body above %u bytes: the invocation in flight failed "
+                    "with Function.ResponseSizeTooLarge",
+                    EF_RESPONSE_MAX);
+        respond_error(ex, 413, "RequestEntityTooLarge",
+                      "Exceeded maximum allowed payload size (%u bytes).", EF_RESPONSE_MAX);
+        return;
+    }
     const char *type = "InvalidRequest";
-    if (status == 413)
-        type = "RequestEntityTooLarge";
-    else if (status == 431)
+    if (status == 431)
         type = "RequestHeaderFieldsTooLarge";
     respond_error(ex, status, type, "%s", message);
 }
@@ -341,7 +362,7 @@ int ef_runtime_api_start(struct ef_runtime_api *api, uv_loop_t *loop, int port,
     memset(api, 0, sizeof(*api));
     api->invs = invs;
     const struct ef_http_server_config config = {
-        .max_body = EF_PAYLOAD_MAX,
+        .max_body = EF_RESPONSE_MAX,
         .idle_timeout_ms = API_IDLE_TIMEOUT_MS,
         .max_connections = 64,
         .on_protocol_error = on_protocol_error,

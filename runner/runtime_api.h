@@ -6,8 +6,13 @@
  *   POST /2018-06-01/runtime/invocation/{id}/error    an error doc    → 202
  *   POST /2018-06-01/runtime/init/error               failed to start → 202
  *
- * Unknown ids get 400 InvalidRequestID, a second answer for one id 400 InvalidStateTransition,
- * bodies above 6 MiB 413, other paths 404. */
+ * The /next answer carries Lambda-Runtime-Aws-Request-Id, -Deadline-Ms, -Invoked-Function-Arn,
+ * -Trace-Id and, when the invocation has them, -Client-Context and -Cognito-Identity. Up to
+ * `max_in_flight` polls are served at once (AWS_LAMBDA_MAX_CONCURRENCY); further polls wait.
+ *
+ * As Lambda's Runtime API answers: an unknown id gets 400 InvalidRequestID, a second answer for
+ * one id 403 InvalidStateTransition, a body above 6 MiB + 100 bytes 413 RequestEntityTooLarge
+ * (and the invocation in flight fails with Function.ResponseSizeTooLarge), other paths 404. */
 #pragma once
 
 #include <stddef.h>

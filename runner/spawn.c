@@ -186,6 +186,11 @@ int ef_runtime_config_parse(const cJSON *params, struct ef_runtime_config *ret, 
     r = get_int(params, "timeout_s", false, 3, 1, 900, &timeout_s, err);
     if (r < 0)
         return r;
+    long max_concurrency;
+    r = get_int(params, "max_concurrency", false, 1, 1, EF_MAX_CONCURRENCY_LIMIT, &max_concurrency,
+                err);
+    if (r < 0)
+        return r;
     const cJSON *env = cJSON_GetObjectItemCaseSensitive(params, "environment");
     if (env && !cJSON_IsNull(env)) {
         r = check_environment(env, err);
@@ -201,6 +206,7 @@ int ef_runtime_config_parse(const cJSON *params, struct ef_runtime_config *ret, 
         .runtime = strdup(runtime->valuestring),
         .memory_mb = memory_mb,
         .timeout_s = timeout_s,
+        .max_concurrency = max_concurrency,
         .environment = env ? cJSON_Duplicate(env, true) : NULL,
     };
     if (!c.function_name || !c.function_version || !c.handler || !c.runtime ||
@@ -250,6 +256,7 @@ static const char *const reserved_names[] = {
     "AWS_LAMBDA_LOG_STREAM_NAME",
     "AWS_EXECUTION_ENV",
     "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_MAX_CONCURRENCY",
     "_X_AMZN_TRACE_ID",
 };
 
@@ -377,6 +384,12 @@ int ef_runtime_build_env(const struct ef_runtime_config *cfg, const struct ef_sp
     /* Lambda sets AWS_EXECUTION_ENV for its managed runtimes only, not for custom ones. */
     if (r == 0 && !has_prefix(cfg->runtime, "provided"))
         r = envv_set(&e, "AWS_EXECUTION_ENV", exec_env);
+    /* A runtime that sees it may poll /next that many times at once. */
+    if (r == 0 && cfg->max_concurrency > 1) {
+        char conc[24];
+        snprintf(conc, sizeof(conc), "%ld", cfg->max_concurrency);
+        r = envv_set(&e, "AWS_LAMBDA_MAX_CONCURRENCY", conc);
+    }
     const cJSON *v;
     if (cfg->environment)
         cJSON_ArrayForEach(v, cfg->environment)
@@ -458,6 +471,7 @@ enum child_step {
     STEP_SIGNALS,
     STEP_SETSID,
     STEP_DUP2,
+    STEP_OOM_SCORE,
     STEP_NO_NEW_PRIVS,
     STEP_CAPBSET_DROP,
     STEP_AMBIENT_CLEAR,
@@ -475,6 +489,7 @@ static const char *const step_names[] = {
     [STEP_SIGNALS] = "resetting signals",
     [STEP_SETSID] = "setsid",
     [STEP_DUP2] = "dup2 of stdin/stdout/stderr",
+    [STEP_OOM_SCORE] = "resetting oom_score_adj",
     [STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
     [STEP_CAPBSET_DROP] = "prctl(PR_CAPBSET_DROP)",
     [STEP_AMBIENT_CLEAR] = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
@@ -491,7 +506,7 @@ static const char *const step_names[] = {
 /* Child side: async-signal-safe calls only (no allocation) until execve. Never returns. */
 static void __attribute__((noreturn))
 child_exec(const char *path, char *const *env, const struct ef_spawn_settings *s, int devnull,
-           int out_w, int err_w, int status_w, pid_t parent)
+           int out_w, int status_w, pid_t parent)
 {
     struct child_failure f = {0};
     sigset_t all;
@@ -510,11 +525,24 @@ child_exec(const char *path, char *const *env, const struct ef_spawn_settings *s
         f.step = STEP_SETSID;
         goto fail;
     }
-    if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(err_w, 2) < 0) {
+    /* stdout and stderr share one pipe, so that their lines reach the log in the order they
+     * were written, as in Lambda's log stream. */
+    if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0) {
         f.step = STEP_DUP2;
         goto fail;
     }
     umask(022);
+    /* The user's code is the OOM killer's first choice, so that exhausting the container's
+     * memory ends the code and never the runner (PID 1, the container itself). Raising the
+     * value needs no privilege. */
+    int oom_fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (oom_fd >= 0) {
+        if (write(oom_fd, "1000", 4) < 0) {
+            f.step = STEP_OOM_SCORE;
+            goto fail;
+        }
+        close(oom_fd);
+    }
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) {
         f.step = STEP_NO_NEW_PRIVS;
         goto fail;
@@ -597,16 +625,15 @@ static void close_pair(int p[2])
 }
 
 int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_settings *s,
-                     pid_t *ret_pid, int *ret_out_fd, int *ret_err_fd, ef_error *err)
+                     pid_t *ret_pid, int *ret_log_fd, ef_error *err)
 {
-    int out[2] = {-1, -1}, errp[2] = {-1, -1}, status[2] = {-1, -1};
+    int out[2] = {-1, -1}, status[2] = {-1, -1};
     cleanup_close int devnull = -1;
     int r;
 
-    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
+    if (pipe2(out, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
         r = -errno;
         close_pair(out);
-        close_pair(errp);
         close_pair(status);
         return ef_error_set_errno(err, r, "cannot create the runtime's pipes");
     }
@@ -614,7 +641,6 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
     if (devnull < 0) {
         r = -errno;
         close_pair(out);
-        close_pair(errp);
         close_pair(status);
         return ef_error_set_errno(err, r, "cannot open /dev/null");
     }
@@ -627,16 +653,14 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0)
-        child_exec(path, env, s, devnull, out[1], errp[1], status[1], parent);
+        child_exec(path, env, s, devnull, out[1], status[1], parent);
     r = -errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(out[1]);
-    close(errp[1]);
     close(status[1]);
-    out[1] = errp[1] = status[1] = -1;
+    out[1] = status[1] = -1;
     if (pid < 0) {
         close_pair(out);
-        close_pair(errp);
         close_pair(status);
         return ef_error_set_errno(err, r, "cannot start %s: fork", path);
     }
@@ -660,24 +684,21 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
         close_pair(out);
-        close_pair(errp);
         const char *step = f.step >= 0 && (size_t)f.step < EF_ARRAY_SIZE(step_names)
                                ? step_names[f.step]
                                : "setup";
         return ef_error_set(err, -f.err, "cannot start %s: %s: %s", path, step, strerror(f.err));
     }
 
-    if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0 || fcntl(errp[0], F_SETFL, O_NONBLOCK) < 0) {
+    if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0) {
         r = -errno;
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
         close_pair(out);
-        close_pair(errp);
         return ef_error_set_errno(err, r, "cannot make the runtime's pipes nonblocking");
     }
     *ret_pid = pid;
-    *ret_out_fd = out[0];
-    *ret_err_fd = errp[0];
+    *ret_log_fd = out[0];
     return 0;
 }

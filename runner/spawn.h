@@ -26,8 +26,12 @@ struct ef_runtime_config {
     char *runtime;
     long memory_mb;
     long timeout_s;
-    cJSON *environment; /* object of strings; NULL when none */
+    long max_concurrency; /* invocations served at once, 1..EF_MAX_CONCURRENCY_LIMIT */
+    cJSON *environment;   /* object of strings; NULL when none */
 };
+
+/* The highest max_concurrency runtime.start accepts: invocations one container serves at once. */
+#define EF_MAX_CONCURRENCY_LIMIT 64
 
 /* Where the runtime runs: the runner's own settings. */
 struct ef_spawn_settings {
@@ -53,13 +57,14 @@ int ef_runtime_bootstrap_path(const char *runtime, const struct ef_spawn_setting
 /* True for the variables the runner sets that a function's own variables cannot override:
  * AWS_LAMBDA_RUNTIME_API, _HANDLER, LAMBDA_TASK_ROOT, LAMBDA_RUNTIME_DIR, the
  * AWS_LAMBDA_FUNCTION_* and AWS_LAMBDA_LOG_* identity, AWS_EXECUTION_ENV,
- * AWS_LAMBDA_INITIALIZATION_TYPE and _X_AMZN_TRACE_ID. (TZ, LANG, PATH, LD_LIBRARY_PATH, HOME
- * and the region may be overridden, as Lambda allows for all but the region; the region is
- * allowed here because there is no real one to protect.) */
+ * AWS_LAMBDA_INITIALIZATION_TYPE, AWS_LAMBDA_MAX_CONCURRENCY and _X_AMZN_TRACE_ID. (TZ, LANG, PATH,
+ * LD_LIBRARY_PATH, HOME and the region may be overridden, as Lambda allows for all but the region;
+ * the region is allowed here because there is no real one to protect.) */
 bool ef_runtime_env_reserved(const char *name);
 
-/* Builds the bootstrap's environment: Lambda's variables, then the function's own (those named
- * by ef_runtime_env_reserved are skipped; others replace a default of the same name). Returns 0
+/* Builds the bootstrap's environment: Lambda's variables (AWS_LAMBDA_MAX_CONCURRENCY only when
+ * max_concurrency is above 1), then the function's own (those named by ef_runtime_env_reserved
+ * are skipped; others replace a default of the same name). Returns 0
  * and a NULL-terminated, malloc'd "NAME=value" vector (free with ef_strv_free), or -ENOMEM. */
 int ef_runtime_build_env(const struct ef_runtime_config *cfg, const struct ef_spawn_settings *s,
                          char ***ret_env, ef_error *err);
@@ -75,8 +80,9 @@ void ef_format_wait_status(int status, char *buf, size_t len);
 
 /* Starts `path` with `env`, cwd <task_dir>, as uid/gid with no supplementary groups, an empty
  * capability set (bounding set dropped, ambient cleared), no_new_privs, in a new session, stdin
- * /dev/null, stdout and stderr pipes, and no other fds. Returns 0 once exec has succeeded, with
- * the pid and the two pipes' read ends (nonblocking, close-on-exec); or a negative errno with
- * `err` naming the step that failed (nothing is left running then). */
+ * /dev/null, stdout and stderr on one pipe (so that their lines keep their order), and no other
+ * fds. Returns 0 once exec has succeeded, with the pid and the pipe's read end (nonblocking,
+ * close-on-exec); or a negative errno with `err` naming the step that failed (nothing is left
+ * running then). */
 int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_settings *s,
-                     pid_t *ret_pid, int *ret_out_fd, int *ret_err_fd, ef_error *err);
+                     pid_t *ret_pid, int *ret_log_fd, ef_error *err);

@@ -35,6 +35,9 @@ done
 [ "$(json_get "$out" '0 < j["remaining_ms"] <= 5000')" = True ] || fail "remaining time wrong: $(cat "$out")"
 [ "$(json_get "$out" 'j["greeting"]')" = hi ] || fail "environment variable not visible"
 [ "$(json_get "$out" 'j["task_root"]')" = /var/task ] || fail "LAMBDA_TASK_ROOT wrong"
+# The OOM killer must pick the function's processes, never the runner (PID 1) that is the container.
+[ "$(json_get "$out" 'j["oom_score_adj"]')" = 1000 ] || fail "the function's oom_score_adj: $(cat "$out")"
+[ "$(json_get "$out" 'int(j["runner_oom_score_adj"]) <= 0')" = True ] || fail "the runner's oom_score_adj: $(cat "$out")"
 curl -fsS "$EF_BASE/v1/runtimes" >"$out"
 [ "$(json_get "$out" 'len(j["containers"]) if isinstance(j, dict) else len(j)')" = 1 ] \
   || fail "expected exactly one container after four warm calls: $(cat "$out")"

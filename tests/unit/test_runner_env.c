@@ -100,8 +100,27 @@ static void test_defaults(void **state)
     assert_int_equal(ef_runtime_build_env(&cfg, &settings, &env, &err), 0);
     /* Custom runtimes get no AWS_EXECUTION_ENV, as in Lambda. */
     assert_null(ef_strv_env_get(env, "AWS_EXECUTION_ENV"));
+    /* One invocation at a time unless the function allows more. */
+    assert_int_equal(cfg.max_concurrency, 1);
+    assert_null(ef_strv_env_get(env, "AWS_LAMBDA_MAX_CONCURRENCY"));
     ef_strv_free(env);
     ef_runtime_config_free(&cfg);
+}
+
+static void test_max_concurrency(void **state)
+{
+    (void)state;
+    char **env = build("{\"function_name\":\"f\",\"handler\":\"h.h\",\"runtime\":"
+                       "\"provided.al2023\",\"memory_mb\":128,\"max_concurrency\":8,"
+                       "\"environment\":{\"AWS_LAMBDA_MAX_CONCURRENCY\":\"99\"}}");
+    assert_string_equal(ef_strv_env_get(env, "AWS_LAMBDA_MAX_CONCURRENCY"), "8");
+    assert_int_equal(count(env, "AWS_LAMBDA_MAX_CONCURRENCY"), 1);
+    ef_strv_free(env);
+    /* A function's own variable cannot pretend to a concurrency the runner does not serve. */
+    env = build("{\"function_name\":\"f\",\"handler\":\"h.h\",\"runtime\":\"python3.11\","
+                "\"memory_mb\":128,\"environment\":{\"AWS_LAMBDA_MAX_CONCURRENCY\":\"4\"}}");
+    assert_null(ef_strv_env_get(env, "AWS_LAMBDA_MAX_CONCURRENCY"));
+    ef_strv_free(env);
 }
 
 static void test_user_variables_cannot_override_reserved(void **state)
@@ -182,6 +201,12 @@ static void test_invalid_params(void **state)
                    "\"memory_mb\":128,\"environment\":[]}",
                    "environment");
     expect_invalid("{\"function_name\":\"f\",\"handler\":\"a.b\",\"runtime\":\"python3.11\","
+                   "\"memory_mb\":128,\"max_concurrency\":0}",
+                   "max_concurrency");
+    expect_invalid("{\"function_name\":\"f\",\"handler\":\"a.b\",\"runtime\":\"python3.11\","
+                   "\"memory_mb\":128,\"max_concurrency\":65}",
+                   "max_concurrency");
+    expect_invalid("{\"function_name\":\"f\",\"handler\":\"a.b\",\"runtime\":\"python3.11\","
                    "\"memory_mb\":128,\"environment\":{\"A\":1}}",
                    "A");
     expect_invalid("{\"function_name\":\"f\",\"handler\":\"a.b\",\"runtime\":\"python3.11\","
@@ -243,6 +268,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lambda_environment),
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_max_concurrency),
         cmocka_unit_test(test_user_variables_cannot_override_reserved),
         cmocka_unit_test(test_invalid_params),
         cmocka_unit_test(test_environment_size_limit),

@@ -1,5 +1,6 @@
 /* How the runner words a runtime's end: wait statuses of real processes, formatted as Lambda
- * (and Go's os/exec) do, and the Runtime.ExitError document. */
+ * (and Go's os/exec) do, and the Runtime.ExitError document. Also the runtime's peak memory
+ * (VmHWM) for REPORT's Max Memory Used, from literal /proc status text and a real process. */
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <cjson/cJSON.h>
 
 #include "runner/invocations.h"
+#include "runner/proc_memory.h"
 #include "runner/spawn.h"
 
 /* Runs a child that ends with exit(code) (sig == 0) or by signal `sig`; returns its status. */
@@ -98,13 +100,38 @@ static void test_exit_error_document(void **state)
     free(doc);
 }
 
+static void test_peak_memory(void **state)
+{
+    (void)state;
+    long kb = -1;
+    assert_true(ef_parse_vmhwm_kb("Name:\tpython3\nVmPeak:\t  30000 kB\nVmHWM:\t   12345 kB\n"
+                                  "VmRSS:\t 1000 kB\n",
+                                  &kb));
+    assert_int_equal(kb, 12345);
+    /* A zombie's status has no memory lines; malformed values are refused. */
+    assert_false(ef_parse_vmhwm_kb("Name:\tx\nState:\tZ (zombie)\n", &kb));
+    assert_false(ef_parse_vmhwm_kb("VmHWM:\t  -5 kB\n", &kb));
+    assert_false(ef_parse_vmhwm_kb("VmHWM:\t  12 MB\n", &kb));
+    assert_false(ef_parse_vmhwm_kb("VmHWM:\n", &kb));
+    assert_false(ef_parse_vmhwm_kb("", &kb));
+    /* This process: it touched at least the 8 MiB below, so its peak is at least that. */
+    char *block = malloc(8u << 20);
+    assert_non_null(block);
+    volatile char *touch = block; /* so that the writes cannot be optimised away */
+    for (size_t i = 0; i < (8u << 20); i += 4096)
+        touch[i] = 1;
+    assert_true(ef_proc_peak_rss_kb(getpid(), &kb));
+    assert_true(kb >= 8 * 1024);
+    free(block);
+    assert_false(ef_proc_peak_rss_kb(0x7ffffff0, &kb));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_exit_codes),
-        cmocka_unit_test(test_signals),
-        cmocka_unit_test(test_small_buffer_is_safe),
-        cmocka_unit_test(test_exit_error_document),
+        cmocka_unit_test(test_exit_codes),           cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_small_buffer_is_safe), cmocka_unit_test(test_exit_error_document),
+        cmocka_unit_test(test_peak_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,4 @@
-/* The runner's log capture on literal bytes: the 4 KiB ring, "since the invocation was handed
+/* The runner's log capture on literal bytes: the 64 KiB ring, "since the invocation was handed
  * out", and the UTF-8 cleaning that lets any output travel in a JSON string. Also the params of
  * `invoke`. */
 #include <errno.h>
@@ -33,13 +33,13 @@ static void test_ring_since_mark(void **state)
     free(s);
 }
 
-static void test_ring_keeps_last_4k(void **state)
+static void test_ring_keeps_the_last_bytes(void **state)
 {
     (void)state;
     static struct ef_log_ring ring;
     memset(&ring, 0, sizeof(ring));
-    /* 10,000 numbered bytes in odd-sized pieces, wrapping the ring several times. */
-    char all[10000];
+    /* Numbered bytes in odd-sized pieces, wrapping the ring several times. */
+    static char all[EF_LOG_TAIL_MAX * 2 + 1000];
     for (size_t i = 0; i < sizeof(all); i++)
         all[i] = (char)('a' + i % 26);
     for (size_t off = 0; off < sizeof(all);) {
@@ -55,7 +55,7 @@ static void test_ring_keeps_last_4k(void **state)
     assert_memory_equal(s, all + sizeof(all) - EF_LOG_TAIL_MAX, EF_LOG_TAIL_MAX);
     free(s);
     /* One append larger than the ring. */
-    char big[9000];
+    static char big[EF_LOG_TAIL_MAX + 5000];
     memset(big, 'x', sizeof(big));
     big[sizeof(big) - 1] = 'E';
     ef_log_ring_append(&ring, big, sizeof(big));
@@ -70,8 +70,9 @@ static void test_tail_does_not_start_mid_character(void **state)
     (void)state;
     static struct ef_log_ring ring;
     memset(&ring, 0, sizeof(ring));
-    /* "é" is two bytes: 4097 bytes of them leave half a character at the tail's front. */
-    for (int i = 0; i < 2100; i++)
+    /* "é" is two bytes: more than the ring's worth of them leaves half a character at the
+     * tail's front. */
+    for (unsigned i = 0; i < EF_LOG_TAIL_MAX / 2 + 50; i++)
         ef_log_ring_append(&ring, "\xc3\xa9", 2);
     char *s = ef_log_ring_since(&ring, 0);
     assert_true(ef_utf8_is_clean(s, strlen(s)));
@@ -209,7 +210,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ring_since_mark),
-        cmocka_unit_test(test_ring_keeps_last_4k),
+        cmocka_unit_test(test_ring_keeps_the_last_bytes),
         cmocka_unit_test(test_tail_does_not_start_mid_character),
         cmocka_unit_test(test_utf8_sanitize),
         cmocka_unit_test(test_invoke_params),

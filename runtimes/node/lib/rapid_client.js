@@ -5,8 +5,9 @@ const http = require('http');
 
 const API_PREFIX = '/2018-06-01/runtime';
 const ERROR_TYPE_HEADER = 'Lambda-Runtime-Function-Error-Type';
-// Lambda's limit on a synchronous response; the Runtime API refuses larger bodies with 413.
-const MAX_RESPONSE_BYTES = 6 * 1024 * 1024;
+// Lambda's limit on a synchronous response (6 MiB + 100 bytes); the Runtime API refuses larger
+// bodies with 413.
+const MAX_RESPONSE_BYTES = 6 * 1024 * 1024 + 100;
 
 // Header values must be printable ASCII; an error's name is the user's and may be anything.
 function headerSafe(text) {

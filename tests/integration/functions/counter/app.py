@@ -20,4 +20,6 @@ def handler(event, context):
         "remaining_ms": context.get_remaining_time_in_millis(),
         "greeting": os.environ.get("GREETING"),
         "task_root": os.environ.get("LAMBDA_TASK_ROOT"),
+        "oom_score_adj": open("/proc/self/oom_score_adj").read().strip(),
+        "runner_oom_score_adj": open("/proc/1/oom_score_adj").read().strip(),
     }

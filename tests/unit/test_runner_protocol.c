@@ -1,0 +1,504 @@
+/* The controller's side of the runner protocol (docs/rpc.md, "runner methods"), over real
+ * sockets: the real controller against a test peer playing funclet and the runners. Covered:
+ * the runtime.exited notification (an idle container is never handed out again), the one retry
+ * on a fresh container of an invocation that met a dead runtime before it was delivered (and
+ * only then), the "timeout" status with the runtime's output, X-Amz-Client-Context passed on as
+ * client_context, Max Memory Used in REPORT, and the function log read back with
+ * GET /v1/functions/{name}/logs. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/rpc.h"
+#include "controller/base64.h"
+#include "test_controller_harness.h"
+
+struct fake_container {
+    char id[16];
+    char sock[160];
+    ef_rpc_server *srv;
+    bool dead; /* answers every invoke as a runtime that exited before it (delivered: false) */
+    bool destroyed;
+    struct fake_container *next;
+};
+
+static struct harness H;
+static struct {
+    ef_rpc_server *funclet;
+    int creates, destroys, invokes;
+    bool new_ones_dead; /* containers are created dead */
+    cJSON *last_invoke;
+    struct fake_container *containers;
+} F;
+
+/* ---- the runners ---- */
+
+static cJSON *answer(const char *status, const char *type, const char *payload, const char *log,
+                     bool delivered)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "status", status);
+    cJSON_AddStringToObject(r, "payload", payload);
+    if (type)
+        cJSON_AddStringToObject(r, "error_type", type);
+    cJSON_AddStringToObject(r, "log", log);
+    cJSON_AddBoolToObject(r, "delivered", delivered);
+    cJSON_AddNumberToObject(r, "max_memory_used_mb", 33);
+    return r;
+}
+
+static void runner_invoke(ef_rpc_conn *conn, struct fake_container *fc, ef_rpc_request *req,
+                          const cJSON *params)
+{
+    F.invokes++;
+    cJSON_Delete(F.last_invoke);
+    F.last_invoke = cJSON_Duplicate(params, 1);
+    if (fc->dead) {
+        ef_rpc_reply(req,
+                     answer("error", "Runtime.ExitError",
+                            "{\"errorType\":\"Runtime.ExitError\",\"errorMessage\":\"RequestId:"
+                            " x Error: Runtime exited with error: exit status 0\"}",
+                            "", false));
+        return;
+    }
+    cJSON *event = cJSON_Parse(cJSON_GetObjectItem(params, "payload")->valuestring);
+    const cJSON *m = cJSON_GetObjectItem(event, "mode");
+    const char *mode = cJSON_IsString(m) ? m->valuestring : "ok";
+    char payload[64], log[64];
+    snprintf(payload, sizeof(payload), "{\"container\":\"%s\"}", fc->id);
+    snprintf(log, sizeof(log), "line from %s\n", fc->id);
+    if (strcmp(mode, "timeout") == 0) {
+        ef_rpc_reply(req, answer("timeout", "Sandbox.Timedout", "{}", "working on it\n", true));
+    } else {
+        ef_rpc_reply(req, answer("ok", NULL, payload, log, true));
+        if (strcmp(mode, "exit_after") == 0) {
+            /* The runtime ends right after answering; the runner says so. */
+            cJSON *n = cJSON_CreateObject();
+            cJSON_AddNumberToObject(n, "pid", 2);
+            cJSON_AddStringToObject(n, "status", "exit status 0");
+            assert_int_equal(ef_rpc_notify(conn, "runtime.exited", n), 0);
+        }
+    }
+    cJSON_Delete(event);
+}
+
+static void runner_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
+                           const cJSON *params, void *user)
+{
+    struct fake_container *fc = user;
+    if (strcmp(method, "runtime.start") == 0) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddNumberToObject(r, "pid", 2);
+        ef_rpc_reply(req, r);
+    } else if (strcmp(method, "invoke") == 0) {
+        runner_invoke(conn, fc, req, params);
+    } else {
+        ef_rpc_reply_error(req, EF_RPC_METHOD_NOT_FOUND, NULL, "no method %s", method);
+    }
+}
+
+static const struct ef_rpc_handlers runner_handlers = {.on_request = runner_request};
+
+/* ---- funclet ---- */
+
+static void funclet_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
+                            const cJSON *params, void *user)
+{
+    (void)conn;
+    (void)user;
+    if (strcmp(method, "container.create") == 0) {
+        struct fake_container *fc = calloc(1, sizeof(*fc));
+        F.creates++;
+        fc->dead = F.new_ones_dead;
+        snprintf(fc->id, sizeof(fc->id), "c%d", F.creates);
+        snprintf(fc->sock, sizeof(fc->sock), "%s/runner-%d.sock", H.dir, F.creates);
+        ef_error err = {0};
+        if (ef_rpc_server_listen(&H.loop, fc->sock, -1, 0600, &runner_handlers, fc, &fc->srv,
+                                 &err) < 0)
+            fail_msg("runner socket: %s", err.msg);
+        fc->next = F.containers;
+        F.containers = fc;
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "id", fc->id);
+        cJSON_AddNumberToObject(r, "pid", 1000 + F.creates);
+        cJSON_AddStringToObject(r, "runner_socket", fc->sock);
+        ef_rpc_reply(req, r);
+    } else if (strcmp(method, "container.destroy") == 0) {
+        const cJSON *id = cJSON_GetObjectItem(params, "id");
+        for (struct fake_container *fc = F.containers; fc; fc = fc->next) {
+            if (cJSON_IsString(id) && strcmp(fc->id, id->valuestring) == 0 && !fc->destroyed) {
+                fc->destroyed = true;
+                F.destroys++;
+                ef_rpc_server_close(fc->srv);
+                fc->srv = NULL;
+                ef_rpc_reply(req, NULL);
+                return;
+            }
+        }
+        ef_rpc_reply_error(req, EF_RPC_ERR_NOT_FOUND, NULL, "no container");
+    } else {
+        ef_rpc_reply_error(req, EF_RPC_METHOD_NOT_FOUND, NULL, "no method %s", method);
+    }
+}
+
+static const struct ef_rpc_handlers funclet_handlers = {.on_request = funclet_request};
+
+static void fake_listen(struct harness *h)
+{
+    ef_error err = {0};
+    if (ef_rpc_server_listen(&h->loop, h->funclet_socket, -1, 0600, &funclet_handlers, NULL,
+                             &F.funclet, &err) < 0)
+        fail_msg("funclet socket: %s", err.msg);
+}
+
+static void fake_stop(struct harness *h)
+{
+    (void)h;
+    if (F.funclet)
+        ef_rpc_server_close(F.funclet);
+    F.funclet = NULL;
+    for (struct fake_container *fc = F.containers; fc; fc = fc->next)
+        if (fc->srv) {
+            ef_rpc_server_close(fc->srv);
+            fc->srv = NULL;
+        }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(&H, 0, sizeof(H));
+    memset(&F, 0, sizeof(F));
+    H.on_stopped = fake_stop;
+    harness_start(&H, 0, fake_listen);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    harness_stop(&H, false);
+    while (F.containers) {
+        struct fake_container *fc = F.containers;
+        F.containers = fc->next;
+        free(fc);
+    }
+    cJSON_Delete(F.last_invoke);
+    return 0;
+}
+
+/* ---- helpers (every F access happens on the loop thread) ---- */
+
+struct counters {
+    int creates, destroys, invokes;
+};
+
+static void read_counters(struct harness *h, void *arg)
+{
+    (void)h;
+    struct counters *c = arg;
+    c->creates = F.creates;
+    c->destroys = F.destroys;
+    c->invokes = F.invokes;
+}
+
+static struct counters counters(void)
+{
+    struct counters c;
+    harness_on_loop(&H, read_counters, &c);
+    return c;
+}
+
+static void kill_runtime_of(struct harness *h, void *arg)
+{
+    (void)h;
+    for (struct fake_container *fc = F.containers; fc; fc = fc->next)
+        if (strcmp(fc->id, (const char *)arg) == 0)
+            fc->dead = true;
+}
+
+static void all_new_dead(struct harness *h, void *arg)
+{
+    (void)h;
+    F.new_ones_dead = *(bool *)arg;
+}
+
+static void copy_client_context(struct harness *h, void *arg)
+{
+    (void)h;
+    const cJSON *cc = cJSON_GetObjectItem(F.last_invoke, "client_context");
+    snprintf(arg, 256, "%s", cJSON_IsString(cc) ? cc->valuestring : "(none)");
+}
+
+static void create_fn(const char *name, int timeout_s)
+{
+    char *b = create_body(name, "python3.12", "lambda_function.lambda_handler", timeout_s);
+    struct http_response r;
+    assert_int_equal(http_request(H.port, "POST", "/2015-03-31/functions", NULL, b, strlen(b), &r),
+                     0);
+    if (r.status != 201)
+        fail_msg("create %s: %d %s", name, r.status, r.body);
+    http_response_free(&r);
+    free(b);
+}
+
+static struct http_response invoke(const char *name, const char *event, const char *headers)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/2015-03-31/functions/%s/invocations", name);
+    struct http_response r;
+    assert_int_equal(http_request(H.port, "POST", path, headers, event, strlen(event), &r), 0);
+    return r;
+}
+
+/* Invokes with `event`, expects success, returns the container that served it (static). */
+static const char *invoke_ok(const char *name, const char *event)
+{
+    static char container[16];
+    struct http_response r = invoke(name, event, NULL);
+    if (r.status != 200)
+        fail_msg("invoke %s: %d %s", name, r.status, r.body);
+    char *fe = http_header(&r, "X-Amz-Function-Error");
+    if (fe)
+        fail_msg("invoke %s failed: %s", name, r.body);
+    cJSON *j = cJSON_Parse(r.body);
+    snprintf(container, sizeof(container), "%s", cJSON_GetObjectItem(j, "container")->valuestring);
+    cJSON_Delete(j);
+    http_response_free(&r);
+    return container;
+}
+
+static void get(const char *path, struct http_response *r)
+{
+    assert_int_equal(http_request(H.port, "GET", path, NULL, NULL, 0, r), 0);
+}
+
+/* ---- tests ---- */
+
+static void test_runtime_exited_notice_retires_idle_container(void **state)
+{
+    (void)state;
+    create_fn("fn", 3);
+    assert_string_equal(invoke_ok("fn", "{\"mode\":\"exit_after\"}"), "c1");
+    /* c1 announced its runtime's end after answering: the next call goes elsewhere at once. */
+    for (int i = 0; i < 50 && counters().destroys < 1; i++)
+        usleep(20 * 1000);
+    assert_string_equal(invoke_ok("fn", "{}"), "c2");
+    struct counters c = counters();
+    assert_int_equal(c.creates, 2);
+    assert_int_equal(c.destroys, 1);
+    assert_int_equal(c.invokes, 2); /* c1 was never sent the second invocation */
+}
+
+static void test_invocation_moves_once_from_a_dead_runtime(void **state)
+{
+    (void)state;
+    create_fn("fn", 3);
+    assert_string_equal(invoke_ok("fn", "{}"), "c1");
+    /* c1's runtime died and the notice has not arrived: c1 answers "not delivered". */
+    harness_on_loop(&H, kill_runtime_of, "c1");
+    assert_string_equal(invoke_ok("fn", "{}"), "c2");
+    struct counters c = counters();
+    assert_int_equal(c.creates, 2);
+    assert_int_equal(c.destroys, 1);
+    assert_int_equal(c.invokes, 3);
+
+    /* Only once: when the fresh container is dead too, the caller gets the runtime's exit. */
+    harness_on_loop(&H, kill_runtime_of, "c2");
+    bool yes = true;
+    harness_on_loop(&H, all_new_dead, &yes);
+    struct http_response r = invoke("fn", "{}", NULL);
+    assert_int_equal(r.status, 200);
+    char *fe = http_header(&r, "X-Amz-Function-Error");
+    assert_non_null(fe);
+    free(fe);
+    assert_non_null(strstr(r.body, "Runtime.ExitError"));
+    http_response_free(&r);
+    c = counters();
+    assert_int_equal(c.creates, 3);
+    assert_int_equal(c.invokes, 5);
+
+    /* A cold container's own failure is not retried: it is this invocation's result. */
+    create_fn("cold", 3);
+    r = invoke("cold", "{}", NULL);
+    assert_non_null(strstr(r.body, "Runtime.ExitError"));
+    http_response_free(&r);
+    c = counters();
+    assert_int_equal(c.creates, 4);
+    assert_int_equal(c.invokes, 6);
+}
+
+static void test_timeout_status_keeps_the_output(void **state)
+{
+    (void)state;
+    create_fn("slow", 1);
+    struct http_response r = invoke("slow", "{\"mode\":\"timeout\"}", "X-Amz-Log-Type: Tail\r\n");
+    assert_int_equal(r.status, 200);
+    char *fe = http_header(&r, "X-Amz-Function-Error");
+    assert_string_equal(fe, "Unhandled");
+    free(fe);
+    cJSON *doc = cJSON_Parse(r.body);
+    const char *msg = cJSON_GetObjectItem(doc, "errorMessage")->valuestring;
+    assert_non_null(strstr(msg, " Task timed out after 1.00 seconds"));
+    assert_null(cJSON_GetObjectItem(doc, "errorType"));
+    cJSON_Delete(doc);
+    char *b64 = http_header(&r, "X-Amz-Log-Result");
+    assert_non_null(b64);
+    unsigned char *log = NULL;
+    size_t len = 0;
+    assert_int_equal(ef_base64_decode(b64, strlen(b64), &log, &len), 0);
+    assert_non_null(strstr((char *)log, "working on it\n"));
+    assert_non_null(strstr((char *)log, "Task timed out after 1.00 seconds\nEND RequestId: "));
+    assert_non_null(strstr((char *)log, "\tStatus: timeout\t"));
+    free(log);
+    free(b64);
+    http_response_free(&r);
+    for (int i = 0; i < 50 && counters().destroys < 1; i++)
+        usleep(20 * 1000);
+    assert_int_equal(counters().destroys, 1);
+}
+
+static void test_client_context(void **state)
+{
+    (void)state;
+    create_fn("fn", 3);
+    const char *doc = "{\n  \"custom\": {\"k\": \"v\xc3\xa9 \xf0\x9f\x98\x80\"},\n  \"env\": {}\n}";
+    char *b64 = ef_base64_encode(doc, strlen(doc));
+    char headers[512], cc[256];
+    snprintf(headers, sizeof(headers), "X-Amz-Client-Context: %s\r\n", b64);
+    free(b64);
+    struct http_response r = invoke("fn", "{}", headers);
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+    harness_on_loop(&H, copy_client_context, cc);
+    /* Compact, and printable ASCII: it travels to the runtime in a header. */
+    assert_string_equal(cc, "{\"custom\":{\"k\":\"v\\u00e9 \\ud83d\\ude00\"},\"env\":{}}");
+    r = invoke("fn", "{}", NULL);
+    http_response_free(&r);
+    harness_on_loop(&H, copy_client_context, cc);
+    assert_string_equal(cc, "(none)");
+
+    const char *bad[] = {
+        "X-Amz-Client-Context: not base64!\r\n",
+        "X-Amz-Client-Context: WzEsMl0=\r\n",     /* [1,2]: not an object */
+        "X-Amz-Client-Context: eyJhIjoi/yJ9\r\n", /* {"a":"\xff"}: not UTF-8 */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = invoke("fn", "{}", bad[i]);
+        assert_int_equal(r.status, 400);
+        char *type = http_header(&r, "x-amzn-ErrorType");
+        assert_string_equal(type, "InvalidRequestContentException");
+        free(type);
+        http_response_free(&r);
+    }
+    /* Lambda's limit is 3583 bytes of base64. */
+    char *big = malloc(4000);
+    memset(big, 'A', 3584);
+    big[3584] = '\0';
+    char *h = NULL;
+    assert_true(asprintf(&h, "X-Amz-Client-Context: %s\r\n", big) > 0);
+    r = invoke("fn", "{}", h);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "3583"));
+    http_response_free(&r);
+    free(h);
+    free(big);
+}
+
+static void test_function_log(void **state)
+{
+    (void)state;
+    create_fn("fn", 3);
+    create_fn("quiet", 3);
+    struct http_response r;
+    get("/v1/functions/fn/logs", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0); /* created, never run */
+    http_response_free(&r);
+
+    for (int i = 0; i < 3; i++) {
+        r = invoke("fn", "{}", "X-Amz-Log-Type: Tail\r\n");
+        assert_int_equal(r.status, 200);
+        http_response_free(&r);
+    }
+    r = invoke("fn", "{}", "X-Amz-Log-Type: Tail\r\n");
+    char *b64 = http_header(&r, "X-Amz-Log-Result");
+    char *rid = http_header(&r, "x-amzn-RequestId");
+    http_response_free(&r);
+    unsigned char *tail = NULL;
+    size_t tail_len = 0;
+    assert_int_equal(ef_base64_decode(b64, strlen(b64), &tail, &tail_len), 0);
+
+    get("/v1/functions/fn/logs?tail=100", &r);
+    assert_int_equal(r.status, 200);
+    char *ct = http_header(&r, "Content-Type");
+    assert_non_null(strstr(ct, "text/plain"));
+    free(ct);
+    /* Four entries of four lines: START, the output, END, REPORT... */
+    size_t lines = 0;
+    for (size_t i = 0; i < r.body_len; i++)
+        lines += r.body[i] == '\n';
+    assert_int_equal(lines, 16);
+    assert_true(strncmp(r.body, "START RequestId: ", 17) == 0);
+    assert_non_null(strstr(r.body, "line from c1\nEND RequestId: "));
+    assert_non_null(strstr(r.body, "\tMemory Size: 128 MB\tMax Memory Used: 33 MB\t"));
+    /* ...and the Tail of the last invocation is the end of the stored log. */
+    assert_true(r.body_len >= tail_len);
+    assert_memory_equal(r.body + r.body_len - tail_len, tail, tail_len);
+    assert_non_null(strstr((char *)tail, rid));
+    http_response_free(&r);
+    free(tail);
+    free(b64);
+    free(rid);
+
+    get("/v1/functions/fn/logs?tail=2", &r);
+    assert_int_equal(r.status, 200);
+    assert_true(strncmp(r.body, "END RequestId: ", 15) == 0);
+    assert_non_null(strstr(r.body, "\nREPORT RequestId: "));
+    http_response_free(&r);
+
+    const char *bad[] = {"?tail=0", "?tail=x", "?tail=10001", "?tail=-1", "?tail="};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/v1/functions/fn/logs%s", bad[i]);
+        get(path, &r);
+        assert_int_equal(r.status, 400);
+        http_response_free(&r);
+    }
+    get("/v1/functions/nosuch/logs", &r);
+    assert_int_equal(r.status, 404);
+    http_response_free(&r);
+    get("/v1/functions/bad%2Fname/logs", &r);
+    assert_int_equal(r.status, 400);
+    http_response_free(&r);
+    assert_int_equal(http_request(H.port, "POST", "/v1/functions/fn/logs", NULL, "", 0, &r), 0);
+    assert_int_equal(r.status, 405);
+    http_response_free(&r);
+    get("/v1/functions/quiet/logs?tail=5", &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    http_response_free(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_runtime_exited_notice_retires_idle_container, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_invocation_moves_once_from_a_dead_runtime, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_timeout_status_keeps_the_output, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_client_context, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_function_log, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
