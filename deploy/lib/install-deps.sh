@@ -10,7 +10,11 @@ build_pkgs=(
   libsqlite3-dev libzip-dev libssl-dev node-llhttp
   python3 nodejs curl ca-certificates zip
 )
-test_pkgs=(libcmocka-dev clang-format zip unzip procps iproute2 valgrind)
+test_pkgs=(
+  libcmocka-dev clang-format zip unzip procps iproute2 valgrind
+  awscli python3-boto3
+  podman runc catatonit containernetworking-plugins iptables docker-compose debootstrap python3-yaml
+)
 
 pkgs=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
