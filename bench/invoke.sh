@@ -3,22 +3,36 @@
 # (controller -> runner -> runtime), side by side and interleaved with
 #   (a) nginx `return 200` on loopback — the HTTP floor, and
 #   (b) the same handler served directly by /usr/bin/python3's ThreadingHTTPServer.
-# Runs at 64 connections, and at 1 connection with every process pinned to CPU 0.
-# Then cold starts (a function that is not warm) against `/usr/bin/python3 -c pass`.
+# Runs at 64 connections, and at 1 connection with every process pinned to CPU 0. Each series
+# starts with a warm-up run against every server (for the pod: until every container it needed
+# is warm), so that the measured runs see warm containers only. Then cold starts (a function
+# that is not warm, with a cold container ready in the pool) against `/usr/bin/python3 -c pass`.
 #   EF_BUILD_DIR=build bench/invoke.sh [seconds per run, default 10] [rounds, default 2]
+# Environment:
+#   EF_BENCH_WARMUP     seconds of warm-up per server and series (default 5)
+#   EF_BENCH_COLD       number of cold starts measured (default 20)
+#   EF_BENCH_BOOTSTRAP  a Python runtime bootstrap to use instead of the bundled one (A/B runs)
 set -euo pipefail
 export EF_SOURCE_DIR=${EF_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 export EF_BUILD_DIR=${EF_BUILD_DIR:-$EF_SOURCE_DIR/build}
 duration=${1:-10}
 rounds=${2:-2}
+warmup=${EF_BENCH_WARMUP:-5}
+colds=${EF_BENCH_COLD:-20}
 bench=$EF_SOURCE_DIR/bench
 source "$EF_SOURCE_DIR/tests/integration/lib.sh"
 require_root
 for tool in wrk nginx; do
   command -v $tool >/dev/null || { echo "bench: $tool is missing (apt-get install wrk nginx-light)" >&2; exit 1; }
 done
+if [ -n "${EF_BENCH_BOOTSTRAP:-}" ] && [ ! -f "$EF_BENCH_BOOTSTRAP" ]; then
+  echo "bench: EF_BENCH_BOOTSTRAP=$EF_BENCH_BOOTSTRAP is not a file" >&2
+  exit 1
+fi
 
 work=$(mktemp -d /tmp/ef-bench.XXXXXX)
+results=$work/results
+: >"$results"
 pids=()
 cleanup_bench() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -53,12 +67,46 @@ stop_floor_servers() {
   sleep 0.3
 }
 
-# run_wrk LABEL URL CONNS PIN: prints "label conns rps p50 p99".
+# The pod with the no-op function, warm once. Its Timeout is 30 s rather than Lambda's default
+# of 3 s: the warm-up at 64 connections starts dozens of containers at once on a small machine,
+# and the benchmark is about the warm path, not about who times out during that rush.
+start_pod() {
+  pod_start
+  trap 'cleanup_bench; pod_cleanup' EXIT
+  if [ -n "${EF_BENCH_BOOTSTRAP:-}" ]; then
+    # Containers see the runtime directory of the pod's data dir, so this affects this pod only.
+    install -m 0755 "$EF_BENCH_BOOTSTRAP" "$EF_DATA/runtime/python/bootstrap"
+  fi
+  [ "$(create_function noop python3.11 app.handler "$bench/functions/noop" ',"Timeout":30')" = 201 ] ||
+    fail "create noop: $(cat "$EF_DATA/create-noop.json")"
+  curl -fsS -X POST "$EF_BASE/2015-03-31/functions/noop/invocations" -d '{}' >/dev/null
+}
+
+# pool_states: "N idle, M busy, ..." for the containers of the pod, as the controller sees them.
+pool_states() {
+  curl -fsS "$EF_BASE/v1/runtimes" | /usr/bin/python3 -c '
+import collections, json, sys
+c = collections.Counter(x["state"] for x in json.load(sys.stdin))
+print(", ".join("%d %s" % (n, s) for s, n in sorted(c.items())) or "no containers")'
+}
+
+# wait_pool_settled: until no container is starting or busy (the warm-up's cold starts are done).
+wait_pool_settled() {
+  local states
+  for _ in $(seq 120); do
+    states=$(pool_states)
+    grep -Eq 'starting|busy' <<<"$states" || return 0
+    sleep 0.5
+  done
+  echo "# warning: the pool did not settle: $states"
+}
+
+# run_wrk LABEL URL CONNS PIN [SECONDS]: prints "label conns rps p50 p99" and records it.
 run_wrk() {
-  local label=$1 url=$2 conns=$3 pin=$4 threads=2
+  local label=$1 url=$2 conns=$3 pin=$4 seconds=${5:-$duration} threads=2
   [ "$conns" = 1 ] && threads=1
-  $pin wrk -t"$threads" -c"$conns" -d"${duration}s" --latency -s "$bench/post.lua" "$url" >"$work/wrk.out"
-  /usr/bin/python3 - "$label" "$conns" "$work/wrk.out" <<'PY'
+  $pin wrk -t"$threads" -c"$conns" -d"${seconds}s" --latency -s "$bench/post.lua" "$url" >"$work/wrk.out"
+  /usr/bin/python3 - "$label" "$conns" "$work/wrk.out" <<'PY' | tee -a "$results"
 import re, sys
 label, conns, path = sys.argv[1], sys.argv[2], sys.argv[3]
 text = open(path).read()
@@ -66,29 +114,45 @@ def ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 p = {m.group(1): ms(m.group(2), m.group(3)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)", text, re.M)}
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-print(f"{label:10s} {conns:>5s} {rps:10.0f} {p['50']:8.3f} {p['99']:8.3f}" + (f"  non-2xx={errors.group(1)}" if errors else ""))
+notes = []
+m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+if m:
+    notes.append("non-2xx=" + m.group(1))
+m = re.search(r"Socket errors: (.*)", text)
+if m:
+    notes.append("socket errors: " + m.group(1))
+print(f"{label:10s} {conns:>5s} {rps:10.0f} {p['50']:8.3f} {p['99']:8.3f}" + ("  " + "; ".join(notes) if notes else ""))
 PY
 }
 
+urls() {
+  echo "nginx http://127.0.0.1:$nginx_port/"
+  echo "python http://127.0.0.1:$python_port/"
+  echo "easyfaas $EF_BASE/2015-03-31/functions/noop/invocations"
+}
+
 series() { # $1 conns, $2 pin prefix
-  local conns=$1 pin=$2
-  for r in $(seq "$rounds"); do
-    run_wrk nginx "http://127.0.0.1:$nginx_port/" "$conns" "$pin"
-    run_wrk python "http://127.0.0.1:$python_port/" "$conns" "$pin"
-    run_wrk easyfaas "$EF_BASE/2015-03-31/functions/noop/invocations" "$conns" "$pin"
+  local conns=$1 pin=$2 label url
+  while read -r label url; do
+    $pin wrk -t1 -c"$conns" -d"${warmup}s" -s "$bench/post.lua" "$url" >/dev/null
+  done < <(urls)
+  wait_pool_settled
+  echo "# after the warm-up, the pod's containers: $(pool_states)"
+  for _ in $(seq "$rounds"); do
+    while read -r label url; do
+      run_wrk "$label" "$url" "$conns" "$pin"
+    done < <(urls)
   done
+  echo "# after the runs, the pod's containers: $(pool_states)"
 }
 
 trap 'cleanup_bench; pod_cleanup' EXIT
-echo "# machine: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ)"
+echo "# machine: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# ${duration}s per run, $rounds interleaved rounds, ${warmup}s warm-up per server${EF_BENCH_BOOTSTRAP:+, bootstrap $EF_BENCH_BOOTSTRAP}"
 echo "# server     conns      req/s  p50(ms)  p99(ms)"
 
 # 64 connections, unpinned.
-pod_start
-trap 'cleanup_bench; pod_cleanup' EXIT
-[ "$(create_function noop python3.11 app.handler "$bench/functions/noop")" = 201 ] || fail "create noop"
-curl -fsS -X POST "$EF_BASE/2015-03-31/functions/noop/invocations" -d '{}' >/dev/null
+start_pod
 start_floor_servers ""
 series 64 ""
 stop_floor_servers
@@ -96,23 +160,24 @@ pod_stop
 
 # 1 connection, everything on CPU 0 (an unpinned single connection measures vCPU wake-ups).
 taskset -cp 0 $$ >/dev/null
-pod_start
-trap 'cleanup_bench; pod_cleanup' EXIT
-[ "$(create_function noop python3.11 app.handler "$bench/functions/noop")" = 201 ] || fail "create noop"
-curl -fsS -X POST "$EF_BASE/2015-03-31/functions/noop/invocations" -d '{}' >/dev/null
+start_pod
 start_floor_servers "taskset -c 0"
 series 1 "taskset -c 0"
 stop_floor_servers
+pod_stop
 taskset -cp 0-$(($(nproc) - 1)) $$ >/dev/null
 
-# Cold starts: each invocation goes to a function that has no warm container.
+# Cold starts: each invocation goes to a function that has no warm container; the pause before
+# it lets funclet refill its pool, so that a cold container is ready, as the target assumes.
+start_pod
 echo "# cold start (ms): first invocation of a new function, vs /usr/bin/python3 -c pass"
-for i in $(seq 20); do
+for i in $(seq "$colds"); do
   [ "$(create_function "cold$i" python3.11 app.handler "$bench/functions/noop")" = 201 ] || fail "create cold$i"
+  sleep 0.5
   curl -sS -o /dev/null -w '%{time_total}\n' -X POST "$EF_BASE/2015-03-31/functions/cold$i/invocations" -d '{}'
   /usr/bin/python3 -c 'import time,subprocess; t=time.monotonic(); subprocess.run(["/usr/bin/python3","-c","pass"]); print("py", time.monotonic()-t)'
 done | /usr/bin/python3 -c '
-import sys, statistics
+import sys
 cold, py = [], []
 for line in sys.stdin:
     if line.startswith("py "): py.append(float(line.split()[1]) * 1000)
@@ -120,5 +185,30 @@ for line in sys.stdin:
 def pct(v, q): v = sorted(v); return v[min(len(v) - 1, int(q * len(v)))]
 print(f"easyfaas cold   p50 {pct(cold,.5):7.1f}  p99 {pct(cold,.99):7.1f}  (n={len(cold)})")
 print(f"python3 -c pass p50 {pct(py,.5):7.1f}  p99 {pct(py,.99):7.1f}  (n={len(py)})")
-'
+' | tee -a "$results"
 pod_stop
+
+# Medians over the rounds, and the issue's targets.
+/usr/bin/python3 - "$results" <<'PY'
+import statistics, sys
+runs, cold = {}, {}
+for line in open(sys.argv[1]):
+    f = line.split()
+    if f[0] in ("nginx", "python", "easyfaas") and f[1].isdigit():
+        runs.setdefault((f[0], f[1]), []).append((float(f[2]), float(f[3]), float(f[4])))
+    elif f[0] == "easyfaas" and f[1] == "cold":
+        cold["easyfaas"] = float(f[3])
+    elif f[0] == "python3":
+        cold["python"] = float(f[4])
+def med(server, conns, i):
+    return statistics.median(r[i] for r in runs[(server, conns)])
+print("# medians over the rounds      req/s  p50(ms)  p99(ms)")
+for (server, conns) in sorted(runs, key=lambda k: (-int(k[1]), k[0])):
+    print(f"# {server:10s} {conns:>5s} {med(server, conns, 0):12.0f} {med(server, conns, 1):8.3f} {med(server, conns, 2):8.3f}")
+if ("easyfaas", "64") in runs and ("python", "64") in runs:
+    print(f"# target 64 connections: easyfaas/python throughput {med('easyfaas', '64', 0) / med('python', '64', 0):.2f}x (target >= 2x)")
+if ("easyfaas", "1") in runs and ("python", "1") in runs:
+    print(f"# target 1 pinned connection: easyfaas/python p50 {med('easyfaas', '1', 1) / med('python', '1', 1):.2f}x (target <= 1.5x)")
+if len(cold) == 2:
+    print(f"# target cold start: easyfaas p50 - python3 -c pass p50 = {cold['easyfaas'] - cold['python']:.1f} ms (target <= 10 ms)")
+PY

@@ -1,6 +1,7 @@
 #include "funclet/cgroup.h"
 
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -158,9 +159,14 @@ int ef_cgroup_remove_stale(struct ef_cgroup_manager *m, const char *id, ef_error
     return r;
 }
 
-void ef_cgroup_pause(void)
+void ef_cgroup_pause_n(int attempt)
 {
-    struct timespec ts = {0, EF_CGROUP_WAIT_DELAY_MS * 1000L * 1000L};
+    long us = EF_CGROUP_WAIT_DELAY_MS * 1000L;
+    if (attempt < 8)
+        us = 50L << attempt;
+    if (us > EF_CGROUP_WAIT_DELAY_MS * 1000L)
+        us = EF_CGROUP_WAIT_DELAY_MS * 1000L;
+    struct timespec ts = {0, us * 1000L};
     nanosleep(&ts, NULL);
 }
 
@@ -213,6 +219,65 @@ static void kill_one(pid_t pid)
 int ef_cgroup_kill_listed(const char *dir)
 {
     return for_each_proc(dir, kill_one);
+}
+
+/* Whether `pid` has exited: gone, or a zombie waiting for its parent ("Z", or "X" while it is
+ * being released). */
+static bool process_dead(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return true;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    if (n <= 0)
+        return true;
+    buf[n] = '\0';
+    /* "pid (comm) S ...": comm may hold spaces and parentheses, the state follows the last ')'. */
+    const char *close = strrchr(buf, ')');
+    return !close || close[1] != ' ' || close[2] == 'Z' || close[2] == 'X';
+}
+
+int ef_cgroup_kill_listed_except(const char *dir, pid_t keep, bool kill_them)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+    cleanup_fclose FILE *f = fopen(path, "re");
+    if (!f)
+        return errno == ENOENT ? 0 : -errno;
+    int alive = 0;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1) {
+        if (pid <= 0 || pid == keep || process_dead((pid_t)pid))
+            continue;
+        if (kill_them)
+            kill((pid_t)pid, SIGKILL);
+        alive++;
+    }
+    return alive;
+}
+
+int ef_cgroup_kill_others(struct ef_cgroup *cg, pid_t keep, bool *ret_frozen, ef_error *err)
+{
+    const char *dir = ef_cgroup_path(cg, "pids");
+    if (!dir)
+        return ef_error_set(err, -ENOENT, "the container has no pids cgroup");
+    ef_error e;
+    bool frozen = ef_cgroup_freeze(cg, true, &e) == 0;
+    *ret_frozen = frozen;
+    int n = ef_cgroup_kill_listed_except(dir, keep, true);
+    if (frozen && ef_cgroup_freeze(cg, false, &e) < 0)
+        return ef_error_set(err, e.code, "%s", e.msg);
+    if (n < 0)
+        return ef_error_set_errno(err, n, "cannot read %s/cgroup.procs", dir);
+    return n;
+}
+
+int ef_cgroup_others_left(struct ef_cgroup *cg, pid_t keep)
+{
+    const char *dir = ef_cgroup_path(cg, "pids");
+    return dir ? ef_cgroup_kill_listed_except(dir, keep, false) : -ENOENT;
 }
 
 int ef_cgroup_count_procs(const char *dir)

@@ -17,6 +17,10 @@
 struct ef_cgroup_manager;
 struct ef_cgroup; /* the cgroups of one container */
 
+/* The name of the empty, always frozen cgroup the v1 backend keeps below <parent> (see
+ * cgroup_v1.c); it is not a container. */
+#define EF_CGROUP_ANCHOR "frozen-anchor"
+
 /* The limits of one container. */
 struct ef_cgroup_limits {
     uint64_t memory_bytes;   /* hard limit; swap is not allowed on top of it */
@@ -119,6 +123,19 @@ int ef_cgroup_freeze(struct ef_cgroup *cg, bool frozen, ef_error *err);
  * otherwise) and waits until they are empty (-EBUSY if they do not empty within a few
  * seconds). */
 int ef_cgroup_kill_all(struct ef_cgroup *cg, ef_error *err);
+
+/* Kills every process of the container but `keep` (its PID 1, the runner): freezes the
+ * cgroup so that nothing can fork, exit or be reaped meanwhile (so no listed pid can be reused
+ * before it is signalled), SIGKILLs the others, thaws (a task frozen by the v1 freezer only
+ * dies once thawed). *ret_frozen says whether the freeze worked; without a freezer the
+ * processes are killed one by one, which a fork loop could outrun, and the caller calls this
+ * again until nothing is left. Returns how many other processes were alive, or a negative
+ * errno. */
+int ef_cgroup_kill_others(struct ef_cgroup *cg, pid_t keep, bool *ret_frozen, ef_error *err);
+
+/* How many processes besides `keep` the container still lists alive (zombies and vanished
+ * processes do not count), or a negative errno. Sends nothing. */
+int ef_cgroup_others_left(struct ef_cgroup *cg, pid_t keep);
 
 /* Removes the container's cgroup directories; they must be empty (ef_cgroup_kill_all). On
  * failure the cgroup stays valid so that the call can be repeated. */

@@ -285,7 +285,7 @@ static int v2_destroy(struct ef_cgroup *base, ef_error *err)
             break;
         if (r != -EBUSY || attempt == EF_CGROUP_WAIT_ATTEMPTS)
             return ef_error_set_errno(err, r, "cannot remove cgroup %s", c->dir);
-        ef_cgroup_pause();
+        ef_cgroup_pause_n(attempt);
     }
     c->exists = false;
     return 0;
@@ -359,7 +359,7 @@ static int v2_freeze(struct ef_cgroup *base, bool frozen, ef_error *err)
         if (ef_cgroup_read(c->dir, "cgroup.events", events, sizeof(events)) >= 0 &&
             ef_cgroup_keyed_value(events, "frozen", &v) == 0 && v == (frozen ? 1 : 0))
             return 0;
-        ef_cgroup_pause();
+        ef_cgroup_pause_n(attempt);
     }
     return ef_error_set(err, -EBUSY, "cgroup %s did not become %s", c->dir,
                         frozen ? "frozen" : "thawed");
@@ -390,7 +390,7 @@ static int v2_kill_all(struct ef_cgroup *base, ef_error *err)
             return ef_error_set_errno(err, n, "cannot read %s/cgroup.procs", c->dir);
         if (n == 0)
             return 0;
-        ef_cgroup_pause();
+        ef_cgroup_pause_n(attempt);
     }
     return ef_error_set(err, -EBUSY, "processes remain in cgroup %s after SIGKILL", c->dir);
 }

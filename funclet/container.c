@@ -4,13 +4,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -21,15 +20,59 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "funclet/capacity.h"
 #include "funclet/cgroup.h"
 #include "funclet/cgroup_parse.h"
+#include "funclet/hostmnt.h"
 #include "funclet/mount_plan.h"
 #include "funclet/oom_watch.h"
+#include "funclet/pool.h"
 #include "funclet/sandbox.h"
 #include "funclet/wait_status.h"
 
-#define CHILD_STACK_SIZE (1024 * 1024)
-#define CLONE_FLAGS      (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWNET)
+#define CHILD_STACK_SIZE (256 * 1024)
+#define CLONE_FLAGS      (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC)
+/* How often a reset looks whether the function's processes are gone. */
+#define RESET_POLL_MS 1
+
+enum op_kind { OP_CREATE, OP_RESET };
+
+/* An asynchronous step of one container: waiting for its child to exec the runner (CREATING)
+ * or for its processes to die (RESETTING). It outlives the container when the container is
+ * destroyed meanwhile: it is freed once libuv has closed its handles. */
+struct ef_container_op {
+    enum op_kind kind;
+    struct ef_funclet *f;
+    struct ef_container *c; /* NULL once detached */
+    uv_poll_t poll;         /* OP_CREATE: the sync socket is readable */
+    uv_timer_t timer;       /* OP_CREATE: the start timeout; OP_RESET: the next look */
+    int open_handles;
+    int sync_fd;
+    unsigned long long deadline_ms;
+    bool release;
+    bool frozen; /* OP_RESET: the kill happened frozen; otherwise it is repeated */
+    ef_container_done_cb cb;
+    void *user;
+};
+
+static const char *const state_names[] = {
+    [EF_CONTAINER_CREATING] = "creating",   [EF_CONTAINER_COLD] = "cold",
+    [EF_CONTAINER_WARMING] = "warming",     [EF_CONTAINER_WARM] = "warm",
+    [EF_CONTAINER_RESETTING] = "resetting", [EF_CONTAINER_DESTROYING] = "destroying",
+};
+
+const char *ef_container_state_name(const struct ef_container *c)
+{
+    return c->exited ? "exited" : state_names[c->state];
+}
+
+uint64_t ef_container_allocated_mb(const struct ef_funclet *f)
+{
+    uint64_t sum = 0;
+    for (const struct ef_container *c = f->containers; c; c = c->next)
+        sum += (uint64_t)c->memory_mb;
+    return sum;
+}
 
 static int new_id(const struct ef_funclet *f, char id[EF_CONTAINER_ID_LEN + 1], ef_error *err)
 {
@@ -51,7 +94,7 @@ static int new_id(const struct ef_funclet *f, char id[EF_CONTAINER_ID_LEN + 1], 
 }
 
 /* Binds and listens on the runner's socket before the container exists, so that the controller
- * can connect as soon as create answers; the runner inherits the listening fd. */
+ * can connect as soon as the container is handed out; the runner inherits the listening fd. */
 static int listen_runner_socket(const char *path, int *ret_fd, ef_error *err)
 {
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -79,11 +122,82 @@ static void container_free(struct ef_container *c)
         return;
     ef_oom_watch_stop(c->oom_watch);
     ef_cgroup_free(c->cgroup);
+    if (c->netns_fd >= 0)
+        close(c->netns_fd);
     free(c->code_dir);
     free(c->dir);
     free(c->runner_socket);
+    free(c->mnt_dir);
     free(c);
 }
+
+static void unlink_container(struct ef_funclet *f, struct ef_container *c)
+{
+    for (struct ef_container **p = &f->containers; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            f->n_containers--;
+            ef_pool_kick(f);
+            return;
+        }
+    }
+}
+
+/* ---- asynchronous steps ------------------------------------------------------------------ */
+
+static void op_handle_closed(uv_handle_t *h)
+{
+    struct ef_container_op *op = h->data;
+    if (--op->open_handles > 0)
+        return;
+    if (op->sync_fd >= 0)
+        close(op->sync_fd);
+    free(op);
+}
+
+static struct ef_container_op *op_new(struct ef_funclet *f, struct ef_container *c,
+                                      enum op_kind kind, ef_container_done_cb cb, void *user)
+{
+    struct ef_container_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    op->kind = kind;
+    op->f = f;
+    op->c = c;
+    op->sync_fd = -1;
+    op->cb = cb;
+    op->user = user;
+    uv_timer_init(f->loop, &op->timer);
+    op->timer.data = op;
+    op->open_handles = 1;
+    c->op = op;
+    return op;
+}
+
+/* Detaches the step from its container and lets libuv close its handles. */
+static void op_close(struct ef_container_op *op)
+{
+    if (op->c)
+        op->c->op = NULL;
+    op->c = NULL;
+    uv_close((uv_handle_t *)&op->timer, op_handle_closed);
+    if (op->kind == OP_CREATE && op->open_handles > 1)
+        uv_close((uv_handle_t *)&op->poll, op_handle_closed);
+}
+
+/* Ends the step and reports to its owner; `c` is the container on success, else NULL. */
+static void op_complete(struct ef_container_op *op, struct ef_container *c, int r,
+                        const ef_error *err)
+{
+    struct ef_funclet *f = op->f;
+    ef_container_done_cb cb = op->cb;
+    void *user = op->user;
+    op_close(op);
+    if (cb)
+        cb(f, c, r, err, user);
+}
+
+/* ---- teardown and destroy ---------------------------------------------------------------- */
 
 /* Waits for the runner (or the failed child) to end, retrying on EINTR. */
 static void reap(struct ef_container *c)
@@ -94,24 +208,30 @@ static void reap(struct ef_container *c)
         r = waitpid(c->pid, &status, 0);
     } while (r < 0 && errno == EINTR);
     if (r == c->pid) {
-        c->state = EF_CONTAINER_EXITED;
+        c->exited = true;
         c->wait_status = status;
     } else if (r < 0 && errno == ECHILD) {
-        c->state = EF_CONTAINER_EXITED;
+        c->exited = true;
     }
 }
 
 /* Undoes whatever of the container exists, in reverse order of creation; the first failure is
  * recorded in `err` but the remaining steps still run. A part that is gone is forgotten, so a
  * repeated call only retries what is left. */
-static int teardown(struct ef_container *c, ef_error *err)
+static int teardown(struct ef_funclet *f, struct ef_container *c, ef_error *err)
 {
     int ret = 0;
     ef_error e;
     /* The kill below is no OOM event to report. */
     ef_oom_watch_stop(c->oom_watch);
     c->oom_watch = NULL;
-    if (c->pid > 0 && c->state == EF_CONTAINER_RUNNING) {
+    if (ef_network_detach(&f->network, &c->net, &e) < 0 && ret == 0)
+        ret = ef_error_set(err, e.code, "%s", e.msg);
+    if (c->netns_fd >= 0) {
+        close(c->netns_fd);
+        c->netns_fd = -1;
+    }
+    if (c->pid > 0 && !c->exited) {
         /* SIGKILL to PID 1 of the namespace: the kernel then kills every process in it. The
          * runner is funclet's unreaped child, so its pid cannot have been reused. */
         if (kill(c->pid, SIGKILL) < 0 && errno != ESRCH && ret == 0)
@@ -130,6 +250,11 @@ static int teardown(struct ef_container *c, ef_error *err)
             c->cgroup = NULL;
         }
     }
+    if (c->mnt_dir) {
+        int r = ef_hostmnt_remove(c->mnt_dir, &e);
+        if (r < 0 && ret == 0)
+            ret = ef_error_set(err, r, "%s", e.msg);
+    }
     if (c->runner_socket && unlink(c->runner_socket) < 0 && errno != ENOENT && ret == 0)
         ret = ef_error_set_errno(err, -errno, "unlink %s", c->runner_socket);
     if (c->dir) {
@@ -140,85 +265,83 @@ static int teardown(struct ef_container *c, ef_error *err)
     return ret;
 }
 
-/* Waits for the child's report: end-of-file when the runner was exec'd, or the failed step. */
-static int wait_child(int sync_fd, ef_error *err)
+int ef_container_destroy(struct ef_funclet *f, struct ef_container *c, ef_error *err)
 {
-    unsigned long long deadline = ef_now_monotonic_ms() + EF_CONTAINER_START_TIMEOUT_MS;
-    for (;;) {
-        unsigned long long now = ef_now_monotonic_ms();
-        if (now >= deadline)
-            return ef_error_set(err, -ETIMEDOUT, "the sandbox did not start within %d ms",
-                                EF_CONTAINER_START_TIMEOUT_MS);
-        struct pollfd p = {.fd = sync_fd, .events = POLLIN};
-        int r = poll(&p, 1, (int)(deadline - now));
-        if (r < 0 && errno != EINTR)
-            return ef_error_set_errno(err, -errno, "poll");
-        if (r <= 0)
-            continue;
-        struct ef_sandbox_report report;
-        ssize_t n = read(sync_fd, &report, sizeof(report));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return ef_error_set_errno(err, -errno, "read from the sandbox");
-        if (n == 0)
-            return 0;
-        report.msg[sizeof(report.msg) - 1] = '\0';
-        return ef_error_set_errno(err, report.err > 0 ? -report.err : -EIO, "%s", report.msg);
+    if (c->op) {
+        ef_error why;
+        ef_error_set(&why, -ECANCELED, "container %s was destroyed while %s", c->id,
+                     ef_container_state_name(c));
+        op_complete(c->op, NULL, -ECANCELED, &why);
     }
-}
-
-/* Starts the child in its namespaces, puts it into the cgroups and lets it build its root. */
-static int start_child(struct ef_funclet *f, struct ef_container *c,
-                       const struct ef_mount_plan *plan, int runner_fd, ef_error *err)
-{
-    cleanup_free char *rootfs = ef_path_join(c->dir, "rootfs");
-    if (!rootfs)
-        return ef_error_set(err, -ENOMEM, "out of memory");
-    if (mkdir(rootfs, 0755) < 0)
-        return ef_error_set_errno(err, -errno, "mkdir %s", rootfs);
-
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return ef_error_set_errno(err, -errno, "socketpair");
-    cleanup_close int parent_fd = sv[0];
-    cleanup_close int child_fd = sv[1];
-
-    struct ef_sandbox_args args = {
-        .plan = plan,
-        .rootfs = rootfs,
-        .hostname = c->id,
-        .sync_fd = child_fd,
-        .runner_fd = runner_fd,
-        .sandbox_uid = f->cfg.sandbox_uid,
-        .sandbox_gid = f->cfg.sandbox_gid,
-        .cgroup_ns = f->cfg.cgroup_ns,
-        .rlimit_nofile = f->cfg.rlimit_nofile,
-        .rlimit_nproc = f->cfg.rlimit_nproc,
-        .seccomp = f->cfg.seccomp ? &f->seccomp : NULL,
-    };
-    void *stack = mmap(NULL, CHILD_STACK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-    if (stack == MAP_FAILED)
-        return ef_error_set_errno(err, -errno, "mmap the child stack");
-    /* Without CLONE_VM the child runs on its own copy of this mapping. */
-    pid_t pid =
-        clone(ef_sandbox_child, (char *)stack + CHILD_STACK_SIZE, CLONE_FLAGS | SIGCHLD, &args);
-    int clone_errno = errno;
-    munmap(stack, CHILD_STACK_SIZE);
-    if (pid < 0)
-        return ef_error_set_errno(err, -clone_errno, "clone");
-    c->pid = pid;
-    close(steal_fd(&child_fd));
-
-    int r = ef_cgroup_attach(c->cgroup, pid, err);
+    c->state = EF_CONTAINER_DESTROYING;
+    ef_error e;
+    int r = teardown(f, c, &e);
     if (r < 0)
-        return r;
-    char go = 1;
-    if (write(parent_fd, &go, 1) != 1)
-        return ef_error_set_errno(err, -errno, "start the sandbox");
-    return wait_child(parent_fd, err);
+        return ef_error_set(err, r, "container %s: %s", c->id, e.msg);
+    unlink_container(f, c);
+    container_free(c);
+    return 0;
 }
+
+void ef_container_destroy_all(struct ef_funclet *f)
+{
+    /* By id, from a snapshot: the callback of a cancelled step may destroy others. */
+    size_t n = 0;
+    for (struct ef_container *c = f->containers; c; c = c->next)
+        n++;
+    char(*ids)[EF_CONTAINER_ID_LEN + 1] = calloc(n ? n : 1, sizeof(*ids));
+    if (!ids) {
+        ef_error("cannot destroy the containers: out of memory");
+        return;
+    }
+    size_t i = 0;
+    for (struct ef_container *c = f->containers; c && i < n; c = c->next)
+        memcpy(ids[i++], c->id, sizeof(ids[0]));
+    for (i = 0; i < n; i++) {
+        struct ef_container *c = ef_container_find(f, ids[i]);
+        if (!c)
+            continue;
+        ef_error e;
+        if (ef_container_destroy(f, c, &e) < 0)
+            ef_error("%s", e.msg);
+        else
+            ef_info("container %s destroyed", ids[i]);
+    }
+    free(ids);
+}
+
+/* Tears a container down after a failed asynchronous step and tells the step's owner. */
+static void op_fail(struct ef_container_op *op, int r, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void op_fail(struct ef_container_op *op, int r, const char *fmt, ...)
+{
+    struct ef_funclet *f = op->f;
+    struct ef_container *c = op->c;
+    ef_error e = {.code = r};
+    va_list ap;
+    va_start(ap, fmt);
+    int n = snprintf(e.msg, sizeof(e.msg), "container %s: ", c->id);
+    vsnprintf(e.msg + n, sizeof(e.msg) - (size_t)n, fmt, ap);
+    va_end(ap);
+    ef_container_done_cb cb = op->cb;
+    void *user = op->user;
+    bool was_created = c->state != EF_CONTAINER_CREATING;
+    op_close(op);
+    ef_error undo;
+    c->state = EF_CONTAINER_DESTROYING;
+    if (teardown(f, c, &undo) < 0) {
+        ef_error("container %s: cleanup after a failure: %s", c->id, undo.msg);
+    } else {
+        if (was_created)
+            ef_info("container %s destroyed after a failure: %s", c->id, e.msg);
+        unlink_container(f, c);
+        container_free(c);
+    }
+    if (cb)
+        cb(f, NULL, r, &e, user);
+}
+
+/* ---- create ------------------------------------------------------------------------------ */
 
 void ef_container_check_oom(struct ef_funclet *f, struct ef_container *c)
 {
@@ -253,74 +376,243 @@ static void watch_oom(struct ef_funclet *f, struct ef_container *c)
         c->oom_kills = kills;
 }
 
-int ef_container_create(struct ef_funclet *f, const struct ef_create_params *params,
-                        struct ef_container **ret, ef_error *err)
+/* A fresh /tmp and /dev/shm through the shared mount point. */
+static int mount_scratch(struct ef_funclet *f, struct ef_container *c, ef_error *err)
+{
+    int r = ef_hostmnt_mount_tmpfs(c->mnt_dir, EF_HOSTMNT_TMP, f->cfg.tmp_size, false, err);
+    if (r == 0)
+        r = ef_hostmnt_mount_tmpfs(c->mnt_dir, EF_HOSTMNT_SHM, f->cfg.tmp_size, true, err);
+    return r;
+}
+
+/* The runner runs: what needs the container's pid (its /tmp, network namespace, OOM watch). */
+static void create_done(struct ef_container_op *op)
+{
+    struct ef_funclet *f = op->f;
+    struct ef_container *c = op->c;
+    ef_error e;
+    int r = mount_scratch(f, c, &e);
+    if (r < 0) {
+        op_fail(op, r, "%s", e.msg);
+        return;
+    }
+    if (c->own_netns) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)c->pid);
+        c->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (c->netns_fd < 0) {
+            op_fail(op, -errno, "cannot open %s: %s", path, strerror(errno));
+            return;
+        }
+    }
+    watch_oom(f, c);
+    c->state = EF_CONTAINER_COLD;
+    op_complete(op, c, 0, NULL);
+}
+
+/* The child's report: end-of-file once the runner was exec'd, or the step that failed. */
+static void on_sync_readable(uv_poll_t *h, int status, int events)
+{
+    struct ef_container_op *op = h->data;
+    (void)events;
+    if (!op->c)
+        return;
+    if (status < 0) {
+        op_fail(op, -EIO, "waiting for the sandbox: %s", uv_strerror(status));
+        return;
+    }
+    struct ef_sandbox_report report;
+    ssize_t n = read(op->sync_fd, &report, sizeof(report));
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n < 0) {
+        op_fail(op, -errno, "read from the sandbox: %s", strerror(errno));
+        return;
+    }
+    if (n > 0) {
+        report.msg[sizeof(report.msg) - 1] = '\0';
+        int e = report.err > 0 ? report.err : EIO;
+        op_fail(op, -e, "%s: %s", report.msg, strerror(e));
+        return;
+    }
+    if (op->c->exited) {
+        char how[64];
+        ef_wait_status_string(op->c->wait_status, how, sizeof(how));
+        op_fail(op, -ECHILD, "the runner ended as it started: %s", how);
+        return;
+    }
+    create_done(op);
+}
+
+static void on_create_timeout(uv_timer_t *t)
+{
+    struct ef_container_op *op = t->data;
+    if (op->c)
+        op_fail(op, -ETIMEDOUT, "the sandbox did not start within %d ms",
+                EF_CONTAINER_START_TIMEOUT_MS);
+}
+
+/* Starts the child in its namespaces, puts it into the cgroups and lets it build its root;
+ * *ret_sync_fd is the parent's end of the socket it reports on. */
+static int start_child(struct ef_funclet *f, struct ef_container *c,
+                       const struct ef_mount_plan *plan, int runner_fd, int *ret_sync_fd,
+                       ef_error *err)
+{
+    cleanup_free char *rootfs = ef_path_join(c->dir, "rootfs");
+    if (!rootfs)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    if (mkdir(rootfs, 0755) < 0)
+        return ef_error_set_errno(err, -errno, "mkdir %s", rootfs);
+
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return ef_error_set_errno(err, -errno, "socketpair");
+    cleanup_close int parent_fd = sv[0];
+    cleanup_close int child_fd = sv[1];
+
+    struct ef_sandbox_args args = {
+        .plan = plan,
+        .rootfs = rootfs,
+        .hostname = c->id,
+        .sync_fd = child_fd,
+        .runner_fd = runner_fd,
+        .sandbox_uid = f->cfg.sandbox_uid,
+        .sandbox_gid = f->cfg.sandbox_gid,
+        .cgroup_ns = f->cfg.cgroup_ns,
+        .own_netns = c->own_netns,
+        .rlimit_nofile = f->cfg.rlimit_nofile,
+        .rlimit_nproc = f->cfg.rlimit_nproc,
+        .seccomp = f->cfg.seccomp ? &f->seccomp : NULL,
+        .ignored_signals = f->ignored_signals,
+    };
+    /* Without CLONE_VM the child runs on its own copy of this memory, which funclet itself never
+     * touches: one buffer serves every clone, without an mmap and munmap (and its TLB
+     * shootdown) per container. */
+    static char stack[CHILD_STACK_SIZE] __attribute__((aligned(64)));
+    int flags = CLONE_FLAGS | (c->own_netns ? CLONE_NEWNET : 0) | SIGCHLD;
+    pid_t pid = clone(ef_sandbox_child, stack + CHILD_STACK_SIZE, flags, &args);
+    if (pid < 0)
+        return ef_error_set_errno(err, -errno, "clone");
+    c->pid = pid;
+    close(steal_fd(&child_fd));
+
+    int r = ef_cgroup_attach(c->cgroup, pid, err);
+    if (r < 0)
+        return r;
+    char go = 1;
+    if (write(parent_fd, &go, 1) != 1)
+        return ef_error_set_errno(err, -errno, "start the sandbox");
+    if (fcntl(parent_fd, F_SETFL, O_NONBLOCK) < 0)
+        return ef_error_set_errno(err, -errno, "fcntl");
+    *ret_sync_fd = steal_fd(&parent_fd);
+    return 0;
+}
+
+static struct ef_cgroup_limits cold_limits(const struct ef_funclet *f)
+{
+    return (struct ef_cgroup_limits){
+        .memory_bytes = f->cfg.cold_memory_mb << 20,
+        .pids_max = f->cfg.cold_pids_max,
+        .cpu_millicores = 0,
+        .cpu_weight = ef_cgroup_weight_for_memory(f->cfg.cold_memory_mb),
+    };
+}
+
+/* Everything up to the running child; on failure the caller tears down what exists. */
+static int create_parts(struct ef_funclet *f, struct ef_container *c, int *ret_sync_fd,
+                        ef_error *err)
+{
+    cleanup_close int runner_fd = -1;
+    int r = listen_runner_socket(c->runner_socket, &runner_fd, err);
+    if (r < 0)
+        return r;
+    r = ef_hostmnt_create(c->mnt_dir, err);
+    if (r < 0) {
+        /* Not created: nothing of it to remove. */
+        return r;
+    }
+    struct ef_sandbox_config sc = {
+        .shared_dir = c->mnt_dir,
+        .runtime_dir = f->cfg.runtime_dir,
+        .sandbox_uid = f->cfg.sandbox_uid,
+        .sandbox_gid = f->cfg.sandbox_gid,
+    };
+    struct ef_mount_plan plan = {0};
+    r = ef_mount_plan_build(&sc, &f->host_facts, &plan, err);
+    if (r < 0)
+        return r;
+    struct ef_cgroup_limits limits = cold_limits(f);
+    r = ef_cgroup_create(f->cgroups, c->id, &limits, &c->cgroup, err);
+    if (r == 0)
+        r = start_child(f, c, &plan, runner_fd, ret_sync_fd, err);
+    ef_mount_plan_free(&plan);
+    return r;
+}
+
+int ef_container_create(struct ef_funclet *f, const struct ef_container_create_opts *opts,
+                        ef_container_done_cb cb, void *user, struct ef_container **ret,
+                        ef_error *err)
 {
     struct ef_container *c = calloc(1, sizeof(*c));
     if (!c)
         return ef_error_set(err, -ENOMEM, "out of memory");
+    c->netns_fd = -1;
+    c->funclet = f;
+    c->state = EF_CONTAINER_CREATING;
+    c->own_netns = opts->own_netns;
+    c->pooled = opts->pooled;
+    c->network = opts->own_netns ? EF_NETWORK_NONE : EF_NETWORK_HOST;
+    c->memory_mb = (int64_t)f->cfg.cold_memory_mb;
+    c->pids_max = (int64_t)f->cfg.cold_pids_max;
     ef_error e;
     ef_error_clear(&e);
-    cleanup_close int runner_fd = -1;
-    struct ef_mount_plan plan = {0};
+    int sync_fd = -1;
     int r = new_id(f, c->id, &e);
     if (r < 0)
         goto fail;
-    c->funclet = f;
-    c->memory_mb = params->memory_mb;
-    c->pids_max = params->pids_max;
-    c->cpu_millicores = params->cpu_millicores;
-    c->code_dir = strdup(params->code_dir);
     c->dir = ef_path_join(f->cfg.containers_dir, c->id);
     c->runner_socket = c->dir ? ef_path_join(c->dir, "runner.sock") : NULL;
-    if (!c->code_dir || !c->dir || !c->runner_socket) {
+    c->mnt_dir = c->dir ? ef_path_join(c->dir, "mnt") : NULL;
+    if (!c->dir || !c->runner_socket || !c->mnt_dir) {
         r = ef_error_set(&e, -ENOMEM, "out of memory");
         goto fail;
     }
-
     if (mkdir(c->dir, 0700) < 0) {
         r = ef_error_set_errno(&e, -errno, "mkdir %s", c->dir);
-        /* Not ours (an id collision with a leftover): leave it and its socket alone. */
+        /* Not ours (an id collision with a leftover): leave it and its contents alone. */
         free(c->dir);
         c->dir = NULL;
         free(c->runner_socket);
         c->runner_socket = NULL;
+        free(c->mnt_dir);
+        c->mnt_dir = NULL;
         goto fail;
     }
-    r = listen_runner_socket(c->runner_socket, &runner_fd, &e);
+    r = create_parts(f, c, &sync_fd, &e);
     if (r < 0)
         goto fail;
 
-    struct ef_sandbox_config sc = {
-        .code_dir = c->code_dir,
-        .code_root = f->cfg.code_root,
-        .runtime_dir = f->cfg.runtime_dir,
-        .tmp_size = f->cfg.tmp_size,
-        .sandbox_uid = f->cfg.sandbox_uid,
-        .sandbox_gid = f->cfg.sandbox_gid,
-    };
-    struct ef_host_facts facts;
-    r = ef_host_facts_probe(&facts, &e);
-    if (r >= 0)
-        r = ef_mount_plan_build(&sc, &facts, &plan, &e);
-    if (r < 0)
+    struct ef_container_op *op = op_new(f, c, OP_CREATE, cb, user);
+    if (!op) {
+        close(sync_fd);
+        r = ef_error_set(&e, -ENOMEM, "out of memory");
         goto fail;
-
-    struct ef_cgroup_limits limits = {
-        .memory_bytes = (uint64_t)c->memory_mb << 20,
-        .pids_max = (uint64_t)c->pids_max,
-        .cpu_millicores = (uint32_t)c->cpu_millicores,
-        .cpu_weight = ef_cgroup_weight_for_memory((uint64_t)c->memory_mb),
-    };
-    r = ef_cgroup_create(f->cgroups, c->id, &limits, &c->cgroup, &e);
-    if (r < 0)
+    }
+    op->sync_fd = sync_fd;
+    op->poll.data = op;
+    if (uv_poll_init(f->loop, &op->poll, sync_fd) == 0) {
+        op->open_handles++;
+        r = uv_poll_start(&op->poll, UV_READABLE, on_sync_readable);
+    } else {
+        r = -EIO;
+    }
+    if (r == 0)
+        r = uv_timer_start(&op->timer, on_create_timeout, EF_CONTAINER_START_TIMEOUT_MS, 0);
+    if (r < 0) {
+        op_close(op);
+        r = ef_error_set(&e, -EIO, "cannot watch the sandbox: %s", uv_strerror(r));
         goto fail;
-    r = start_child(f, c, &plan, runner_fd, &e);
-    if (r < 0)
-        goto fail;
-    watch_oom(f, c);
-
-    ef_mount_plan_free(&plan);
+    }
     c->next = f->containers;
     f->containers = c;
     f->n_containers++;
@@ -328,52 +620,273 @@ int ef_container_create(struct ef_funclet *f, const struct ef_create_params *par
     return 0;
 
 fail:
-    ef_mount_plan_free(&plan);
     ef_error_set(err, r, "container %s: %s", c->id, e.msg);
     ef_error undo;
-    if (teardown(c, &undo) < 0)
+    if (teardown(f, c, &undo) < 0)
         ef_error("container %s: cleanup after a failed create: %s", c->id, undo.msg);
     container_free(c);
     return r;
 }
 
-static void unlink_container(struct ef_funclet *f, struct ef_container *c)
-{
-    for (struct ef_container **p = &f->containers; *p; p = &(*p)->next) {
-        if (*p == c) {
-            *p = c->next;
-            f->n_containers--;
-            return;
-        }
-    }
-}
+/* ---- warmup ------------------------------------------------------------------------------ */
 
-int ef_container_destroy(struct ef_funclet *f, struct ef_container *c, ef_error *err)
+static int check_usable(const struct ef_container *c, const char *what, ef_error *err)
 {
-    ef_error e;
-    int r = teardown(c, &e);
-    if (r < 0)
-        return ef_error_set(err, r, "container %s: %s", c->id, e.msg);
-    unlink_container(f, c);
-    container_free(c);
+    if (c->exited) {
+        char how[64];
+        ef_wait_status_string(c->wait_status, how, sizeof(how));
+        return ef_error_set(err, -EBUSY,
+                            "container %s cannot be %s: its runner ended (%s); "
+                            "destroy it",
+                            c->id, what, how);
+    }
     return 0;
 }
 
-void ef_container_destroy_all(struct ef_funclet *f)
+/* Back to the base limits and no code: the part of a cold state warmup changes. */
+static int make_cold(struct ef_funclet *f, struct ef_container *c, ef_error *err)
 {
-    struct ef_container *c = f->containers;
-    while (c) {
-        struct ef_container *next = c->next;
-        ef_error e;
-        char id[sizeof(c->id)];
-        memcpy(id, c->id, sizeof(id));
-        if (ef_container_destroy(f, c, &e) < 0)
-            ef_error("%s", e.msg);
-        else
-            ef_info("container %s destroyed", id);
-        c = next;
+    ef_error e;
+    int ret = 0;
+    if (ef_network_detach(&f->network, &c->net, &e) < 0)
+        ret = ef_error_set(err, e.code, "%s", e.msg);
+    if (ef_hostmnt_unmount(c->mnt_dir, EF_HOSTMNT_TASK, &e) < 0 && ret == 0)
+        ret = ef_error_set(err, e.code, "%s", e.msg);
+    struct ef_cgroup_limits limits = cold_limits(f);
+    if (ef_cgroup_set_limits(c->cgroup, &limits, &e) < 0 && ret == 0)
+        ret = ef_error_set(err, e.code, "%s", e.msg);
+    if (ret == 0) {
+        c->memory_mb = (int64_t)f->cfg.cold_memory_mb;
+        c->pids_max = (int64_t)f->cfg.cold_pids_max;
+        c->cpu_millicores = 0;
     }
+    free(c->code_dir);
+    c->code_dir = NULL;
+    c->has_identity = false;
+    memset(&c->identity, 0, sizeof(c->identity));
+    c->network = c->own_netns ? EF_NETWORK_NONE : EF_NETWORK_HOST;
+    return ret;
 }
+
+int ef_container_warmup(struct ef_funclet *f, struct ef_container *c,
+                        const struct ef_warm_spec *spec, ef_error *err)
+{
+    int r = check_usable(c, "warmed up", err);
+    if (r < 0)
+        return r;
+    if (c->state != EF_CONTAINER_COLD)
+        return ef_error_set(
+            err, -EBUSY, "container %s is %s: only a cold container can be warmed up%s", c->id,
+            ef_container_state_name(c), c->state == EF_CONTAINER_WARM ? " (reset it first)" : "");
+    if (spec->network == EF_NETWORK_HOST && c->own_netns)
+        return ef_error_set(err, -EINVAL,
+                            "container %s has a network namespace of its own: network 'host' "
+                            "needs a container created with network 'host'",
+                            c->id);
+    if (spec->network != EF_NETWORK_HOST && !c->own_netns)
+        return ef_error_set(err, -EINVAL,
+                            "container %s shares the pod's network (created with network "
+                            "'host'): it cannot be given network '%s'",
+                            c->id, ef_network_mode_name(spec->network));
+    uint64_t allocated = ef_container_allocated_mb(f);
+    if (!ef_capacity_allows(f->capacity_mb, allocated, (uint64_t)c->memory_mb,
+                            (uint64_t)spec->memory_mb))
+        return ef_error_set(err, -ENOSPC,
+                            "not enough memory on this node for %lld MB: %llu of %llu MB are "
+                            "allocated (capacity = memory minus --reserved-memory)",
+                            (long long)spec->memory_mb, (unsigned long long)allocated,
+                            (unsigned long long)f->capacity_mb);
+    char *code_dir = strdup(spec->code_dir);
+    if (!code_dir)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+
+    c->state = EF_CONTAINER_WARMING;
+    ef_error e;
+    struct ef_cgroup_limits limits = {
+        .memory_bytes = (uint64_t)spec->memory_mb << 20,
+        .pids_max = (uint64_t)spec->pids_max,
+        .cpu_millicores = (uint32_t)spec->cpu_millicores,
+        .cpu_weight = ef_cgroup_weight_for_memory((uint64_t)spec->memory_mb),
+    };
+    bool in_network = false;
+    r = ef_cgroup_set_limits(c->cgroup, &limits, &e);
+    if (r == 0)
+        r = ef_hostmnt_bind_code(c->mnt_dir, code_dir, f->cfg.code_root, &e);
+    if (r == 0 && spec->network == EF_NETWORK_BRIDGE) {
+        in_network = true;
+        r = ef_network_attach(&f->network, c->id, c->netns_fd, &c->net, &e);
+    }
+    if (r < 0) {
+        free(code_dir);
+        ef_error undo;
+        if (make_cold(f, c, &undo) < 0)
+            ef_warn("container %s: undoing a failed warmup: %s", c->id, undo.msg);
+        c->state = EF_CONTAINER_COLD;
+        /* Only the bridge's addresses running out is a capacity problem. */
+        bool out_of_addresses = r == -ENOSPC && in_network;
+        return ef_error_set(err, out_of_addresses ? r : ef_container_system_error(r),
+                            "container %s: %s", c->id, e.msg);
+    }
+    c->memory_mb = spec->memory_mb;
+    c->pids_max = spec->pids_max;
+    c->cpu_millicores = spec->cpu_millicores;
+    free(c->code_dir);
+    c->code_dir = code_dir;
+    c->has_identity = spec->has_identity;
+    c->identity = spec->identity;
+    c->network = spec->network;
+    c->oom_killed = false;
+    c->was_warm = true;
+    if (c->pooled) {
+        c->pooled = false;
+        ef_pool_kick(f);
+    }
+    c->state = EF_CONTAINER_WARM;
+    return 0;
+}
+
+/* ---- reset ------------------------------------------------------------------------------- */
+
+/* Whether the runner still has a child, even a zombie: until it has reaped the runtime it has
+ * not noticed the runtime's end. Needs CONFIG_PROC_CHILDREN; without it there is nothing to
+ * wait for. */
+static bool runner_has_children(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return false;
+    bool any = false;
+    struct dirent *de;
+    while (!any && (de = readdir(d))) {
+        if (de->d_name[0] < '0' || de->d_name[0] > '9')
+            continue;
+        char file[PATH_MAX], buf[16];
+        snprintf(file, sizeof(file), "/proc/%d/task/%s/children", (int)pid, de->d_name);
+        cleanup_close int fd = open(file, O_RDONLY | O_CLOEXEC);
+        any = fd >= 0 && read(fd, buf, sizeof(buf)) > 0;
+    }
+    closedir(d);
+    return any;
+}
+
+static void reset_done(struct ef_container_op *op)
+{
+    struct ef_funclet *f = op->f;
+    struct ef_container *c = op->c;
+    ef_error e;
+    /* The old /tmp and /dev/shm go first: their pages are charged to the container and cannot
+     * be reclaimed (there is no swap), so the memory limit could not shrink to the base size
+     * while they exist. */
+    int r = ef_hostmnt_unmount(c->mnt_dir, EF_HOSTMNT_TMP, &e);
+    if (r == 0)
+        r = ef_hostmnt_unmount(c->mnt_dir, EF_HOSTMNT_SHM, &e);
+    if (r == 0)
+        r = make_cold(f, c, &e);
+    if (r == 0)
+        r = mount_scratch(f, c, &e);
+    if (r < 0) {
+        op_fail(op, r, "reset: %s", e.msg);
+        return;
+    }
+    c->state = EF_CONTAINER_COLD;
+    c->oom_killed = false;
+    if (op->release) {
+        /* A spare must take any function's runtime.start, and the runner refuses a second one
+         * after its runtime has run: a container that has been warm goes rather than being
+         * handed to the next client with a runner that would refuse it. Spares all have their
+         * own network namespace. */
+        size_t creating = 0;
+        if (!c->was_warm && c->own_netns &&
+            ef_pool_count(f, &creating) + creating < f->cfg.pool_size) {
+            c->pooled = true;
+        } else {
+            ef_container_done_cb cb = op->cb;
+            void *user = op->user;
+            bool c_was_warm = c->was_warm, c_own_netns = c->own_netns;
+            op_close(op);
+            char id[sizeof(c->id)];
+            memcpy(id, c->id, sizeof(id));
+            if (ef_container_destroy(f, c, &e) < 0) {
+                ef_error("%s", e.msg);
+                if (cb)
+                    cb(f, NULL, e.code, &e, user);
+                return;
+            }
+            ef_info("container %s destroyed after its reset: %s", id,
+                    c_was_warm    ? "a runner that ran a runtime does not go back into the pool"
+                    : c_own_netns ? "the pool is full"
+                                  : "a container without its own network is never pooled");
+            if (cb)
+                cb(f, NULL, 0, NULL, user);
+            return;
+        }
+    }
+    op_complete(op, c, 0, NULL);
+}
+
+static void on_reset_tick(uv_timer_t *t)
+{
+    struct ef_container_op *op = t->data;
+    struct ef_container *c = op->c;
+    if (!c)
+        return;
+    if (c->exited) {
+        char how[64];
+        ef_wait_status_string(c->wait_status, how, sizeof(how));
+        op_fail(op, -ECHILD, "the runner ended during the reset (%s)", how);
+        return;
+    }
+    int n;
+    if (op->frozen) {
+        n = ef_cgroup_others_left(c->cgroup, c->pid);
+    } else {
+        ef_error e;
+        n = ef_cgroup_kill_others(c->cgroup, c->pid, &op->frozen, &e);
+    }
+    if (n < 0) {
+        op_fail(op, n, "reset: cannot list the processes: %s", strerror(-n));
+        return;
+    }
+    if (n == 0 && !runner_has_children(c->pid)) {
+        uv_timer_stop(&op->timer);
+        reset_done(op);
+        return;
+    }
+    if (ef_now_monotonic_ms() >= op->deadline_ms)
+        op_fail(op, -EBUSY, "reset: processes remain %d ms after SIGKILL",
+                EF_CONTAINER_RESET_TIMEOUT_MS);
+}
+
+int ef_container_reset(struct ef_funclet *f, struct ef_container *c, bool release,
+                       ef_container_done_cb cb, void *user, ef_error *err)
+{
+    int r = check_usable(c, "reset", err);
+    if (r < 0)
+        return r;
+    if (c->state != EF_CONTAINER_COLD && c->state != EF_CONTAINER_WARM)
+        return ef_error_set(err, -EBUSY, "container %s is %s: try again when it is done", c->id,
+                            ef_container_state_name(c));
+    struct ef_container_op *op = op_new(f, c, OP_RESET, cb, user);
+    if (!op)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    op->release = release;
+    op->deadline_ms = ef_now_monotonic_ms() + EF_CONTAINER_RESET_TIMEOUT_MS;
+    c->state = EF_CONTAINER_RESETTING;
+    ef_error e;
+    r = ef_cgroup_kill_others(c->cgroup, c->pid, &op->frozen, &e);
+    if (r < 0) {
+        /* Checked again at the first tick, which gives up at the deadline. */
+        ef_warn("container %s: reset: %s", c->id, e.msg);
+    }
+    /* Never answered within this call: the runner has to reap what died first, and a second
+     * request on the same container meanwhile must meet RESETTING. */
+    uv_timer_start(&op->timer, on_reset_tick, 0, RESET_POLL_MS);
+    return 0;
+}
+
+/* ---- lookup, reaping, orphans ------------------------------------------------------------- */
 
 struct ef_container *ef_container_find(const struct ef_funclet *f, const char *id)
 {
@@ -394,16 +907,16 @@ void ef_container_reap(struct ef_funclet *f, ef_container_exit_cb cb, void *user
         if (pid <= 0)
             return;
         struct ef_container *c = f->containers;
-        while (c && !(c->pid == pid && c->state == EF_CONTAINER_RUNNING))
+        while (c && !(c->pid == pid && !c->exited))
             c = c->next;
         if (!c) {
             ef_debug("reaped process %d, which is no container's runner", (int)pid);
             continue;
         }
-        c->state = EF_CONTAINER_EXITED;
+        c->exited = true;
         c->wait_status = status;
         ef_container_check_oom(f, c);
-        if (cb)
+        if (c->state != EF_CONTAINER_CREATING && cb)
             cb(f, c, user);
     }
 }

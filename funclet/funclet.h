@@ -3,16 +3,20 @@
  * single-threaded, so nothing here is locked. */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
 
+#include "funclet/mount_plan.h"
+#include "funclet/network.h"
 #include "funclet/seccomp.h"
 
 struct ef_cgroup_manager;
 struct ef_container;
+struct ef_pool;
 struct ef_server;
 struct ef_funclet;
 
@@ -29,13 +33,19 @@ struct ef_funclet_config {
     uid_t sandbox_uid;
     gid_t sandbox_gid;
     size_t max_containers;
-    char *cgroup_parent;    /* the cgroup below funclet's own one that holds every container */
-    uint64_t tmp_size;      /* bytes of the /tmp (and /dev/shm) tmpfs of each container */
-    char *cgroup_root;      /* where the cgroup file system is mounted (/sys/fs/cgroup) */
-    bool seccomp;           /* install the seccomp filter (--seccomp=false turns it off) */
-    bool cgroup_ns;         /* give each container its own cgroup namespace */
-    uint64_t rlimit_nofile; /* RLIMIT_NOFILE of the container's processes */
-    uint64_t rlimit_nproc;  /* RLIMIT_NPROC of the sandbox user; 0 leaves it unset */
+    char *cgroup_parent;      /* the cgroup below funclet's own one that holds every container */
+    uint64_t tmp_size;        /* bytes of the /tmp (and /dev/shm) tmpfs of each container */
+    char *cgroup_root;        /* where the cgroup file system is mounted (/sys/fs/cgroup) */
+    bool seccomp;             /* install the seccomp filter (--seccomp=false turns it off) */
+    bool cgroup_ns;           /* give each container its own cgroup namespace */
+    uint64_t rlimit_nofile;   /* RLIMIT_NOFILE of the container's processes */
+    uint64_t rlimit_nproc;    /* RLIMIT_NPROC of the sandbox user; 0 leaves it unset */
+    size_t pool_size;         /* cold containers kept ready */
+    uint64_t cold_memory_mb;  /* memory limit of a cold container (MiB) */
+    uint64_t cold_pids_max;   /* pids limit of a cold container */
+    uint64_t reserved_memory; /* bytes of the node's memory never given to containers */
+    char *bridge_name;        /* the bridge of network "bridge" */
+    char *bridge_cidr;        /* its network; the bridge has the first address */
 };
 
 struct ef_funclet {
@@ -46,6 +56,13 @@ struct ef_funclet {
     size_t n_containers;
     struct ef_server *server;
     struct ef_seccomp_filter seccomp; /* compiled at start; empty when cfg.seccomp is off */
+    struct ef_host_facts host_facts;  /* the host's root layout, probed once at start */
+    uint64_t memory_total_mb;         /* MemTotal, or funclet's own cgroup limit when lower */
+    uint64_t capacity_mb;             /* memory_total_mb minus the reserve: what containers get */
+    struct ef_network network;
+    struct ef_pool *pool;
+    bool containers_root_mounted; /* run/containers is funclet's private bind mount */
+    sigset_t ignored_signals;     /* SIG_IGN in funclet: the sandbox resets them */
     ef_funclet_oom_cb on_oom;
     bool shutting_down;
 };

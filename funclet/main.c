@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysinfo.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -17,14 +18,19 @@
 #include "common/options.h"
 #include "funclet/cgroup.h"
 #include "funclet/container.h"
+#include "funclet/capacity.h"
 #include "funclet/funclet.h"
+#include "funclet/hostmnt.h"
+#include "funclet/pool.h"
 #include "funclet/rpc_handlers.h"
+#include "funclet/sandbox.h"
 #include "funclet/server.h"
 
 static const char usage_line[] = "easyfaas-funclet [OPTIONS]";
 static const char description[] =
-    "Creates and destroys the user containers of an EasyFaaS pod (namespaces, cgroups, root "
-    "file system) on request of the controller, over JSON-RPC on a Unix socket. Runs as root.";
+    "Creates, warms up, resets and destroys the user containers of an EasyFaaS pod "
+    "(namespaces, cgroups, root file system, network) on request of the controller, over "
+    "JSON-RPC on a Unix socket, and keeps a pool of cold ones ready. Runs as root.";
 
 struct flags {
     char *data_dir;
@@ -41,6 +47,12 @@ struct flags {
     bool cgroup_ns;
     int64_t rlimit_nofile;
     int64_t rlimit_nproc;
+    int64_t pool_size;
+    uint64_t cold_memory;
+    int64_t cold_pids;
+    uint64_t reserved_memory;
+    char *bridge_name;
+    char *bridge_cidr;
     char *log_level;
 };
 
@@ -152,6 +164,39 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     cfg->cgroup_ns = fl->cgroup_ns;
     cfg->rlimit_nofile = (uint64_t)fl->rlimit_nofile;
     cfg->rlimit_nproc = (uint64_t)fl->rlimit_nproc;
+    cfg->pool_size = (size_t)fl->pool_size;
+    if (fl->cold_memory < (8u << 20) || fl->cold_memory > ((uint64_t)EF_MEMORY_MB_MIN << 20))
+        return ef_error_set(err, -EINVAL, "--cold-memory must be between 8M and %dM",
+                            EF_MEMORY_MB_MIN);
+    cfg->cold_memory_mb = fl->cold_memory >> 20;
+    cfg->cold_pids_max = (uint64_t)fl->cold_pids;
+    cfg->reserved_memory = fl->reserved_memory;
+    cfg->bridge_name = strdup(fl->bridge_name);
+    cfg->bridge_cidr = strdup(fl->bridge_cidr);
+    if (!cfg->bridge_name || !cfg->bridge_cidr)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    return 0;
+}
+
+/* The node's memory for containers: physical memory, or funclet's own cgroup limit when that
+ * is lower (funclet running in a container), minus the reserve. */
+static int setup_capacity(struct ef_funclet *f, ef_error *err)
+{
+    struct sysinfo si;
+    uint64_t total = 0, limit = 0;
+    if (sysinfo(&si) == 0)
+        total = (uint64_t)si.totalram * si.mem_unit;
+    if (ef_cgroup_memory_limit(f->cgroups, &limit) < 0)
+        limit = 0;
+    f->memory_total_mb = (limit && limit < total ? limit : total) >> 20;
+    f->capacity_mb = ef_capacity_mb(total, limit, f->cfg.reserved_memory);
+    if (f->capacity_mb < f->cfg.cold_memory_mb)
+        return ef_error_set(
+            err, -EINVAL,
+            "--reserved-memory %llu MB leaves %llu MB of the node's %llu MB for "
+            "containers, less than one cold container (--cold-memory %llu MB)",
+            (unsigned long long)(f->cfg.reserved_memory >> 20), (unsigned long long)f->capacity_mb,
+            (unsigned long long)f->memory_total_mb, (unsigned long long)f->cfg.cold_memory_mb);
     return 0;
 }
 
@@ -165,12 +210,26 @@ static void free_config(struct ef_funclet_config *cfg)
     free(cfg->runtime_dir);
     free(cfg->cgroup_parent);
     free(cfg->cgroup_root);
+    free(cfg->bridge_name);
+    free(cfg->bridge_cidr);
 }
 
 static void on_exited(struct ef_funclet *f, struct ef_container *c, void *user)
 {
     (void)user;
-    ef_funclet_notify_exited(f, c);
+    if (!c->pooled) {
+        ef_funclet_notify_exited(f, c);
+        return;
+    }
+    /* A spare nobody knows of: replace it quietly. */
+    char id[sizeof(c->id)];
+    memcpy(id, c->id, sizeof(id));
+    ef_warn("container %s: the runner of a pool spare ended", id);
+    ef_error e;
+    if (ef_container_destroy(f, c, &e) < 0)
+        ef_error("%s", e.msg);
+    else
+        ef_info("container %s destroyed", id);
 }
 
 static void on_oom(struct ef_funclet *f, struct ef_container *c)
@@ -192,6 +251,11 @@ static void shutdown_funclet(void)
         return;
     f->shutting_down = true;
     ef_container_destroy_all(f);
+    ef_pool_close(f);
+    ef_network_cleanup(&f->network);
+    if (f->containers_root_mounted)
+        ef_hostmnt_release_root(f->cfg.containers_dir);
+    f->containers_root_mounted = false;
     if (f->server) {
         ef_server_close(f->server);
         f->server = NULL;
@@ -239,6 +303,12 @@ int main(int argc, char **argv)
         .cgroup_ns = true,
         .rlimit_nofile = 1024,
         .rlimit_nproc = 0,
+        .pool_size = 4,
+        .cold_memory = 32ull << 20,
+        .cold_pids = 64,
+        .reserved_memory = 256ull << 20,
+        .bridge_name = "easyfaas0",
+        .bridge_cidr = "172.31.0.0/24",
         .log_level = "info",
     };
     const struct ef_option opts[] = {
@@ -275,6 +345,18 @@ int main(int argc, char **argv)
          "RLIMIT_NPROC of the container's processes; it counts every process of the sandbox uid "
          "on the host, so 0 (unset) leaves the per-container limit to pids_max",
          0, 4194304},
+        {"pool-size", EF_OPT_INT, &fl.pool_size, "N",
+         "Cold containers kept ready for the next warmup (0: create each on demand)", 0, 1024},
+        {"cold-memory", EF_OPT_SIZE, &fl.cold_memory, "SIZE",
+         "Memory limit of a cold container (the runner waiting); a warmup raises it", 0, 0},
+        {"cold-pids", EF_OPT_INT, &fl.cold_pids, "N", "Pids limit of a cold container", 16, 65536},
+        {"reserved-memory", EF_OPT_SIZE, &fl.reserved_memory, "SIZE",
+         "Memory of the node (or of funclet's own cgroup) never given to containers", 0, 0},
+        {"bridge-name", EF_OPT_STRING, &fl.bridge_name, "NAME",
+         "Bridge of the containers warmed up with network \"bridge\" (created when first needed)",
+         0, 0},
+        {"bridge-cidr", EF_OPT_STRING, &fl.bridge_cidr, "CIDR",
+         "Their network: the bridge takes the first address, containers the others", 0, 0},
         {"log-level", EF_OPT_STRING, &fl.log_level, "LEVEL", "debug, info, warn or error", 0, 0},
         {0},
     };
@@ -299,6 +381,7 @@ int main(int argc, char **argv)
     ensure_stdio();
     signal(SIGPIPE, SIG_IGN);
     umask(022);
+    ef_sandbox_ignored_signals(&funclet.ignored_signals);
 
     if (geteuid() != 0) {
         ef_error("funclet must run as root: it creates namespaces, cgroups and mounts");
@@ -307,17 +390,35 @@ int main(int argc, char **argv)
     struct ef_funclet *f = &funclet;
     f->loop = uv_default_loop();
     f->on_oom = on_oom;
+    f->network.host_netns = -1;
     if (setup_config(&fl, &f->cfg, &err) < 0 ||
         (f->cfg.seccomp && ef_seccomp_filter_build(&f->seccomp, &err) < 0) ||
-        ef_cgroup_manager_open(f->cfg.cgroup_root, f->cfg.cgroup_parent, &f->cgroups, &err) < 0) {
+        ef_cgroup_manager_open(f->cfg.cgroup_root, f->cfg.cgroup_parent, &f->cgroups, &err) < 0 ||
+        setup_capacity(f, &err) < 0 || ef_host_facts_probe(&f->host_facts, &err) < 0 ||
+        ef_network_init(&f->network, f->cfg.bridge_name, f->cfg.bridge_cidr, &err) < 0) {
         ef_error("%s", err.msg);
+        ef_cgroup_manager_close(f->cgroups);
+        ef_network_free(&f->network);
         ef_seccomp_filter_free(&f->seccomp);
         free_config(&f->cfg);
         return 1;
     }
     if (!f->cfg.seccomp)
         ef_warn("--seccomp=false: containers run without a seccomp filter");
+    /* What a previous funclet left: mounts below run/containers first (they would keep its
+     * directories busy), then the containers' cgroups and directories, its bridge. */
+    ef_hostmnt_release_root(f->cfg.containers_dir);
     ef_container_remove_orphans(f);
+    ef_network_cleanup(&f->network);
+    if (ef_hostmnt_prepare_root(f->cfg.containers_dir, &err) < 0) {
+        ef_error("%s", err.msg);
+        ef_cgroup_manager_close(f->cgroups);
+        ef_network_free(&f->network);
+        ef_seccomp_filter_free(&f->seccomp);
+        free_config(&f->cfg);
+        return 1;
+    }
+    f->containers_root_mounted = true;
 
     static const struct ef_rpc_handlers handlers = {.on_request = ef_funclet_on_request};
     uv_signal_init(f->loop, &sig_chld);
@@ -326,25 +427,29 @@ int main(int argc, char **argv)
     if (uv_signal_start(&sig_chld, on_sigchld, SIGCHLD) < 0 ||
         uv_signal_start(&sig_term, on_sigterm, SIGTERM) < 0 ||
         uv_signal_start(&sig_int, on_sigterm, SIGINT) < 0 ||
-        ef_server_start(f->loop, f->cfg.socket_path, &handlers, f, &f->server, &err) < 0) {
+        ef_server_start(f->loop, f->cfg.socket_path, &handlers, f, &f->server, &err) < 0 ||
+        ef_pool_open(f, &err) < 0) {
         ef_error("%s", err.msg[0] ? err.msg : "cannot install signal handlers");
         shutdown_funclet();
         uv_run(f->loop, UV_RUN_DEFAULT);
         uv_loop_close(f->loop);
+        ef_network_free(&f->network);
         ef_seccomp_filter_free(&f->seccomp);
         free_config(&f->cfg);
         return 1;
     }
     ef_info("listening on %s (cgroup v%d, seccomp %s, code root %s, runtime %s, max %zu "
-            "containers)",
+            "containers, pool %zu, capacity %llu of %llu MB)",
             f->cfg.socket_path, ef_cgroup_manager_version(f->cgroups),
             f->cfg.seccomp ? "on" : "off", f->cfg.code_root, f->cfg.runtime_dir,
-            f->cfg.max_containers);
+            f->cfg.max_containers, f->cfg.pool_size, (unsigned long long)f->capacity_mb,
+            (unsigned long long)f->memory_total_mb);
 
     uv_run(f->loop, UV_RUN_DEFAULT);
     r = uv_loop_close(f->loop);
     if (r < 0)
         ef_warn("event loop closed with handles still open: %s", uv_strerror(r));
+    ef_network_free(&f->network);
     ef_seccomp_filter_free(&f->seccomp);
     free_config(&f->cfg);
     ef_info("stopped");

@@ -212,17 +212,17 @@ static int build(const struct ef_sandbox_config *cfg, const struct ef_host_facts
     ADD(EF_MOUNT_FILE, NULL, "/etc/group", 0, group);
     e->mode = 0644;
 
-    /* The runtimes and the function's code, both read-only. */
+    /* The runtimes, read-only. The function's code and the writable /tmp come later, through
+     * the shared placeholders: funclet mounts them on the host side of the container's mnt/ and
+     * they propagate here. The placeholders themselves are read-only. */
     ADD(EF_MOUNT_BIND, cfg->runtime_dir, "/var/runtime", RO_BIND, NULL);
     e->source_is_dir = true;
-    ADD(EF_MOUNT_BIND, cfg->code_dir, "/var/task", RO_BIND, NULL);
+    snprintf(buf, sizeof(buf), "%s/task", cfg->shared_dir);
+    ADD(EF_MOUNT_BIND, buf, "/var/task", RO_BIND, NULL);
     e->source_is_dir = true;
-    if (cfg->code_root && !(e->confine = strdup(cfg->code_root)))
-        return -ENOMEM;
-
-    /* The only writable places, size-capped. */
-    snprintf(buf, sizeof(buf), "mode=1777,size=%llu", (unsigned long long)cfg->tmp_size);
-    ADD(EF_MOUNT_TMPFS, NULL, "/tmp", MS_NOSUID | MS_NODEV, buf);
+    snprintf(buf, sizeof(buf), "%s/tmp", cfg->shared_dir);
+    ADD(EF_MOUNT_BIND, buf, "/tmp", RO_BIND, NULL);
+    e->source_is_dir = true;
 
     ADD(EF_MOUNT_PROC, NULL, "/proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     for (size_t i = 0; ef_sandbox_masked_paths[i]; i++)
@@ -238,8 +238,9 @@ static int build(const struct ef_sandbox_config *cfg, const struct ef_host_facts
         snprintf(buf, sizeof(buf), "/dev/%s", facts->dev[i]);
         ADD(EF_MOUNT_BIND, buf, buf, MS_NOSUID | MS_NOEXEC, NULL);
     }
-    snprintf(buf, sizeof(buf), "mode=1777,size=%llu", (unsigned long long)cfg->tmp_size);
-    ADD(EF_MOUNT_TMPFS, NULL, "/dev/shm", MS_NOSUID | MS_NODEV | MS_NOEXEC, buf);
+    snprintf(buf, sizeof(buf), "%s/shm", cfg->shared_dir);
+    ADD(EF_MOUNT_BIND, buf, "/dev/shm", RO_BIND | MS_NOEXEC, NULL);
+    e->source_is_dir = true;
     ADD(EF_MOUNT_SYMLINK, "/proc/self/fd", "/dev/fd", 0, NULL);
     ADD(EF_MOUNT_SYMLINK, "/proc/self/fd/0", "/dev/stdin", 0, NULL);
     ADD(EF_MOUNT_SYMLINK, "/proc/self/fd/1", "/dev/stdout", 0, NULL);
@@ -256,11 +257,13 @@ int ef_mount_plan_build(const struct ef_sandbox_config *cfg, const struct ef_hos
                         struct ef_mount_plan *ret, ef_error *err)
 {
     struct ef_mount_plan plan = {0};
-    if (!cfg->code_dir || cfg->code_dir[0] != '/' || !cfg->runtime_dir ||
+    if (!cfg->shared_dir || cfg->shared_dir[0] != '/' || !cfg->runtime_dir ||
         cfg->runtime_dir[0] != '/')
-        return ef_error_set(err, -EINVAL, "code and runtime directories must be absolute paths");
-    if (cfg->tmp_size == 0)
-        return ef_error_set(err, -EINVAL, "the /tmp size must not be zero");
+        return ef_error_set(err, -EINVAL,
+                            "the shared and runtime directories must be absolute paths");
+    if (strlen(cfg->shared_dir) + sizeof("/task") > PATH_MAX)
+        return ef_error_set(err, -ENAMETOOLONG, "the shared directory %s is too long",
+                            cfg->shared_dir);
     int r = build(cfg, facts, &plan);
     if (r < 0) {
         ef_mount_plan_free(&plan);
@@ -276,7 +279,6 @@ void ef_mount_plan_free(struct ef_mount_plan *plan)
         free(plan->entries[i].source);
         free(plan->entries[i].target);
         free(plan->entries[i].data);
-        free(plan->entries[i].confine);
     }
     free(plan->entries);
     plan->entries = NULL;

@@ -32,8 +32,6 @@ struct ef_mount_entry {
     unsigned long flags; /* MS_* flags of the mount (for BIND: applied by the remount) */
     char *data;          /* tmpfs options (TMPFS) or file contents (FILE); may be NULL */
     bool source_is_dir;  /* BIND: the mount point to create is a directory, else a file */
-    char *confine;       /* BIND: if set, `source` must resolve (at mount time) strictly below
-                          * this canonical directory */
     mode_t mode;         /* FILE: permission bits */
 };
 
@@ -75,10 +73,10 @@ struct ef_host_facts {
 
 /* What the container is built from. */
 struct ef_sandbox_config {
-    const char *code_dir;    /* host path bound read-only at /var/task */
-    const char *code_root;   /* canonical; code_dir must still lie below it when mounted */
+    const char *shared_dir;  /* host path of the container's mnt/ (hostmnt.h): its task/, tmp/
+                              * and shm/ are bound on /var/task, /tmp and /dev/shm, where funclet
+                              * later mounts the code and fresh tmpfs instances */
     const char *runtime_dir; /* host path bound read-only at /var/runtime */
-    uint64_t tmp_size;       /* bytes of /tmp and /dev/shm */
     uid_t sandbox_uid;
     gid_t sandbox_gid;
 };

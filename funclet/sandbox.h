@@ -11,6 +11,7 @@
  * parent reads end-of-file. */
 #pragma once
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -36,11 +37,17 @@ struct ef_sandbox_args {
     int runner_fd; /* the listening runner socket; becomes fd 3 */
     uid_t sandbox_uid;
     gid_t sandbox_gid;
-    bool cgroup_ns;                          /* unshare a cgroup namespace once in the cgroups */
+    bool cgroup_ns; /* unshare a cgroup namespace once in the cgroups */
+    bool own_netns; /* cloned with CLONE_NEWNET: bring loopback up; else the runner's Runtime API
+                     * takes a free port of the pod's network */
     uint64_t rlimit_nofile;                  /* 0: inherit funclet's */
     uint64_t rlimit_nproc;                   /* 0: inherit funclet's */
     const struct ef_seccomp_filter *seccomp; /* installed right before exec; NULL: none */
+    sigset_t ignored_signals;                /* set to SIG_IGN in funclet: reset before exec */
 };
+
+/* The signals whose disposition is SIG_IGN in the calling process (for ignored_signals). */
+void ef_sandbox_ignored_signals(sigset_t *ret);
 
 /* The clone() entry point; `arg` is a struct ef_sandbox_args. Never returns on success (the
  * runner is exec'd); returns the exit code of the child otherwise. */

@@ -8,6 +8,12 @@ ef_add_unit_test(test_funclet_wait_status
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_wait_status.c ${_fdir}/wait_status.c)
 ef_add_unit_test(test_funclet_cgroup_parse
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_cgroup_parse.c ${_fdir}/cgroup_parse.c)
+ef_add_unit_test(test_funclet_mountinfo
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_mountinfo.c ${_fdir}/mountinfo.c)
+ef_add_unit_test(test_funclet_ipam
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_ipam.c ${_fdir}/ipam.c)
+ef_add_unit_test(test_funclet_capacity
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_capacity.c ${_fdir}/capacity.c)
 # The cgroup backends: v1 on the real kernel (root; skipped otherwise), v2 on a fake cgroupfs.
 ef_add_unit_test(test_funclet_cgroup
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_cgroup.c
@@ -21,11 +27,16 @@ ef_add_unit_test(test_funclet_seccomp
           ${_fdir}/seccomp_profile.c
   LIBS PkgConfig::SECCOMP)
 foreach(_t test_funclet_validate test_funclet_mount_plan test_funclet_wait_status
-           test_funclet_cgroup_parse test_funclet_cgroup test_funclet_seccomp)
+           test_funclet_cgroup_parse test_funclet_cgroup test_funclet_seccomp
+           test_funclet_mountinfo test_funclet_ipam test_funclet_capacity)
   target_compile_definitions(${_t} PRIVATE _GNU_SOURCE)
 endforeach()
 
 ef_add_integration_test(funclet_containers SCRIPT integration/funclet_containers.sh TIMEOUT 180)
+# The warm pool, warmup/reset, busy and capacity errors, network modes, recycling.
+ef_add_integration_test(funclet_pool SCRIPT integration/funclet_pool.sh TIMEOUT 300)
+# 500 create -> warmup -> reset -> destroy cycles, then every resource back to its baseline.
+ef_add_integration_test(funclet_leak SCRIPT integration/funclet_leak.sh TIMEOUT 300)
 
 # The probe that isolation.sh runs inside a container as the user's code.
 add_executable(ef-probe ${CMAKE_CURRENT_SOURCE_DIR}/probe/ef-probe.c)

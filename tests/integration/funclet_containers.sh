@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # funclet on its own, driven over its RPC socket as the controller would: containers are real
 # kernel objects (namespaces, cgroups, a private root) and nothing of them outlives a destroy, a
-# failed create or funclet's shutdown. Needs root; exits 77 (skipped) without it.
+# failed create or funclet's shutdown. Runs without a pool (--pool-size 0), so that every
+# container.create makes its container then and there; funclet_pool.sh covers the pool. Needs
+# root; exits 77 (skipped) without it.
 set -euo pipefail
 
 : "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
@@ -66,7 +68,7 @@ mkdir -p "$DATA/code/extracted/fn1" "$DATA/code/extracted/fn2"
 echo 'def handler(event, context): return event' >"$DATA/code/extracted/fn1/app.py"
 ln -s /etc "$DATA/code/extracted/escape"
 "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
-  --max-containers 2 --tmp-size 64M --log-level debug 2>"$DATA/funclet.log" &
+  --max-containers 2 --tmp-size 64M --pool-size 0 --log-level debug 2>"$DATA/funclet.log" &
 FUNCLET_PID=$!
 for _ in $(seq 100); do
   [ -S "$SOCK" ] && break
@@ -144,7 +146,7 @@ shared=$(comm -12 <(fd_targets "$FUNCLET_PID") <(fd_targets "$PID"))
 
 note "container.list"
 list=$(call container.list)
-[ "$(echo "$list" | json "[c['state'] for c in j['containers'] if c['id'] == '$ID']")" = "['running']" ] ||
+[ "$(echo "$list" | json "[c['state'] for c in j['containers'] if c['id'] == '$ID']")" = "['warm']" ] ||
   fail "container.list: $list"
 
 note "invalid requests"

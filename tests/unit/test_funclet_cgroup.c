@@ -384,6 +384,77 @@ static void test_freeze(void **state)
     ef_cgroup_free(cg);
 }
 
+/* A reset kills everything but the container's PID 1. */
+static void test_kill_others(void **state)
+{
+    struct fixture *fx = fixture(state);
+    struct ef_cgroup *cg = NULL;
+    ef_error e;
+    assert_int_equal(ef_cgroup_create(fx->m, next_id(fx), &limits_128, &cg, &e), 0);
+    const char *procs = ef_cgroup_path(cg, "pids");
+    pid_t keep = sleeper(), b = sleeper(), c = sleeper();
+    assert_int_equal(ef_cgroup_attach(cg, keep, &e), 0);
+    assert_int_equal(ef_cgroup_attach(cg, b, &e), 0);
+    assert_int_equal(ef_cgroup_attach(cg, c, &e), 0);
+
+    bool frozen = false;
+    assert_int_equal(ef_cgroup_others_left(cg, keep), 2);
+    /* Counting sends nothing. */
+    assert_int_equal(kill(b, 0), 0);
+    assert_int_equal(ef_cgroup_kill_others(cg, keep, &frozen, &e), 2);
+    assert_true(frozen);
+    assert_killed(b);
+    assert_killed(c);
+    /* Reaped (or, on the fake tree, still listed but gone): nothing but `keep` is left. */
+    assert_int_equal(ef_cgroup_others_left(cg, keep), 0);
+    assert_int_equal(kill(keep, 0), 0);
+    assert_true(lists_pid(procs, keep));
+    /* Not left frozen. */
+    const char *fdir = ef_cgroup_path(cg, fx->b->freeze_controller);
+    if (fdir)
+        assert_string_equal(fake_cgroupfs_read(fdir, fx->b->freeze_file), fx->b->thawed);
+    /* Nothing else to kill is fine, and harmless to `keep`. */
+    assert_int_equal(ef_cgroup_kill_others(cg, keep, &frozen, &e), 0);
+    assert_int_equal(kill(keep, 0), 0);
+
+    assert_int_equal(ef_cgroup_kill_all(cg, &e), 0);
+    assert_killed(keep);
+    assert_int_equal(ef_cgroup_destroy(cg, &e), 0);
+    ef_cgroup_free(cg);
+}
+
+/* v1 keeps an empty cgroup frozen for its lifetime (so that freezing a container does not
+ * switch the kernel's freezer static key each time) and removes it when closed. */
+static void test_v1_freeze_anchor(void **state)
+{
+    (void)state;
+    if (geteuid() != 0 ||
+        (ef_cgroup_detect("/sys/fs/cgroup") != EF_CGROUP_V1 &&
+         ef_cgroup_detect("/sys/fs/cgroup") != EF_CGROUP_HYBRID) ||
+        access("/sys/fs/cgroup/freezer", F_OK) < 0)
+        skip();
+    char *text = NULL;
+    ef_error e;
+    assert_int_equal(ef_read_file("/proc/self/cgroup", 65536, &text, NULL, &e), 0);
+    const char *line = strstr(text, ":freezer:");
+    assert_non_null(line);
+    char own[1024];
+    snprintf(own, sizeof(own), "%.*s", (int)strcspn(line + 9, "\n"), line + 9);
+    free(text);
+    char parent[64], anchor[PATH_MAX];
+    snprintf(parent, sizeof(parent), "ef-utest-anchor-%d", (int)getpid());
+    snprintf(anchor, sizeof(anchor), "/sys/fs/cgroup/freezer%s/%s/%s", strcmp(own, "/") ? own : "",
+             parent, EF_CGROUP_ANCHOR);
+    struct ef_cgroup_manager *m = NULL;
+    assert_int_equal(ef_cgroup_v1_open(parent, &m, &e), 0);
+    assert_true(is_dir(anchor));
+    assert_string_equal(fake_cgroupfs_read(anchor, "freezer.state"), "FROZEN");
+    ef_cgroup_manager_close(m);
+    assert_false(is_dir(anchor));
+    *strrchr(anchor, '/') = '\0';
+    assert_false(is_dir(anchor));
+}
+
 static void test_oom(void **state)
 {
     struct fixture *fx = fixture(state);
@@ -580,11 +651,9 @@ static void test_detect(void **state)
 int main(void)
 {
     const struct CMUnitTest shared[] = {
-        SHARED(test_create_writes_limits),
-        SHARED(test_attach_kill_destroy),
-        SHARED(test_remove_stale),
-        SHARED(test_freeze),
-        SHARED(test_oom),
+        SHARED(test_create_writes_limits), SHARED(test_attach_kill_destroy),
+        SHARED(test_remove_stale),         SHARED(test_freeze),
+        SHARED(test_kill_others),          SHARED(test_oom),
         SHARED(test_memory_limit),
     };
     const struct CMUnitTest v2[] = {
@@ -593,6 +662,7 @@ int main(void)
         cmocka_unit_test(test_v2_refusals),
         cmocka_unit_test(test_v2_memory_limit_of_own_cgroup),
         cmocka_unit_test(test_detect),
+        cmocka_unit_test(test_v1_freeze_anchor),
     };
     int failed = cmocka_run_group_tests_name("backends", shared, NULL, NULL);
     failed += cmocka_run_group_tests_name("v2", v2, setup_dir, teardown_dir);

@@ -1,6 +1,7 @@
 /* The container's mount plan, built from literal host facts (no root, no mounts), and the probe
  * of the real host's layout. */
 #include <errno.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,10 +17,8 @@
 #include "funclet/mount_plan.h"
 
 static const struct ef_sandbox_config cfg = {
-    .code_dir = "/data/code/extracted/abc",
-    .code_root = "/data/code",
+    .shared_dir = "/data/run/containers/c0123456789ab/mnt",
     .runtime_dir = "/data/runtime",
-    .tmp_size = 512ull << 20,
     .sandbox_uid = 1001,
     .sandbox_gid = 1002,
 };
@@ -145,6 +144,8 @@ static void test_etc(void **state)
     ef_mount_plan_free(&plan);
 }
 
+/* /var/task, /tmp and /dev/shm are read-only binds of the shared placeholders: the code and the
+ * tmpfs instances arrive later by propagation (hostmnt.h). */
 static void test_code_and_runtime(void **state)
 {
     (void)state;
@@ -155,14 +156,12 @@ static void test_code_and_runtime(void **state)
 
     const struct ef_mount_entry *task = find(&plan, "/var/task");
     assert_int_equal(task->kind, EF_MOUNT_BIND);
-    assert_string_equal(task->source, "/data/code/extracted/abc");
-    assert_string_equal(task->confine, "/data/code");
+    assert_string_equal(task->source, "/data/run/containers/c0123456789ab/mnt/task");
     assert_true(task->source_is_dir);
     assert_int_equal(task->flags, MS_RDONLY | MS_NOSUID | MS_NODEV);
 
     const struct ef_mount_entry *rt = find(&plan, "/var/runtime");
     assert_string_equal(rt->source, "/data/runtime");
-    assert_null(rt->confine);
     assert_int_equal(rt->flags, MS_RDONLY | MS_NOSUID | MS_NODEV);
     ef_mount_plan_free(&plan);
 }
@@ -177,9 +176,10 @@ static void test_tmp_proc_dev(void **state)
     assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
 
     const struct ef_mount_entry *tmp = find(&plan, "/tmp");
-    assert_int_equal(tmp->kind, EF_MOUNT_TMPFS);
-    assert_string_equal(tmp->data, "mode=1777,size=536870912");
-    assert_int_equal(tmp->flags, MS_NOSUID | MS_NODEV);
+    assert_int_equal(tmp->kind, EF_MOUNT_BIND);
+    assert_string_equal(tmp->source, "/data/run/containers/c0123456789ab/mnt/tmp");
+    assert_true(tmp->source_is_dir);
+    assert_int_equal(tmp->flags, MS_RDONLY | MS_NOSUID | MS_NODEV);
 
     const struct ef_mount_entry *proc = find(&plan, "/proc");
     assert_int_equal(proc->kind, EF_MOUNT_PROC);
@@ -198,8 +198,10 @@ static void test_tmp_proc_dev(void **state)
     assert_null(ef_mount_plan_find(&plan, "/dev/tty"));
 
     const struct ef_mount_entry *shm = find(&plan, "/dev/shm");
-    assert_int_equal(shm->kind, EF_MOUNT_TMPFS);
-    assert_string_equal(shm->data, "mode=1777,size=536870912");
+    assert_int_equal(shm->kind, EF_MOUNT_BIND);
+    assert_string_equal(shm->source, "/data/run/containers/c0123456789ab/mnt/shm");
+    assert_int_equal(shm->flags, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
+    assert_true(index_of(&plan, dev) < index_of(&plan, shm));
     assert_string_equal(find(&plan, "/dev/fd")->source, "/proc/self/fd");
     assert_string_equal(find(&plan, "/dev/stdin")->source, "/proc/self/fd/0");
     assert_string_equal(find(&plan, "/dev/stderr")->source, "/proc/self/fd/2");
@@ -255,14 +257,19 @@ static void test_ends_read_only(void **state)
     assert_int_equal(dev_ro->flags & MS_RDONLY, MS_RDONLY);
 
     /* Every target is absolute, no bind exposes a host run/ directory (where the control
-     * sockets live), and no mount is made over an earlier entry, which it would hide: /dev
-     * comes before /dev/null, not after. */
+     * sockets live) other than the container's own placeholders below its mnt/, and no mount
+     * is made over an earlier entry, which it would hide: /dev comes before /dev/null, not
+     * after. */
+    size_t shared_len = strlen(cfg.shared_dir);
     for (size_t i = 0; i < plan.n; i++) {
         const struct ef_mount_entry *e = &plan.entries[i];
         assert_true(e->target[0] == '/');
         assert_null(strstr(e->target, ".."));
-        if (e->source && e->kind == EF_MOUNT_BIND)
-            assert_null(strstr(e->source, "/run/"));
+        if (e->source && e->kind == EF_MOUNT_BIND && strstr(e->source, "/run/")) {
+            assert_int_equal(strncmp(e->source, cfg.shared_dir, shared_len), 0);
+            assert_true(e->source[shared_len] == '/' && e->source[shared_len + 1] != '\0');
+            assert_true(e->flags & MS_RDONLY);
+        }
         for (size_t j = i + 1; j < plan.n; j++) {
             const struct ef_mount_entry *later = &plan.entries[j];
             if (later->kind == EF_MOUNT_REMOUNT || later->kind == EF_MOUNT_SYMLINK ||
@@ -306,13 +313,20 @@ static void test_bad_config(void **state)
     struct ef_mount_plan plan = {0};
     ef_error err;
     struct ef_sandbox_config bad = cfg;
-    bad.code_dir = "relative/code";
+    bad.shared_dir = "relative/mnt";
     assert_int_equal(ef_mount_plan_build(&bad, &facts, &plan, &err), -EINVAL);
     assert_int_equal(plan.n, 0);
+    assert_non_null(strstr(err.msg, "absolute"));
     bad = cfg;
-    bad.tmp_size = 0;
+    bad.runtime_dir = NULL;
     assert_int_equal(ef_mount_plan_build(&bad, &facts, &plan, &err), -EINVAL);
-    assert_non_null(strstr(err.msg, "/tmp size"));
+    char longdir[PATH_MAX];
+    memset(longdir, 'a', sizeof(longdir) - 1);
+    longdir[0] = '/';
+    longdir[sizeof(longdir) - 1] = '\0';
+    bad = cfg;
+    bad.shared_dir = longdir;
+    assert_int_equal(ef_mount_plan_build(&bad, &facts, &plan, &err), -ENAMETOOLONG);
 }
 
 static void test_link_into_usr(void **state)
