@@ -405,15 +405,9 @@ static void conn_resume_reading(struct conn *c)
     }
 }
 
-static void on_write(uv_write_t *req, int status)
+/* The response in `out` has been written completely: on to the next request, or to LINGER. */
+static void conn_written(struct conn *c)
 {
-    struct conn *c = req->handle->data;
-    if (c->closing)
-        return;
-    if (status < 0) {
-        conn_close(c);
-        return;
-    }
     c->last_active = uv_now(c->server->loop);
     buf_release_if_large(&c->out);
     buf_release_if_large(&c->body);
@@ -438,6 +432,45 @@ static void on_write(uv_write_t *req, int status)
     conn_resume_reading(c);
     if (!c->closing && c->in.len > 0)
         conn_feed(c, c->in.data, c->in.len);
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    struct conn *c = req->handle->data;
+    if (c->closing)
+        return;
+    if (status < 0) {
+        conn_close(c);
+        return;
+    }
+    conn_written(c);
+}
+
+/* Writes the response in `out`. Most responses fit in the socket buffer: uv_try_write sends
+ * them at once, without the write request whose completion costs libuv an extra epoll_ctl and
+ * a loop iteration. When pipelined requests are waiting, the write goes through uv_write as
+ * before, so that the next request is parsed from the write callback rather than from inside
+ * the handler that is responding now. */
+static void conn_write_out(struct conn *c)
+{
+    size_t done = 0;
+    if (c->in.len == 0) {
+        uv_buf_t all = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &all, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            conn_close(c);
+            return;
+        }
+        if (n > 0)
+            done = (size_t)n;
+        if (done == c->out.len) {
+            conn_written(c);
+            return;
+        }
+    }
+    uv_buf_t rest = uv_buf_init(c->out.data + done, (unsigned)(c->out.len - done));
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &rest, 1, on_write) < 0)
+        conn_close(c);
 }
 
 void ef_http_respond(ef_http_exchange *ex, int status, const struct ef_http_header *headers,
@@ -513,21 +546,15 @@ void ef_http_respond(ef_http_exchange *ex, int status, const struct ef_http_head
     p = c->close_after ? PUT_LIT(p, "\r\nConnection: close\r\n\r\n")
                        : PUT_LIT(p, "\r\nConnection: keep-alive\r\n\r\n");
     size_t head_len = (size_t)(p - c->out.data);
-    uv_buf_t bufs[2];
-    unsigned nbufs = 1;
-    bufs[0] = uv_buf_init(c->out.data, (unsigned)head_len);
-    if (send_body) {
-        /* The body is copied behind the head so that the caller's buffer is free at once. */
+    /* The body is copied behind the head so that the caller's buffer is free at once, and the
+     * response goes out in one write. */
+    if (send_body)
         memcpy(p, body, len);
-        bufs[1] = uv_buf_init(p, (unsigned)len);
-        nbufs = 2;
-    }
     c->out.len = head_len + (send_body ? len : 0);
 
     c->state = CONN_WRITING;
     c->last_active = uv_now(s->loop);
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, nbufs, on_write) < 0)
-        conn_close(c);
+    conn_write_out(c);
 }
 
 void ef_http_exchange_on_abort(ef_http_exchange *ex, ef_http_abort_cb cb, void *user)

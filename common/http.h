@@ -4,7 +4,7 @@
  * One request at a time per connection: after a request is complete the server stops reading
  * that connection until the handler has responded (pipelined bytes are kept and parsed later).
  * Keep-alive follows HTTP/1.1 rules. Accepted sockets have TCP_NODELAY, and every response is
- * written with one uv_write (head and body as two buffers of one writev).
+ * written with one write (head and body in one buffer).
  *
  * Malformed requests get 400, a body above max_body gets 413, headers above max_header_bytes
  * get 431; the connection is then closed. The `on_protocol_error` hook lets a program shape

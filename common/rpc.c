@@ -250,7 +250,10 @@ static void on_write(uv_write_t *req, int status)
     }
 }
 
-/* Serialises `msg` (not consumed) and queues it as one frame: one uv_write, two buffers. */
+/* Serialises `msg` (not consumed) and sends it as one frame, header and body in one write.
+ * uv_try_write sends it at once when the socket has room, which is the common case; only what
+ * it could not send is queued with uv_write. That spares the write request whose completion
+ * costs libuv an extra epoll_ctl and a loop iteration per message. */
 static int send_json(ef_rpc_conn *c, const cJSON *msg)
 {
     if (c->closing)
@@ -263,16 +266,42 @@ static int send_json(ef_rpc_conn *c, const cJSON *msg)
         free(text);
         return -EMSGSIZE;
     }
+    uint8_t header[EF_RPC_FRAME_HEADER];
+    ef_frame_header(header, (uint32_t)n);
+    uv_buf_t bufs[2] = {uv_buf_init((char *)header, EF_RPC_FRAME_HEADER),
+                        uv_buf_init(text, (unsigned)n)};
+    /* UV_EAGAIN also when writes are already queued: then this one queues behind them. */
+    int sent = uv_try_write((uv_stream_t *)&c->pipe, bufs, 2);
+    if (sent < 0 && sent != UV_EAGAIN) {
+        free(text);
+        ef_debug("rpc: write failed, closing the connection: %s", uv_strerror(sent));
+        ef_rpc_conn_close(c);
+        return sent;
+    }
+    size_t done = sent > 0 ? (size_t)sent : 0;
+    if (done == EF_RPC_FRAME_HEADER + n) {
+        free(text);
+        return 0;
+    }
+
     struct write_req *w = malloc(sizeof(*w));
     if (!w) {
         free(text);
+        /* Part of the frame may be out: the stream cannot be used any more. */
+        if (done > 0)
+            ef_rpc_conn_close(c);
         return -ENOMEM;
     }
     w->body = text;
-    ef_frame_header(w->header, (uint32_t)n);
-    uv_buf_t bufs[2] = {uv_buf_init((char *)w->header, EF_RPC_FRAME_HEADER),
-                        uv_buf_init(text, (unsigned)n)};
-    int r = uv_write(&w->req, (uv_stream_t *)&c->pipe, bufs, 2, on_write);
+    memcpy(w->header, header, sizeof(header));
+    uv_buf_t rest[2];
+    unsigned nrest = 0;
+    if (done < EF_RPC_FRAME_HEADER)
+        rest[nrest++] =
+            uv_buf_init((char *)w->header + done, (unsigned)(EF_RPC_FRAME_HEADER - done));
+    size_t body_done = done > EF_RPC_FRAME_HEADER ? done - EF_RPC_FRAME_HEADER : 0;
+    rest[nrest++] = uv_buf_init(text + body_done, (unsigned)(n - body_done));
+    int r = uv_write(&w->req, (uv_stream_t *)&c->pipe, rest, nrest, on_write);
     if (r < 0) {
         free(text);
         free(w);

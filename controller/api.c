@@ -1,17 +1,26 @@
 #include "controller/api.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
+#include "controller/api_async.h" /* async routes */
+#include "controller/auth.h"
 #include "controller/controller.h"
+#include "controller/function_logs.h"
 #include "controller/lambda_errors.h"
+#include "controller/metrics.h" /* scheduler: GET /metrics */
 #include "controller/validate.h"
 
 #define FUNCTIONS_PREFIX "/2015-03-31/functions"
 #define V1_PREFIX        "/v1/functions/"
+#define CONCURRENCY_PUT  "/2017-10-31/functions/"
+#define CONCURRENCY_GET  "/2019-09-30/functions/"
 #define INVOCATIONS      "invocations"
 
 static int hexval(int c)
@@ -73,14 +82,27 @@ static void healthz(struct ef_controller *ctl, ef_http_exchange *ex)
     ef_lambda_respond_json(ex, 200, NULL, o);
 }
 
+/* GET /metrics: Prometheus' text format (metrics.h). */
+static void metrics(struct ef_controller *ctl, ef_http_exchange *ex)
+{
+    size_t len = 0;
+    cleanup_free char *text = ef_metrics_render(ctl, &len);
+    if (!text) {
+        ef_lambda_error(ex, NULL, 500, "ServiceException", "out of memory");
+        return;
+    }
+    ef_http_respond(ex, 200, NULL, 0, "text/plain; version=0.0.4; charset=utf-8", text, len);
+}
+
 static void runtimes(struct ef_controller *ctl, ef_http_exchange *ex)
 {
     ef_lambda_respond_json(ex, 200, NULL, ef_pool_to_json(&ctl->pool));
 }
 
 /* Resolves the {name} of a path — a name, "name:qualifier", a partial ARN
- * "123456789012:function:name" or a full ARN — into the function name and its qualifier.
- * Answers the request itself and returns -1 when the name is not valid. */
+ * "123456789012:function:name" or a full ARN — into the function name and its qualifier (from
+ * the name or from ?Qualifier=). Answers the request itself and returns -1 when the name is not
+ * valid. */
 static int resolve_name(ef_http_exchange *ex, const struct ef_http_request *req,
                         const char *segment, size_t len, char **ret_name, char **ret_qualifier)
 {
@@ -90,68 +112,213 @@ static int resolve_name(ef_http_exchange *ex, const struct ef_http_request *req,
                         "The function name in %.200s is not validly percent-encoded", req->path);
         return -1;
     }
-    char *name = decoded;
-    const char *marker = strstr(name, ":function:");
-    if (marker)
-        name = (char *)marker + strlen(":function:");
-    char *colon = strchr(name, ':');
-    const char *qualifier = NULL;
-    if (colon) {
-        *colon = '\0';
-        qualifier = colon + 1;
-    }
+    cleanup_free char *name = NULL;
+    cleanup_free char *qualifier = NULL;
     ef_error err = {0};
-    if (ef_validate_function_name(name, &err) < 0) {
+    int r = ef_parse_function_ref(decoded, &name, &qualifier, &err);
+    cleanup_free char *q = r == 0 ? ef_http_query_param(req->query, "Qualifier") : NULL;
+    if (r == 0 && q && ef_validate_qualifier(q, &err) < 0)
+        r = -EINVAL;
+    if (r == -ENOMEM) {
+        ef_lambda_error(ex, NULL, 500, "ServiceException", "out of memory");
+        return -1;
+    }
+    if (r < 0) {
         ef_lambda_error(ex, NULL, 400, "InvalidParameterValueException", "%s", err.msg);
         return -1;
     }
-    cleanup_free char *q = ef_http_query_param(req->query, "Qualifier");
     if (q && qualifier && strcmp(q, qualifier) != 0) {
         ef_lambda_error(ex, NULL, 400, "InvalidParameterValueException",
                         "The derived qualifier from the function name does not match the "
                         "specified qualifier.");
         return -1;
     }
-    *ret_name = strdup(name);
-    *ret_qualifier = q ? steal_pointer(&q) : qualifier ? strdup(qualifier) : NULL;
-    if (!*ret_name) {
-        free(*ret_qualifier);
-        ef_lambda_error(ex, NULL, 500, "ServiceException", "out of memory");
-        return -1;
-    }
+    *ret_name = steal_pointer(&name);
+    *ret_qualifier = q ? steal_pointer(&q) : steal_pointer(&qualifier);
     return 0;
 }
 
-/* Routes "{name}" and "{name}/invocations" below /2015-03-31/functions/ or /v1/functions/. */
-static void route_function(struct ef_controller *ctl, ef_http_exchange *ex,
-                           const struct ef_http_request *req, const char *rest, bool v1)
+/* Splits "{name}[/{tail}]" below a prefix. Returns false (after answering 404) when the name is
+ * empty or the tail has more segments. */
+static bool split_rest(ef_http_exchange *ex, const struct ef_http_request *req, const char *rest,
+                       size_t *ret_seg_len, const char **ret_tail)
 {
     const char *slash = strchr(rest, '/');
-    size_t seg_len = slash ? (size_t)(slash - rest) : strlen(rest);
-    const char *tail = slash ? slash + 1 : NULL;
-    bool invocations = tail && strcmp(tail, INVOCATIONS) == 0;
+    *ret_seg_len = slash ? (size_t)(slash - rest) : strlen(rest);
+    *ret_tail = slash ? slash + 1 : NULL;
+    if (*ret_seg_len == 0 || (*ret_tail && strchr(*ret_tail, '/'))) {
+        not_found(ex, req);
+        return false;
+    }
+    return true;
+}
 
-    if (seg_len == 0 || (tail && !invocations) || (v1 && !invocations)) {
+static bool is(const struct ef_http_request *req, const char *method)
+{
+    return strcmp(req->method, method) == 0;
+}
+
+/* Invocation payloads have Lambda's 6 MB limit (--max-request-size), below the server's limit,
+ * which is sized for base64 zips; answers 413 and returns false beyond it. */
+static bool invoke_size_ok(struct ef_controller *ctl, ef_http_exchange *ex,
+                           const struct ef_http_request *req)
+{
+    if (req->body_len <= ctl->max_request_size)
+        return true;
+    ef_lambda_error(ex, NULL, 413, "RequestTooLargeException",
+                    "Request must be smaller than %zu bytes for the InvokeFunction operation",
+                    ctl->max_request_size);
+    return false;
+}
+
+/* Routes below /2015-03-31/functions/: "{name}", "{name}/configuration", "{name}/code",
+ * "{name}/versions" and "{name}/invocations". */
+static void route_function(struct ef_controller *ctl, ef_http_exchange *ex,
+                           const struct ef_http_request *req, const char *rest)
+{
+    size_t seg_len;
+    const char *tail;
+    if (!split_rest(ex, req, rest, &seg_len, &tail))
+        return;
+    const char *allowed;
+    if (!tail)
+        allowed = is(req, "GET") || is(req, "DELETE") ? NULL : "GET or DELETE";
+    else if (strcmp(tail, "configuration") == 0)
+        allowed = is(req, "GET") || is(req, "PUT") ? NULL : "GET or PUT";
+    else if (strcmp(tail, "code") == 0)
+        allowed = is(req, "PUT") ? NULL : "PUT";
+    else if (strcmp(tail, "versions") == 0)
+        allowed = is(req, "GET") || is(req, "POST") ? NULL : "GET or POST";
+    else if (strcmp(tail, INVOCATIONS) == 0)
+        allowed = is(req, "POST") ? NULL : "POST";
+    else {
         not_found(ex, req);
         return;
     }
-    bool is_post = strcmp(req->method, "POST") == 0;
-    bool is_get = strcmp(req->method, "GET") == 0;
-    if (invocations ? !is_post : !is_get) {
-        method_not_allowed(ex, req, invocations ? "POST" : "GET");
+    if (allowed) {
+        method_not_allowed(ex, req, allowed);
         return;
     }
+    if (tail && strcmp(tail, INVOCATIONS) == 0 && !invoke_size_ok(ctl, ex, req))
+        return;
 
     cleanup_free char *name = NULL;
     cleanup_free char *qualifier = NULL;
     if (resolve_name(ex, req, rest, seg_len, &name, &qualifier) < 0)
         return;
-    if (invocations)
-        ef_api_invoke(ctl, ex, req, name, qualifier);
-    else if (qualifier && strcmp(qualifier, "$LATEST") != 0)
-        ef_api_function_not_found(ex, name); /* versions and aliases come later */
+    if (!tail && is(req, "GET"))
+        ef_api_get_function(ctl, ex, name, qualifier);
+    else if (!tail)
+        ef_api_delete_function(ctl, ex, name, qualifier);
+    else if (strcmp(tail, "configuration") == 0 && is(req, "GET"))
+        ef_api_get_function_configuration(ctl, ex, name, qualifier);
+    else if (strcmp(tail, "configuration") == 0)
+        ef_api_update_function_configuration(ctl, ex, req, name, qualifier);
+    else if (strcmp(tail, "code") == 0)
+        ef_api_update_function_code(ctl, ex, req, name, qualifier);
+    else if (strcmp(tail, "versions") == 0 && is(req, "GET"))
+        ef_api_list_versions(ctl, ex, req, name, qualifier);
+    else if (strcmp(tail, "versions") == 0)
+        ef_api_publish_version(ctl, ex, req, name, qualifier);
     else
-        ef_api_get_function(ctl, ex, name);
+        ef_api_invoke(ctl, ex, req, name, qualifier);
+}
+
+/* Routes "{name}/concurrency" below /2017-10-31/functions/ (PUT, DELETE, GET) and
+ * /2019-09-30/functions/ (GET, where current SDKs send GetFunctionConcurrency). */
+static void route_concurrency(struct ef_controller *ctl, ef_http_exchange *ex,
+                              const struct ef_http_request *req, const char *rest, bool get_only)
+{
+    size_t seg_len;
+    const char *tail;
+    if (!split_rest(ex, req, rest, &seg_len, &tail))
+        return;
+    if (!tail || strcmp(tail, "concurrency") != 0) {
+        not_found(ex, req);
+        return;
+    }
+    if (get_only ? !is(req, "GET") : !is(req, "GET") && !is(req, "PUT") && !is(req, "DELETE")) {
+        method_not_allowed(ex, req, get_only ? "GET" : "PUT, GET or DELETE");
+        return;
+    }
+    cleanup_free char *name = NULL;
+    cleanup_free char *qualifier = NULL;
+    if (resolve_name(ex, req, rest, seg_len, &name, &qualifier) < 0)
+        return;
+    if (is(req, "PUT"))
+        ef_api_put_concurrency(ctl, ex, req, name, qualifier);
+    else if (is(req, "DELETE"))
+        ef_api_delete_concurrency(ctl, ex, name, qualifier);
+    else
+        ef_api_get_concurrency(ctl, ex, name, qualifier);
+}
+
+/* POST /v1/functions/{name}/invocations, the EasyFaaS-style invoke. */
+static void route_v1_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
+                            const struct ef_http_request *req, const char *rest)
+{
+    size_t seg_len;
+    const char *tail;
+    if (!split_rest(ex, req, rest, &seg_len, &tail))
+        return;
+    if (!tail || strcmp(tail, INVOCATIONS) != 0) {
+        not_found(ex, req);
+        return;
+    }
+    if (!is(req, "POST")) {
+        method_not_allowed(ex, req, "POST");
+        return;
+    }
+    if (!invoke_size_ok(ctl, ex, req))
+        return;
+    cleanup_free char *name = NULL;
+    cleanup_free char *qualifier = NULL;
+    if (resolve_name(ex, req, rest, seg_len, &name, &qualifier) < 0)
+        return;
+    ef_api_invoke(ctl, ex, req, name, qualifier);
+}
+
+/* GET /v1/functions/{name}/logs: the function's log (function_logs.h, docs/logs.md). */
+static void route_logs(struct ef_controller *ctl, ef_http_exchange *ex,
+                       const struct ef_http_request *req, const char *rest)
+{
+    size_t len = strlen(rest);
+    size_t seg_len = len > strlen("/logs") ? len - strlen("/logs") : 0;
+    if (seg_len == 0 || memchr(rest, '/', seg_len)) {
+        not_found(ex, req);
+        return;
+    }
+    if (strcmp(req->method, "GET") != 0) {
+        method_not_allowed(ex, req, "GET");
+        return;
+    }
+    cleanup_free char *name = NULL;
+    cleanup_free char *qualifier = NULL;
+    if (resolve_name(ex, req, rest, seg_len, &name, &qualifier) < 0)
+        return;
+    ef_api_function_logs(ctl, ex, req, name);
+}
+
+/* With --auth-keys, every request but the probes (/healthz, /metrics: what load balancers and
+ * Prometheus scrape, unsigned) must carry a valid SigV4 signature. Answers 403 and returns false
+ * otherwise. */
+static bool authenticated(struct ef_controller *ctl, ef_http_exchange *ex,
+                          const struct ef_http_request *req)
+{
+    if (!ctl->auth_keys || strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0)
+        return true;
+    const char *type = NULL;
+    ef_error err = {0};
+    int r = ef_auth_verify(ctl->auth_keys, req, time(NULL), &type, &err);
+    if (r == 0)
+        return true;
+    if (r == -EACCES) {
+        ef_info("refused %s %.200s: %s: %s", req->method, req->path, type, err.msg);
+        ef_lambda_error(ex, NULL, 403, type, "%s", err.msg);
+    } else {
+        ef_lambda_error(ex, NULL, 500, "ServiceException", "%s", err.msg);
+    }
+    return false;
 }
 
 void ef_api_handle(ef_http_exchange *ex, const struct ef_http_request *req, void *user)
@@ -159,26 +326,52 @@ void ef_api_handle(ef_http_exchange *ex, const struct ef_http_request *req, void
     struct ef_controller *ctl = user;
     const char *path = req->path;
 
+    if (!authenticated(ctl, ex, req))
+        return;
     if (strcmp(path, "/healthz") == 0) {
         if (strcmp(req->method, "GET") != 0)
             method_not_allowed(ex, req, "GET");
         else
             healthz(ctl, ex);
+    } else if (strcmp(path, "/metrics") == 0) {
+        if (strcmp(req->method, "GET") != 0)
+            method_not_allowed(ex, req, "GET");
+        else
+            metrics(ctl, ex);
     } else if (strcmp(path, "/v1/runtimes") == 0) {
         if (strcmp(req->method, "GET") != 0)
             method_not_allowed(ex, req, "GET");
         else
             runtimes(ctl, ex);
     } else if (strcmp(path, FUNCTIONS_PREFIX) == 0 || strcmp(path, FUNCTIONS_PREFIX "/") == 0) {
-        if (strcmp(req->method, "POST") != 0)
-            method_not_allowed(ex, req, "POST");
-        else
+        if (is(req, "POST"))
             ef_api_create_function(ctl, ex, req);
+        else if (is(req, "GET"))
+            ef_api_list_functions(ctl, ex, req);
+        else
+            method_not_allowed(ex, req, "GET or POST");
     } else if (strncmp(path, FUNCTIONS_PREFIX "/", strlen(FUNCTIONS_PREFIX "/")) == 0) {
-        route_function(ctl, ex, req, path + strlen(FUNCTIONS_PREFIX "/"), false);
+        route_function(ctl, ex, req, path + strlen(FUNCTIONS_PREFIX "/"));
+    } else if (strncmp(path, CONCURRENCY_PUT, strlen(CONCURRENCY_PUT)) == 0) {
+        route_concurrency(ctl, ex, req, path + strlen(CONCURRENCY_PUT), false);
+    } else if (strncmp(path, CONCURRENCY_GET, strlen(CONCURRENCY_GET)) == 0) {
+        route_concurrency(ctl, ex, req, path + strlen(CONCURRENCY_GET), true);
+    } else if (ef_api_async_route(ctl, ex, req)) {
+        /* async: /v1/invocations/{id}, /v1/functions/{name}/dead-letters (api_async.c) */
+    } else if (strncmp(path, V1_PREFIX, strlen(V1_PREFIX)) == 0 && strlen(path) > 5 &&
+               strcmp(path + strlen(path) - 5, "/logs") == 0) {
+        route_logs(ctl, ex, req, path + strlen(V1_PREFIX));
     } else if (strncmp(path, V1_PREFIX, strlen(V1_PREFIX)) == 0) {
-        route_function(ctl, ex, req, path + strlen(V1_PREFIX), true);
+        route_v1_invoke(ctl, ex, req, path + strlen(V1_PREFIX));
     } else {
         not_found(ex, req);
     }
+}
+
+/* async: the resolver, for the routes of api_async.c. */
+int ef_api_resolve_function_ref(ef_http_exchange *ex, const struct ef_http_request *req,
+                                const char *segment, size_t len, char **ret_name,
+                                char **ret_qualifier)
+{
+    return resolve_name(ex, req, segment, len, ret_name, ret_qualifier);
 }

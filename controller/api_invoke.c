@@ -8,65 +8,139 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "controller/api.h"
+#include "controller/api_async.h" /* async: the Event branch */
 #include "controller/base64.h"
 #include "controller/controller.h"
 #include "controller/invoke.h"
 #include "controller/lambda_errors.h"
 #include "controller/request_id.h"
+#include "controller/scheduler.h"
 #include "controller/store.h"
 
 /* Lambda returns at most the last 4 KB of the log in X-Amz-Log-Result. */
 #define LOG_TAIL_MAX 4096
+/* Lambda's limit on X-Amz-Client-Context (base64). */
+#define CLIENT_CONTEXT_MAX 3583
 
 struct invoke_ctx {
     ef_http_exchange *ex;
     char request_id[EF_REQUEST_ID_LEN + 1];
     char *function_name;
+    char *version; /* the version that runs, for X-Amz-Executed-Version */
     struct ef_invocation *inv;
     bool want_log;
-    int64_t memory_mb;
 };
 
 static void invoke_ctx_free(struct invoke_ctx *ctx)
 {
     free(ctx->function_name);
+    free(ctx->version);
     free(ctx);
 }
 
-/* Frames the runtime's output as Lambda's CloudWatch lines, keeps the last 4 KB and returns it
- * base64-encoded (malloc'd), or NULL when memory runs out. Max Memory Used is not measured yet,
- * so that field is left out rather than invented. */
-static char *log_result(const struct invoke_ctx *ctx, const struct ef_invoke_outcome *o)
+/* The last 4 KB of the invocation's log entry (START … REPORT, as kept in the function's log),
+ * base64-encoded (malloc'd); NULL when there is none or memory runs out. */
+static char *log_result(const struct ef_invoke_outcome *o)
 {
-    const char *log = o->log ? o->log : "";
-    size_t loglen = strlen(log);
-    bool nl = loglen > 0 && log[loglen - 1] != '\n';
-    unsigned long long billed = (unsigned long long)o->duration_ms;
-    if ((double)billed < o->duration_ms)
-        billed++;
-    if (billed == 0)
-        billed = 1;
-    char init[64] = "";
-    if (o->init_ms > 0)
-        snprintf(init, sizeof(init), "\tInit Duration: %.2f ms", o->init_ms);
-
-    cleanup_free char *text = NULL;
-    int n = asprintf(&text,
-                     "START RequestId: %s Version: $LATEST\n%s%s"
-                     "END RequestId: %s\n"
-                     "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %llu ms\t"
-                     "Memory Size: %lld MB%s\t\n",
-                     ctx->request_id, log, nl ? "\n" : "", ctx->request_id, ctx->request_id,
-                     o->duration_ms, billed, (long long)ctx->memory_mb, init);
-    if (n < 0)
+    if (!o->framed_log)
         return NULL;
-    size_t len = (size_t)n;
-    const char *tail = text;
+    const char *tail = o->framed_log;
+    size_t len = strlen(tail);
     if (len > LOG_TAIL_MAX) {
-        tail = text + (len - LOG_TAIL_MAX);
+        tail += len - LOG_TAIL_MAX;
         len = LOG_TAIL_MAX;
     }
     return ef_base64_encode(tail, len);
+}
+
+/* Appends the code point `cp` as a JSON \u escape (two for a surrogate pair). */
+static size_t put_u_escape(char *out, unsigned cp)
+{
+    if (cp < 0x10000)
+        return (size_t)sprintf(out, "\\u%04x", cp);
+    cp -= 0x10000;
+    return (size_t)sprintf(out, "\\u%04x\\u%04x", 0xd800 + (cp >> 10), 0xdc00 + (cp & 0x3ff));
+}
+
+/* Rewrites compact JSON text (as cJSON prints it: control characters already escaped, other
+ * non-ASCII characters as raw UTF-8 inside strings) into printable ASCII by \u-escaping every
+ * non-ASCII character, so that it can travel in an HTTP header to the runtime. NULL when the
+ * text is not valid UTF-8 or memory runs out. */
+static char *json_to_ascii(const char *text)
+{
+    const unsigned char *s = (const unsigned char *)text;
+    size_t len = strlen(text);
+    char *out = malloc(len * 6 + 1); /* a 1-byte character grows to at most 6 bytes */
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        unsigned char b = s[i];
+        if (b < 0x80) {
+            out[o++] = (char)b;
+            i++;
+            continue;
+        }
+        size_t n = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc2 ? 2 : 0;
+        if (n == 0 || b > 0xf4 || i + n > len) {
+            free(out);
+            return NULL;
+        }
+        unsigned cp = b & (0xff >> (n + 1));
+        for (size_t k = 1; k < n; k++) {
+            if ((s[i + k] & 0xc0) != 0x80) {
+                free(out);
+                return NULL;
+            }
+            cp = (cp << 6) | (s[i + k] & 0x3f);
+        }
+        static const unsigned min_cp[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+            free(out);
+            return NULL;
+        }
+        o += put_u_escape(out + o, cp);
+        i += n;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* X-Amz-Client-Context: up to 3583 bytes of base64 holding a JSON object, handed to the
+ * function as Lambda-Runtime-Client-Context. Returns 0 with *ret_json (malloc'd printable-ASCII
+ * JSON, or NULL when the header is absent), or -EINVAL with `msg` filled. */
+static int client_context_from_header(const struct ef_http_request *req, char **ret_json, char *msg,
+                                      size_t msg_len)
+{
+    *ret_json = NULL;
+    const char *h = ef_http_request_header(req, "X-Amz-Client-Context");
+    if (!h || !h[0])
+        return 0;
+    if (strlen(h) > CLIENT_CONTEXT_MAX) {
+        snprintf(msg, msg_len,
+                 "X-Amz-Client-Context is %zu bytes long; Lambda allows at most %d bytes of "
+                 "base64",
+                 strlen(h), CLIENT_CONTEXT_MAX);
+        return -EINVAL;
+    }
+    cleanup_free unsigned char *raw = NULL;
+    size_t raw_len = 0;
+    cleanup_cjson cJSON *doc = NULL;
+    if (ef_base64_decode(h, strlen(h), &raw, &raw_len) == 0)
+        doc = cJSON_ParseWithLength((const char *)raw, raw_len);
+    if (!cJSON_IsObject(doc)) {
+        snprintf(msg, msg_len, "X-Amz-Client-Context must be a base64-encoded JSON object");
+        return -EINVAL;
+    }
+    cleanup_free char *compact = cJSON_PrintUnformatted(doc);
+    *ret_json = compact ? json_to_ascii(compact) : NULL;
+    if (!*ret_json) {
+        snprintf(msg, msg_len,
+                 "X-Amz-Client-Context must be a base64-encoded JSON object in "
+                 "UTF-8");
+        return -EINVAL;
+    }
+    return 0;
 }
 
 static void on_invoke_done(const struct ef_invoke_outcome *o, void *user)
@@ -78,7 +152,7 @@ static void on_invoke_done(const struct ef_invoke_outcome *o, void *user)
         ef_warn("invocation %s of %s failed: %s", ctx->request_id, ctx->function_name, o->message);
         if (o->http_status == 429)
             ef_lambda_error_reason(ex, ctx->request_id, 429, o->error_type,
-                                   "ConcurrentInvocationLimitExceeded", "%s", o->message);
+                                   o->reason ? o->reason : EF_REASON_NODE, "%s", o->message);
         else
             ef_lambda_error(ex, ctx->request_id, o->http_status, o->error_type, "%s", o->message);
         invoke_ctx_free(ctx);
@@ -87,11 +161,11 @@ static void on_invoke_done(const struct ef_invoke_outcome *o, void *user)
 
     struct ef_http_header headers[4];
     size_t n = 0;
-    headers[n++] = (struct ef_http_header){"X-Amz-Executed-Version", "$LATEST"};
+    headers[n++] = (struct ef_http_header){"X-Amz-Executed-Version", ctx->version};
     headers[n++] = (struct ef_http_header){"x-amzn-RequestId", ctx->request_id};
     if (o->status == EF_INVOKE_FUNCTION_ERROR)
         headers[n++] = (struct ef_http_header){"X-Amz-Function-Error", "Unhandled"};
-    cleanup_free char *logb64 = ctx->want_log ? log_result(ctx, o) : NULL;
+    cleanup_free char *logb64 = ctx->want_log ? log_result(o) : NULL;
     if (logb64)
         headers[n++] = (struct ef_http_header){"X-Amz-Log-Result", logb64};
     ef_http_respond(ex, 200, headers, n, "application/json", o->payload, o->payload_len);
@@ -115,28 +189,24 @@ void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
     char rid[EF_REQUEST_ID_LEN + 1];
     ef_request_id_new(rid);
 
-    if (qualifier && strcmp(qualifier, "$LATEST") != 0) {
-        ef_api_function_not_found(ex, name); /* versions and aliases come later */
-        return;
-    }
     const char *type = ef_http_request_header(req, "X-Amz-Invocation-Type");
     bool dry_run = false;
+    bool event = type && strcmp(type, "Event") == 0; /* async: queued (api_async.c) */
     if (type && strcmp(type, "DryRun") == 0) {
         dry_run = true;
-    } else if (type && strcmp(type, "RequestResponse") != 0) {
+    } else if (type && !event && strcmp(type, "RequestResponse") != 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException",
-                        strcmp(type, "Event") == 0
-                            ? "Asynchronous invocation (X-Amz-Invocation-Type: Event) is not "
-                              "supported yet; use RequestResponse"
-                            : "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun");
+                        "X-Amz-Invocation-Type must be RequestResponse, Event or DryRun");
         return;
     }
 
     struct ef_function *fn = NULL;
     ef_error err = {0};
-    int r = ef_store_get_function(ctl->store, name, &fn, &err);
+    /* The qualifier names $LATEST or a published version (store.h); there are no aliases. */
+    int r = ef_store_get_function_version(ctl->store, name, qualifier, &fn, &err);
     if (r == -ENOENT) {
-        ef_api_function_not_found(ex, name);
+        bool latest = !qualifier || strcmp(qualifier, EF_VERSION_LATEST) == 0;
+        ef_api_version_not_found(ex, name, latest ? NULL : qualifier);
         return;
     }
     if (r < 0) {
@@ -163,15 +233,33 @@ void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
         }
     }
 
+    /* async: Event invocations are stored and answered 202 (api_async.c, docs/async.md). */
+    if (event) {
+        ef_api_invoke_event(ctl, ex, rid, fn, payload, payload_len);
+        return;
+    }
+
+    char cc_msg[160];
+    cleanup_free char *client_context = NULL;
+    if (client_context_from_header(req, &client_context, cc_msg, sizeof(cc_msg)) < 0) {
+        ef_function_free(fn);
+        ef_lambda_error(ex, rid, 400, "InvalidRequestContentException", "%s", cc_msg);
+        return;
+    }
+
     if (dry_run) {
         ef_function_free(fn);
         struct ef_http_header headers[] = {{"x-amzn-RequestId", rid}};
         ef_http_respond(ex, 204, headers, 1, NULL, "", 0);
         return;
     }
-
+    /* Reserved concurrency (0 throttles every invocation, as in Lambda), the node's limit and
+     * the queues are the scheduler's (scheduler.h). */
     struct invoke_ctx *ctx = calloc(1, sizeof(*ctx));
-    if (!ctx || !(ctx->function_name = strdup(name))) {
+    if (!ctx || !(ctx->function_name = strdup(name)) ||
+        !(ctx->version = strdup(ef_function_version(fn)))) {
+        if (ctx)
+            free(ctx->function_name);
         free(ctx);
         ef_function_free(fn);
         ef_lambda_error(ex, rid, 500, "ServiceException", "out of memory");
@@ -181,11 +269,18 @@ void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
     memcpy(ctx->request_id, rid, sizeof(rid));
     const char *log_type = ef_http_request_header(req, "X-Amz-Log-Type");
     ctx->want_log = log_type && strcasecmp(log_type, "Tail") == 0;
-    ctx->memory_mb = fn->memory_mb;
 
-    r = ef_invoke_start(ctl, fn, rid, payload, payload_len, on_invoke_done, ctx, &ctx->inv, &err);
+    const struct ef_invoke_extra extra = {.client_context = client_context};
+    r = ef_invoke_start_ex(ctl, fn, rid, payload, payload_len, &extra, on_invoke_done, ctx,
+                           &ctx->inv, &err);
     if (r < 0) {
         invoke_ctx_free(ctx);
+        const char *reason = ef_invoke_throttle_reason(r);
+        if (reason) {
+            ef_info("invocation %s of %s throttled: %s", rid, name, err.msg);
+            ef_lambda_error_reason(ex, rid, 429, "TooManyRequestsException", reason, "%s", err.msg);
+            return;
+        }
         int status = (r == -ENOTCONN || r == -ESHUTDOWN) ? 503 : 500;
         ef_warn("invocation %s of %s failed: %s", rid, name, err.msg);
         ef_lambda_error(ex, rid, status, "ServiceException", "%s", err.msg);

@@ -462,3 +462,94 @@ int ef_codestore_ensure_extracted(const char *code_root, const char *hex,
         return ef_error_set_errno(err, -errno, "the code of this function is missing (%s)", zpath);
     return extract_to(code_root, hex, NULL, 0, zpath, final, limits, err);
 }
+
+static bool is_hex_name(const char *s, size_t len)
+{
+    if (len != EF_SHA256_HEX_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* Adds `hex` to the list unless it is there already (lists are short: one entry per code). */
+static int list_add(char ***list, size_t *n, size_t *cap, const char *hex, size_t len)
+{
+    for (size_t i = 0; i < *n; i++)
+        if (strncmp((*list)[i], hex, len) == 0)
+            return 0;
+    if (*n == *cap) {
+        size_t ncap = *cap ? *cap * 2 : 16;
+        char **grown = realloc(*list, ncap * sizeof(*grown));
+        if (!grown)
+            return -ENOMEM;
+        *list = grown;
+        *cap = ncap;
+    }
+    char *copy = strndup(hex, len);
+    if (!copy)
+        return -ENOMEM;
+    (*list)[(*n)++] = copy;
+    return 0;
+}
+
+int ef_codestore_list(const char *code_root, char ***ret_hexes, size_t *ret_n, ef_error *err)
+{
+    static const char *const subdirs[] = {"zips", "extracted"};
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+    int r = 0;
+    for (size_t s = 0; r == 0 && s < EF_ARRAY_SIZE(subdirs); s++) {
+        cleanup_free char *dir = ef_path_join(code_root, subdirs[s]);
+        if (!dir) {
+            r = ef_error_set(err, -ENOMEM, "out of memory");
+            break;
+        }
+        DIR *d = opendir(dir);
+        if (!d) {
+            r = ef_error_set_errno(err, -errno, "cannot open %s", dir);
+            break;
+        }
+        struct dirent *de;
+        while (r == 0 && (de = readdir(d)) != NULL) {
+            size_t len = strlen(de->d_name);
+            if (s == 0 && len > 4 && strcmp(de->d_name + len - 4, ".zip") == 0)
+                len -= 4;
+            if (is_hex_name(de->d_name, len) && list_add(&list, &n, &cap, de->d_name, len) < 0)
+                r = ef_error_set(err, -ENOMEM, "out of memory");
+        }
+        closedir(d);
+    }
+    if (r < 0) {
+        for (size_t i = 0; i < n; i++)
+            free(list[i]);
+        free(list);
+        return r;
+    }
+    *ret_hexes = list;
+    *ret_n = n;
+    return 0;
+}
+
+int ef_codestore_remove(const char *code_root, const char *hex, ef_error *err)
+{
+    if (!is_hex_name(hex, strlen(hex)))
+        return ef_error_set(err, -EINVAL, "'%.80s' is not a code sha256", hex);
+    cleanup_free char *final = ef_codestore_extracted_path(code_root, hex);
+    cleanup_free char *zpath = zip_path(code_root, hex);
+    cleanup_free char *doomed = NULL;
+    if (!final || !zpath ||
+        asprintf(&doomed, "%s/extracted/" TMP_PREFIX "gc-%s", code_root, hex) < 0)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+
+    /* A previous removal interrupted by a crash may have left its temporary name behind. */
+    int r = ef_rm_rf(doomed, err);
+    if (r < 0)
+        return r;
+    if (rename(final, doomed) < 0 && errno != ENOENT)
+        return ef_error_set_errno(err, -errno, "cannot rename %s", final);
+    if (unlink(zpath) < 0 && errno != ENOENT)
+        return ef_error_set_errno(err, -errno, "cannot remove %s", zpath);
+    return ef_rm_rf(doomed, err);
+}

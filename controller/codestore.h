@@ -62,3 +62,12 @@ int ef_codestore_ensure_extracted(const char *code_root, const char *hex,
 
 /* Returns the malloc'd path <code_root>/extracted/<hex>, or NULL when memory runs out. */
 char *ef_codestore_extracted_path(const char *code_root, const char *hex);
+
+/* Lists the sha256 (hex) of every code on disk: zips/<hex>.zip and extracted/<hex>/, each once
+ * (temporary entries are skipped). *ret_hexes is a malloc'd array of *ret_n malloc'd strings. */
+int ef_codestore_list(const char *code_root, char ***ret_hexes, size_t *ret_n, ef_error *err);
+
+/* Removes the code with sha256 `hex`: extracted/<hex>/ is first renamed to a temporary name (so
+ * that it is never seen half removed) and then removed, and zips/<hex>.zip is unlinked. Missing
+ * parts are fine. May run on a worker thread. */
+int ef_codestore_remove(const char *code_root, const char *hex, ef_error *err);

@@ -11,8 +11,13 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "controller/api.h"
+#include "controller/auth.h"
+#include "controller/code_lane.h"
 #include "controller/codestore.h"
+#include "controller/function_logs.h"
+#include "controller/housekeeping.h" /* scheduler */
 #include "controller/lambda_errors.h"
+#include "controller/metrics.h" /* scheduler */
 
 /* How long a stop waits for funclet to confirm that the containers are destroyed. */
 #define STOP_TIMEOUT_MS 5000
@@ -23,8 +28,23 @@ static void on_container_exited(const char *id, const char *status, void *user)
     ef_pool_container_exited(&ctl->pool, id, status);
 }
 
+/* scheduler: re-sync the pool with what funclet has, before anything else is sent to it. */
+static void on_funclet_connected(void *user)
+{
+    struct ef_controller *ctl = user;
+    ef_housekeeping_funclet_connected(ctl->housekeeping);
+}
+
+static void on_funclet_disconnected(void *user)
+{
+    struct ef_controller *ctl = user;
+    ef_metrics_funclet_disconnect(ctl->metrics);
+}
+
 static const struct ef_funclet_events funclet_events = {
     .on_container_exited = on_container_exited,
+    .on_connected = on_funclet_connected,
+    .on_disconnected = on_funclet_disconnected,
 };
 
 int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
@@ -34,6 +54,11 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
     memset(ctl, 0, sizeof(*ctl));
     ctl->loop = loop;
     ctl->max_request_size = config->max_request_size;
+    /* The server's body limit is the larger one; invocations are held to theirs in api.c. */
+    ctl->max_code_request_size = config->max_code_request_size ? config->max_code_request_size
+                                                               : EF_DEFAULT_MAX_CODE_REQUEST_SIZE;
+    if (ctl->max_code_request_size < ctl->max_request_size)
+        ctl->max_code_request_size = ctl->max_request_size;
     ef_pool_init(&ctl->pool);
 
     int r = ef_mkdir_p(config->data_dir, 0755, err);
@@ -55,12 +80,50 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
     r = ef_codestore_init(ctl->code_root, err);
     if (r < 0)
         goto fail;
+    r = ef_code_lane_new(ctl, &ctl->code_lane, err);
+    if (r < 0)
+        goto fail;
+    if (config->auth_keys_path) {
+        r = ef_auth_keys_load(config->auth_keys_path, &ctl->auth_keys, err);
+        if (r < 0)
+            goto fail;
+    }
+    {
+        cleanup_free char *logs_dir = ef_path_join(ctl->data_dir, "logs");
+        if (!logs_dir) {
+            r = ef_error_set(err, -ENOMEM, "out of memory");
+            goto fail;
+        }
+        r = ef_function_logs_open(logs_dir, config->log_max_size, config->log_files, &ctl->logs,
+                                  err);
+        if (r < 0)
+            goto fail;
+    }
     r = ef_store_open(db_path, &ctl->store, err);
     if (r < 0)
         goto fail;
+    /* async: the Event queue shares controller.db; events a crash left running are requeued. */
+    r = ef_async_open(ctl, db_path, &config->async, &ctl->async, err);
+    if (r < 0)
+        goto fail;
+    /* scheduler: before anything can invoke or connect to funclet. */
+    {
+        struct ef_sched_config sched_defaults;
+        ef_sched_config_defaults(&sched_defaults);
+        if (ef_metrics_new(&ctl->metrics) < 0) {
+            r = ef_error_set(err, -ENOMEM, "out of memory");
+            goto fail;
+        }
+        r = ef_sched_new(ctl, config->sched ? config->sched : &sched_defaults, &ctl->sched, err);
+        if (r < 0)
+            goto fail;
+        r = ef_housekeeping_start(ctl, &ctl->housekeeping, err);
+        if (r < 0)
+            goto fail;
+    }
 
     struct ef_http_server_config http = {
-        .max_body = config->max_request_size,
+        .max_body = ctl->max_code_request_size,
         .on_protocol_error = ef_lambda_protocol_error,
     };
     r = ef_http_server_listen(loop, config->listen, config->port, &http, ef_api_handle, ctl,
@@ -79,6 +142,12 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
     ctl->shutdown_timer_open = true;
     ef_info("listening on http://%s:%d (data dir %s)", config->listen,
             ef_http_server_port(ctl->http), ctl->data_dir);
+    if (ctl->auth_keys)
+        ef_info("requests must be signed (SigV4) with one of %zu key(s) from %s",
+                ef_auth_keys_count(ctl->auth_keys), config->auth_keys_path);
+    /* Code left unreferenced by a crash between storing a zip and committing its function. */
+    ef_code_lane_collect(ctl->code_lane);
+    ef_async_run(ctl->async); /* async: start delivering */
     return 0;
 
 fail:
@@ -128,10 +197,17 @@ void ef_controller_stop(struct ef_controller *ctl, void (*on_stopped)(struct ef_
     ctl->shutting_down = true;
     ctl->on_stopped = on_stopped;
     ef_info("stopping: destroying %u container(s)", ctl->pool.count);
+    /* async: before the containers go, so that deliveries in flight are left for the next
+     * start instead of failing. */
+    ef_async_stop(ctl->async);
     if (ctl->http) {
         ef_http_server_close(ctl->http); /* aborts exchanges still waiting for an answer */
         ctl->http = NULL;
     }
+    ef_code_lane_close(ctl->code_lane);
+    /* scheduler: queued invocations get 503, housekeeping ends, before the containers go. */
+    ef_sched_close(ctl->sched);
+    ef_housekeeping_close(ctl->housekeeping);
     ef_pool_discard_all(&ctl->pool);
     uv_timer_start(&ctl->shutdown_timer, on_stop_timeout, STOP_TIMEOUT_MS, 0);
     ef_controller_check_stopped(ctl);
@@ -139,6 +215,20 @@ void ef_controller_stop(struct ef_controller *ctl, void (*on_stopped)(struct ef_
 
 void ef_controller_free(struct ef_controller *ctl)
 {
+    ef_code_lane_free(ctl->code_lane);
+    ctl->code_lane = NULL;
+    ef_auth_keys_free(ctl->auth_keys);
+    ctl->auth_keys = NULL;
+    ef_function_logs_close(ctl->logs);
+    ctl->logs = NULL;
+    ef_async_free(ctl->async); /* async */
+    ctl->async = NULL;
+    ef_housekeeping_free(ctl->housekeeping); /* scheduler */
+    ctl->housekeeping = NULL;
+    ef_sched_free(ctl->sched); /* scheduler */
+    ctl->sched = NULL;
+    ef_metrics_free(ctl->metrics); /* scheduler */
+    ctl->metrics = NULL;
     ef_store_close(ctl->store);
     ctl->store = NULL;
     free(ctl->data_dir);

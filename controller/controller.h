@@ -12,8 +12,10 @@
 
 #include "common/error.h"
 #include "common/http.h"
+#include "controller/async_worker.h" /* async */
 #include "controller/funclet_client.h"
 #include "controller/pool.h"
+#include "controller/scheduler.h" /* scheduler */
 #include "controller/store.h"
 
 struct ef_controller_config {
@@ -21,18 +23,42 @@ struct ef_controller_config {
     const char *listen;         /* IPv4 or IPv6 literal */
     int port;                   /* 0 picks a free port (tests) */
     const char *funclet_socket; /* path of funclet's JSON-RPC socket */
-    size_t max_request_size;    /* largest HTTP request body accepted */
+    size_t max_request_size;    /* largest invocation payload accepted */
+    /* Largest body of a management request (CreateFunction and UpdateFunctionCode carry the zip
+     * in base64); 0: EF_DEFAULT_MAX_CODE_REQUEST_SIZE. Never below max_request_size. */
+    size_t max_code_request_size;
+    /* File of "ACCESS_KEY_ID SECRET" lines (mode 0600); NULL: SigV4 signatures are not checked. */
+    const char *auth_keys_path;
+    /* Function logs (<data>/logs, see function_logs.h): a file is rotated at this size (0:
+     * 1 MiB) and this many files are kept per function (0: 3). */
+    uint64_t log_max_size;
+    unsigned log_files;
+    /* async: Event invocations (async_worker.h); zero fields take the defaults. */
+    struct ef_async_config async;
+    /* scheduler: queues, limits, keep-alive and health checks (scheduler.h); NULL: defaults. */
+    const struct ef_sched_config *sched;
 };
+
+/* Room for a 50 MB zip in base64 (69,905,068 bytes) and the rest of the JSON document. */
+#define EF_DEFAULT_MAX_CODE_REQUEST_SIZE (70u * 1024 * 1024)
 
 struct ef_controller {
     uv_loop_t *loop;
     char *data_dir;
     char *code_root; /* <data>/code: funclet's --code-root */
     size_t max_request_size;
+    size_t max_code_request_size;
+    struct ef_auth_keys *auth_keys; /* NULL: requests are not authenticated */
+    struct ef_code_lane *code_lane;
+    struct ef_function_logs *logs; /* every function's log, <data>/logs */
     ef_store *store;
+    struct ef_async *async; /* async: the Event queue and its delivery (async_worker.h) */
     ef_funclet_client *funclet;
     ef_http_server *http;
     struct ef_pool pool;
+    struct ef_scheduler *sched;           /* scheduler: admission and queues (scheduler.h) */
+    struct ef_housekeeping *housekeeping; /* scheduler: keep-alive, health (housekeeping.h) */
+    struct ef_metrics *metrics;           /* scheduler: GET /metrics (metrics.h) */
 
     bool shutting_down;
     unsigned pending_destroys; /* container.destroy calls not answered yet */

@@ -89,6 +89,8 @@ static void on_close(ef_rpc_conn *conn, void *user)
     ef_warn("lost the connection to funclet at %s; retrying every %d s", c->path, RETRY_MS / 1000);
     c->reported_down = true;
     schedule_retry(c);
+    if (c->events.on_disconnected)
+        c->events.on_disconnected(c->user);
 }
 
 static const struct ef_rpc_handlers handlers = {
@@ -121,6 +123,8 @@ static void on_connected(ef_rpc_conn *conn, int status, void *user)
     c->conn = conn;
     c->reported_down = false;
     ef_info("connected to funclet at %s", c->path);
+    if (c->events.on_connected)
+        c->events.on_connected(c->user);
 }
 
 static void try_connect(ef_funclet_client *c)
@@ -157,6 +161,11 @@ int ef_funclet_client_start(uv_loop_t *loop, const char *socket_path,
     try_connect(c);
     *ret_client = c;
     return 0;
+}
+
+const char *ef_funclet_path(const ef_funclet_client *client)
+{
+    return client ? client->path : "";
 }
 
 bool ef_funclet_connected(const ef_funclet_client *client)

@@ -17,12 +17,20 @@ typedef struct ef_funclet_client ef_funclet_client;
 struct ef_funclet_events {
     /* funclet reported that a container's runner ended on its own. */
     void (*on_container_exited)(const char *id, const char *status, void *user);
+    /* The connection is up (at start or again): runs before any call can be sent on it. May be
+     * NULL. */
+    void (*on_connected)(void *user);
+    /* An open connection was lost (not called at ef_funclet_client_stop). May be NULL. */
+    void (*on_disconnected)(void *user);
 };
 
 /* Starts connecting to `socket_path`. The client is freed by ef_funclet_client_stop(). */
 int ef_funclet_client_start(uv_loop_t *loop, const char *socket_path,
                             const struct ef_funclet_events *events, void *user,
                             ef_funclet_client **ret_client, ef_error *err);
+
+/* The socket path it connects to ("" for NULL). */
+const char *ef_funclet_path(const ef_funclet_client *client);
 
 /* Whether the connection to funclet is up. */
 bool ef_funclet_connected(const ef_funclet_client *client);

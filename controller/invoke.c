@@ -1,6 +1,7 @@
 #include "controller/invoke.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,24 +13,40 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "controller/controller.h"
+#include "controller/function_config.h"
+#include "controller/function_logs.h"
+#include "controller/metrics.h"
 #include "controller/pool.h"
 #include "controller/request_id.h"
+#include "controller/scheduler.h"
 #include "controller/store.h"
 
 /* The runner has this long beyond the function's timeout to report on its own before the
  * controller declares the invocation timed out. */
 #define INVOKE_GRACE_MS 500
+/* Rounds of reclaiming other functions' idle containers one placement may go through before it
+ * waits for capacity: each round frees at least the memory the function needs, so more than a
+ * couple means funclet's capacity is taken by something else. */
+#define MAX_RECLAIM_ROUNDS 3
 
 struct ef_invocation {
+    struct ef_sched_ticket ticket; /* its place in the scheduler (first: see from_ticket) */
     struct ef_controller *ctl;
     struct ef_function *fn;
     char *key;
     char request_id[EF_REQUEST_ID_LEN + 1];
     char *payload;
+    char *client_context;   /* NULL when none */
+    char *cognito_identity; /* NULL when none */
     struct ef_container *c;
     uint64_t t_spawn_ns; /* when a cold start began, 0 when warm */
     uint64_t t_invoke_ns;
     double init_ms;
+    bool warm;         /* the container came from the idle pool */
+    bool retried;      /* already moved once to a fresh container */
+    bool respawned;    /* already started again after a runner refused runtime.start */
+    unsigned reclaims; /* reclaim rounds in the current placement */
+    bool waited_for_capacity;
     ef_invoke_done_cb done; /* NULL once detached */
     void *user;
 };
@@ -42,37 +59,119 @@ char *ef_function_arn(const char *name)
     return arn;
 }
 
+static struct ef_invocation *from_ticket(struct ef_sched_ticket *t)
+{
+    return (struct ef_invocation *)((char *)t - offsetof(struct ef_invocation, ticket));
+}
+
+const char *ef_invoke_throttle_reason(int code)
+{
+    if (code == -EDQUOT)
+        return EF_REASON_RESERVED;
+    if (code == -EAGAIN)
+        return EF_REASON_NODE;
+    return NULL;
+}
+
+/* Frees an invocation, giving its concurrency slot (or its place in a queue) back. */
 static void invocation_free(struct ef_invocation *inv)
 {
+    ef_sched_release(inv->ctl->sched, &inv->ticket);
     ef_function_free(inv->fn);
     free(inv->key);
     free(inv->payload);
+    free(inv->client_context);
+    free(inv->cognito_identity);
     free(inv);
 }
 
-static void complete(struct ef_invocation *inv, const struct ef_invoke_outcome *o)
+/* How an invocation that reached its function ended, for its log entry. */
+struct log_note {
+    const char *extra;      /* a line after the output (the timeout or exit message) */
+    const char *status;     /* REPORT's Status: "timeout" or "error"; NULL when fine */
+    const char *error_type; /* REPORT's Error Type */
+};
+
+/* Appends the invocation's entry to the function's log, and hands it to the caller in
+ * o->framed_log (for X-Amz-Log-Result). Service errors never reached the function: no entry. */
+/* Counts the invocation in the metrics by how it ended. */
+static void record(struct ef_invocation *inv, const struct ef_invoke_outcome *o,
+                   const struct log_note *note)
 {
+    enum ef_metrics_outcome outcome;
+    if (o->status == EF_INVOKE_SERVICE_ERROR)
+        outcome = o->http_status == 429 ? EF_OUTCOME_THROTTLED : EF_OUTCOME_SERVICE_ERROR;
+    else if (note && note->status && strcmp(note->status, "timeout") == 0)
+        outcome = EF_OUTCOME_TIMEOUT;
+    else if (o->status == EF_INVOKE_FUNCTION_ERROR)
+        outcome = EF_OUTCOME_ERROR;
+    else
+        outcome = EF_OUTCOME_SUCCESS;
+    double duration_s = o->status == EF_INVOKE_SERVICE_ERROR ? -1 : o->duration_ms / 1000.0;
+    ef_metrics_invocation(inv->ctl->metrics, inv->fn->name, outcome, duration_s);
+}
+
+static void complete_logged(struct ef_invocation *inv, struct ef_invoke_outcome *o,
+                            const struct log_note *note)
+{
+    record(inv, o, note);
+    cleanup_free char *framed = NULL;
+    if (o->status != EF_INVOKE_SERVICE_ERROR) {
+        struct ef_log_report rep = {
+            .request_id = inv->request_id,
+            .version = inv->fn->version,
+            .output = o->log,
+            .extra = note ? note->extra : NULL,
+            .status = note ? note->status : NULL,
+            .error_type = note ? note->error_type : NULL,
+            .duration_ms = o->duration_ms,
+            .init_ms = o->init_ms,
+            .memory_size_mb = inv->fn->memory_mb,
+            .max_memory_used_mb = o->max_memory_mb,
+        };
+        framed = ef_function_log_frame(&rep);
+        ef_error err = {0};
+        if (framed && inv->ctl->logs &&
+            ef_function_logs_append(inv->ctl->logs, inv->fn->name, framed, strlen(framed), &err) <
+                0)
+            ef_warn("cannot keep the log of invocation %s: %s", inv->request_id, err.msg);
+        o->framed_log = framed;
+    }
     if (inv->done)
         inv->done(o, inv->user);
     invocation_free(inv);
 }
 
-static void complete_service_error(struct ef_invocation *inv, int status, const char *type,
-                                   const char *message)
+static void complete(struct ef_invocation *inv, struct ef_invoke_outcome *o)
+{
+    complete_logged(inv, o, NULL);
+}
+
+static void complete_service_error_reason(struct ef_invocation *inv, int status, const char *type,
+                                          const char *reason, const char *message)
 {
     struct ef_invoke_outcome o = {
         .status = EF_INVOKE_SERVICE_ERROR,
         .http_status = status,
         .error_type = type,
+        .reason = reason,
         .message = message,
     };
     complete(inv, &o);
 }
 
+static void complete_service_error(struct ef_invocation *inv, int status, const char *type,
+                                   const char *message)
+{
+    complete_service_error_reason(inv, status, type, NULL, message);
+}
+
 /* Completes with a function error whose document is {"errorMessage": ..., "errorType": ...}
- * (errorType omitted when NULL, as Lambda does for timeouts). */
+ * (errorType omitted when NULL, as Lambda does for timeouts). `log` is the runtime's output, when
+ * the runner sent it; `note` how the log entry ends. */
 static void complete_function_error(struct ef_invocation *inv, double duration_ms,
-                                    const char *error_type, const char *message)
+                                    const char *error_type, const char *message, const char *log,
+                                    long long max_memory_mb, const struct log_note *note)
 {
     cleanup_cjson cJSON *doc = cJSON_CreateObject();
     cleanup_free char *text = NULL;
@@ -87,10 +186,12 @@ static void complete_function_error(struct ef_invocation *inv, double duration_m
         .status = EF_INVOKE_FUNCTION_ERROR,
         .payload = text,
         .payload_len = strlen(text),
+        .log = log,
         .duration_ms = duration_ms,
         .init_ms = inv->init_ms,
+        .max_memory_mb = max_memory_mb,
     };
-    complete(inv, &o);
+    complete_logged(inv, &o, note);
 }
 
 static void format_now_iso(char *buf, size_t len)
@@ -103,6 +204,57 @@ static void format_now_iso(char *buf, size_t len)
     snprintf(buf + n, len - n, ".%03dZ", (int)(tv.tv_usec / 1000));
 }
 
+static void on_spawned(struct ef_container *c, const ef_error *err, void *user);
+
+/* The invocation ran into its deadline (the runner said so, or did not answer in time): Lambda's
+ * timeout error, and the container is destroyed, since the handler may still be running. */
+static void complete_timeout(struct ef_invocation *inv, struct ef_container *c, double duration_ms,
+                             const char *log, long long max_memory_mb)
+{
+    char when[64], msg[200];
+    format_now_iso(when, sizeof(when));
+    snprintf(msg, sizeof(msg), "%s %s Task timed out after %lld.00 seconds", when, inv->request_id,
+             (long long)inv->fn->timeout_s);
+    ef_pool_discard(c, "the invocation timed out");
+    const struct log_note note = {.extra = msg, .status = "timeout"};
+    complete_function_error(inv, duration_ms, NULL, msg, log, max_memory_mb, &note);
+}
+
+/* Maps a failed spawn onto the service error the caller sees. */
+static void complete_spawn_failure(struct ef_invocation *inv, const ef_error *err)
+{
+    switch (err->code) {
+    case -ENOTCONN:
+    case -ESHUTDOWN:
+        complete_service_error(inv, 503, "ServiceException", err->msg);
+        break;
+    case -ENOSPC:
+    case -EAGAIN:
+        complete_service_error_reason(inv, 429, "TooManyRequestsException", EF_REASON_NODE,
+                                      err->msg);
+        break;
+    default:
+        complete_service_error(inv, 500, "ServiceException", err->msg);
+        break;
+    }
+}
+
+/* The runtime of a warm container had died before this invocation reached it (the runner's
+ * runtime.exited notification was still on its way): the invocation never ran, so it is moved
+ * once to a fresh container instead of failing. */
+static void retry_on_fresh_container(struct ef_invocation *inv)
+{
+    ef_info("invocation %s met a container whose runtime had already exited; retrying it on a "
+            "new container",
+            inv->request_id);
+    inv->retried = true;
+    inv->warm = false;
+    inv->t_spawn_ns = uv_hrtime();
+    ef_error err = {0};
+    if (ef_pool_spawn(inv->ctl, inv->fn, inv->key, on_spawned, inv, &err) < 0)
+        complete_spawn_failure(inv, &err);
+}
+
 static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
                              const struct ef_rpc_error *error, void *user)
 {
@@ -112,16 +264,11 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
     double duration_ms = (double)(uv_hrtime() - inv->t_invoke_ns) / 1e6;
 
     if (error && error->code == EF_RPC_ERR_TIMEOUT) {
-        char when[64], msg[200];
-        format_now_iso(when, sizeof(when));
-        snprintf(msg, sizeof(msg), "%s %s Task timed out after %lld.00 seconds", when,
-                 inv->request_id, (long long)inv->fn->timeout_s);
-        ef_pool_discard(c, "the invocation timed out");
-        complete_function_error(inv, duration_ms, NULL, msg);
+        complete_timeout(inv, c, duration_ms, NULL, -1);
         return;
     }
     if (error && error->code == EF_RPC_ERR_CLOSED) {
-        char msg[256];
+        char msg[256], extra[300];
         if (c->exit_status)
             snprintf(msg, sizeof(msg), "RequestId: %s Error: Runtime exited with error: %s",
                      inv->request_id, c->exit_status);
@@ -129,8 +276,11 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
             snprintf(msg, sizeof(msg),
                      "RequestId: %s Error: Runtime exited without providing a reason",
                      inv->request_id);
+        snprintf(extra, sizeof(extra), "%s\nRuntime.ExitError", msg);
         ef_pool_discard(c, "its runner went away during an invocation");
-        complete_function_error(inv, duration_ms, "Runtime.ExitError", msg);
+        const struct log_note note = {
+            .extra = extra, .status = "error", .error_type = "Runtime.ExitError"};
+        complete_function_error(inv, duration_ms, "Runtime.ExitError", msg, NULL, -1, &note);
         return;
     }
     if (error) {
@@ -146,16 +296,33 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
     const cJSON *payload = cJSON_GetObjectItemCaseSensitive(result, "payload");
     const cJSON *error_type = cJSON_GetObjectItemCaseSensitive(result, "error_type");
     const cJSON *log = cJSON_GetObjectItemCaseSensitive(result, "log");
+    const cJSON *memory = cJSON_GetObjectItemCaseSensitive(result, "max_memory_used_mb");
+    /* Missing means delivered: a runner that does not say cannot have its call repeated. */
+    bool delivered = !cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(result, "delivered"));
     bool ok = cJSON_IsString(status) && strcmp(status->valuestring, "ok") == 0;
     bool failed = cJSON_IsString(status) && strcmp(status->valuestring, "error") == 0;
-    if ((!ok && !failed) || !cJSON_IsString(payload)) {
+    bool timed_out = cJSON_IsString(status) && strcmp(status->valuestring, "timeout") == 0;
+    if ((!ok && !failed && !timed_out) || !cJSON_IsString(payload)) {
         ef_pool_discard(c, "its runner answered invoke without status or payload");
         complete_service_error(inv, 500, "ServiceException",
                                "the runner's answer to the invocation was malformed");
         return;
     }
-    if (failed && cJSON_IsString(error_type) &&
-        strcmp(error_type->valuestring, "Runtime.ExitError") == 0)
+    const char *log_text = cJSON_IsString(log) ? log->valuestring : NULL;
+    long long memory_mb =
+        cJSON_IsNumber(memory) && memory->valuedouble >= 0 ? (long long)memory->valuedouble : -1;
+    if (timed_out) {
+        complete_timeout(inv, c, duration_ms, log_text, memory_mb);
+        return;
+    }
+    bool exited = failed && cJSON_IsString(error_type) &&
+                  strcmp(error_type->valuestring, "Runtime.ExitError") == 0;
+    if (exited && !delivered && inv->warm && !inv->retried) {
+        ef_pool_discard(c, "its runtime had exited before the invocation reached it");
+        retry_on_fresh_container(inv);
+        return;
+    }
+    if (exited)
         ef_pool_discard(c, "its runtime exited");
     else
         ef_pool_release(c);
@@ -164,24 +331,80 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
         .status = ok ? EF_INVOKE_OK : EF_INVOKE_FUNCTION_ERROR,
         .payload = payload->valuestring,
         .payload_len = strlen(payload->valuestring),
-        .log = cJSON_IsString(log) ? log->valuestring : NULL,
+        .log = log_text,
         .duration_ms = duration_ms,
         .init_ms = inv->init_ms,
+        .max_memory_mb = memory_mb,
     };
-    complete(inv, &o);
+    if (!exited) {
+        complete(inv, &o);
+        return;
+    }
+    /* Lambda logs the exit after the runtime's last output. */
+    cleanup_cjson cJSON *doc = cJSON_Parse(payload->valuestring);
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "errorMessage");
+    cleanup_free char *extra = NULL;
+    if (asprintf(&extra, "%s\nRuntime.ExitError", cJSON_IsString(m) ? m->valuestring : "") < 0)
+        extra = NULL;
+    const struct log_note note = {
+        .extra = extra, .status = "error", .error_type = "Runtime.ExitError"};
+    complete_logged(inv, &o, &note);
+}
+
+/* Starts a container for the invocation. */
+static int spawn(struct ef_invocation *inv, ef_error *err)
+{
+    inv->warm = false;
+    inv->t_spawn_ns = uv_hrtime();
+    return ef_pool_spawn(inv->ctl, inv->fn, inv->key, on_spawned, inv, err);
+}
+
+/* funclet had no capacity for a container of this function: reclaim idle containers of other
+ * functions (least recently used first) and try again, or, with nothing left to reclaim, wait in
+ * the function's queue until capacity is freed. */
+static void out_of_capacity(struct ef_invocation *inv, const ef_error *why)
+{
+    struct ef_controller *ctl = inv->ctl;
+    unsigned n = 0;
+    if (inv->reclaims < MAX_RECLAIM_ROUNDS &&
+        (n = ef_pool_reclaim(&ctl->pool, inv->key, inv->fn->memory_mb)) > 0) {
+        inv->reclaims++;
+        ef_info("invocation %s of %s: no capacity (%s); reclaimed %u idle container(s) of other "
+                "functions, starting again",
+                inv->request_id, inv->fn->name, why->msg, n);
+        ef_error err = {0};
+        if (spawn(inv, &err) < 0)
+            complete_spawn_failure(inv, &err);
+        return;
+    }
+    ef_error err = {0};
+    if (ef_sched_wait_capacity(ctl->sched, &inv->ticket, &err) < 0) {
+        complete_service_error_reason(inv, 429, "TooManyRequestsException", EF_REASON_NODE,
+                                      err.msg);
+        return;
+    }
+    /* One line per invocation, not one per retry. */
+    if (!inv->waited_for_capacity)
+        ef_info("invocation %s of %s waits for capacity: %s", inv->request_id, inv->fn->name,
+                why->msg);
+    inv->waited_for_capacity = true;
 }
 
 /* Sends `invoke` to a BUSY container reserved for this invocation. */
 static int send_invoke(struct ef_invocation *inv, struct ef_container *c)
 {
     const struct ef_function *fn = inv->fn;
-    cleanup_free char *arn = ef_function_arn(fn->name);
+    cleanup_free char *arn = ef_function_version_arn(fn); /* ":<n>" for a published version */
     cleanup_cjson cJSON *p = cJSON_CreateObject();
     if (!arn || !p || !cJSON_AddStringToObject(p, "request_id", inv->request_id) ||
         !cJSON_AddStringToObject(p, "payload", inv->payload) ||
         !cJSON_AddNumberToObject(p, "deadline_ms",
                                  (double)(ef_now_epoch_ms() + (uint64_t)fn->timeout_s * 1000)) ||
-        !cJSON_AddStringToObject(p, "invoked_function_arn", arn))
+        !cJSON_AddStringToObject(p, "invoked_function_arn", arn) ||
+        (inv->client_context &&
+         !cJSON_AddStringToObject(p, "client_context", inv->client_context)) ||
+        (inv->cognito_identity &&
+         !cJSON_AddStringToObject(p, "cognito_identity", inv->cognito_identity)))
         return -ENOMEM;
     if (!c->conn)
         return -EPIPE;
@@ -191,27 +414,31 @@ static int send_invoke(struct ef_invocation *inv, struct ef_container *c)
     if (r < 0)
         return r;
     inv->c = c;
+    c->invocations++;
     return 0;
 }
 
 static void on_spawned(struct ef_container *c, const ef_error *err, void *user)
 {
     struct ef_invocation *inv = user;
-    if (!c) {
-        switch (err->code) {
-        case -ENOTCONN:
-        case -ESHUTDOWN:
-            complete_service_error(inv, 503, "ServiceException", err->msg);
-            break;
-        case -ENOSPC:
-            complete_service_error(inv, 429, "TooManyRequestsException", err->msg);
-            break;
-        default:
-            complete_service_error(inv, 500, "ServiceException", err->msg);
-            break;
-        }
+    if (!c && err->code == -ENOSPC) {
+        out_of_capacity(inv, err);
         return;
     }
+    if (!c && err->code == -EAGAIN && !inv->respawned) {
+        /* A recycled container whose runner cannot start a second runtime: one more try. */
+        inv->respawned = true;
+        ef_warn("invocation %s: %s; starting another container", inv->request_id, err->msg);
+        ef_error e2 = {0};
+        if (spawn(inv, &e2) < 0)
+            complete_spawn_failure(inv, &e2);
+        return;
+    }
+    if (!c) {
+        complete_spawn_failure(inv, err);
+        return;
+    }
+    ef_metrics_cold_start(inv->ctl->metrics, inv->fn->name);
     inv->init_ms = (double)(uv_hrtime() - inv->t_spawn_ns) / 1e6;
     int r = send_invoke(inv, c);
     if (r < 0) {
@@ -223,9 +450,59 @@ static void on_spawned(struct ef_container *c, const ef_error *err, void *user)
     }
 }
 
+/* Places an invocation that holds a concurrency slot: the most recently used idle warm container
+ * of its identity, or a new one. A warm container whose runner connection is already closing
+ * cannot take the call; it is dropped and the next one tried. */
+static int place(struct ef_invocation *inv, ef_error *err)
+{
+    struct ef_container *c;
+    inv->reclaims = 0;
+    while ((c = ef_pool_take_idle(&inv->ctl->pool, inv->key)) != NULL) {
+        int r = send_invoke(inv, c);
+        if (r == 0) {
+            inv->warm = true;
+            return 0;
+        }
+        if (r == -ENOMEM) {
+            ef_pool_release(c);
+            return ef_error_set(err, -ENOMEM, "out of memory");
+        }
+        ef_pool_discard(c, "its runner connection is closing");
+    }
+    return spawn(inv, err);
+}
+
+/* The scheduler's timer gave a queued invocation its slot. */
+static void on_ticket_run(struct ef_sched_ticket *t)
+{
+    struct ef_invocation *inv = from_ticket(t);
+    ef_error err = {0};
+    if (place(inv, &err) < 0)
+        complete_spawn_failure(inv, &err);
+}
+
+/* A queued invocation waited too long (429) or the controller is stopping (503). */
+static void on_ticket_rejected(struct ef_sched_ticket *t, int status, const char *reason,
+                               const char *message)
+{
+    struct ef_invocation *inv = from_ticket(t);
+    complete_service_error_reason(inv, status,
+                                  status == 429 ? "TooManyRequestsException" : "ServiceException",
+                                  reason, message);
+}
+
 int ef_invoke_start(struct ef_controller *ctl, struct ef_function *fn, const char *request_id,
                     const char *payload, size_t payload_len, ef_invoke_done_cb done, void *user,
                     struct ef_invocation **ret_inv, ef_error *err)
+{
+    return ef_invoke_start_ex(ctl, fn, request_id, payload, payload_len, NULL, done, user, ret_inv,
+                              err);
+}
+
+int ef_invoke_start_ex(struct ef_controller *ctl, struct ef_function *fn, const char *request_id,
+                       const char *payload, size_t payload_len, const struct ef_invoke_extra *extra,
+                       ef_invoke_done_cb done, void *user, struct ef_invocation **ret_inv,
+                       ef_error *err)
 {
     struct ef_invocation *inv = calloc(1, sizeof(*inv));
     if (!inv) {
@@ -239,42 +516,44 @@ int ef_invoke_start(struct ef_controller *ctl, struct ef_function *fn, const cha
     snprintf(inv->request_id, sizeof(inv->request_id), "%s", request_id);
     inv->key = ef_pool_function_key(fn);
     inv->payload = malloc(payload_len + 1);
-    if (!inv->key || !inv->payload) {
+    if (extra && extra->client_context)
+        inv->client_context = strdup(extra->client_context);
+    if (extra && extra->cognito_identity)
+        inv->cognito_identity = strdup(extra->cognito_identity);
+    if (!inv->key || !inv->payload || (extra && extra->client_context && !inv->client_context) ||
+        (extra && extra->cognito_identity && !inv->cognito_identity)) {
         invocation_free(inv);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
     memcpy(inv->payload, payload, payload_len);
     inv->payload[payload_len] = '\0';
 
-    /* Warm path: a container whose runner connection is already closing cannot take the call;
-     * it is dropped and the next one tried. */
-    struct ef_container *c;
-    while ((c = ef_pool_take_idle(&ctl->pool, inv->key)) != NULL) {
-        int r = send_invoke(inv, c);
-        if (r == 0) {
-            *ret_inv = inv;
-            return 0;
-        }
-        if (r == -ENOMEM) {
-            ef_pool_release(c);
-            invocation_free(inv);
-            return ef_error_set(err, -ENOMEM, "out of memory");
-        }
-        ef_pool_discard(c, "its runner connection is closing");
-    }
-
-    inv->t_spawn_ns = uv_hrtime();
-    int r = ef_pool_spawn(ctl, fn, inv->key, on_spawned, inv, err);
+    inv->ticket.key = inv->key;
+    inv->ticket.run = on_ticket_run;
+    inv->ticket.rejected = on_ticket_rejected;
+    int r = ef_sched_admit(ctl->sched, &inv->ticket, fn->name, fn->has_reserved_concurrency,
+                           fn->reserved_concurrency, err);
+    if (r == 0)
+        r = place(inv, err);
     if (r < 0) {
+        bool throttled = ef_invoke_throttle_reason(r) != NULL;
+        ef_metrics_invocation(ctl->metrics, fn->name,
+                              throttled ? EF_OUTCOME_THROTTLED : EF_OUTCOME_SERVICE_ERROR, -1);
         invocation_free(inv);
         return r;
     }
-    *ret_inv = inv;
+    *ret_inv = inv; /* placed, or queued (r == 1) */
     return 0;
 }
 
 void ef_invoke_detach(struct ef_invocation *inv)
 {
+    /* Still waiting in a queue: nothing ran, so nothing needs finishing. */
+    if (inv->ticket.queued) {
+        ef_debug("invocation %s left its queue: its client went away", inv->request_id);
+        invocation_free(inv);
+        return;
+    }
     inv->done = NULL;
     inv->user = NULL;
 }

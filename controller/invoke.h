@@ -1,7 +1,12 @@
-/* Synchronous invocation: pick a warm container of the function (or start one), send the
+/* Synchronous invocation: admission by the scheduler (scheduler.h: reserved concurrency, the
+ * node's limit, per-function queues), then pick a warm container of the function (or start one,
+ * reclaiming idle containers of other functions when the node is out of capacity), send the
  * runner's `invoke`, enforce the function's timeout, and map what comes back onto Lambda's
  * outcomes. The container returns to the pool afterwards, or is destroyed when it timed out,
- * its runtime exited, or its runner went away. */
+ * its runtime exited, or its runner went away. An invocation that met a warm container whose
+ * runtime had already died (the runner answers "delivered": false) is moved once to a fresh
+ * container. Every invocation that reached the function leaves its entry in the function's log
+ * (function_logs.h). */
 #pragma once
 
 #include <stddef.h>
@@ -22,26 +27,54 @@ struct ef_invoke_outcome {
     enum ef_invoke_status status;
     const char *payload;
     size_t payload_len;
-    const char *log;    /* runtime output during the invocation (may be NULL) */
-    double duration_ms; /* from sending `invoke` to its answer */
-    double init_ms;     /* container start time on a cold start, else 0 */
+    const char *log;         /* runtime output during the invocation (may be NULL) */
+    double duration_ms;      /* from sending `invoke` to its answer */
+    double init_ms;          /* container start time on a cold start, else 0 */
+    long long max_memory_mb; /* the runtime's peak memory as the runner measured it; -1 unknown */
+    /* The invocation's entry in the function's log (START … REPORT), as appended to
+     * <data>/logs/<name>.log; NULL for service errors or when memory ran out. */
+    const char *framed_log;
     int http_status;
     const char *error_type;
+    const char *reason; /* 429's Reason (EF_REASON_* of scheduler.h); NULL otherwise */
     const char *message;
 };
 
 /* Receives the outcome; everything in it is valid during the call only. */
 typedef void (*ef_invoke_done_cb)(const struct ef_invoke_outcome *outcome, void *user);
 
+/* What an invocation may carry besides its event (all optional, NULL when absent). */
+struct ef_invoke_extra {
+    /* Lambda-Runtime-Client-Context: the JSON document of X-Amz-Client-Context, decoded from
+     * base64, as printable ASCII (see docs/rpc.md, `invoke`). */
+    const char *client_context;
+    const char *cognito_identity; /* Lambda-Runtime-Cognito-Identity, JSON */
+};
+
+/* As ef_invoke_start, with the extra fields of `extra` (may be NULL; copied). */
+int ef_invoke_start_ex(struct ef_controller *ctl, struct ef_function *fn, const char *request_id,
+                       const char *payload, size_t payload_len, const struct ef_invoke_extra *extra,
+                       ef_invoke_done_cb done, void *user, struct ef_invocation **ret_inv,
+                       ef_error *err);
+
 /* Starts invoking `fn` (consumed in every case) with `payload` (copied) under `request_id`.
  * Returns 0 and calls `done` later, exactly once unless detached; or a negative errno with `err`
- * set and `done` never called: -ENOTCONN or -ESHUTDOWN (503), another errno (500). */
+ * set and `done` never called: -EDQUOT or -EAGAIN (throttled at once: 429 with the Reason
+ * ef_invoke_throttle_reason() gives), -ENOTCONN or -ESHUTDOWN (503), another errno (500).
+ * An invocation that has to wait (its function's queue) completes later like any other, with a
+ * 429 outcome (`reason` set) if its wait ends without a slot. */
 int ef_invoke_start(struct ef_controller *ctl, struct ef_function *fn, const char *request_id,
                     const char *payload, size_t payload_len, ef_invoke_done_cb done, void *user,
                     struct ef_invocation **ret_inv, ef_error *err);
 
+/* The 429 Reason for an error code of ef_invoke_start (-EDQUOT:
+ * "ReservedFunctionConcurrentInvocationLimitExceeded", -EAGAIN:
+ * "ConcurrentInvocationLimitExceeded"); NULL for the codes that are no throttle. */
+const char *ef_invoke_throttle_reason(int code);
+
 /* The HTTP client went away: the invocation still runs to its end (the container then returns
- * to the pool), but `done` is no longer called. */
+ * to the pool), but `done` is no longer called. One still waiting in a queue is dropped at once
+ * (`inv` is freed). */
 void ef_invoke_detach(struct ef_invocation *inv);
 
 /* Returns the malloc'd ARN of a function, "arn:aws:lambda:us-east-1:000000000000:function:<name>".

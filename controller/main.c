@@ -12,6 +12,8 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "controller/controller.h"
+#include "controller/duration.h" /* async flags */
+#include "controller/function_logs.h"
 
 static const char usage_line[] = "easyfaas-controller [OPTIONS]";
 static const char description[] =
@@ -56,7 +58,27 @@ int main(int argc, char **argv)
     int64_t port = 8080;
     char *funclet_socket = NULL;
     uint64_t max_request_size = 6u * 1024 * 1024;
+    uint64_t max_code_request_size = EF_DEFAULT_MAX_CODE_REQUEST_SIZE;
+    char *auth_keys = NULL;
     char *log_level = "info";
+    uint64_t log_max_size = EF_FUNCTION_LOGS_DEFAULT_SIZE;
+    int64_t log_files = EF_FUNCTION_LOGS_DEFAULT_FILES;
+    /* async: Event invocations (docs/async.md). */
+    int64_t async_concurrency = EF_ASYNC_DEFAULT_CONCURRENCY;
+    int64_t async_max_retries = EF_ASYNC_DEFAULT_MAX_ATTEMPTS - 1;
+    char *async_retry_delay = "60s";
+    char *async_max_age = "6h";
+    char *async_ordering = "oldest-first";
+    char *async_retention = "24h";
+    char *async_dl_retention = "14d";
+    int64_t async_max_queued = EF_ASYNC_DEFAULT_MAX_QUEUED;
+    /* scheduler (docs/scheduler.md) */
+    int64_t queue_depth = EF_SCHED_DEFAULT_QUEUE_DEPTH;
+    char *queue_wait = "10s";
+    int64_t max_concurrency = EF_SCHED_DEFAULT_MAX_CONCURRENCY;
+    char *idle_timeout = "60s";
+    char *health_interval = "10s";
+    char *cooldown = "destroy";
 
     const struct ef_option opts[] = {
         {"data-dir", EF_OPT_STRING, &data_dir, "DIR",
@@ -68,10 +90,62 @@ int main(int argc, char **argv)
         {"funclet-socket", EF_OPT_STRING, &funclet_socket, "PATH",
          "funclet's JSON-RPC socket (default: <data-dir>/run/funclet.sock).", 0, 0},
         {"max-request-size", EF_OPT_SIZE, &max_request_size, "SIZE",
-         "Largest HTTP request body accepted (invocation payloads and base64 zips); larger "
-         "ones get 413 RequestTooLargeException.",
+         "Largest invocation payload accepted; larger ones get 413 RequestTooLargeException.", 0,
+         0},
+        {"max-code-request-size", EF_OPT_SIZE, &max_code_request_size, "SIZE",
+         "Largest management request body accepted (CreateFunction and UpdateFunctionCode carry "
+         "the zip in base64, 4/3 of its size).",
+         0, 0},
+        {"auth-keys", EF_OPT_STRING, &auth_keys, "FILE",
+         "Require AWS SigV4-signed requests, by the keys in FILE (lines 'ACCESS_KEY_ID SECRET', "
+         "mode 0600); without it signatures are not checked.",
          0, 0},
         {"log-level", EF_OPT_STRING, &log_level, "LEVEL", "One of debug, info, warn, error.", 0, 0},
+        {"log-max-size", EF_OPT_SIZE, &log_max_size, "SIZE",
+         "Size at which a function's log file (<data-dir>/logs/<name>.log) is rotated (4K to 1G).",
+         0, 0},
+        {"log-files", EF_OPT_INT, &log_files, "N",
+         "Log files kept per function, the current one included.", 1, EF_FUNCTION_LOGS_MAX_FILES},
+        /* async */
+        {"async-concurrency", EF_OPT_INT, &async_concurrency, "N",
+         "Event invocations delivered at once.", 1, EF_ASYNC_MAX_CONCURRENCY},
+        {"async-max-retries", EF_OPT_INT, &async_max_retries, "N",
+         "Retries of an Event invocation after a function error or timeout (0-2).", 0,
+         EF_ASYNC_DEFAULT_MAX_ATTEMPTS - 1},
+        {"async-retry-delay", EF_OPT_STRING, &async_retry_delay, "DURATION",
+         "Wait before the first retry after a function error; each further retry waits twice "
+         "as long (e.g. 1s, 60s).",
+         0, 0},
+        {"async-max-age", EF_OPT_STRING, &async_max_age, "DURATION",
+         "Events older than this are not attempted again but dead-lettered (1s to 6h).", 0, 0},
+        {"async-ordering", EF_OPT_STRING, &async_ordering, "ORDER",
+         "oldest-first: any due event, several of a function at once; per-function: one event "
+         "of a function at a time, in the order accepted.",
+         0, 0},
+        {"async-retention", EF_OPT_STRING, &async_retention, "DURATION",
+         "How long a succeeded event's status stays readable.", 0, 0},
+        {"async-dead-letter-retention", EF_OPT_STRING, &async_dl_retention, "DURATION",
+         "How long dead letters are kept.", 0, 0},
+        {"async-max-queued", EF_OPT_INT, &async_max_queued, "N",
+         "Unfinished Event invocations held at most; more get 429.", 1, 100000000},
+        /* scheduler */
+        {"queue-depth", EF_OPT_INT, &queue_depth, "N",
+         "Invocations of one function that may wait for a concurrency slot or a container "
+         "(0: throttle at once with 429).",
+         0, EF_SCHED_MAX_QUEUE_DEPTH},
+        {"queue-wait", EF_OPT_STRING, &queue_wait, "DURATION",
+         "Longest wait in a function's queue before 429 (e.g. 500ms, 10s).", 0, 0},
+        {"max-concurrency", EF_OPT_INT, &max_concurrency, "N",
+         "Invocations in flight on this node at most (Lambda's account limit); more wait.", 1,
+         EF_SCHED_MAX_CONCURRENCY},
+        {"idle-timeout", EF_OPT_STRING, &idle_timeout, "DURATION",
+         "Idle warm containers unused this long are cooled down (keep-alive).", 0, 0},
+        {"health-interval", EF_OPT_STRING, &health_interval, "DURATION",
+         "Time between health checks of idle runners and of funclet's container list.", 0, 0},
+        {"cooldown", EF_OPT_STRING, &cooldown, "HOW",
+         "destroy: cooled-down containers are destroyed; reset: funclet resets them into its "
+         "cold pool (needs a runner that can start a second runtime).",
+         0, 0},
         {0},
     };
 
@@ -97,6 +171,53 @@ int main(int argc, char **argv)
         fprintf(stderr, "easyfaas-controller: --max-request-size must be between 1 and 1G\n");
         return 2;
     }
+    if (max_code_request_size < max_request_size || max_code_request_size > (uint64_t)1 << 30) {
+        fprintf(stderr, "easyfaas-controller: --max-code-request-size must be between "
+                        "--max-request-size and 1G\n");
+        return 2;
+    }
+    /* async: durations and the ordering. */
+    struct ef_async_config async = {
+        .concurrency = (unsigned)async_concurrency,
+        .max_attempts = (unsigned)async_max_retries + 1,
+        .max_queued = (uint64_t)async_max_queued,
+    };
+    const struct {
+        const char *flag, *text;
+        uint64_t *target, min, max;
+    } durations[] = {
+        {"async-retry-delay", async_retry_delay, &async.retry_delay_ms, 1, 3600 * 1000},
+        {"async-max-age", async_max_age, &async.max_age_ms, 1000, EF_ASYNC_DEFAULT_MAX_AGE},
+        {"async-retention", async_retention, &async.retention_ms, 1000, 366 * 24 * 3600 * 1000ULL},
+        {"async-dead-letter-retention", async_dl_retention, &async.dead_letter_retention_ms, 1000,
+         366 * 24 * 3600 * 1000ULL},
+    };
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        ef_error_clear(&err);
+        if (ef_parse_duration_ms(durations[i].text, durations[i].target, &err) < 0 ||
+            *durations[i].target < durations[i].min || *durations[i].target > durations[i].max) {
+            fprintf(stderr, "easyfaas-controller: --%s: %s\n", durations[i].flag,
+                    err.code ? err.msg : "out of range (see --help)");
+            return 2;
+        }
+    }
+    if (strcmp(async_ordering, "oldest-first") == 0) {
+        async.ordering = EF_ASYNC_OLDEST_FIRST;
+    } else if (strcmp(async_ordering, "per-function") == 0) {
+        async.ordering = EF_ASYNC_PER_FUNCTION;
+    } else {
+        fprintf(stderr, "easyfaas-controller: --async-ordering must be oldest-first or "
+                        "per-function\n");
+        return 2;
+    }
+    /* scheduler: limits, durations and the cool-down. */
+    struct ef_sched_config sched;
+    ef_error_clear(&err);
+    if (ef_sched_config_parse(&sched, queue_depth, max_concurrency, queue_wait, idle_timeout,
+                              health_interval, cooldown, &err) < 0) {
+        fprintf(stderr, "easyfaas-controller: %s\n", err.msg);
+        return 2;
+    }
     ef_log_init("controller", level);
 
     cleanup_free char *default_socket = NULL;
@@ -118,6 +239,12 @@ int main(int argc, char **argv)
         .port = (int)port,
         .funclet_socket = funclet_socket,
         .max_request_size = (size_t)max_request_size,
+        .max_code_request_size = (size_t)max_code_request_size,
+        .auth_keys_path = auth_keys,
+        .log_max_size = log_max_size,
+        .log_files = (unsigned)log_files,
+        .async = async,
+        .sched = &sched, /* scheduler */
     };
     r = ef_controller_start(&ctl, &loop, &config, &err);
     if (r < 0) {

@@ -5,18 +5,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "controller/codestore.h"
 #include "controller/controller.h"
+#include "controller/housekeeping.h"
+#include "controller/metrics.h"
+#include "controller/scheduler.h"
 #include "controller/store.h"
 
 /* funclet answers container.create once the runner is accepting; creating namespaces, cgroups
  * and a rootfs takes milliseconds, so 10 s means something is wrong. */
 #define CREATE_TIMEOUT_MS  10000
 #define DESTROY_TIMEOUT_MS 5000
+/* A reset waits up to 5 s for the container's processes to die (docs/rpc.md). */
+#define RESET_TIMEOUT_MS 10000
 /* runtime.start answers once the bootstrap is spawned, not when it is ready. */
 #define START_TIMEOUT_MS 10000
 
@@ -25,6 +31,8 @@ struct spawn {
     struct ef_container *c;
     cJSON *start_params; /* runtime.start's params, sent once connected */
     char *function_name;
+    char *version;
+    int64_t memory_mb;
     char *key;
     ef_spawn_cb cb;
     void *user;
@@ -39,12 +47,14 @@ void ef_pool_init(struct ef_pool *pool)
 {
     pool->head = NULL;
     pool->count = 0;
+    pool->seq = 0;
 }
 
 char *ef_pool_function_key(const struct ef_function *fn)
 {
     char *key = NULL;
-    if (asprintf(&key, "%s\n%s\n%s", fn->name, fn->code_sha256_hex, fn->config_hash) < 0)
+    if (asprintf(&key, "%s\n%s\n%s\n%s", fn->name, ef_function_version(fn), fn->code_sha256_hex,
+                 fn->config_hash) < 0)
         return NULL;
     return key;
 }
@@ -74,6 +84,7 @@ static void container_free(struct ef_container *c)
     free(c->id);
     free(c->runner_socket);
     free(c->function_name);
+    free(c->version);
     free(c->key);
     free(c->exit_status);
     free(c);
@@ -89,12 +100,20 @@ static void container_maybe_free(struct ef_container *c)
 struct ef_container *ef_pool_take_idle(struct ef_pool *pool, const char *key)
 {
     for (struct ef_container *c = pool->head; c; c = c->next) {
-        if (c->state == EF_CONTAINER_IDLE && strcmp(c->key, key) == 0) {
+        if (c->state == EF_CONTAINER_IDLE && !c->runtime_exited && strcmp(c->key, key) == 0) {
             c->state = EF_CONTAINER_BUSY;
             return c;
         }
     }
     return NULL;
+}
+
+bool ef_pool_has_idle(const struct ef_pool *pool, const char *key)
+{
+    for (const struct ef_container *c = pool->head; c; c = c->next)
+        if (c->state == EF_CONTAINER_IDLE && !c->runtime_exited && strcmp(c->key, key) == 0)
+            return true;
+    return false;
 }
 
 struct ef_container *ef_pool_find(struct ef_pool *pool, const char *id)
@@ -112,8 +131,11 @@ void ef_pool_release(struct ef_container *c)
     struct ef_pool *pool = &c->ctl->pool;
     c->state = EF_CONTAINER_IDLE;
     c->last_used_ms = ef_now_epoch_ms();
+    c->idle_since = ef_now_monotonic_ms();
     list_unlink(pool, c);
     list_push_front(pool, c);
+    /* An invocation waiting for capacity may take it, or reclaim it for another function. */
+    ef_sched_capacity_changed(c->ctl->sched);
 }
 
 static void on_destroyed(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_error *error,
@@ -122,13 +144,17 @@ static void on_destroyed(ef_rpc_conn *conn, const cJSON *result, const struct ef
     (void)conn;
     (void)result;
     struct destroy_req *d = user;
-    if (!error)
-        ef_info("container %s destroyed", d->id);
-    else if (error->code == EF_RPC_ERR_NOT_FOUND)
-        ef_info("container %s was already gone", d->id);
-    else
-        ef_warn("cannot destroy container %s: %s", d->id, error->message);
     struct ef_controller *ctl = d->ctl;
+    if (!error) {
+        ef_info("container %s destroyed", d->id);
+    } else if (error->code == EF_RPC_ERR_NOT_FOUND) {
+        ef_info("container %s was already gone", d->id);
+    } else {
+        ef_warn("cannot destroy container %s: %s", d->id, error->message);
+        ef_metrics_funclet_error(ctl->metrics, "container.destroy");
+    }
+    /* Its memory is free now: an invocation waiting for capacity may start. */
+    ef_sched_capacity_changed(ctl->sched);
     ctl->pending_destroys--;
     free(d);
     ef_controller_check_stopped(ctl);
@@ -158,20 +184,140 @@ static void send_destroy(struct ef_controller *ctl, const char *id)
     ctl->pending_destroys++;
 }
 
-void ef_pool_discard(struct ef_container *c, const char *why)
+/* Takes a container out of the pool and closes its runner connection (whose on_close frees it). */
+static void pool_remove(struct ef_container *c)
 {
-    if (!c->in_pool)
-        return;
     struct ef_pool *pool = &c->ctl->pool;
     list_unlink(pool, c);
     pool->count--;
     c->in_pool = false;
-    ef_info("discarding container %s of function %s: %s", c->id, c->function_name, why);
-    send_destroy(c->ctl, c->id);
     if (c->conn)
         ef_rpc_conn_close(c->conn); /* its on_close frees the container */
     else
         container_maybe_free(c);
+}
+
+void ef_pool_discard(struct ef_container *c, const char *why)
+{
+    if (!c->in_pool)
+        return;
+    ef_info("discarding container %s of function %s: %s", c->id, c->function_name, why);
+    send_destroy(c->ctl, c->id);
+    pool_remove(c);
+}
+
+void ef_pool_discard_dead(struct ef_container *c, const char *why)
+{
+    if (!c->in_pool)
+        return;
+    struct ef_controller *ctl = c->ctl;
+    bool idle = c->state == EF_CONTAINER_IDLE;
+    bool unused = c->reborn && c->invocations == 0;
+    /* Copies: discarding may free the container. */
+    cleanup_free char *name = idle ? strdup(c->function_name) : NULL;
+    cleanup_free char *version = idle ? strdup(c->version) : NULL;
+    cleanup_free char *key = idle ? strdup(c->key) : NULL;
+    ef_metrics_container_retired(ctl->metrics, EF_RETIRE_UNHEALTHY);
+    ef_pool_discard(c, why);
+    /* After the destroy, so that funclet has its memory back for the replacement. */
+    if (name && version && key)
+        ef_housekeeping_reborn(ctl->housekeeping, name, version, key, unused);
+}
+
+void ef_pool_destroy_unknown(struct ef_controller *ctl, const char *id)
+{
+    send_destroy(ctl, id);
+}
+
+struct reset_req {
+    struct ef_controller *ctl;
+    char id[];
+};
+
+static void on_reset(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_error *error,
+                     void *user)
+{
+    (void)conn;
+    struct reset_req *rq = user;
+    struct ef_controller *ctl = rq->ctl;
+    if (!error) {
+        const cJSON *st = cJSON_GetObjectItemCaseSensitive(result, "state");
+        ef_info("container %s cooled down: %s", rq->id,
+                cJSON_IsString(st) && strcmp(st->valuestring, "destroyed") == 0
+                    ? "destroyed, funclet's pool being full"
+                    : "back in funclet's cold pool");
+    } else {
+        ef_warn("cannot reset container %s (%s); destroying it", rq->id, error->message);
+        ef_metrics_funclet_error(ctl->metrics, "container.reset");
+        if (error->code != EF_RPC_ERR_NOT_FOUND && error->code != EF_RPC_ERR_CLOSED)
+            send_destroy(ctl, rq->id);
+    }
+    ctl->pending_destroys--;
+    free(rq);
+    ef_sched_capacity_changed(ctl->sched);
+    ef_controller_check_stopped(ctl);
+}
+
+/* Asks funclet to reset a container into its cold pool; destroys it when that cannot be sent. */
+static void send_reset(struct ef_controller *ctl, const char *id)
+{
+    size_t len = strlen(id);
+    struct reset_req *rq = malloc(sizeof(*rq) + len + 1);
+    cJSON *params = cJSON_CreateObject();
+    if (!rq || !params || !cJSON_AddStringToObject(params, "id", id) ||
+        !cJSON_AddBoolToObject(params, "release", true)) {
+        free(rq);
+        cJSON_Delete(params);
+        send_destroy(ctl, id);
+        return;
+    }
+    rq->ctl = ctl;
+    memcpy(rq->id, id, len + 1);
+    if (ef_funclet_call(ctl->funclet, "container.reset", params, RESET_TIMEOUT_MS, on_reset, rq) <
+        0) {
+        ef_warn("cannot cool container %s down now: funclet is not connected", id);
+        free(rq);
+        return;
+    }
+    ctl->pending_destroys++; /* a stop waits for it like for a destroy */
+}
+
+void ef_pool_retire(struct ef_container *c, const char *why, bool reset)
+{
+    if (!c->in_pool)
+        return;
+    ef_info("retiring container %s of function %s: %s", c->id, c->function_name, why);
+    /* The runner's connection closes first: the container is funclet's again, and whoever
+     * warms it next connects anew. */
+    if (reset)
+        send_reset(c->ctl, c->id);
+    else
+        send_destroy(c->ctl, c->id);
+    pool_remove(c);
+}
+
+unsigned ef_pool_reclaim(struct ef_pool *pool, const char *key, int64_t need_mb)
+{
+    unsigned n = 0;
+    int64_t freed = 0;
+    while (n == 0 || freed < need_mb) {
+        /* The least recently used idle container of another identity. */
+        struct ef_container *lru = NULL;
+        for (struct ef_container *c = pool->head; c; c = c->next)
+            if (c->state == EF_CONTAINER_IDLE && strcmp(c->key, key) != 0 &&
+                (!lru || c->idle_since <= lru->idle_since))
+                lru = c;
+        if (!lru)
+            break;
+        char why[200];
+        snprintf(why, sizeof(why), "the node is out of capacity and its %lld MB are needed",
+                 (long long)lru->memory_mb);
+        freed += lru->memory_mb;
+        n++;
+        ef_metrics_container_retired(lru->ctl->metrics, EF_RETIRE_RECLAIM);
+        ef_pool_discard(lru, why);
+    }
+    return n;
 }
 
 void ef_pool_discard_all(struct ef_pool *pool)
@@ -191,21 +337,40 @@ void ef_pool_container_exited(struct ef_pool *pool, const char *id, const char *
     c->exit_status = strdup(status);
     char why[160];
     snprintf(why, sizeof(why), "its runner exited (%s)", status);
-    ef_pool_discard(c, why);
+    ef_pool_discard_dead(c, why);
+}
+
+static void format_iso(uint64_t epoch_ms, char *buf, size_t len)
+{
+    time_t secs = (time_t)(epoch_ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(buf, len, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, len - n, ".%03uZ", (unsigned)(epoch_ms % 1000));
 }
 
 cJSON *ef_pool_to_json(const struct ef_pool *pool)
 {
     static const char *const names[] = {"starting", "idle", "busy"};
+    uint64_t now = ef_now_monotonic_ms();
     cJSON *arr = cJSON_CreateArray();
     if (!arr)
         return NULL;
     for (const struct ef_container *c = pool->head; c; c = c->next) {
+        char when[40];
+        format_iso(c->last_used_ms, when, sizeof(when));
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddStringToObject(o, "id", c->id) ||
             !cJSON_AddStringToObject(o, "state", names[c->state]) ||
             !cJSON_AddStringToObject(o, "function", c->function_name) ||
-            !cJSON_AddNumberToObject(o, "last_used_ms", (double)c->last_used_ms)) {
+            !cJSON_AddStringToObject(o, "version", c->version) ||
+            !cJSON_AddNumberToObject(o, "memory_mb", (double)c->memory_mb) ||
+            !cJSON_AddNumberToObject(o, "invocations", c->invocations) ||
+            !cJSON_AddNumberToObject(o, "last_used_ms", (double)c->last_used_ms) ||
+            !cJSON_AddStringToObject(o, "last_used", when) ||
+            (c->state == EF_CONTAINER_IDLE &&
+             !cJSON_AddNumberToObject(o, "idle_ms",
+                                      (double)(now > c->idle_since ? now - c->idle_since : 0)))) {
             cJSON_Delete(o);
             cJSON_Delete(arr);
             return NULL;
@@ -227,19 +392,50 @@ static void on_runner_request(ef_rpc_conn *conn, ef_rpc_request *req, const char
                        method);
 }
 
+/* runtime.exited: the runtime of this container is gone (it crashed, or exited after an
+ * unhandled error). An idle container is discarded at once, so the next invocation does not meet
+ * a dead runtime; a busy one is discarded when its invocation's answer arrives. */
+static void on_runner_notification(ef_rpc_conn *conn, const char *method, const cJSON *params,
+                                   void *user)
+{
+    (void)conn;
+    struct ef_container *c = user;
+    if (strcmp(method, "runtime.exited") != 0) {
+        ef_debug("container %s sent an unknown notification '%s'", c->id, method);
+        return;
+    }
+    const cJSON *st = cJSON_GetObjectItemCaseSensitive(params, "status");
+    const char *how = cJSON_IsString(st) ? st->valuestring : "unknown";
+    c->runtime_exited = true;
+    if (!c->exit_status)
+        c->exit_status = strdup(how);
+    /* Not replaced: a runtime that ends on its own (e.g. after an unhandled error) would only
+     * make a replacement cold-start for nothing; the next invocation starts one if needed. */
+    if (c->state == EF_CONTAINER_IDLE) {
+        char why[160];
+        snprintf(why, sizeof(why), "its runtime exited (%s)", how);
+        ef_pool_discard(c, why);
+    }
+}
+
 static void on_runner_close(ef_rpc_conn *conn, void *user)
 {
     (void)conn;
     struct ef_container *c = user;
     c->conn = NULL;
-    if (c->in_pool)
-        ef_pool_discard(c, "its runner connection closed"); /* frees it, conn being gone */
+    /* Both discards free it, the connection being gone. An idle container that loses its runner
+     * unasked has died, and is replaced; a busy one's invocation reports the exit. */
+    if (c->in_pool && c->state == EF_CONTAINER_IDLE)
+        ef_pool_discard_dead(c, "its runner connection closed");
+    else if (c->in_pool)
+        ef_pool_discard(c, "its runner connection closed");
     else
         container_maybe_free(c);
 }
 
 static const struct ef_rpc_handlers runner_handlers = {
     .on_request = on_runner_request,
+    .on_notification = on_runner_notification,
     .on_close = on_runner_close,
 };
 
@@ -249,6 +445,7 @@ static void spawn_free(struct spawn *sp)
 {
     cJSON_Delete(sp->start_params);
     free(sp->function_name);
+    free(sp->version);
     free(sp->key);
     free(sp);
 }
@@ -304,6 +501,13 @@ static void on_runtime_started(ef_rpc_conn *conn, const cJSON *result,
     struct spawn *sp = user;
     if (spawn_abandoned(sp))
         return;
+    if (error && error->code == EF_RPC_ERR_BUSY) {
+        spawn_fail(sp, -EAGAIN,
+                   "the runner of container %s has started a runtime before and cannot start "
+                   "another: %s",
+                   sp->c->id, error->message);
+        return;
+    }
     if (error) {
         spawn_fail(sp, -EIO, "runtime.start failed in container %s: %s", sp->c->id, error->message);
         return;
@@ -344,6 +548,7 @@ static void on_created(ef_rpc_conn *conn, const cJSON *result, const struct ef_r
     struct spawn *sp = user;
     struct ef_controller *ctl = sp->ctl;
     if (error) {
+        ef_metrics_funclet_error(ctl->metrics, "container.create");
         if (error->code == EF_RPC_ERR_NO_CAPACITY)
             spawn_fail(sp, -ENOSPC, "Rate Exceeded. No capacity for another container: %s",
                        error->message);
@@ -372,9 +577,13 @@ static void on_created(ef_rpc_conn *conn, const cJSON *result, const struct ef_r
     }
     c->ctl = ctl;
     c->function_name = steal_pointer(&sp->function_name);
+    c->version = steal_pointer(&sp->version);
     c->key = steal_pointer(&sp->key);
+    c->memory_mb = sp->memory_mb;
     c->state = EF_CONTAINER_STARTING;
     c->last_used_ms = ef_now_epoch_ms();
+    c->idle_since = ef_now_monotonic_ms();
+    c->seq = ++ctl->pool.seq;
     c->in_pool = true;
     c->spawn = sp;
     list_push_front(&ctl->pool, c);
@@ -406,7 +615,7 @@ static cJSON *runtime_start_params(const struct ef_function *fn)
     }
     cJSON_AddItemToObject(p, "environment", env);
     if (!cJSON_AddStringToObject(p, "function_name", fn->name) ||
-        !cJSON_AddStringToObject(p, "function_version", "$LATEST") ||
+        !cJSON_AddStringToObject(p, "function_version", ef_function_version(fn)) ||
         !cJSON_AddStringToObject(p, "handler", fn->handler) ||
         !cJSON_AddStringToObject(p, "runtime", fn->runtime) ||
         !cJSON_AddNumberToObject(p, "memory_mb", (double)fn->memory_mb) ||
@@ -422,8 +631,9 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
         return ef_error_set(err, -ESHUTDOWN, "the controller is stopping");
     if (!ef_funclet_connected(ctl->funclet))
         return ef_error_set(err, -ENOTCONN,
-                            "funclet is not available, so no container can be started; retry "
-                            "once it is running");
+                            "funclet is not reachable at %s; retrying every second. No container "
+                            "can be started until it is back: retry the invocation shortly",
+                            ef_funclet_path(ctl->funclet));
 
     int r = ef_codestore_ensure_extracted(ctl->code_root, fn->code_sha256_hex,
                                           &ef_zip_default_limits, err);
@@ -432,15 +642,23 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
     cleanup_free char *code_dir = ef_codestore_extracted_path(ctl->code_root, fn->code_sha256_hex);
     cleanup_cjson cJSON *params = cJSON_CreateObject();
     struct spawn *sp = calloc(1, sizeof(*sp));
+    /* funclet warms one of its cold spares up with the code (container.create with a code_dir
+     * is container.acquire) and records whose it is, shown by container.list. */
+    cJSON *identity = params ? cJSON_AddObjectToObject(params, "identity") : NULL;
     if (!code_dir || !params || !sp || !cJSON_AddStringToObject(params, "code_dir", code_dir) ||
-        !cJSON_AddNumberToObject(params, "memory_mb", (double)fn->memory_mb) ||
+        !cJSON_AddNumberToObject(params, "memory_mb", (double)fn->memory_mb) || !identity ||
+        !cJSON_AddStringToObject(identity, "name", fn->name) ||
+        !cJSON_AddStringToObject(identity, "version", ef_function_version(fn)) ||
+        !cJSON_AddStringToObject(identity, "code_sha256", fn->code_sha256_hex) ||
+        !cJSON_AddStringToObject(identity, "config_hash", fn->config_hash) ||
         !(sp->start_params = runtime_start_params(fn)) || !(sp->function_name = strdup(fn->name)) ||
-        !(sp->key = strdup(key))) {
+        !(sp->version = strdup(ef_function_version(fn))) || !(sp->key = strdup(key))) {
         if (sp)
             spawn_free(sp);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
     sp->ctl = ctl;
+    sp->memory_mb = fn->memory_mb;
     sp->cb = cb;
     sp->user = user;
     r = ef_funclet_call(ctl->funclet, "container.create", steal_pointer(&params), CREATE_TIMEOUT_MS,

@@ -1,9 +1,9 @@
 /* The warm-container pool: every container this controller created through funclet, and their
  * lifecycle (create → connect to the runner → runtime.start → busy ⇄ idle → destroy).
  *
- * A container serves exactly one function identity (its `key`: name, code sha256 and config
- * hash) and one invocation at a time. Idle containers are kept most recently used first, so the
- * warmest one is reused. A container struct is freed only once it has left the pool and its
+ * A container serves exactly one function identity (its `key`: name, version, code sha256 and
+ * config hash) and one invocation at a time. Idle containers are kept most recently used first,
+ * so the warmest one is reused. A container struct is freed only once it has left the pool and its
  * runner connection has closed (in that connection's on_close), so callbacks still holding it
  * stay safe. */
 #pragma once
@@ -30,39 +30,51 @@ struct ef_container {
     char *id;            /* funclet's container id */
     char *runner_socket; /* the runner's JSON-RPC socket */
     char *function_name;
+    char *version;     /* the function version it runs ("$LATEST", "1", ...) */
     char *key;         /* function identity, see ef_pool_function_key() */
     ef_rpc_conn *conn; /* to the runner; NULL until connected and after it closed */
     enum ef_container_state state;
+    int64_t memory_mb;     /* the memory funclet holds for it */
     uint64_t last_used_ms; /* wall clock, epoch ms */
+    uint64_t idle_since;   /* monotonic ms: when it last became idle (or was created) */
+    uint64_t seq;          /* order of arrival in the pool (see ef_pool.seq) */
+    unsigned invocations;  /* invocations it has served */
     char *exit_status;     /* set when funclet reported the runner's exit ("exit status 1") */
-    void *spawn;           /* the spawn in progress while STARTING */
+    /* The runner reported (runtime.exited) that the runtime is gone: never handed out again. */
+    bool runtime_exited;
+    void *spawn; /* the spawn in progress while STARTING */
     bool in_pool;
-    bool connecting; /* an ef_rpc_connect() to the runner has not called back yet */
+    bool connecting;     /* an ef_rpc_connect() to the runner has not called back yet */
+    bool ping_in_flight; /* a health check of the runner has not been answered yet */
+    bool reborn;         /* started to replace an idle container that died (housekeeping.h) */
 };
 
 struct ef_pool {
     struct ef_container *head;
     unsigned count;
+    /* Arrivals counted: a container whose seq is above that of a container.list request arrived
+     * after the request was sent, so its absence from the answer means nothing. */
+    uint64_t seq;
 };
 
-/* Called once a spawn ends: with the started container (state BUSY, reserved for the caller)
- * and err NULL, or with c NULL and err saying why. err->code is -ENOTCONN (funclet unavailable),
- * -ESHUTDOWN (controller stopping), -ENOSPC (funclet's container limit), or another negative
- * errno (a failure to create or start the container). */
 typedef void (*ef_spawn_cb)(struct ef_container *c, const ef_error *err, void *user);
 
 /* Initialises an empty pool. */
 void ef_pool_init(struct ef_pool *pool);
 
-/* Returns the malloc'd identity key of a function: "<name>\n<code sha256>\n<config hash>". */
+/* Returns the malloc'd identity key of a function version:
+ * "<name>\n<version>\n<code sha256>\n<config hash>". */
 char *ef_pool_function_key(const struct ef_function *fn);
 
-/* Takes the most recently used idle container with `key`, marks it BUSY and returns it; NULL
- * when there is none. */
+/* Takes the most recently used idle container with `key` whose runtime has not exited, marks it
+ * BUSY and returns it; NULL when there is none. */
 struct ef_container *ef_pool_take_idle(struct ef_pool *pool, const char *key);
 
 /* Finds a container by funclet id (any state); NULL when it is not in the pool. */
 struct ef_container *ef_pool_find(struct ef_pool *pool, const char *id);
+
+/* Whether an idle container with `key` whose runtime has not exited is in the pool. */
+bool ef_pool_has_idle(const struct ef_pool *pool, const char *key);
 
 /* Returns a BUSY container to the pool as the most recently used idle one. */
 void ef_pool_release(struct ef_container *c);
@@ -70,6 +82,25 @@ void ef_pool_release(struct ef_container *c);
 /* Removes a container from the pool for good: asks funclet to destroy it (once) and closes the
  * runner connection. `why` is logged. Calling it again is harmless. */
 void ef_pool_discard(struct ef_container *c, const char *why);
+
+/* Discards a container found dead (its runner or runtime ended, or it failed a health check),
+ * counting it as unhealthy; an idle one is replaced by a new warm container of the same
+ * identity (ef_housekeeping_reborn). */
+void ef_pool_discard_dead(struct ef_container *c, const char *why);
+
+/* Asks funclet to destroy a container the pool does not hold (found by a re-sync). */
+void ef_pool_destroy_unknown(struct ef_controller *ctl, const char *id);
+
+/* Gives an idle container up (idle cool-down): with `reset`, funclet's container.reset with
+ * "release" puts it back into funclet's cold pool (destroyed when that fails); otherwise it is
+ * destroyed. Like ef_pool_discard() for the pool. */
+void ef_pool_retire(struct ef_container *c, const char *why, bool reset);
+
+/* Frees capacity for a container of `key` needing `need_mb`: gives up the least recently used
+ * idle containers of other identities (other functions, or stale versions of this one) until
+ * their memory adds up to `need_mb` (at least one). Returns how many were given up; funclet
+ * handles their destroys before any request sent after this call. */
+unsigned ef_pool_reclaim(struct ef_pool *pool, const char *key, int64_t need_mb);
 
 /* Discards every container (shutdown). */
 void ef_pool_discard_all(struct ef_pool *pool);
@@ -79,9 +110,12 @@ void ef_pool_discard_all(struct ef_pool *pool);
 void ef_pool_container_exited(struct ef_pool *pool, const char *id, const char *status);
 
 /* Creates and starts a new container for `fn`. Returns 0 and calls `cb` later, or a negative
- * errno (codes as for ef_spawn_cb) with `err` set and `cb` never called. */
+ * errno (codes as for ef_spawn_cb) with `err` set and `cb` never called. A container whose
+ * runner refuses runtime.start as already started (one recycled through funclet's pool by a
+ * runner that cannot start a second runtime) fails with -EAGAIN: a new spawn may succeed. */
 int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const char *key,
                   ef_spawn_cb cb, void *user, ef_error *err);
 
-/* The pool as a JSON array of {id, state, function, last_used_ms}. NULL on allocation failure. */
+/* The pool as a JSON array of {id, state, function, version, memory_mb, invocations,
+ * last_used_ms, last_used (ISO 8601), idle_ms (idle ones)}. NULL on allocation failure. */
 cJSON *ef_pool_to_json(const struct ef_pool *pool);

@@ -9,7 +9,5 @@ ef_add_unit_test(test_controller_api
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_api.c
           ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_harness.c
   LIBS efcontroller)
-ef_add_unit_test(test_controller_invoke
-  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_invoke.c
-          ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_harness.c
-  LIBS efcontroller)
+# Invocation through the scheduler runs against a real funclet and runners in
+# tests/integration/scheduler_*.sh (tests/scheduler.cmake), end_to_end.sh and runtime_*.sh.

@@ -12,7 +12,7 @@ build_pkgs=(
 )
 test_pkgs=(
   libcmocka-dev clang-format zip unzip procps iproute2 valgrind
-  awscli python3-boto3
+  awscli python3-boto3 prometheus
   podman runc catatonit containernetworking-plugins iptables docker-compose debootstrap python3-yaml
 )
 

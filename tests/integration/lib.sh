@@ -27,14 +27,17 @@ free_port() {
 }
 
 # pod_start: sets EF_DATA, EF_PORT, EF_BASE, EF_CGROUP_PARENT, FUNCLET_PID, CONTROLLER_PID.
+# EF_CONTROLLER_ARGS (optional) holds extra controller flags, e.g. "--auth-keys FILE";
+# EF_FUNCLET_ARGS (optional) extra funclet flags, e.g. "--max-containers 1".
 pod_start() {
   EF_DATA=$(mktemp -d /tmp/ef-test.XXXXXX)
   EF_PORT=$(free_port)
   EF_BASE="http://127.0.0.1:$EF_PORT"
   EF_CGROUP_PARENT="ef-test-$$"
   "$EF_BUILD_DIR/easyfaas-runner" prepare --dest "$EF_DATA/runtime" >/dev/null
+  # shellcheck disable=SC2086 # word splitting of EF_FUNCLET_ARGS is intended
   "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$EF_DATA" --cgroup-parent "$EF_CGROUP_PARENT" \
-    2>"$EF_DATA/funclet.log" &
+    ${EF_FUNCLET_ARGS:-} 2>"$EF_DATA/funclet.log" &
   FUNCLET_PID=$!
   for _ in $(seq 200); do
     [ -S "$EF_DATA/run/funclet.sock" ] && break
@@ -42,8 +45,9 @@ pod_start() {
     sleep 0.05
   done
   [ -S "$EF_DATA/run/funclet.sock" ] || fail "funclet socket did not appear"
+  # shellcheck disable=SC2086 # word splitting of EF_CONTROLLER_ARGS is intended
   "$EF_BUILD_DIR/easyfaas-controller" --data-dir "$EF_DATA" --port "$EF_PORT" \
-    2>"$EF_DATA/controller.log" &
+    ${EF_CONTROLLER_ARGS:-} 2>"$EF_DATA/controller.log" &
   CONTROLLER_PID=$!
   for _ in $(seq 200); do
     curl -fsS "$EF_BASE/healthz" 2>/dev/null | grep -q '"connected"' && break

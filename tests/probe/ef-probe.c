@@ -8,8 +8,8 @@
  *
  * A failing system call is reported by its errno name ("EPERM"), so the test can assert exact
  * outcomes. Subcommands: status, ps, mount, umount PATH, ptrace PID, unshare, clone-ns, clone3,
- * setns, keyctl, bpf, personality, forkbomb, memhog MB, write FILE [MB], ls DIR, cat FILE,
- * connect-unix PATH, find-socket, ifaces, rlimits, exec PROGRAM [ARGS...]. */
+ * setns, keyctl, bpf, personality, forkbomb, memhog MB, write FILE [MB], touch FILE [MB], ls DIR,
+ * cat FILE, connect-unix PATH, find-socket, ifaces, rlimits, exec PROGRAM [ARGS...]. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -151,6 +151,22 @@ static int cmd_write(const char *path, long mb)
     close(fd);
     unlink(path);
     return outcome("write", 0);
+}
+
+/* Creates FILE (with MB megabytes when given) and leaves it there: write removes its file, this
+ * one is for what must not survive a reset. */
+static int cmd_touch(const char *path, long mb)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return outcome("open", -1);
+    static char buf[1 << 20];
+    memset(buf, 'x', sizeof(buf));
+    ssize_t n = 0;
+    for (long i = 0; i < (mb > 0 ? mb : 1) && n >= 0; i++)
+        n = write(fd, buf, mb > 0 ? sizeof(buf) : 2);
+    close(fd);
+    return outcome("touch", n > 0 ? 0 : -1);
 }
 
 static int cmd_ls(const char *path)
@@ -347,6 +363,8 @@ static int run(int argc, char **argv)
         return cmd_memhog(atol(a1));
     if (!strcmp(c, "write"))
         return cmd_write(a1, argc > 2 ? atol(argv[2]) : 0);
+    if (!strcmp(c, "touch"))
+        return cmd_touch(a1, argc > 2 ? atol(argv[2]) : 0);
     if (!strcmp(c, "ls"))
         return cmd_ls(a1);
     if (!strcmp(c, "cat"))

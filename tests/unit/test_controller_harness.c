@@ -75,6 +75,8 @@ void harness_start(struct harness *h, size_t max_request_size, void (*on_loop)(s
         .port = 0,
         .funclet_socket = h->funclet_socket,
         .max_request_size = max_request_size ? max_request_size : 6u * 1024 * 1024,
+        .max_code_request_size = h->max_code_request_size,
+        .auth_keys_path = h->auth_keys_path,
     };
     ef_error err = {0};
     if (ef_controller_start(&h->ctl, &h->loop, &config, &err) < 0)

@@ -25,6 +25,9 @@ struct harness {
     char dir[64];
     char funclet_socket[128];
     int port;
+    /* Optional controller settings (zero: the defaults). */
+    const char *auth_keys_path;
+    size_t max_code_request_size;
 };
 
 /* Creates a data dir (unless h->dir is already set, to restart on the same one), starts the

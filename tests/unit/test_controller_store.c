@@ -1,6 +1,7 @@
 /* Function store tests: SQLite on disk in a temporary directory. */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -239,6 +240,273 @@ static void test_config_hash(void **state)
     free(a.config_hash);
 }
 
+static int count_code(const char *hex, void *user)
+{
+    (void)hex;
+    (*(int *)user)++;
+    return 0;
+}
+
+static void test_versions(void **state)
+{
+    (void)state;
+    ef_store *s = NULL;
+    ef_error err = {0};
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    struct ef_function fn = sample("v");
+    assert_int_equal(ef_store_insert_function(s, &fn, &err), 0);
+
+    /* The first publish snapshots $LATEST as version 1, with its own description and time. */
+    struct ef_function *v = NULL;
+    bool created = false;
+    assert_int_equal(ef_store_publish_version(s, "v", "first", NULL, "2026-11-27T07:00:00.000+0000",
+                                              &v, &created, &err),
+                     0);
+    assert_true(created);
+    assert_string_equal(v->version, "1");
+    assert_string_equal(v->description, "first");
+    assert_string_equal(v->last_modified, "2026-11-27T07:00:00.000+0000");
+    assert_string_equal(v->code_sha256_hex, fn.code_sha256_hex);
+    assert_int_equal(v->memory_mb, 256);
+    ef_function_free(v);
+
+    /* Nothing changed: Lambda hands back the newest version instead of a new one. */
+    assert_int_equal(ef_store_publish_version(s, "v", NULL, NULL, "x", &v, &created, &err), 0);
+    assert_false(created);
+    assert_string_equal(v->version, "1");
+    ef_function_free(v);
+
+    /* Change $LATEST; version 1 keeps what it had. */
+    struct ef_function changed = sample("v");
+    changed.memory_mb = 512;
+    changed.config_hash = "other";
+    changed.code_sha256_hex = "2b55714191d1069e5bd9f72d5fe3fec86ed668be2572bb6854210416f3f84679";
+    assert_int_equal(ef_store_update_function(s, &changed, &err), 0);
+    struct ef_function *got = NULL;
+    assert_int_equal(ef_store_get_function_version(s, "v", "1", &got, &err), 0);
+    assert_int_equal(got->memory_mb, 256);
+    assert_string_equal(got->version, "1");
+    ef_function_free(got);
+    assert_int_equal(ef_store_get_function_version(s, "v", "$LATEST", &got, &err), 0);
+    assert_int_equal(got->memory_mb, 512);
+    assert_string_equal(got->version, "$LATEST");
+    ef_function_free(got);
+    assert_int_equal(ef_store_get_function_version(s, "v", NULL, &got, &err), 0);
+    ef_function_free(got);
+
+    /* A CodeSha256 that is not $LATEST's is a failed precondition. */
+    assert_int_equal(
+        ef_store_publish_version(s, "v", NULL, fn.code_sha256_hex, "x", &v, NULL, &err), -ESTALE);
+    assert_int_equal(
+        ef_store_publish_version(s, "v", NULL, changed.code_sha256_hex, "x", &v, NULL, &err), 0);
+    assert_string_equal(v->version, "2");
+    assert_string_equal(v->description, "a test function"); /* $LATEST's */
+    ef_function_free(v);
+
+    /* Deleted numbers are never reused. */
+    assert_int_equal(ef_store_delete_version(s, "v", 2, &err), 0);
+    assert_int_equal(ef_store_delete_version(s, "v", 2, &err), -ENOENT);
+    assert_int_equal(ef_store_get_function_version(s, "v", "2", &got, &err), -ENOENT);
+    assert_int_equal(ef_store_publish_version(s, "v", NULL, NULL, "x", &v, &created, &err), 0);
+    assert_true(created);
+    assert_string_equal(v->version, "3");
+    ef_function_free(v);
+
+    /* Unknown versions, aliases and functions. */
+    assert_int_equal(ef_store_get_function_version(s, "v", "7", &got, &err), -ENOENT);
+    assert_int_equal(ef_store_get_function_version(s, "v", "prod", &got, &err), -ENOENT);
+    assert_int_equal(ef_store_get_function_version(s, "v", "0", &got, &err), -ENOENT);
+    assert_int_equal(ef_store_get_function_version(s, "nope", "1", &got, &err), -ENOENT);
+    assert_int_equal(ef_store_publish_version(s, "nope", NULL, NULL, "x", &v, NULL, &err), -ENOENT);
+    assert_int_equal(ef_store_update_function(s,
+                                              &(struct ef_function){.name = "nope",
+                                                                    .runtime = "r",
+                                                                    .handler = "h",
+                                                                    .environment = "{}",
+                                                                    .description = "",
+                                                                    .code_sha256_hex = "x",
+                                                                    .last_modified = "x",
+                                                                    .config_hash = "x"},
+                                              &err),
+                     -ENOENT);
+
+    /* Every code a version or $LATEST uses is reported once. */
+    int codes = 0;
+    assert_int_equal(ef_store_for_each_code(s, count_code, &codes, &err), 0);
+    assert_int_equal(codes, 2);
+
+    /* Deleting the function takes its versions along; a new function of that name starts at 1. */
+    assert_int_equal(ef_store_delete_function(s, "v", &err), 0);
+    assert_int_equal(ef_store_delete_function(s, "v", &err), -ENOENT);
+    assert_int_equal(ef_store_get_function_version(s, "v", "1", &got, &err), -ENOENT);
+    codes = 0;
+    assert_int_equal(ef_store_for_each_code(s, count_code, &codes, &err), 0);
+    assert_int_equal(codes, 0);
+    assert_int_equal(ef_store_insert_function(s, &fn, &err), 0);
+    assert_int_equal(ef_store_publish_version(s, "v", NULL, NULL, "x", &v, NULL, &err), 0);
+    assert_string_equal(v->version, "1");
+    ef_function_free(v);
+    ef_store_close(s);
+}
+
+static void test_list_pages(void **state)
+{
+    (void)state;
+    ef_store *s = NULL;
+    ef_error err = {0};
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    const char *names[] = {"delta", "alpha", "echo", "charlie", "bravo"};
+    for (size_t i = 0; i < 5; i++) {
+        struct ef_function fn = sample(names[i]);
+        assert_int_equal(ef_store_insert_function(s, &fn, &err), 0);
+    }
+    struct ef_function *v = NULL;
+    assert_int_equal(ef_store_publish_version(s, "bravo", NULL, NULL, "x", &v, NULL, &err), 0);
+    ef_function_free(v);
+
+    /* $LATEST only, in name order, two at a time. */
+    const char *want[] = {"alpha", "bravo", "charlie", "delta", "echo"};
+    const char *after = NULL;
+    char last[32] = "";
+    size_t seen = 0;
+    for (int page_no = 0; page_no < 3; page_no++) {
+        struct ef_function_page page = {0};
+        assert_int_equal(ef_store_list(s, NULL, false, after, 0, 2, &page, &err), 0);
+        for (size_t i = 0; i < page.n; i++) {
+            assert_string_equal(page.items[i]->name, want[seen++]);
+            assert_string_equal(page.items[i]->version, "$LATEST");
+        }
+        assert_int_equal(page.more, page_no < 2);
+        snprintf(last, sizeof(last), "%s", page.items[page.n - 1]->name);
+        after = last;
+        ef_function_page_free(&page);
+    }
+    assert_int_equal(seen, 5);
+
+    /* All versions: bravo's $LATEST sorts before its version 1; a page may end between them. */
+    struct ef_function_page page = {0};
+    assert_int_equal(ef_store_list(s, NULL, true, NULL, 0, 2, &page, &err), 0);
+    assert_int_equal(page.n, 2);
+    assert_string_equal(page.items[1]->name, "bravo");
+    assert_string_equal(page.items[1]->version, "$LATEST");
+    ef_function_page_free(&page);
+    assert_int_equal(ef_store_list(s, NULL, true, "bravo", 0, 50, &page, &err), 0);
+    assert_int_equal(page.n, 4);
+    assert_string_equal(page.items[0]->name, "bravo");
+    assert_string_equal(page.items[0]->version, "1");
+    assert_false(page.more);
+    ef_function_page_free(&page);
+
+    /* One function's versions. */
+    assert_int_equal(ef_store_list(s, "bravo", true, NULL, 0, 50, &page, &err), 0);
+    assert_int_equal(page.n, 2);
+    assert_string_equal(page.items[0]->version, "$LATEST");
+    assert_string_equal(page.items[1]->version, "1");
+    ef_function_page_free(&page);
+    assert_int_equal(ef_store_list(s, "zulu", true, NULL, 0, 50, &page, &err), 0);
+    assert_int_equal(page.n, 0);
+    ef_function_page_free(&page);
+    ef_store_close(s);
+}
+
+static void test_concurrency(void **state)
+{
+    (void)state;
+    ef_store *s = NULL;
+    ef_error err = {0};
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    struct ef_function a = sample("a"), b = sample("b");
+    assert_int_equal(ef_store_insert_function(s, &a, &err), 0);
+    assert_int_equal(ef_store_insert_function(s, &b, &err), 0);
+
+    struct ef_function *got = NULL;
+    assert_int_equal(ef_store_get_function(s, "a", &got, &err), 0);
+    assert_false(got->has_reserved_concurrency);
+    ef_function_free(got);
+
+    assert_int_equal(ef_store_set_concurrency(s, "a", true, 0, &err), 0);
+    assert_int_equal(ef_store_set_concurrency(s, "b", true, 40, &err), 0);
+    assert_int_equal(ef_store_set_concurrency(s, "c", true, 1, &err), -ENOENT);
+    assert_int_equal(ef_store_get_function(s, "a", &got, &err), 0);
+    assert_true(got->has_reserved_concurrency);
+    assert_int_equal(got->reserved_concurrency, 0);
+    ef_function_free(got);
+
+    /* Versions share the function's setting. */
+    struct ef_function *v = NULL;
+    assert_int_equal(ef_store_publish_version(s, "b", NULL, NULL, "x", &v, NULL, &err), 0);
+    assert_true(v->has_reserved_concurrency);
+    assert_int_equal(v->reserved_concurrency, 40);
+    ef_function_free(v);
+
+    int64_t total = -1;
+    assert_int_equal(ef_store_reserved_concurrency_total(s, NULL, &total, &err), 0);
+    assert_int_equal(total, 40);
+    assert_int_equal(ef_store_reserved_concurrency_total(s, "b", &total, &err), 0);
+    assert_int_equal(total, 0);
+
+    /* It survives a reopen, and removing it is remembered too. */
+    ef_store_close(s);
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    assert_int_equal(ef_store_get_function(s, "b", &got, &err), 0);
+    assert_int_equal(got->reserved_concurrency, 40);
+    ef_function_free(got);
+    assert_int_equal(ef_store_set_concurrency(s, "b", false, 0, &err), 0);
+    assert_int_equal(ef_store_get_function(s, "b", &got, &err), 0);
+    assert_false(got->has_reserved_concurrency);
+    ef_function_free(got);
+    ef_store_close(s);
+}
+
+static void test_migration_keeps_rows(void **state)
+{
+    (void)state;
+    /* A database as the first controller release wrote it: the functions table alone, schema
+     * version 0. */
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(db,
+                     "CREATE TABLE functions (name TEXT PRIMARY KEY NOT NULL, runtime TEXT NOT "
+                     "NULL, handler TEXT NOT NULL, memory_mb INTEGER NOT NULL, timeout_s INTEGER "
+                     "NOT NULL, environment TEXT NOT NULL, description TEXT NOT NULL, "
+                     "code_sha256_hex TEXT NOT NULL, code_size INTEGER NOT NULL, last_modified "
+                     "TEXT NOT NULL, config_hash TEXT NOT NULL) WITHOUT ROWID;"
+                     "INSERT INTO functions VALUES ('old', 'python3.12', 'm.h', 256, 30, '{}', "
+                     "'kept', 'abc', 10, '2026-01-01T00:00:00.000+0000', 'cfg');",
+                     NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(db);
+
+    ef_store *s = NULL;
+    ef_error err = {0};
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    struct ef_function *got = NULL;
+    assert_int_equal(ef_store_get_function(s, "old", &got, &err), 0);
+    assert_string_equal(got->description, "kept");
+    assert_string_equal(got->version, "$LATEST");
+    assert_false(got->has_reserved_concurrency);
+    ef_function_free(got);
+    struct ef_function *v = NULL;
+    assert_int_equal(ef_store_publish_version(s, "old", NULL, NULL, "x", &v, NULL, &err), 0);
+    assert_string_equal(v->version, "1");
+    ef_function_free(v);
+    ef_store_close(s);
+
+    /* Opening again migrates nothing more and loses nothing. */
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    assert_int_equal(ef_store_get_function_version(s, "old", "1", &got, &err), 0);
+    ef_function_free(got);
+    ef_store_close(s);
+
+    /* A database from a newer controller is refused rather than misread. */
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99;", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(ef_store_open(dbpath, &s, &err), -EPROTO);
+    assert_non_null(strstr(err.msg, "99"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -247,6 +515,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_survives_process_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test(test_config_hash),
+        cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_keeps_rows, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -193,13 +194,136 @@ static void test_base64(void **state)
     free(enc);
 }
 
+static void test_node_handlers(void **state)
+{
+    (void)state;
+    ef_error err = {0};
+    assert_int_equal(ef_validate_handler("nodejs20.x", "index.handler", &err), 0);
+    assert_int_equal(ef_validate_handler("nodejs20.x", "src/handlers/deep.handler", &err), 0);
+    assert_int_equal(ef_validate_handler("nodejs20.x", "bootstrap", &err), -EINVAL);
+    assert_true(ef_runtime_is_node("nodejs22.x"));
+    assert_true(ef_runtime_is_custom("provided.al2023"));
+    assert_false(ef_runtime_is_custom("python3.12"));
+}
+
+/* Parses `ref` and checks the name and qualifier it gives. */
+static void expect_ref(const char *ref, const char *name, const char *qualifier)
+{
+    char *n = NULL, *q = NULL;
+    ef_error err = {0};
+    if (ef_parse_function_ref(ref, &n, &q, &err) < 0)
+        fail_msg("'%s' refused: %s", ref, err.msg);
+    assert_string_equal(n, name);
+    if (qualifier)
+        assert_string_equal(q, qualifier);
+    else
+        assert_null(q);
+    free(n);
+    free(q);
+}
+
+static void test_function_refs(void **state)
+{
+    (void)state;
+    expect_ref("my-function", "my-function", NULL);
+    expect_ref("my-function:1", "my-function", "1");
+    expect_ref("my-function:$LATEST", "my-function", "$LATEST");
+    expect_ref("123456789012:function:my-function", "my-function", NULL);
+    expect_ref("123456789012:function:my-function:prod", "my-function", "prod");
+    expect_ref("arn:aws:lambda:us-west-2:123456789012:function:my-function", "my-function", NULL);
+    expect_ref("arn:aws:lambda:us-east-1:000000000000:function:f:7", "f", "7");
+    expect_ref("arn:aws-us-gov:lambda:us-gov-west-1:123456789012:function:f", "f", NULL);
+    expect_ref("arn:aws-cn:lambda:cn-north-1:123456789012:function:f", "f", NULL);
+
+    /* An ARN may be up to 140 characters, the name inside it at most 64. */
+    char ref[200], name64[65];
+    memset(name64, 'n', 64);
+    name64[64] = '\0';
+    snprintf(ref, sizeof(ref), "arn:aws:lambda:us-east-1:123456789012:function:%s:%s", name64,
+             "abcdefghijklmnopqrstuv");
+    assert_true(strlen(ref) <= 140);
+    expect_ref(ref, name64, "abcdefghijklmnopqrstuv");
+
+    char *n = NULL, *q = NULL;
+    ef_error err = {0};
+    const char *bad[] = {
+        "",
+        "a b",
+        "f:",
+        "f:1:2",
+        "f:bad.qualifier",
+        "arn:aws:lambda:us-east-1:123456789012:function:",
+        "arn:aws:s3:us-east-1:123456789012:function:f",
+        "arn:aws:lambda:useast1:123456789012:function:f",
+        "arn:aws:lambda:us-east-1:1234:function:f",
+        "arn:aws:lambda:us-east-1:123456789012:layer:f",
+        "arn:aws:lambda:us-east-1:123456789012:function:f:1:2",
+        "12345:function:f",
+        "123456789012:function:f:1:2",
+        "arn:gcp:lambda:us-east-1:123456789012:function:f",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (ef_parse_function_ref(bad[i], &n, &q, &err) != -EINVAL)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_true(err.msg[0] != '\0');
+    }
+    /* 141 characters is over the limit, whatever they are. */
+    char longref[160];
+    memset(longref, 'x', 141);
+    longref[141] = '\0';
+    assert_int_equal(ef_parse_function_ref(longref, &n, &q, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "140"));
+    /* A plain name over 64 characters names the limit of a name. */
+    char long_name[70];
+    memset(long_name, 'y', 65);
+    long_name[65] = '\0';
+    assert_int_equal(ef_parse_function_ref(long_name, &n, &q, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "64"));
+}
+
+static void test_qualifiers_and_listing(void **state)
+{
+    (void)state;
+    ef_error err = {0};
+    assert_int_equal(ef_validate_qualifier("$LATEST", &err), 0);
+    assert_int_equal(ef_validate_qualifier("12", &err), 0);
+    assert_int_equal(ef_validate_qualifier("prod_v-2", &err), 0);
+    assert_int_equal(ef_validate_qualifier("", &err), -EINVAL);
+    assert_int_equal(ef_validate_qualifier("a.b", &err), -EINVAL);
+    char q[130];
+    memset(q, 'q', 129);
+    q[129] = '\0';
+    assert_int_equal(ef_validate_qualifier(q, &err), -EINVAL);
+
+    int64_t v = 0;
+    assert_int_equal(ef_parse_max_items("1", &v, &err), 0);
+    assert_int_equal(v, 1);
+    assert_int_equal(ef_parse_max_items("10000", &v, &err), 0);
+    assert_int_equal(ef_parse_max_items("0", &v, &err), -EINVAL);
+    assert_int_equal(ef_parse_max_items("10001", &v, &err), -EINVAL);
+    assert_int_equal(ef_parse_max_items("-1", &v, &err), -EINVAL);
+    assert_int_equal(ef_parse_max_items("2x", &v, &err), -EINVAL);
+    assert_int_equal(ef_parse_max_items("", &v, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "maxItems"));
+
+    /* Reservations must leave 100 of the account's 1000 unreserved. */
+    assert_int_equal(ef_validate_reserved_concurrency(0, 0, &err), 0);
+    assert_int_equal(ef_validate_reserved_concurrency(900, 0, &err), 0);
+    assert_int_equal(ef_validate_reserved_concurrency(901, 0, &err), -EINVAL);
+    assert_int_equal(ef_validate_reserved_concurrency(500, 400, &err), 0);
+    assert_int_equal(ef_validate_reserved_concurrency(500, 401, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "UnreservedConcurrentExecution"));
+    assert_int_equal(ef_validate_reserved_concurrency(-1, 0, &err), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_function_names), cmocka_unit_test(test_runtimes),
         cmocka_unit_test(test_handlers),       cmocka_unit_test(test_memory_and_timeout),
         cmocka_unit_test(test_environment),    cmocka_unit_test(test_description),
-        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_base64),         cmocka_unit_test(test_node_handlers),
+        cmocka_unit_test(test_function_refs),  cmocka_unit_test(test_qualifiers_and_listing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

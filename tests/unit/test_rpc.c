@@ -265,6 +265,57 @@ static void test_out_of_order(void **state)
     ctx_finish(&c);
 }
 
+/* Messages far larger than a socket buffer, sent back to back: the first goes out partly at
+ * once and the rest is queued; the later ones must queue behind it, in order, intact. */
+#define LARGE_MESSAGE_BYTES (3u * 1024u * 1024u)
+
+static void on_large_result(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_error *e,
+                            void *user)
+{
+    (void)conn;
+    intptr_t n = (intptr_t)user;
+    assert_null(e);
+    const cJSON *got = cJSON_GetObjectItemCaseSensitive(result, "n");
+    assert_true(cJSON_IsNumber(got));
+    assert_int_equal(got->valueint, n);
+    /* Results arrive in the order of the calls, as b answers each request at once. */
+    assert_int_equal(g->results + 1, n);
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(result, "s");
+    assert_true(cJSON_IsString(s));
+    size_t len = strlen(s->valuestring);
+    assert_int_equal(len, LARGE_MESSAGE_BYTES);
+    for (size_t i = 0; i < len; i++)
+        if (s->valuestring[i] != (char)('a' + (i + (size_t)n) % 26))
+            fail_msg("byte %zu of result %d is wrong", i, (int)n);
+    result_done(g);
+}
+
+static void test_large_messages(void **state)
+{
+    (void)state;
+    struct ctx c;
+    ctx_init(&c);
+    connect_pair(&c);
+    c.expected = 3;
+    char *filler = malloc(LARGE_MESSAGE_BYTES + 1);
+    assert_non_null(filler);
+    for (intptr_t n = 1; n <= 3; n++) {
+        for (size_t i = 0; i < LARGE_MESSAGE_BYTES; i++)
+            filler[i] = (char)('a' + (i + (size_t)n) % 26);
+        filler[LARGE_MESSAGE_BYTES] = '\0';
+        cJSON *p = params_n((int)n);
+        cJSON_AddStringToObject(p, "s", filler);
+        assert_int_equal(ef_rpc_call(c.a.conn, "echo", p, 5000, on_large_result, (void *)n), 0);
+    }
+    free(filler);
+    assert_int_equal(uv_run(&c.loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(c.results, 3);
+    assert_int_equal(c.b.requests, 3);
+    assert_int_equal(c.a.closed, 1);
+    assert_int_equal(c.b.closed, 1);
+    ctx_finish(&c);
+}
+
 /* ---- error objects ---- */
 
 static void on_error_result(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_error *e,
@@ -772,6 +823,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_out_of_order),
+        cmocka_unit_test(test_large_messages),
         cmocka_unit_test(test_error_objects),
         cmocka_unit_test(test_notifications),
         cmocka_unit_test(test_timeout_and_late_reply),

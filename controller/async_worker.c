@@ -1,0 +1,458 @@
+/* Delivery of asynchronous events: claims, invocations through ef_invoke_start, outcomes and
+ * retries; and the service's start and stop. */
+#include "controller/async_worker.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+#include "common/log.h"
+#include "controller/async_internal.h"
+#include "controller/controller.h"
+#include "controller/function_config.h"
+#include "controller/invoke.h"
+#include "controller/metrics.h"
+#include "controller/store.h"
+
+/* After the queue itself failed (a disk error), claims are tried again this much later. */
+#define QUEUE_ERROR_RETRY_MS 1000
+/* The retention sweep runs every retention / 4, within these bounds. */
+#define SWEEP_INTERVAL_MIN_MS 1000
+#define SWEEP_INTERVAL_MAX_MS (60 * 1000)
+
+struct delivery {
+    struct delivery *prev, *next;
+    struct ef_async *a;
+    struct ef_async_event *ev;
+    struct ef_invocation *inv;
+};
+
+int64_t ef_async_now_ms(void)
+{
+    return (int64_t)ef_now_epoch_ms();
+}
+
+static void apply_defaults(struct ef_async_config *c)
+{
+    if (c->concurrency == 0)
+        c->concurrency = EF_ASYNC_DEFAULT_CONCURRENCY;
+    if (c->concurrency > EF_ASYNC_MAX_CONCURRENCY)
+        c->concurrency = EF_ASYNC_MAX_CONCURRENCY;
+    if (c->max_attempts == 0)
+        c->max_attempts = EF_ASYNC_DEFAULT_MAX_ATTEMPTS;
+    if (c->max_attempts > EF_ASYNC_DEFAULT_MAX_ATTEMPTS)
+        c->max_attempts = EF_ASYNC_DEFAULT_MAX_ATTEMPTS;
+    if (c->retry_delay_ms == 0)
+        c->retry_delay_ms = EF_ASYNC_DEFAULT_RETRY_DELAY;
+    if (c->max_age_ms == 0)
+        c->max_age_ms = EF_ASYNC_DEFAULT_MAX_AGE;
+    if (c->retention_ms == 0)
+        c->retention_ms = EF_ASYNC_DEFAULT_RETENTION;
+    if (c->dead_letter_retention_ms == 0)
+        c->dead_letter_retention_ms = EF_ASYNC_DEFAULT_DL_RETENTION;
+    if (c->max_queued == 0)
+        c->max_queued = EF_ASYNC_DEFAULT_MAX_QUEUED;
+}
+
+int ef_async_open(struct ef_controller *ctl, const char *db_path,
+                  const struct ef_async_config *config, struct ef_async **ret_async, ef_error *err)
+{
+    struct ef_async *a = calloc(1, sizeof(*a));
+    if (!a)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    a->ctl = ctl;
+    a->cfg = *config;
+    apply_defaults(&a->cfg);
+    a->policy = (struct ef_async_policy){
+        .max_attempts = a->cfg.max_attempts,
+        .retry_delay_ms = (int64_t)a->cfg.retry_delay_ms,
+        .max_age_ms = (int64_t)a->cfg.max_age_ms,
+    };
+    a->pending_tail = &a->pending;
+
+    int64_t requeued = 0, counts[5] = {0};
+    int r = ef_async_queue_open(db_path, a->cfg.ordering, false, &a->q, err);
+    if (r == 0)
+        r = ef_async_queue_open(db_path, a->cfg.ordering, true, &a->lane_q, err);
+    if (r == 0)
+        r = ef_async_queue_recover(a->q, ef_async_now_ms(), &requeued, err);
+    if (r == 0)
+        r = ef_async_queue_counts(a->q, counts, err);
+    if (r < 0) {
+        ef_async_free(a);
+        return r;
+    }
+    a->stats.backlog = counts[EF_EVENT_QUEUED] + counts[EF_EVENT_RUNNING] + counts[EF_EVENT_FAILED];
+    a->stats.dead_letters = counts[EF_EVENT_DEAD_LETTERED];
+    if (requeued > 0)
+        ef_warn("%lld async event(s) were running when the controller last stopped; they are "
+                "delivered again (their interrupted attempt counts)",
+                (long long)requeued);
+    if (a->stats.backlog > 0)
+        ef_info("async queue: %lld unfinished event(s) to deliver", (long long)a->stats.backlog);
+    *ret_async = a;
+    return 0;
+}
+
+void ef_async_publish(struct ef_async *a)
+{
+    ef_metrics_set_async_backlog(a->ctl->metrics, (uint64_t)a->stats.backlog);
+    ef_metrics_set_async_dead_letters(a->ctl->metrics, (uint64_t)a->stats.dead_letters);
+}
+
+static void on_due_timer(uv_timer_t *t)
+{
+    ef_async_pump(t->data);
+}
+
+static void on_sweep_timer(uv_timer_t *t)
+{
+    struct ef_async *a = t->data;
+    a->sweep_wanted = true;
+    ef_async_lane_kick(a);
+}
+
+void ef_async_run(struct ef_async *a)
+{
+    uv_timer_init(a->ctl->loop, &a->due_timer);
+    a->due_timer.data = a;
+    uv_timer_init(a->ctl->loop, &a->sweep_timer);
+    a->sweep_timer.data = a;
+    a->running = true;
+    uint64_t every = a->cfg.retention_ms / 4;
+    if (a->cfg.dead_letter_retention_ms / 4 < every)
+        every = a->cfg.dead_letter_retention_ms / 4;
+    if (every < SWEEP_INTERVAL_MIN_MS)
+        every = SWEEP_INTERVAL_MIN_MS;
+    if (every > SWEEP_INTERVAL_MAX_MS)
+        every = SWEEP_INTERVAL_MAX_MS;
+    /* The first sweep at start removes what expired while the controller was down. */
+    uv_timer_start(&a->sweep_timer, on_sweep_timer, 0, every);
+    ef_async_publish(a);
+    ef_async_pump(a);
+}
+
+static void unlink_delivery(struct ef_async *a, struct delivery *d)
+{
+    if (d->prev)
+        d->prev->next = d->next;
+    else
+        a->deliveries = d->next;
+    if (d->next)
+        d->next->prev = d->prev;
+    a->in_flight--;
+    a->stats.in_flight = a->in_flight;
+}
+
+static void delivery_free(struct delivery *d)
+{
+    ef_async_event_free(d->ev);
+    free(d);
+}
+
+void ef_async_stop(struct ef_async *a)
+{
+    if (!a || a->stopping)
+        return;
+    a->stopping = true;
+    if (a->running) {
+        uv_close((uv_handle_t *)&a->due_timer, NULL);
+        uv_close((uv_handle_t *)&a->sweep_timer, NULL);
+    }
+    /* The containers are about to be destroyed, which would fail these invocations: they are
+     * left `running` instead, and the next start delivers them again. */
+    unsigned detached = 0;
+    while (a->deliveries) {
+        struct delivery *d = a->deliveries;
+        unlink_delivery(a, d);
+        ef_invoke_detach(d->inv);
+        delivery_free(d);
+        detached++;
+    }
+    if (detached)
+        ef_info("stopping with %u async delivery(ies) in flight; they run again at the next start",
+                detached);
+    ef_async_intake_drain(a);
+}
+
+void ef_async_free(struct ef_async *a)
+{
+    if (!a)
+        return;
+    ef_async_intake_drain(a);
+    ef_async_queue_close(a->q);
+    ef_async_queue_close(a->lane_q);
+    free(a);
+}
+
+ef_async_queue *ef_async_reader(struct ef_async *a)
+{
+    return a->q;
+}
+
+const struct ef_async_config *ef_async_settings(const struct ef_async *a)
+{
+    return &a->cfg;
+}
+
+void ef_async_get_stats(const struct ef_async *a, struct ef_async_stats *ret_stats)
+{
+    *ret_stats = a->stats;
+}
+
+/* Records the outcome of the running event `ev`; on a queue error the event stays `running`
+ * until the next start (it is then delivered again), which is the safe side. */
+static void finish(struct ef_async *a, const struct ef_async_event *ev,
+                   const struct ef_async_outcome *o)
+{
+    ef_error err = {0};
+    int r = ef_async_queue_finish(a->q, ev->seq, ef_async_now_ms(), o, &err);
+    if (r < 0) {
+        ef_error("cannot record the outcome of event %s: %s", ev->request_id, err.msg);
+        return;
+    }
+    switch (o->status) {
+    case EF_EVENT_SUCCEEDED:
+        a->stats.backlog--;
+        a->stats.succeeded++;
+        ef_metrics_async_event(a->ctl->metrics, EF_ASYNC_DELIVERED);
+        ef_debug("event %s of %s succeeded (attempt %lld)", ev->request_id, ev->function_name,
+                 (long long)ev->attempts);
+        break;
+    case EF_EVENT_DEAD_LETTERED:
+        a->stats.backlog--;
+        a->stats.dead_letters++;
+        a->stats.dead_lettered++;
+        if (!o->refused)
+            ef_metrics_async_event(a->ctl->metrics, EF_ASYNC_DELIVERED);
+        ef_metrics_async_event(a->ctl->metrics, EF_ASYNC_DEAD_LETTERED);
+        ef_warn("event %s of %s dead-lettered (%s) after %lld attempt(s): %s: %s", ev->request_id,
+                ev->function_name, o->condition,
+                (long long)(o->refused ? ev->attempts - 1 : ev->attempts),
+                o->error_type ? o->error_type : "-", o->error_message ? o->error_message : "");
+        break;
+    case EF_EVENT_FAILED:
+        a->stats.retries++;
+        ef_metrics_async_event(a->ctl->metrics, EF_ASYNC_DELIVERED);
+        ef_metrics_async_event(a->ctl->metrics, EF_ASYNC_RETRIED);
+        ef_info("event %s of %s failed attempt %lld (%s); retrying in %lld ms", ev->request_id,
+                ev->function_name, (long long)ev->attempts, o->error_type,
+                (long long)(o->next_attempt_ms - ef_async_now_ms()));
+        break;
+    default:
+        a->stats.refusals++;
+        ef_metrics_async_event(a->ctl->metrics, EF_ASYNC_RETRIED);
+        ef_info("event %s of %s was refused (%s: %s); retrying in %lld ms", ev->request_id,
+                ev->function_name, o->error_type, o->error_message ? o->error_message : "",
+                (long long)(o->next_attempt_ms - ef_async_now_ms()));
+        break;
+    }
+    ef_async_publish(a);
+}
+
+/* The attempt was refused before the function ran (throttled, or a service error). */
+static void refused(struct ef_async *a, const struct ef_async_event *ev, const char *type,
+                    const char *message)
+{
+    struct ef_async_step step;
+    ef_async_policy_after_failure(&a->policy, EF_ASYNC_REFUSED, ev->attempts - 1, ev->refusals + 1,
+                                  ev->created_ms, ef_async_now_ms(), &step);
+    struct ef_async_outcome o = {
+        .status = step.dead_letter ? EF_EVENT_DEAD_LETTERED : EF_EVENT_QUEUED,
+        .next_attempt_ms = step.next_attempt_ms,
+        .condition = step.condition,
+        .error_type = type,
+        .error_message = message,
+        .refused = true,
+    };
+    finish(a, ev, &o);
+}
+
+/* The function's error document names the error: {"errorType": ..., "errorMessage": ...}. */
+static void function_failed(struct ef_async *a, const struct ef_async_event *ev,
+                            const struct ef_invoke_outcome *io)
+{
+    cleanup_cjson cJSON *doc = cJSON_ParseWithLength(io->payload, io->payload_len);
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(doc, "errorType");
+    const cJSON *msg = cJSON_GetObjectItemCaseSensitive(doc, "errorMessage");
+    struct ef_async_step step;
+    ef_async_policy_after_failure(&a->policy, EF_ASYNC_FUNCTION_ERROR, ev->attempts, ev->refusals,
+                                  ev->created_ms, ef_async_now_ms(), &step);
+    bool keep = io->payload_len <= EF_ASYNC_MAX_RESULT;
+    struct ef_async_outcome o = {
+        .status = step.dead_letter ? EF_EVENT_DEAD_LETTERED : EF_EVENT_FAILED,
+        .next_attempt_ms = step.next_attempt_ms,
+        .condition = step.condition,
+        /* Lambda reports an error without a type (a timeout) as "Unhandled". */
+        .error_type = cJSON_IsString(type) ? type->valuestring : "Unhandled",
+        .error_message = cJSON_IsString(msg) ? msg->valuestring : NULL,
+        .result = keep ? io->payload : NULL,
+        .result_len = keep ? io->payload_len : 0,
+        .result_size = (int64_t)io->payload_len,
+    };
+    finish(a, ev, &o);
+}
+
+static void on_delivered(const struct ef_invoke_outcome *io, void *user)
+{
+    struct delivery *d = user;
+    struct ef_async *a = d->a;
+    unlink_delivery(a, d);
+    if (io->status == EF_INVOKE_OK) {
+        bool keep = io->payload_len <= EF_ASYNC_MAX_RESULT;
+        struct ef_async_outcome o = {
+            .status = EF_EVENT_SUCCEEDED,
+            .result = keep ? io->payload : NULL,
+            .result_len = keep ? io->payload_len : 0,
+            .result_size = (int64_t)io->payload_len,
+        };
+        finish(a, d->ev, &o);
+    } else if (io->status == EF_INVOKE_FUNCTION_ERROR) {
+        function_failed(a, d->ev, io);
+    } else {
+        refused(a, d->ev, io->error_type, io->message);
+    }
+    delivery_free(d);
+    ef_async_pump(a);
+}
+
+/* Starts the attempt of a claimed (running) event; `ev` is consumed. */
+static void deliver(struct ef_async *a, struct ef_async_event *ev)
+{
+    struct ef_function *fn = NULL;
+    ef_error err = {0};
+    int r =
+        ef_store_get_function_version(a->ctl->store, ev->function_name, ev->qualifier, &fn, &err);
+    if (r == -ENOENT) {
+        /* The function or version was deleted after the event was accepted: it can never run. */
+        cleanup_free char *arn = ef_function_qualified_arn(ev->function_name, ev->qualifier);
+        char msg[400];
+        snprintf(msg, sizeof(msg), "Function not found: %s", arn ? arn : ev->function_name);
+        struct ef_async_outcome o = {
+            .status = EF_EVENT_DEAD_LETTERED,
+            .condition = EF_ASYNC_FUNCTION_NOT_FOUND,
+            .error_type = "ResourceNotFoundException",
+            .error_message = msg,
+            .refused = true,
+        };
+        finish(a, ev, &o);
+        ef_async_event_free(ev);
+        return;
+    }
+    if (r < 0) {
+        refused(a, ev, "ServiceException", err.msg);
+        ef_async_event_free(ev);
+        return;
+    }
+    /* Reserved concurrency 0 throttles every invocation, as in Lambda (api_concurrency.c). */
+    if (fn->has_reserved_concurrency && fn->reserved_concurrency == 0) {
+        ef_function_free(fn);
+        refused(a, ev, "TooManyRequestsException",
+                "Rate Exceeded. (ReservedFunctionConcurrentInvocationLimitExceeded)");
+        ef_async_event_free(ev);
+        return;
+    }
+
+    struct delivery *d = calloc(1, sizeof(*d));
+    if (!d) {
+        ef_function_free(fn);
+        refused(a, ev, "ServiceException", "out of memory");
+        ef_async_event_free(ev);
+        return;
+    }
+    d->a = a;
+    d->ev = ev;
+    d->next = a->deliveries;
+    if (a->deliveries)
+        a->deliveries->prev = d;
+    a->deliveries = d;
+    a->in_flight++;
+    a->stats.in_flight = a->in_flight;
+    ef_debug("delivering event %s to %s:%s (attempt %lld)", ev->request_id, ev->function_name,
+             ev->qualifier, (long long)ev->attempts);
+    /* The event keeps its request id on every attempt, as in Lambda: the handler's
+     * context.aws_request_id is the x-amzn-RequestId the client got with its 202. */
+    r = ef_invoke_start(a->ctl, fn, ev->request_id, ev->payload, ev->payload_len, on_delivered, d,
+                        &d->inv, &err);
+    if (r < 0) {
+        /* Throttled at once (the function's limit and queue are full), or funclet is away. */
+        unlink_delivery(a, d);
+        refused(a, ev,
+                ef_invoke_throttle_reason(r) ? "TooManyRequestsException" : "ServiceException",
+                err.msg);
+        delivery_free(d);
+    }
+}
+
+/* Arms the due timer for the next event that falls due, unless every slot is busy (a finishing
+ * delivery pumps again then). */
+static void arm_due_timer(struct ef_async *a)
+{
+    if (a->in_flight >= a->cfg.concurrency) {
+        uv_timer_stop(&a->due_timer);
+        return;
+    }
+    int64_t due = 0;
+    ef_error err = {0};
+    int r = ef_async_queue_next_due(a->q, &due, &err);
+    if (r == -ENOENT) {
+        uv_timer_stop(&a->due_timer);
+        return;
+    }
+    int64_t wait = QUEUE_ERROR_RETRY_MS;
+    if (r < 0)
+        ef_error("cannot read the async queue: %s", err.msg);
+    else
+        wait = due - ef_async_now_ms();
+    /* A due event that could not be claimed just now would otherwise spin the loop. */
+    if (wait < 1)
+        wait = 1;
+    uv_timer_start(&a->due_timer, on_due_timer, (uint64_t)wait, 0);
+}
+
+void ef_async_pump(struct ef_async *a)
+{
+    if (!a->running || a->stopping)
+        return;
+    /* ef_invoke_start never calls back synchronously, but a re-entrant pump must not claim
+     * past the limit should that change. */
+    if (a->pumping) {
+        a->pump_again = true;
+        return;
+    }
+    a->pumping = true;
+    do {
+        a->pump_again = false;
+        while (a->in_flight < a->cfg.concurrency && !a->stopping) {
+            struct ef_async_event *ev = NULL;
+            ef_error err = {0};
+            int r = ef_async_queue_claim(a->q, ef_async_now_ms(), &a->policy, &ev, &err);
+            if (r == -ENOENT)
+                break;
+            if (r < 0) {
+                ef_error("cannot claim an async event: %s", err.msg);
+                uv_timer_start(&a->due_timer, on_due_timer, QUEUE_ERROR_RETRY_MS, 0);
+                a->pumping = false;
+                return;
+            }
+            if (ev->status == EF_EVENT_DEAD_LETTERED) {
+                a->stats.backlog--;
+                a->stats.dead_letters++;
+                a->stats.dead_lettered++;
+                ef_metrics_async_event(a->ctl->metrics, EF_ASYNC_DEAD_LETTERED);
+                ef_async_publish(a);
+                ef_warn("event %s of %s dead-lettered (%s) after %lld attempt(s)", ev->request_id,
+                        ev->function_name, ev->condition, (long long)ev->attempts);
+                ef_async_event_free(ev);
+                continue;
+            }
+            deliver(a, ev);
+        }
+    } while (a->pump_again && !a->stopping);
+    a->pumping = false;
+    if (!a->stopping)
+        arm_due_timer(a);
+}

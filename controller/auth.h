@@ -1,0 +1,39 @@
+/* Request authentication with AWS Signature Version 4, for `--auth-keys FILE`.
+ *
+ * The file holds one "ACCESS_KEY_ID SECRET" pair per line (blank lines and lines starting with
+ * '#' are ignored). It must be a regular file that neither group nor others can read or write
+ * (mode 0600 or stricter), else the controller refuses to start: the secrets sign every request.
+ *
+ * A request is accepted when its Authorization header is an AWS4-HMAC-SHA256 signature by one
+ * of the keys, its X-Amz-Date (or Date) is within 15 minutes of the controller's clock, the
+ * credential scope's date matches that date, the scope names the "lambda" service, the signed
+ * headers include Host, and the payload hash (x-amz-content-sha256 when sent, which must then
+ * match the body) is that of the body received. Any region is accepted: the pod has one. */
+#pragma once
+
+#include <time.h>
+
+#include "common/error.h"
+#include "common/http.h"
+
+/* How far a request's date may be from the controller's clock, as AWS allows. */
+#define EF_AUTH_MAX_SKEW_S (15 * 60)
+
+typedef struct ef_auth_keys ef_auth_keys;
+
+/* Loads and checks the key file. -EPERM when its mode lets group or others in, -EINVAL when a
+ * line is malformed or there is no key at all; `err` names the file and the line. */
+int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err);
+
+/* Frees the keys (wiping the secrets); NULL is fine. */
+void ef_auth_keys_free(ef_auth_keys *keys);
+
+/* The number of keys loaded. */
+size_t ef_auth_keys_count(const ef_auth_keys *keys);
+
+/* Verifies a request at time `now`. Returns 0 when it is validly signed; otherwise -EACCES with
+ * *ret_type set to Lambda's error type (MissingAuthenticationTokenException,
+ * IncompleteSignatureException, UnrecognizedClientException or InvalidSignatureException, all
+ * answered with 403) and `err` holding the message; -ENOMEM. */
+int ef_auth_verify(const ef_auth_keys *keys, const struct ef_http_request *req, time_t now,
+                   const char **ret_type, ef_error *err);

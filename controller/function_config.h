@@ -1,0 +1,34 @@
+/* Lambda's documents for stored functions (FunctionConfiguration, ARNs, LastModified) and the
+ * readers the management handlers share for their JSON request bodies. */
+#pragma once
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct ef_function;
+
+/* The ARN of `name`, qualified with ":<qualifier>" unless `qualifier` is NULL. malloc'd; NULL
+ * when memory runs out. */
+char *ef_function_qualified_arn(const char *name, const char *qualifier);
+
+/* The ARN a version of a function answers to: unqualified for $LATEST (as Lambda reports a
+ * function addressed without a qualifier), ":<n>" for a published version. */
+char *ef_function_version_arn(const struct ef_function *fn);
+
+/* Lambda's FunctionConfiguration document for `fn` (any version). `qualify_latest` gives
+ * $LATEST's FunctionArn the ":$LATEST" suffix, as ListVersionsByFunction does. NULL when
+ * memory runs out. */
+cJSON *ef_function_configuration_json(const struct ef_function *fn, bool qualify_latest);
+
+/* The current time as Lambda's LastModified, "2026-11-27T06:30:00.000+0000". malloc'd. */
+char *ef_format_last_modified(void);
+
+/* Reads optional member `name` of a request body. Each returns 0 and leaves *ret alone when it is
+ * absent or null, 0 and sets *ret when it has the right type, and -1 when it has another. */
+int ef_json_get_string(const cJSON *obj, const char *name, const char **ret);
+int ef_json_get_int(const cJSON *obj, const char *name, int64_t *ret);
+int ef_json_get_bool(const cJSON *obj, const char *name, bool *ret);
+
+/* True when member `name` is present and not null. */
+bool ef_json_has(const cJSON *obj, const char *name);

@@ -1,0 +1,284 @@
+/* Per-function log files with size-based rotation, and Lambda's framing of an invocation. */
+#include "controller/function_logs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/cleanup.h"
+#include "common/fsutil.h"
+
+/* A function name (1–140 characters of [A-Za-z0-9_-]) is safe as a file name as it is. */
+#define NAME_MAX_LEN 140
+/* A file can outgrow max_file_size by one entry; what a tail reads of one file is bounded by
+ * this much more, so that a file grown by hand cannot make a read unbounded. */
+#define READ_SLACK (1024u * 1024u)
+
+struct ef_function_logs {
+    char *dir;
+    uint64_t max_file_size;
+    unsigned files;
+};
+
+static int check_name(const char *function, ef_error *err)
+{
+    size_t len = strlen(function);
+    if (len == 0 || len > NAME_MAX_LEN)
+        return ef_error_set(err, -EINVAL, "function name '%.64s' cannot name a log file", function);
+    for (size_t i = 0; i < len; i++) {
+        char c = function[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return ef_error_set(err, -EINVAL, "function name '%.64s' cannot name a log file",
+                                function);
+    }
+    return 0;
+}
+
+int ef_function_logs_open(const char *dir, uint64_t max_file_size, unsigned files,
+                          ef_function_logs **ret_logs, ef_error *err)
+{
+    if (max_file_size == 0)
+        max_file_size = EF_FUNCTION_LOGS_DEFAULT_SIZE;
+    if (files == 0)
+        files = EF_FUNCTION_LOGS_DEFAULT_FILES;
+    if (max_file_size < EF_FUNCTION_LOGS_MIN_SIZE || max_file_size > EF_FUNCTION_LOGS_MAX_SIZE)
+        return ef_error_set(err, -EINVAL, "the log file size must be between %u and %u bytes",
+                            EF_FUNCTION_LOGS_MIN_SIZE, EF_FUNCTION_LOGS_MAX_SIZE);
+    if (files > EF_FUNCTION_LOGS_MAX_FILES)
+        return ef_error_set(err, -EINVAL, "at most %d log files can be kept per function",
+                            EF_FUNCTION_LOGS_MAX_FILES);
+    int r = ef_mkdir_p(dir, 0750, err);
+    if (r < 0)
+        return r;
+    struct ef_function_logs *logs = calloc(1, sizeof(*logs));
+    if (!logs || !(logs->dir = strdup(dir))) {
+        free(logs);
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    }
+    logs->max_file_size = max_file_size;
+    logs->files = files;
+    *ret_logs = logs;
+    return 0;
+}
+
+void ef_function_logs_close(ef_function_logs *logs)
+{
+    if (!logs)
+        return;
+    free(logs->dir);
+    free(logs);
+}
+
+/* The path of the function's file number `i` (0 is the current one, i > 0 the rotated ones). */
+static void file_path(const ef_function_logs *logs, const char *function, unsigned i, char *buf,
+                      size_t len)
+{
+    if (i == 0)
+        snprintf(buf, len, "%s/%s.log", logs->dir, function);
+    else
+        snprintf(buf, len, "%s/%s.log.%u", logs->dir, function, i);
+}
+
+/* Shifts <f>.log.N-2 → .N-1, …, <f>.log → <f>.log.1, dropping the oldest. */
+static int rotate(const ef_function_logs *logs, const char *function, ef_error *err)
+{
+    char from[PATH_MAX], to[PATH_MAX];
+    if (logs->files == 1) {
+        file_path(logs, function, 0, from, sizeof(from));
+        if (unlink(from) < 0 && errno != ENOENT)
+            return ef_error_set_errno(err, -errno, "cannot remove %s", from);
+        return 0;
+    }
+    for (unsigned i = logs->files - 1; i > 0; i--) {
+        file_path(logs, function, i - 1, from, sizeof(from));
+        file_path(logs, function, i, to, sizeof(to));
+        if (rename(from, to) < 0 && errno != ENOENT)
+            return ef_error_set_errno(err, -errno, "cannot rotate %s to %s", from, to);
+    }
+    return 0;
+}
+
+int ef_function_logs_append(ef_function_logs *logs, const char *function, const char *text,
+                            size_t len, ef_error *err)
+{
+    int r = check_name(function, err);
+    if (r < 0)
+        return r;
+    char path[PATH_MAX];
+    file_path(logs, function, 0, path, sizeof(path));
+    struct stat st;
+    if (stat(path, &st) == 0 && st.st_size > 0 &&
+        (uint64_t)st.st_size + len > logs->max_file_size) {
+        r = rotate(logs, function, err);
+        if (r < 0)
+            return r;
+    }
+    cleanup_close int fd =
+        open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+    if (fd < 0)
+        return ef_error_set_errno(err, -errno, "cannot open %s", path);
+    while (len > 0) {
+        ssize_t n = write(fd, text, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return ef_error_set_errno(err, -errno, "cannot write %s", path);
+        text += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Reads at most the last `max` bytes of a file. -ENOENT when it does not exist. */
+static int read_file_tail(const char *path, size_t max, char **ret_data, size_t *ret_len,
+                          ef_error *err)
+{
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    if (fd < 0)
+        return errno == ENOENT ? -ENOENT : ef_error_set_errno(err, -errno, "cannot open %s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return ef_error_set_errno(err, -errno, "cannot stat %s", path);
+    if (!S_ISREG(st.st_mode))
+        return ef_error_set(err, -EINVAL, "%s is not a regular file", path);
+    size_t want = (uint64_t)st.st_size > max ? max : (size_t)st.st_size;
+    off_t off = st.st_size - (off_t)want;
+    cleanup_free char *buf = malloc(want + 1);
+    if (!buf)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    size_t got = 0;
+    while (got < want) {
+        ssize_t n = pread(fd, buf + got, want - got, off + (off_t)got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return ef_error_set_errno(err, -errno, "cannot read %s", path);
+        if (n == 0)
+            break; /* truncated meanwhile */
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *ret_data = steal_pointer(&buf);
+    *ret_len = got;
+    return 0;
+}
+
+/* Where the last *need lines of data[0..len) begin; *need is lowered by the lines found. */
+static size_t last_lines_start(const char *data, size_t len, size_t *need)
+{
+    if (len == 0 || *need == 0)
+        return len;
+    /* A final line without its newline still counts as a line. */
+    size_t end = data[len - 1] == '\n' ? len - 1 : len;
+    size_t found = 0;
+    for (size_t i = end; i > 0; i--) {
+        if (data[i - 1] == '\n') {
+            found++;
+            if (found == *need) {
+                *need = 0;
+                return i;
+            }
+        }
+    }
+    *need -= found + 1; /* the first line of the file, which has no newline before it */
+    return 0;
+}
+
+int ef_function_logs_tail(ef_function_logs *logs, const char *function, size_t lines,
+                          char **ret_text, size_t *ret_len, ef_error *err)
+{
+    int r = check_name(function, err);
+    if (r < 0)
+        return r;
+    if (lines > EF_FUNCTION_LOGS_MAX_TAIL)
+        lines = EF_FUNCTION_LOGS_MAX_TAIL;
+
+    /* Newest file first, until enough lines are found. */
+    char *parts[EF_FUNCTION_LOGS_MAX_FILES] = {0};
+    size_t starts[EF_FUNCTION_LOGS_MAX_FILES] = {0}, lens[EF_FUNCTION_LOGS_MAX_FILES] = {0};
+    unsigned n = 0;
+    bool any = false;
+    size_t need = lines, total = 0;
+    size_t cap = logs->max_file_size + READ_SLACK;
+    for (unsigned i = 0; i < logs->files && need > 0; i++) {
+        char path[PATH_MAX];
+        file_path(logs, function, i, path, sizeof(path));
+        char *data = NULL;
+        size_t len = 0;
+        r = read_file_tail(path, cap, &data, &len, err);
+        if (r == -ENOENT)
+            continue;
+        if (r < 0)
+            goto out;
+        any = true;
+        starts[n] = last_lines_start(data, len, &need);
+        lens[n] = len - starts[n];
+        parts[n++] = data;
+        total += lens[n - 1];
+    }
+    if (!any) {
+        r = -ENOENT;
+        goto out;
+    }
+    char *text = malloc(total + 1);
+    if (!text) {
+        r = ef_error_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    size_t o = 0;
+    for (unsigned i = n; i > 0; i--) {
+        memcpy(text + o, parts[i - 1] + starts[i - 1], lens[i - 1]);
+        o += lens[i - 1];
+    }
+    text[o] = '\0';
+    *ret_text = text;
+    *ret_len = o;
+    r = 0;
+out:
+    for (unsigned i = 0; i < n; i++)
+        free(parts[i]);
+    return r;
+}
+
+char *ef_function_log_frame(const struct ef_log_report *rep)
+{
+    const char *out = rep->output ? rep->output : "";
+    size_t out_len = strlen(out);
+    bool out_nl = out_len > 0 && out[out_len - 1] != '\n';
+    unsigned long long billed = (unsigned long long)rep->duration_ms;
+    if ((double)billed < rep->duration_ms)
+        billed++;
+    if (billed == 0)
+        billed = 1;
+
+    char memory[48] = "", init[48] = "", status[160] = "";
+    if (rep->max_memory_used_mb >= 0)
+        snprintf(memory, sizeof(memory), "\tMax Memory Used: %lld MB", rep->max_memory_used_mb);
+    if (rep->init_ms > 0)
+        snprintf(init, sizeof(init), "\tInit Duration: %.2f ms", rep->init_ms);
+    if (rep->status && rep->error_type)
+        snprintf(status, sizeof(status), "\tStatus: %s\tError Type: %.100s", rep->status,
+                 rep->error_type);
+    else if (rep->status)
+        snprintf(status, sizeof(status), "\tStatus: %s", rep->status);
+
+    char *text = NULL;
+    int n = asprintf(&text,
+                     "START RequestId: %s Version: %s\n"
+                     "%s%s%s%s"
+                     "END RequestId: %s\n"
+                     "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %llu ms\t"
+                     "Memory Size: %lld MB%s%s%s\t\n",
+                     rep->request_id, rep->version ? rep->version : "$LATEST", out,
+                     out_nl ? "\n" : "", rep->extra ? rep->extra : "", rep->extra ? "\n" : "",
+                     rep->request_id, rep->request_id, rep->duration_ms, billed,
+                     rep->memory_size_mb, memory, init, status);
+    return n < 0 ? NULL : text;
+}

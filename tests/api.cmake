@@ -1,0 +1,13 @@
+# The Lambda-compatible management API (issue 5): unit tests without root (real SQLite, real
+# sockets, AWS's SigV4 test vectors) and integration tests through a real pod with Debian's AWS
+# CLI (/usr/bin/aws, package awscli) and boto3 (package python3-boto3); those skip themselves
+# when the client is not installed.
+ef_add_unit_test(test_controller_sigv4
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_sigv4.c LIBS efcontroller)
+ef_add_unit_test(test_controller_manage
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_manage.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_harness.c
+  LIBS efcontroller)
+# The AWS CLI takes about a second per call to start; the script makes about 80.
+ef_add_integration_test(api_cli SCRIPT integration/api_cli.sh TIMEOUT 600)
+ef_add_integration_test(api_boto3 SCRIPT integration/api_boto3.sh TIMEOUT 300)

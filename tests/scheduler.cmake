@@ -1,0 +1,12 @@
+# The scheduler and operations of the controller (issue 5): admission, queues and the metrics'
+# text as unit tests (no root, a real libuv loop), and the rest through a real pod (root):
+# reserved and node-wide concurrency, queueing, capacity and reclaim, idle keep-alive, timeouts,
+# health checks, funclet and controller restarts, and GET /metrics checked by promtool
+# (Debian package prometheus; that test skips itself without it).
+ef_add_unit_test(test_controller_scheduler
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_scheduler.c LIBS efcontroller)
+ef_add_integration_test(scheduler_concurrency SCRIPT integration/scheduler_concurrency.sh TIMEOUT 180)
+ef_add_integration_test(scheduler_capacity SCRIPT integration/scheduler_capacity.sh TIMEOUT 180)
+ef_add_integration_test(scheduler_pool SCRIPT integration/scheduler_pool.sh TIMEOUT 180)
+ef_add_integration_test(scheduler_funclet SCRIPT integration/scheduler_funclet.sh TIMEOUT 180)
+ef_add_integration_test(scheduler_metrics SCRIPT integration/scheduler_metrics.sh TIMEOUT 180)
