@@ -101,7 +101,8 @@ wait_pool_settled() {
   echo "# warning: the pool did not settle: $states"
 }
 
-# run_wrk LABEL URL CONNS PIN [SECONDS]: prints "label conns rps p50 p99" and records it.
+# run_wrk LABEL URL CONNS PIN [SECONDS]: prints "label conns rps p50 p99" and records it; rps
+# counts successful (2xx) responses only, and the notes say how many others there were.
 run_wrk() {
   local label=$1 url=$2 conns=$3 pin=$4 seconds=${5:-$duration} threads=2
   [ "$conns" = 1 ] && threads=1
@@ -112,12 +113,16 @@ label, conns, path = sys.argv[1], sys.argv[2], sys.argv[3]
 text = open(path).read()
 def ms(v, unit):
     return float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+seconds = float(total.group(2)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[total.group(3)]
 p = {m.group(1): ms(m.group(2), m.group(3)) for m in re.finditer(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)", text, re.M)}
 notes = []
+failed = 0
 m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 if m:
-    notes.append("non-2xx=" + m.group(1))
+    failed = int(m.group(1))
+    notes.append("non-2xx=%d (latencies include them)" % failed)
+rps = (int(total.group(1)) - failed) / seconds
 m = re.search(r"Socket errors: (.*)", text)
 if m:
     notes.append("socket errors: " + m.group(1))
@@ -149,7 +154,7 @@ series() { # $1 conns, $2 pin prefix
 trap 'cleanup_bench; pod_cleanup' EXIT
 echo "# machine: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# ${duration}s per run, $rounds interleaved rounds, ${warmup}s warm-up per server${EF_BENCH_BOOTSTRAP:+, bootstrap $EF_BENCH_BOOTSTRAP}"
-echo "# server     conns      req/s  p50(ms)  p99(ms)"
+echo "# server     conns  2xx req/s  p50(ms)  p99(ms)"
 
 # 64 connections, unpinned.
 start_pod
@@ -188,6 +193,8 @@ print(f"python3 -c pass p50 {pct(py,.5):7.1f}  p99 {pct(py,.99):7.1f}  (n={len(p
 ' | tee -a "$results"
 pod_stop
 
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+
 # Medians over the rounds, and the issue's targets.
 /usr/bin/python3 - "$results" <<'PY'
 import statistics, sys
@@ -202,7 +209,7 @@ for line in open(sys.argv[1]):
         cold["python"] = float(f[4])
 def med(server, conns, i):
     return statistics.median(r[i] for r in runs[(server, conns)])
-print("# medians over the rounds      req/s  p50(ms)  p99(ms)")
+print("# medians over the rounds  2xx req/s  p50(ms)  p99(ms)")
 for (server, conns) in sorted(runs, key=lambda k: (-int(k[1]), k[0])):
     print(f"# {server:10s} {conns:>5s} {med(server, conns, 0):12.0f} {med(server, conns, 1):8.3f} {med(server, conns, 2):8.3f}")
 if ("easyfaas", "64") in runs and ("python", "64") in runs:

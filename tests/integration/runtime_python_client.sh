@@ -150,6 +150,10 @@ check keep 'post(4).json["errorType"] == "Runtime.UnmarshalError" and post(4).js
 check keep 'post(5).json["in"] == 3000000 and len(post(5).json["out"]) == 3000000' "a 3 MB event and a 3 MB result"
 grep -q "\[ERROR\] ValueError: bad: 7" "$TMP/keep.out" || fail "the error is not in the function's output"
 
+note "a bad event as the very first one (before anything has loaded the json package)"
+run_case badfirst keep "$(events '[("{\"a\" 1}", {})]')"
+check badfirst 'post(0).json["errorType"] == "Runtime.UnmarshalError" and post(0).json["errorMessage"] == "Unable to unmarshal input: Expecting \x27:\x27 delimiter: line 1 column 6 (char 5)"' "json's own message for a bad first event"
+
 for mode in close_each drop_post bytewise trickle; do
   note "$mode: every invocation is still answered"
   run_case "$mode" "$mode" "$(events '[({"action": "echo", "text": "a"}, {}),
