@@ -14,18 +14,42 @@
 // An exception or promise rejection nobody catches ends the process, as in Lambda: it is
 // posted as the current invocation's error (or as the init error before the first invocation)
 // and the runtime exits with 129 (exception) or 128 (rejection).
+//
+// With AWS_LAMBDA_MAX_CONCURRENCY = N > 1 the runner hands the runtime up to N invocations at
+// once: N loops poll /next in this one process and their handlers interleave on the event
+// loop. Each invocation keeps its own context, and console lines carry its request id (see
+// lib/console.js). The event loop is never empty then (the other loops' polls are pending), so
+// nothing waits for it: callback(null, result) answers at once whatever
+// callbackWaitsForEmptyEventLoop says, and a handler that returns no promise and takes no
+// callback parameter answers null as soon as it returns. _X_AMZN_TRACE_ID, one variable for the
+// whole process, is not set (context.xRayTraceId has each invocation's). An uncaught exception
+// or rejection cannot be traced to one invocation: it fails every invocation in flight, and the
+// runtime exits as with N = 1.
 
 const errors = require('./lib/errors');
-const { patchConsole, setRequestId } = require('./lib/console');
+const { patchConsole, setRequestId, runWithRequestId } = require('./lib/console');
 const { RapidClient, MAX_RESPONSE_BYTES } = require('./lib/rapid_client');
 const { buildContext } = require('./lib/context');
 const { loadHandler } = require('./lib/user_function');
 
 const TASK_ROOT = process.env.LAMBDA_TASK_ROOT || '/var/task';
+// The runner allows at most 64 invocations at once; a larger value is capped, not trusted.
+const MAX_CONCURRENCY_LIMIT = 64;
+
+// How many invocations run at once: AWS_LAMBDA_MAX_CONCURRENCY, 1 when unset or malformed.
+function maxConcurrency() {
+  const text = process.env.AWS_LAMBDA_MAX_CONCURRENCY;
+  const n = /^[0-9]+$/.test(text || '') ? Number(text) : 1;
+  return Math.min(Math.max(n, 1), MAX_CONCURRENCY_LIMIT);
+}
+
+const CONCURRENCY = maxConcurrency();
+const CONCURRENT = CONCURRENCY > 1;
 
 let client;
-// The invocation in flight, or the last one: {id, finished, sent (a promise once posted)}.
-let current = null;
+// The invocations not yet posted, and the last one (N = 1): {id, finished, sent (a promise
+// once posted)}.
+const inFlight = new Set();
 // Set once the handler is loaded; before that a fatal error is an init error.
 let initialised = false;
 let dying = false;
@@ -70,19 +94,28 @@ function isThenable(value) {
 
 // Runs one invocation; resolves once its outcome is posted.
 function invoke(handler, inv) {
+  if (CONCURRENT) return runWithRequestId(inv.id, () => invokeOne(handler, inv));
+  setRequestId(inv.id);
+  const traceId = inv.headers['lambda-runtime-trace-id'];
+  if (traceId) process.env._X_AMZN_TRACE_ID = traceId;
+  else delete process.env._X_AMZN_TRACE_ID;
+  return invokeOne(handler, inv);
+}
+
+function invokeOne(handler, inv) {
   return new Promise((resolve, reject) => {
     const state = { id: inv.id, finished: false, sent: null, callbackOutcome: null };
-    current = state;
-    setRequestId(inv.id);
-    const traceId = inv.headers['lambda-runtime-trace-id'];
-    if (traceId) process.env._X_AMZN_TRACE_ID = traceId;
-    else delete process.env._X_AMZN_TRACE_ID;
+    // With N = 1 the last invocation stays until the next one starts, so that a fatal error
+    // right after its outcome was handed over waits for that post (see fatal()).
+    if (!CONCURRENT) inFlight.clear();
+    inFlight.add(state);
 
     const finish = (outcome) => {
       if (state.finished) return;
       state.finished = true;
-      process.removeListener('beforeExit', onBeforeExit);
+      if (!CONCURRENT) process.removeListener('beforeExit', onBeforeExit);
       state.sent = send(state.id, outcome);
+      if (CONCURRENT) state.sent.finally(() => inFlight.delete(state)).catch(() => {});
       state.sent.then(resolve, reject);
     };
     const onBeforeExit = () => finish(state.callbackOutcome || { result: undefined });
@@ -109,13 +142,13 @@ function invoke(handler, inv) {
       if (completedTwice()) return;
       // Errors go out at once; only a result waits for the event loop, as in Lambda.
       const outcome = outcomeOf(err, result);
-      if ('result' in outcome && context.callbackWaitsForEmptyEventLoop) {
+      if ('result' in outcome && context.callbackWaitsForEmptyEventLoop && !CONCURRENT) {
         state.callbackOutcome = outcome;
       } else {
         finish(outcome);
       }
     };
-    process.on('beforeExit', onBeforeExit);
+    if (!CONCURRENT) process.on('beforeExit', onBeforeExit);
 
     let event;
     try {
@@ -131,6 +164,9 @@ function invoke(handler, inv) {
           (result) => finish({ result }),
           (err) => finish({ error: err }),
         );
+      } else if (CONCURRENT && handler.length < 3) {
+        // No promise and no callback to wait for, and no empty event loop to wait for either.
+        finish({ result: undefined });
       }
     } catch (e) {
       finish({ error: e });
@@ -143,17 +179,18 @@ function fatal(err, exitCode) {
   if (dying) return;
   dying = true;
   const doc = errors.toRapidResponse(err);
-  let posted;
-  if (!initialised) {
-    posted = client.postInitError(doc);
-  } else if (current && !current.finished) {
-    current.finished = true;
-    posted = client.postError(current.id, doc);
-  } else {
-    // Between invocations, or the outcome is already on its way: let that finish.
-    posted = current && current.sent ? current.sent : Promise.resolve();
+  const posts = [];
+  if (!initialised) posts.push(client.postInitError(doc));
+  for (const state of inFlight) {
+    if (!state.finished) {
+      state.finished = true;
+      posts.push(client.postError(state.id, doc));
+    } else if (state.sent) {
+      // The outcome is already on its way: let that finish.
+      posts.push(state.sent);
+    }
   }
-  posted.catch(() => {}).then(() => process.exit(exitCode));
+  Promise.allSettled(posts).then(() => process.exit(exitCode));
 }
 
 function reasonText(reason) {
@@ -166,7 +203,7 @@ function reasonText(reason) {
 
 async function main() {
   patchConsole();
-  client = new RapidClient(process.env.AWS_LAMBDA_RUNTIME_API);
+  client = new RapidClient(process.env.AWS_LAMBDA_RUNTIME_API, CONCURRENCY);
   process.on('uncaughtException', (err) => {
     console.error('Uncaught Exception', errors.toFormatted(err));
     fatal(err, 129);
@@ -186,6 +223,13 @@ async function main() {
     return;
   }
   initialised = true;
+  const loops = [];
+  for (let i = 0; i < CONCURRENCY; i++) loops.push(serve(handler));
+  await Promise.all(loops);
+}
+
+// One polling loop: /next, the handler, its outcome, again.
+async function serve(handler) {
   while (!dying) {
     const inv = await client.next();
     if (dying) break;

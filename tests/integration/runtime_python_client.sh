@@ -1,7 +1,7 @@
 #!/bin/bash
 # The Python runtime's own HTTP client (runtimes/python/bootstrap) against a scripted Runtime API
 # (runtime_python_fake_api.py): results, errors and context as Lambda's runtime gives them; one
-# keep-alive connection per polling thread; a server that closes after every response, one that
+# keep-alive connection per worker process; a server that closes after every response, one that
 # drops the connection after each 202, one that writes byte by byte, one that holds back the end
 # of each response; events and results of megabytes; init errors; and no heavy module
 # (http.client, json, re) imported on the fast path.
@@ -61,7 +61,7 @@ def handler(event, context):
         return {"in": len(blob), "sha": hashlib.sha256(blob).hexdigest(), "out": "y" * event["n"]}
     if a == "sleep":
         time.sleep(event["s"])
-        return threading.current_thread().name
+        return {"pid": os.getpid(), "thread": threading.current_thread().name}
     return {"unknown": a}
 PYEOF
 
@@ -163,13 +163,14 @@ for mode in close_each drop_post bytewise trickle; do
 done
 check close_each 'r["connections"] >= 3' "a new connection after each close"
 
-note "AWS_LAMBDA_MAX_CONCURRENCY=3: three pollers, each on its own connection"
+note "AWS_LAMBDA_MAX_CONCURRENCY=3: three worker processes, each on its own connection"
 t0=$(date +%s%3N)
 run_case concurrent keep "$(events '[({"action": "sleep", "s": 1}, {})] * 3')" \
   AWS_LAMBDA_MAX_CONCURRENCY=3
 elapsed=$(($(date +%s%3N) - t0))
 check concurrent 'r["connections"] == 3' "three connections"
-check concurrent 'len({post(i).json for i in range(3)}) == 3' "three different threads served them"
+check concurrent 'len({post(i).json["pid"] for i in range(3)}) == 3' "three different processes served them"
+check concurrent 'all(post(i).json["thread"] == "MainThread" for i in range(3))' "each on its main thread"
 [ "$elapsed" -lt 2800 ] || fail "three 1 s invocations took $elapsed ms with 3 pollers"
 
 note "a handler that cannot be imported is an init error, and the runtime exits"
@@ -177,5 +178,14 @@ run_case init keep "$(events '[({}, {})]')" _HANDLER=missing.handler
 check init 'r["posts"][0]["path"].endswith("/init/error") and r["posts"][0]["headers"]["lambda-runtime-function-error-type"] == "Runtime.ImportModuleError"' "init error posted"
 check init 'json.loads(r["posts"][0]["body"])["errorMessage"] == "Unable to import module '"'"'missing'"'"': No module named '"'"'missing'"'"'"' "init error message"
 [ "$RUNTIME_STATUS" = 1 ] || fail "the runtime exited with $RUNTIME_STATUS after an init error, not 1"
+
+note "AWS_LAMBDA_MAX_CONCURRENCY=4 and an init error: reported once, before any worker exists"
+t0=$(date +%s%3N)
+run_case initconc keep "$(events '[({}, {})]')" _HANDLER=missing.handler AWS_LAMBDA_MAX_CONCURRENCY=4
+elapsed=$(($(date +%s%3N) - t0))
+check initconc 'len(r["posts"]) == 1 and r["posts"][0]["path"].endswith("/init/error")' "one init error"
+check initconc 'r["polls"] == 0 and r["connections"] == 1' "no worker polled"
+[ "$RUNTIME_STATUS" = 1 ] || fail "the runtime exited with $RUNTIME_STATUS after an init error, not 1"
+[ "$elapsed" -lt 5000 ] || fail "the init error took $elapsed ms to end the runtime"
 
 echo "PASS: runtime_python_client"

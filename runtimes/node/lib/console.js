@@ -4,17 +4,42 @@
 //
 // Writes go to stdout, which is a pipe to the runner: Node writes pipes synchronously on Linux,
 // so every line is out before the invocation's response is posted and lands in its log.
+//
+// With one invocation at a time the request id is a plain variable set when an invocation
+// starts. With several at once (AWS_LAMBDA_MAX_CONCURRENCY > 1) it travels with the
+// invocation's asynchronous work instead (AsyncLocalStorage), so that a line logged after an
+// await carries the id of the invocation that logged it, not that of the latest to start.
 
 const util = require('util');
 
 let requestId;
+// Created only for concurrent invocations: tracking asynchronous contexts has a cost.
+let storage = null;
 
 function setRequestId(id) {
   requestId = id;
 }
 
+// Runs fn with `id` as the request id of everything it logs, now or in its continuations.
+function runWithRequestId(id, fn) {
+  if (storage === null) {
+    const { AsyncLocalStorage } = require('async_hooks');
+    storage = new AsyncLocalStorage();
+  }
+  return storage.run(id, fn);
+}
+
+function currentRequestId() {
+  if (storage !== null) {
+    const id = storage.getStore();
+    if (id !== undefined) return id;
+  }
+  return requestId;
+}
+
 function write(level, args) {
-  const line = `${new Date().toISOString()}\t${requestId}\t${level}\t${util.format(...args)}\n`;
+  const id = currentRequestId();
+  const line = `${new Date().toISOString()}\t${id}\t${level}\t${util.format(...args)}\n`;
   process.stdout.write(line);
 }
 
@@ -35,4 +60,4 @@ function patchConsole() {
   }
 }
 
-module.exports = { patchConsole, setRequestId };
+module.exports = { patchConsole, setRequestId, runWithRequestId };

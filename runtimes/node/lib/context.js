@@ -30,6 +30,9 @@ function buildContext(headers, completion) {
     logStreamName: env.AWS_LAMBDA_LOG_STREAM_NAME,
     clientContext: parseJsonHeader(headers['lambda-runtime-client-context']),
     identity: parseJsonHeader(headers['lambda-runtime-cognito-identity']),
+    // The invocation's own trace id: with concurrent invocations the process-wide
+    // _X_AMZN_TRACE_ID cannot say whose it is, so it is not set then (see README.md).
+    xRayTraceId: headers['lambda-runtime-trace-id'],
     getRemainingTimeInMillis() {
       return Number.isFinite(deadline) ? Math.max(deadline - Date.now(), 0) : 0;
     },

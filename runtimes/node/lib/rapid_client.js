@@ -1,5 +1,6 @@
 'use strict';
-// A client of the Runtime API (2018-06-01) over one keep-alive HTTP/1.1 connection.
+// A client of the Runtime API (2018-06-01) over keep-alive HTTP/1.1 connections: one per
+// invocation the runtime runs at once.
 
 const http = require('http');
 
@@ -17,17 +18,23 @@ function headerSafe(text) {
 }
 
 class RapidClient {
-  constructor(address) {
+  // `concurrency` is how many invocations run at once: each polls /next and posts its outcome
+  // on a socket of its own, so the agent keeps that many open.
+  constructor(address, concurrency = 1) {
     const colon = typeof address === 'string' ? address.lastIndexOf(':') : -1;
     if (colon <= 0) {
       throw new Error(`AWS_LAMBDA_RUNTIME_API must be host:port, not ${JSON.stringify(address)}`);
     }
     this.host = address.slice(0, colon).replace(/^\[|\]$/g, '');
     this.port = Number(address.slice(colon + 1));
-    // One socket, kept open between requests. The agent unrefs it while idle, so it does not
-    // keep the event loop alive while a handler runs: that is how "the event loop is empty" is
-    // seen (see runtime.js).
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    // Sockets kept open between requests (one unless invocations run concurrently). The agent
+    // unrefs them while idle, so they do not keep the event loop alive while a handler runs:
+    // that is how "the event loop is empty" is seen (see runtime.js).
+    this.agent = new http.Agent({
+      keepAlive: true,
+      maxSockets: concurrency,
+      maxFreeSockets: concurrency,
+    });
   }
 
   // One request; resolves {status, headers, body} with the body as a string. A keep-alive
