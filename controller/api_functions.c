@@ -219,7 +219,7 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
 
     const char *name = NULL, *runtime = NULL, *handler = NULL, *description = NULL, *zip_b64 = NULL,
                *package_type = NULL;
-    int64_t memory = EF_MEMORY_DEFAULT_MB, timeout = EF_TIMEOUT_DEFAULT_S;
+    int64_t memory = EF_MEMORY_DEFAULT_MB, timeout = EF_TIMEOUT_DEFAULT_S, concurrency = 1;
     bool publish = false;
     if (ef_json_get_string(body, "FunctionName", &name) < 0)
         BAD_TYPE("FunctionName", "a string");
@@ -237,6 +237,8 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
         BAD_TYPE("Timeout", "an integer");
     if (ef_json_get_bool(body, "Publish", &publish) < 0)
         BAD_TYPE("Publish", "a boolean");
+    if (ef_json_get_int(body, EF_CONTAINER_CONCURRENCY_FIELD, &concurrency) < 0)
+        BAD_TYPE(EF_CONTAINER_CONCURRENCY_FIELD, "an integer");
     if (package_type && strcmp(package_type, "Zip") != 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException",
                         "PackageType %.32s is not supported; only Zip packages are", package_type);
@@ -269,7 +271,8 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     if (ef_validate_function_name(name, &err) < 0 || ef_validate_runtime(runtime, &err) < 0 ||
         ef_validate_handler(runtime, handler, &err) < 0 || ef_validate_memory(memory, &err) < 0 ||
         ef_validate_timeout(timeout, &err) < 0 || ef_validate_environment(vars, &err) < 0 ||
-        ef_validate_description(description, &err) < 0) {
+        ef_validate_description(description, &err) < 0 ||
+        ef_validate_container_concurrency(concurrency, &err) < 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s", err.msg);
         return;
     }
@@ -311,6 +314,7 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     fn->handler = strdup(handler);
     fn->memory_mb = memory;
     fn->timeout_s = timeout;
+    fn->container_concurrency = concurrency;
     fn->description = strdup(description ? description : "");
     fn->environment = vars ? cJSON_PrintUnformatted(vars) : strdup("{}");
     if (!fn->name || !fn->runtime || !fn->handler || !fn->description || !fn->environment) {

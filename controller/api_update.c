@@ -221,8 +221,9 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
         return;
 
     const char *runtime = NULL, *handler = NULL, *description = NULL;
-    int64_t memory = -1, timeout = -1;
+    int64_t memory = -1, timeout = -1, concurrency = -1;
     bool has_memory = ef_json_has(body, "MemorySize"), has_timeout = ef_json_has(body, "Timeout");
+    bool has_concurrency = ef_json_has(body, EF_CONTAINER_CONCURRENCY_FIELD);
     if (ef_json_get_string(body, "Runtime", &runtime) < 0)
         BAD_TYPE("Runtime", "a string");
     if (ef_json_get_string(body, "Handler", &handler) < 0)
@@ -233,6 +234,8 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
         BAD_TYPE("MemorySize", "an integer");
     if (ef_json_get_int(body, "Timeout", &timeout) < 0)
         BAD_TYPE("Timeout", "an integer");
+    if (ef_json_get_int(body, EF_CONTAINER_CONCURRENCY_FIELD, &concurrency) < 0)
+        BAD_TYPE(EF_CONTAINER_CONCURRENCY_FIELD, "an integer");
     const cJSON *env = cJSON_GetObjectItemCaseSensitive(body, "Environment");
     const cJSON *vars = NULL;
     bool has_env = env && !cJSON_IsNull(env);
@@ -246,6 +249,7 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
     if ((runtime && ef_validate_runtime(runtime, &err) < 0) ||
         (has_memory && ef_validate_memory(memory, &err) < 0) ||
         (has_timeout && ef_validate_timeout(timeout, &err) < 0) ||
+        (has_concurrency && ef_validate_container_concurrency(concurrency, &err) < 0) ||
         (has_env && ef_validate_environment(vars, &err) < 0) ||
         ef_validate_description(description, &err) < 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s", err.msg);
@@ -288,6 +292,8 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
         fn->memory_mb = memory;
     if (has_timeout)
         fn->timeout_s = timeout;
+    if (has_concurrency)
+        fn->container_concurrency = concurrency;
     char *now = ef_format_last_modified();
     if (r == 0 && (!now || ef_function_compute_config_hash(fn) < 0))
         r = -ENOMEM;

@@ -25,6 +25,12 @@ void ef_async_policy_after_failure(const struct ef_async_policy *p, enum ef_asyn
         *ret_step = step;
         return;
     }
+    if (kind == EF_ASYNC_REFUSED && p->max_refusals > 0 && refusals > p->max_refusals) {
+        step.dead_letter = true;
+        step.condition = EF_ASYNC_RETRIES_EXHAUSTED;
+        *ret_step = step;
+        return;
+    }
     int64_t delay;
     if (kind == EF_ASYNC_FUNCTION_ERROR)
         /* Retry k (k = attempts) waits base × 2^(k-1); a day caps absurd configurations. */

@@ -8,7 +8,9 @@
  *     one minute and then two.
  *   - a refusal (throttling, 429; a service error, 5xx; the function never ran): the attempt does
  *     not count, and the event is tried again with a backoff of 1 s doubling up to 5 min, for as
- *     long as its maximum age allows.
+ *     long as its maximum age allows (Lambda's policy) — or, with `max_refusals` set
+ *     (--async-max-throttle-retries), only that many times, after which it is dead-lettered
+ *     (condition RetriesExhausted).
  * Either way, an event whose next attempt would start after created + max_age_ms is
  * dead-lettered now (condition EventAgeExceeded) rather than left to wait for nothing. */
 #pragma once
@@ -29,6 +31,7 @@ struct ef_async_policy {
     int64_t max_attempts;   /* 1–3: the first attempt and up to two retries */
     int64_t retry_delay_ms; /* delay before the first retry after a function error */
     int64_t max_age_ms;     /* an event older than this is never attempted again */
+    int64_t max_refusals;   /* retries after refusals; 0: no limit but the age (Lambda's) */
 };
 
 enum ef_async_failure {

@@ -70,6 +70,7 @@ int ef_async_open(struct ef_controller *ctl, const char *db_path,
         .max_attempts = a->cfg.max_attempts,
         .retry_delay_ms = (int64_t)a->cfg.retry_delay_ms,
         .max_age_ms = (int64_t)a->cfg.max_age_ms,
+        .max_refusals = a->cfg.max_refusals,
     };
     a->pending_tail = &a->pending;
 

@@ -40,11 +40,13 @@ struct ef_async;
 #define EF_ASYNC_DEFAULT_DL_RETENTION (14 * 24 * 3600 * 1000ULL) /* dead letters */
 #define EF_ASYNC_DEFAULT_MAX_QUEUED   100000
 #define EF_ASYNC_MAX_CONCURRENCY      1024
+#define EF_ASYNC_MAX_REFUSALS         1000
 
 struct ef_async_config {
     unsigned concurrency;              /* deliveries in flight at once, 1–1024 */
     unsigned max_attempts;             /* 1–3: 1 + --async-max-retries */
     uint64_t retry_delay_ms;           /* before the first retry after a function error */
+    unsigned max_refusals;             /* retries after throttling; 0: until max_age_ms */
     uint64_t max_age_ms;               /* events older than this are dead-lettered */
     uint64_t retention_ms;             /* succeeded events are deleted this long after */
     uint64_t dead_letter_retention_ms; /* dead letters are deleted this long after */

@@ -16,6 +16,7 @@
 #include "controller/codestore.h"
 #include "controller/function_logs.h"
 #include "controller/housekeeping.h" /* scheduler */
+#include "controller/invoke.h"
 #include "controller/lambda_errors.h"
 #include "controller/metrics.h" /* scheduler */
 
@@ -26,6 +27,12 @@ static void on_container_exited(const char *id, const char *status, void *user)
 {
     struct ef_controller *ctl = user;
     ef_pool_container_exited(&ctl->pool, id, status);
+}
+
+static void on_container_oom(const char *id, void *user)
+{
+    struct ef_controller *ctl = user;
+    ef_invoke_container_oom(ctl, id);
 }
 
 /* scheduler: re-sync the pool with what funclet has, before anything else is sent to it. */
@@ -43,6 +50,7 @@ static void on_funclet_disconnected(void *user)
 
 static const struct ef_funclet_events funclet_events = {
     .on_container_exited = on_container_exited,
+    .on_container_oom = on_container_oom,
     .on_connected = on_funclet_connected,
     .on_disconnected = on_funclet_disconnected,
 };

@@ -54,6 +54,17 @@ static void on_notification(ef_rpc_conn *conn, const char *method, const cJSON *
 {
     (void)conn;
     ef_funclet_client *c = user;
+    if (strcmp(method, "container.oom") == 0) {
+        const cJSON *oid = cJSON_GetObjectItemCaseSensitive(params, "id");
+        if (!cJSON_IsString(oid)) {
+            ef_warn("funclet sent container.oom without an id; ignored");
+            return;
+        }
+        ef_debug("funclet reports an OOM kill in container %s", oid->valuestring);
+        if (c->events.on_container_oom)
+            c->events.on_container_oom(oid->valuestring, c->user);
+        return;
+    }
     if (strcmp(method, "container.exited") != 0)
         return;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(params, "id");

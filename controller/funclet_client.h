@@ -17,6 +17,9 @@ typedef struct ef_funclet_client ef_funclet_client;
 struct ef_funclet_events {
     /* funclet reported that a container's runner ended on its own. */
     void (*on_container_exited)(const char *id, const char *status, void *user);
+    /* funclet reported that the kernel's OOM killer killed a process of a container
+     * (container.oom). May be NULL. */
+    void (*on_container_oom)(const char *id, void *user);
     /* The connection is up (at start or again): runs before any call can be sent on it. May be
      * NULL. */
     void (*on_connected)(void *user);

@@ -72,6 +72,8 @@ cJSON *ef_function_configuration_json(const struct ef_function *fn, bool qualify
         !cJSON_AddStringToObject(c, "Description", fn->description) ||
         !cJSON_AddNumberToObject(c, "Timeout", (double)fn->timeout_s) ||
         !cJSON_AddNumberToObject(c, "MemorySize", (double)fn->memory_mb) ||
+        !cJSON_AddNumberToObject(c, EF_CONTAINER_CONCURRENCY_FIELD,
+                                 (double)fn->container_concurrency) ||
         !cJSON_AddStringToObject(c, "LastModified", fn->last_modified) ||
         !cJSON_AddStringToObject(c, "CodeSha256", sha_b64) ||
         !cJSON_AddStringToObject(c, "Version", version) ||

@@ -8,6 +8,11 @@
 
 struct ef_function;
 
+/* The request and FunctionConfiguration member for invocations one container serves at once:
+ * an extension named after the setting of Lambda Managed Instances (Lambda's own API keeps it
+ * in CapacityProviderConfig); clients that do not know it never see a difference. */
+#define EF_CONTAINER_CONCURRENCY_FIELD "PerExecutionEnvironmentMaxConcurrency"
+
 /* The ARN of `name`, qualified with ":<qualifier>" unless `qualifier` is NULL. malloc'd; NULL
  * when memory runs out. */
 char *ef_function_qualified_arn(const char *name, const char *qualifier);

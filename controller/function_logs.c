@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -20,11 +21,46 @@
  * this much more, so that a file grown by hand cannot make a read unbounded. */
 #define READ_SLACK (1024u * 1024u)
 
+/* Open files are kept for the functions logged to most recently: an append is then one
+ * write(2) instead of stat + open + write + close, which on a busy node is most of what logging
+ * an invocation costs. The file's size is tracked as it is written; the path is looked at again
+ * (a stat) at most once a second, so that a file an operator moved or removed is reopened
+ * rather than written to where nobody reads it. */
+#define OPEN_FILES    16
+#define REVALIDATE_MS 1000
+
+struct open_file {
+    char function[NAME_MAX_LEN + 1]; /* "" for a free entry */
+    int fd;
+    uint64_t size; /* bytes in the file, as far as this process knows */
+    dev_t dev;
+    ino_t ino;
+    uint64_t checked_ms; /* when the path was last found to be this file */
+    uint64_t used;       /* ordinal of the last append, for eviction */
+};
+
 struct ef_function_logs {
     char *dir;
     uint64_t max_file_size;
     unsigned files;
+    uint64_t appends;
+    struct open_file open[OPEN_FILES];
 };
+
+static uint64_t monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void open_file_close(struct open_file *f)
+{
+    if (f->function[0])
+        close(f->fd);
+    f->function[0] = '\0';
+    f->fd = -1;
+}
 
 static int check_name(const char *function, ef_error *err)
 {
@@ -72,6 +108,8 @@ void ef_function_logs_close(ef_function_logs *logs)
 {
     if (!logs)
         return;
+    for (unsigned i = 0; i < OPEN_FILES; i++)
+        open_file_close(&logs->open[i]);
     free(logs->dir);
     free(logs);
 }
@@ -105,6 +143,43 @@ static int rotate(const ef_function_logs *logs, const char *function, ef_error *
     return 0;
 }
 
+/* The entry of `function`'s open file, or a free (or the least recently used, closed) one. */
+static struct open_file *open_file_slot(ef_function_logs *logs, const char *function)
+{
+    struct open_file *lru = &logs->open[0];
+    for (unsigned i = 0; i < OPEN_FILES; i++) {
+        struct open_file *f = &logs->open[i];
+        if (f->function[0] && strcmp(f->function, function) == 0)
+            return f;
+        if (!f->function[0] || (lru->function[0] && f->used < lru->used))
+            lru = f;
+    }
+    open_file_close(lru);
+    return lru;
+}
+
+/* Opens the function's current file into `f`. */
+static int open_file_open(struct open_file *f, const char *function, const char *path,
+                          ef_error *err)
+{
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+    if (fd < 0)
+        return ef_error_set_errno(err, -errno, "cannot open %s", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int r = ef_error_set_errno(err, -errno, "cannot stat %s", path);
+        close(fd);
+        return r;
+    }
+    snprintf(f->function, sizeof(f->function), "%s", function);
+    f->fd = fd;
+    f->size = (uint64_t)st.st_size;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    f->checked_ms = monotonic_ms();
+    return 0;
+}
+
 int ef_function_logs_append(ef_function_logs *logs, const char *function, const char *text,
                             size_t len, ef_error *err)
 {
@@ -113,25 +188,39 @@ int ef_function_logs_append(ef_function_logs *logs, const char *function, const 
         return r;
     char path[PATH_MAX];
     file_path(logs, function, 0, path, sizeof(path));
-    struct stat st;
-    if (stat(path, &st) == 0 && st.st_size > 0 &&
-        (uint64_t)st.st_size + len > logs->max_file_size) {
+    struct open_file *f = open_file_slot(logs, function);
+    if (f->function[0] && monotonic_ms() - f->checked_ms >= REVALIDATE_MS) {
+        struct stat st;
+        if (stat(path, &st) == 0 && st.st_dev == f->dev && st.st_ino == f->ino) {
+            f->size = (uint64_t)st.st_size; /* another writer may have appended */
+            f->checked_ms = monotonic_ms();
+        } else {
+            open_file_close(f);
+        }
+    }
+    if (!f->function[0] && (r = open_file_open(f, function, path, err)) < 0)
+        return r;
+    if (f->size > 0 && f->size + len > logs->max_file_size) {
+        open_file_close(f);
         r = rotate(logs, function, err);
         if (r < 0)
             return r;
+        if ((r = open_file_open(f, function, path, err)) < 0)
+            return r;
     }
-    cleanup_close int fd =
-        open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
-    if (fd < 0)
-        return ef_error_set_errno(err, -errno, "cannot open %s", path);
+    f->used = ++logs->appends;
     while (len > 0) {
-        ssize_t n = write(fd, text, len);
+        ssize_t n = write(f->fd, text, len);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0)
-            return ef_error_set_errno(err, -errno, "cannot write %s", path);
+        if (n < 0) {
+            r = ef_error_set_errno(err, -errno, "cannot write %s", path);
+            open_file_close(f);
+            return r;
+        }
         text += n;
         len -= (size_t)n;
+        f->size += (uint64_t)n;
     }
     return 0;
 }

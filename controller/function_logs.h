@@ -2,9 +2,9 @@
  * CloudWatch stream is (START / the runtime's output / END / REPORT per invocation), with
  * size-based rotation (<function>.log.1, .log.2, ...), and read back by its last lines.
  *
- * Writes are plain appends (O_APPEND) from the loop thread; a log entry is small (the runner
- * sends at most 64 KiB of output per invocation), so a write costs no more than the invocation's
- * own RPC. See docs/logs.md. */
+ * Writes are plain appends (O_APPEND) from the loop thread to files kept open for the most
+ * recently logged functions; a log entry is small (the runner sends at most 64 KiB of output
+ * per invocation), so a write costs no more than the invocation's own RPC. See docs/logs.md. */
 #pragma once
 
 #include <stddef.h>

@@ -28,6 +28,12 @@
  * waits for capacity: each round frees at least the memory the function needs, so more than a
  * couple means funclet's capacity is taken by something else. */
 #define MAX_RECLAIM_ROUNDS 3
+/* How long the answer for a runtime killed by SIGKILL waits for funclet's container.oom: the
+ * runner's answer and funclet's notification travel on two sockets, and funclet sees the kill
+ * counter within milliseconds of the kill (docs/rpc.md). */
+#define OOM_WAIT_MS 100
+/* How the runner words an exit by SIGKILL, the OOM killer's signal. */
+#define KILLED_STATUS "signal: killed"
 
 struct ef_invocation {
     struct ef_sched_ticket ticket; /* its place in the scheduler (first: see from_ticket) */
@@ -49,6 +55,20 @@ struct ef_invocation {
     bool waited_for_capacity;
     ef_invoke_done_cb done; /* NULL once detached */
     void *user;
+
+    /* A runtime that ended under the invocation: how it is answered (complete_exit), kept while
+     * the answer waits for container.oom. */
+    struct {
+        char *doc;     /* the Runtime.ExitError document */
+        char *message; /* its errorMessage */
+        char *log;     /* the runtime's output, NULL when none */
+        long long memory_mb;
+        double duration_ms;
+        char container[64];         /* funclet's id of the container it ran in */
+        struct ef_invocation *next; /* in ctl->pool.oom_holds while held */
+        bool timer_open;            /* the timer is initialised and not yet closed */
+        uv_timer_t timer;
+    } exit;
 };
 
 char *ef_function_arn(const char *name)
@@ -73,6 +93,11 @@ const char *ef_invoke_throttle_reason(int code)
     return NULL;
 }
 
+static void on_exit_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
 /* Frees an invocation, giving its concurrency slot (or its place in a queue) back. */
 static void invocation_free(struct ef_invocation *inv)
 {
@@ -82,6 +107,15 @@ static void invocation_free(struct ef_invocation *inv)
     free(inv->payload);
     free(inv->client_context);
     free(inv->cognito_identity);
+    free(inv->exit.doc);
+    free(inv->exit.message);
+    free(inv->exit.log);
+    if (inv->exit.timer_open) {
+        /* The struct holds the timer: it goes with the timer's close callback. */
+        inv->exit.timer_open = false;
+        uv_close((uv_handle_t *)&inv->exit.timer, on_exit_timer_closed);
+        return;
+    }
     free(inv);
 }
 
@@ -194,6 +228,149 @@ static void complete_function_error(struct ef_invocation *inv, double duration_m
     complete_logged(inv, &o, note);
 }
 
+/* Completes an invocation whose runtime ended under it (inv->exit is filled). An end by the
+ * kernel's OOM killer is Lambda's Runtime.OutOfMemory, worded as Lambda does ("RequestId: <id>
+ * Error: Runtime exited with error: signal: killed"), with the function's whole memory as its
+ * Max Memory Used (the container reached its limit); any other end is Runtime.ExitError with the
+ * runner's document. Either is logged after the runtime's last output, message then type. */
+static void complete_exit(struct ef_invocation *inv, bool oom)
+{
+    const char *type = oom ? "Runtime.OutOfMemory" : "Runtime.ExitError";
+    const char *doc = inv->exit.doc, *message = inv->exit.message;
+    long long memory_mb = inv->exit.memory_mb;
+    char oom_message[EF_REQUEST_ID_LEN + 96];
+    cleanup_free char *oom_doc = NULL;
+    if (oom) {
+        snprintf(oom_message, sizeof(oom_message),
+                 "RequestId: %s Error: Runtime exited with error: " KILLED_STATUS, inv->request_id);
+        cleanup_cjson cJSON *o = cJSON_CreateObject();
+        if (o && cJSON_AddStringToObject(o, "errorType", type) &&
+            cJSON_AddStringToObject(o, "errorMessage", oom_message))
+            oom_doc = cJSON_PrintUnformatted(o);
+        if (!oom_doc) {
+            complete_service_error(inv, 500, "ServiceException", "out of memory");
+            return;
+        }
+        doc = oom_doc;
+        message = oom_message;
+        if (memory_mb < inv->fn->memory_mb)
+            memory_mb = inv->fn->memory_mb;
+        ef_info("invocation %s of %s ran out of memory (%lld MB) in container %s", inv->request_id,
+                inv->fn->name, (long long)inv->fn->memory_mb, inv->exit.container);
+    }
+    cleanup_free char *extra = NULL;
+    if (asprintf(&extra, "%s\n%s", message, type) < 0)
+        extra = NULL;
+    struct ef_invoke_outcome o = {
+        .status = EF_INVOKE_FUNCTION_ERROR,
+        .payload = doc,
+        .payload_len = strlen(doc),
+        .log = inv->exit.log,
+        .duration_ms = inv->exit.duration_ms,
+        .init_ms = inv->init_ms,
+        .max_memory_mb = memory_mb,
+    };
+    const struct log_note note = {.extra = extra, .status = "error", .error_type = type};
+    complete_logged(inv, &o, &note);
+}
+
+/* Takes the list link of a held invocation out of ctl->pool.oom_holds. */
+static void unhold(struct ef_invocation *inv)
+{
+    struct ef_invocation **pp = &inv->ctl->pool.oom_holds;
+    while (*pp && *pp != inv)
+        pp = &(*pp)->exit.next;
+    if (*pp)
+        *pp = inv->exit.next;
+    inv->exit.next = NULL;
+}
+
+static void on_oom_wait_over(uv_timer_t *t)
+{
+    struct ef_invocation *inv = t->data;
+    unhold(inv);
+    complete_exit(inv, false);
+}
+
+/* Waits up to OOM_WAIT_MS for funclet's container.oom (ef_invoke_container_oom) before answering
+ * as an exit: a timer, never a wait on the loop. */
+static void hold_for_oom(struct ef_invocation *inv)
+{
+    if (!inv->exit.timer_open) {
+        uv_timer_init(inv->ctl->loop, &inv->exit.timer);
+        inv->exit.timer.data = inv;
+        inv->exit.timer_open = true;
+    }
+    if (uv_timer_start(&inv->exit.timer, on_oom_wait_over, OOM_WAIT_MS, 0) < 0) {
+        complete_exit(inv, false);
+        return;
+    }
+    inv->exit.next = inv->ctl->pool.oom_holds;
+    inv->ctl->pool.oom_holds = inv;
+}
+
+/* Records how the runtime ended under the invocation, in container `c` (discarded here, being
+ * dead), and answers: at once as Runtime.OutOfMemory when funclet has already reported an OOM
+ * kill in the container; after a short wait for that report when the end may be one (a SIGKILL,
+ * or a runner that went away without a status); at once as Runtime.ExitError otherwise. `doc`
+ * NULL builds the Runtime.ExitError document from `message`. */
+static void finish_exit(struct ef_invocation *inv, struct ef_container *c, const char *doc,
+                        const char *message, const char *log, long long memory_mb,
+                        double duration_ms, bool maybe_oom, const char *why)
+{
+    bool oom = c->oom_killed;
+    snprintf(inv->exit.container, sizeof(inv->exit.container), "%s", c->id);
+    ef_pool_discard(c, why);
+    cleanup_free char *built = NULL;
+    if (!doc) {
+        cleanup_cjson cJSON *o = cJSON_CreateObject();
+        if (o && cJSON_AddStringToObject(o, "errorType", "Runtime.ExitError") &&
+            cJSON_AddStringToObject(o, "errorMessage", message))
+            built = cJSON_PrintUnformatted(o);
+        doc = built;
+    }
+    inv->exit.doc = doc ? strdup(doc) : NULL;
+    inv->exit.message = strdup(message);
+    inv->exit.log = log ? strdup(log) : NULL;
+    inv->exit.memory_mb = memory_mb;
+    inv->exit.duration_ms = duration_ms;
+    if (!inv->exit.doc || !inv->exit.message || (log && !inv->exit.log)) {
+        complete_service_error(inv, 500, "ServiceException", "out of memory");
+        return;
+    }
+    if (oom)
+        complete_exit(inv, true);
+    else if (maybe_oom && !inv->ctl->shutting_down)
+        hold_for_oom(inv);
+    else
+        complete_exit(inv, false);
+}
+
+void ef_invoke_container_oom(struct ef_controller *ctl, const char *id)
+{
+    struct ef_container *c = ef_pool_find(&ctl->pool, id);
+    /* Only a kill during an invocation is that invocation's: an idle container's was of a
+     * process left running, and the next invocation must not be blamed for it. */
+    if (c && c->state == EF_CONTAINER_BUSY)
+        c->oom_killed = true;
+    struct ef_invocation *inv = ctl->pool.oom_holds;
+    while (inv) {
+        struct ef_invocation *next = inv->exit.next;
+        if (strcmp(inv->exit.container, id) == 0) {
+            unhold(inv);
+            complete_exit(inv, true);
+        }
+        inv = next;
+    }
+}
+
+/* Whether `text` ends with `suffix`. */
+static bool ends_with(const char *text, const char *suffix)
+{
+    size_t n = strlen(text), m = strlen(suffix);
+    return n >= m && strcmp(text + n - m, suffix) == 0;
+}
+
 static void format_now_iso(char *buf, size_t len)
 {
     struct timeval tv;
@@ -268,7 +445,7 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
         return;
     }
     if (error && error->code == EF_RPC_ERR_CLOSED) {
-        char msg[256], extra[300];
+        char msg[256];
         if (c->exit_status)
             snprintf(msg, sizeof(msg), "RequestId: %s Error: Runtime exited with error: %s",
                      inv->request_id, c->exit_status);
@@ -276,11 +453,11 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
             snprintf(msg, sizeof(msg),
                      "RequestId: %s Error: Runtime exited without providing a reason",
                      inv->request_id);
-        snprintf(extra, sizeof(extra), "%s\nRuntime.ExitError", msg);
-        ef_pool_discard(c, "its runner went away during an invocation");
-        const struct log_note note = {
-            .extra = extra, .status = "error", .error_type = "Runtime.ExitError"};
-        complete_function_error(inv, duration_ms, "Runtime.ExitError", msg, NULL, -1, &note);
+        /* The OOM killer may have taken the runner itself (funclet then reports the OOM before
+         * the runner's exit, but the connection may close before either arrives). */
+        bool maybe_oom = !c->exit_status || strcmp(c->exit_status, KILLED_STATUS) == 0;
+        finish_exit(inv, c, NULL, msg, NULL, -1, duration_ms, maybe_oom,
+                    "its runner went away during an invocation");
         return;
     }
     if (error) {
@@ -322,10 +499,17 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
         retry_on_fresh_container(inv);
         return;
     }
-    if (exited)
-        ef_pool_discard(c, "its runtime exited");
-    else
-        ef_pool_release(c);
+    if (exited) {
+        cleanup_cjson cJSON *doc = cJSON_Parse(payload->valuestring);
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "errorMessage");
+        const char *msg = cJSON_IsString(m) ? m->valuestring : "";
+        finish_exit(inv, c, payload->valuestring, msg, log_text, memory_mb, duration_ms,
+                    ends_with(msg, KILLED_STATUS), "its runtime exited");
+        return;
+    }
+    /* An OOM kill that the runtime survived (a process it started) ends with this invocation. */
+    c->oom_killed = false;
+    ef_pool_release(c);
 
     struct ef_invoke_outcome o = {
         .status = ok ? EF_INVOKE_OK : EF_INVOKE_FUNCTION_ERROR,
@@ -336,19 +520,7 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
         .init_ms = inv->init_ms,
         .max_memory_mb = memory_mb,
     };
-    if (!exited) {
-        complete(inv, &o);
-        return;
-    }
-    /* Lambda logs the exit after the runtime's last output. */
-    cleanup_cjson cJSON *doc = cJSON_Parse(payload->valuestring);
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "errorMessage");
-    cleanup_free char *extra = NULL;
-    if (asprintf(&extra, "%s\nRuntime.ExitError", cJSON_IsString(m) ? m->valuestring : "") < 0)
-        extra = NULL;
-    const struct log_note note = {
-        .extra = extra, .status = "error", .error_type = "Runtime.ExitError"};
-    complete_logged(inv, &o, &note);
+    complete(inv, &o);
 }
 
 /* Starts a container for the invocation. */
@@ -426,7 +598,8 @@ static void on_spawned(struct ef_container *c, const ef_error *err, void *user)
         return;
     }
     if (!c && err->code == -EAGAIN && !inv->respawned) {
-        /* A recycled container whose runner cannot start a second runtime: one more try. */
+        /* A recycled container whose runner refused a new runtime (an older runner, or a
+         * runtime that outlived the reset): one more try, on whatever funclet hands out next. */
         inv->respawned = true;
         ef_warn("invocation %s: %s; starting another container", inv->request_id, err->msg);
         ef_error e2 = {0};
@@ -457,7 +630,7 @@ static int place(struct ef_invocation *inv, ef_error *err)
 {
     struct ef_container *c;
     inv->reclaims = 0;
-    while ((c = ef_pool_take_idle(&inv->ctl->pool, inv->key)) != NULL) {
+    while ((c = ef_pool_take_slot(&inv->ctl->pool, inv->key)) != NULL) {
         int r = send_invoke(inv, c);
         if (r == 0) {
             inv->warm = true;

@@ -2,11 +2,12 @@
  * node's limit, per-function queues), then pick a warm container of the function (or start one,
  * reclaiming idle containers of other functions when the node is out of capacity), send the
  * runner's `invoke`, enforce the function's timeout, and map what comes back onto Lambda's
- * outcomes. The container returns to the pool afterwards, or is destroyed when it timed out,
- * its runtime exited, or its runner went away. An invocation that met a warm container whose
- * runtime had already died (the runner answers "delivered": false) is moved once to a fresh
- * container. Every invocation that reached the function leaves its entry in the function's log
- * (function_logs.h). */
+ * outcomes (Runtime.OutOfMemory for a runtime killed when funclet reports an OOM kill in its
+ * container, see ef_invoke_container_oom). The container returns to the pool afterwards, or is
+ * destroyed when it timed out, its runtime exited, or its runner went away. An invocation that met
+ * a warm container whose runtime had already died (the runner answers "delivered": false) is moved
+ * once to a fresh container. Every invocation that reached the function leaves its entry in the
+ * function's log (function_logs.h). */
 #pragma once
 
 #include <stddef.h>
@@ -76,6 +77,11 @@ const char *ef_invoke_throttle_reason(int code);
  * to the pool), but `done` is no longer called. One still waiting in a queue is dropped at once
  * (`inv` is freed). */
 void ef_invoke_detach(struct ef_invocation *inv);
+
+/* funclet reported (container.oom) that the kernel's OOM killer killed a process of container
+ * `id`: an invocation whose runtime was killed there is answered with Runtime.OutOfMemory, now if
+ * its answer is waiting for this report, or when its answer arrives if the container is busy. */
+void ef_invoke_container_oom(struct ef_controller *ctl, const char *id);
 
 /* Returns the malloc'd ARN of a function, "arn:aws:lambda:us-east-1:000000000000:function:<name>".
  */

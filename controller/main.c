@@ -66,6 +66,7 @@ int main(int argc, char **argv)
     /* async: Event invocations (docs/async.md). */
     int64_t async_concurrency = EF_ASYNC_DEFAULT_CONCURRENCY;
     int64_t async_max_retries = EF_ASYNC_DEFAULT_MAX_ATTEMPTS - 1;
+    int64_t async_max_throttle_retries = 0;
     char *async_retry_delay = "60s";
     char *async_max_age = "6h";
     char *async_ordering = "oldest-first";
@@ -78,7 +79,7 @@ int main(int argc, char **argv)
     int64_t max_concurrency = EF_SCHED_DEFAULT_MAX_CONCURRENCY;
     char *idle_timeout = "60s";
     char *health_interval = "10s";
-    char *cooldown = "destroy";
+    char *cooldown = "reset";
 
     const struct ef_option opts[] = {
         {"data-dir", EF_OPT_STRING, &data_dir, "DIR",
@@ -112,6 +113,11 @@ int main(int argc, char **argv)
         {"async-max-retries", EF_OPT_INT, &async_max_retries, "N",
          "Retries of an Event invocation after a function error or timeout (0-2).", 0,
          EF_ASYNC_DEFAULT_MAX_ATTEMPTS - 1},
+        {"async-max-throttle-retries", EF_OPT_INT, &async_max_throttle_retries, "N",
+         "Retries of an Event invocation that was throttled (429) or refused (5xx) before it "
+         "ran; beyond them it is dead-lettered. 0, the default, retries until --async-max-age, "
+         "as Lambda does.",
+         0, EF_ASYNC_MAX_REFUSALS},
         {"async-retry-delay", EF_OPT_STRING, &async_retry_delay, "DURATION",
          "Wait before the first retry after a function error; each further retry waits twice "
          "as long (e.g. 1s, 60s).",
@@ -143,8 +149,9 @@ int main(int argc, char **argv)
         {"health-interval", EF_OPT_STRING, &health_interval, "DURATION",
          "Time between health checks of idle runners and of funclet's container list.", 0, 0},
         {"cooldown", EF_OPT_STRING, &cooldown, "HOW",
-         "destroy: cooled-down containers are destroyed; reset: funclet resets them into its "
-         "cold pool (needs a runner that can start a second runtime).",
+         "reset: funclet resets cooled-down containers (every process but the runner killed, "
+         "code unmounted, /tmp emptied, base limits) and keeps them as spares for any function "
+         "while its cold pool is short; destroy: they are destroyed.",
          0, 0},
         {0},
     };
@@ -180,6 +187,7 @@ int main(int argc, char **argv)
     struct ef_async_config async = {
         .concurrency = (unsigned)async_concurrency,
         .max_attempts = (unsigned)async_max_retries + 1,
+        .max_refusals = (unsigned)async_max_throttle_retries,
         .max_queued = (uint64_t)async_max_queued,
     };
     const struct {

@@ -33,6 +33,7 @@ struct spawn {
     char *function_name;
     char *version;
     int64_t memory_mb;
+    unsigned max_in_flight; /* the function's per-container concurrency */
     char *key;
     ef_spawn_cb cb;
     void *user;
@@ -48,6 +49,7 @@ void ef_pool_init(struct ef_pool *pool)
     pool->head = NULL;
     pool->count = 0;
     pool->seq = 0;
+    pool->oom_holds = NULL;
 }
 
 char *ef_pool_function_key(const struct ef_function *fn)
@@ -97,21 +99,38 @@ static void container_maybe_free(struct ef_container *c)
         container_free(c);
 }
 
-struct ef_container *ef_pool_take_idle(struct ef_pool *pool, const char *key)
+/* Whether `c` can take one more invocation of `key`. */
+static bool has_slot(const struct ef_container *c, const char *key)
 {
-    for (struct ef_container *c = pool->head; c; c = c->next) {
-        if (c->state == EF_CONTAINER_IDLE && !c->runtime_exited && strcmp(c->key, key) == 0) {
-            c->state = EF_CONTAINER_BUSY;
-            return c;
-        }
-    }
-    return NULL;
+    return (c->state == EF_CONTAINER_IDLE ||
+            (c->state == EF_CONTAINER_BUSY && c->in_flight < c->max_in_flight)) &&
+           !c->runtime_exited && strcmp(c->key, key) == 0;
 }
 
-bool ef_pool_has_idle(const struct ef_pool *pool, const char *key)
+struct ef_container *ef_pool_take_slot(struct ef_pool *pool, const char *key)
+{
+    struct ef_container *idle = NULL;
+    for (struct ef_container *c = pool->head; c; c = c->next) {
+        if (!has_slot(c, key))
+            continue;
+        if (c->state == EF_CONTAINER_BUSY) {
+            idle = c; /* packing: a container already serving comes first */
+            break;
+        }
+        if (!idle)
+            idle = c; /* idle ones are in most recently used order */
+    }
+    if (idle) {
+        idle->state = EF_CONTAINER_BUSY;
+        idle->in_flight++;
+    }
+    return idle;
+}
+
+bool ef_pool_has_slot(const struct ef_pool *pool, const char *key)
 {
     for (const struct ef_container *c = pool->head; c; c = c->next)
-        if (c->state == EF_CONTAINER_IDLE && !c->runtime_exited && strcmp(c->key, key) == 0)
+        if (has_slot(c, key))
             return true;
     return false;
 }
@@ -129,11 +148,15 @@ void ef_pool_release(struct ef_container *c)
     if (!c->in_pool)
         return;
     struct ef_pool *pool = &c->ctl->pool;
-    c->state = EF_CONTAINER_IDLE;
     c->last_used_ms = ef_now_epoch_ms();
-    c->idle_since = ef_now_monotonic_ms();
-    list_unlink(pool, c);
-    list_push_front(pool, c);
+    if (c->in_flight > 0)
+        c->in_flight--;
+    if (c->in_flight == 0) {
+        c->state = EF_CONTAINER_IDLE;
+        c->idle_since = ef_now_monotonic_ms();
+        list_unlink(pool, c);
+        list_push_front(pool, c);
+    }
     /* An invocation waiting for capacity may take it, or reclaim it for another function. */
     ef_sched_capacity_changed(c->ctl->sched);
 }
@@ -366,6 +389,8 @@ cJSON *ef_pool_to_json(const struct ef_pool *pool)
             !cJSON_AddStringToObject(o, "version", c->version) ||
             !cJSON_AddNumberToObject(o, "memory_mb", (double)c->memory_mb) ||
             !cJSON_AddNumberToObject(o, "invocations", c->invocations) ||
+            !cJSON_AddNumberToObject(o, "in_flight", c->in_flight) ||
+            !cJSON_AddNumberToObject(o, "max_in_flight", c->max_in_flight) ||
             !cJSON_AddNumberToObject(o, "last_used_ms", (double)c->last_used_ms) ||
             !cJSON_AddStringToObject(o, "last_used", when) ||
             (c->state == EF_CONTAINER_IDLE &&
@@ -502,9 +527,12 @@ static void on_runtime_started(ef_rpc_conn *conn, const cJSON *result,
     if (spawn_abandoned(sp))
         return;
     if (error && error->code == EF_RPC_ERR_BUSY) {
+        /* funclet hands out a reset container only once its runner has reaped the previous
+         * runtime, so this is a runner that cannot start a second runtime (an older runner in
+         * the runtimes volume) or one whose runtime outlived the reset. */
         spawn_fail(sp, -EAGAIN,
-                   "the runner of container %s has started a runtime before and cannot start "
-                   "another: %s",
+                   "the runner of container %s refused to start the runtime as its previous "
+                   "runtime is still running or it cannot start a second one: %s",
                    sp->c->id, error->message);
         return;
     }
@@ -513,6 +541,7 @@ static void on_runtime_started(ef_rpc_conn *conn, const cJSON *result,
         return;
     }
     sp->c->state = EF_CONTAINER_BUSY;
+    sp->c->in_flight = 1;
     ef_info("container %s started for function %s", sp->c->id, sp->c->function_name);
     spawn_finish(sp, sp->c, NULL);
 }
@@ -580,6 +609,7 @@ static void on_created(ef_rpc_conn *conn, const cJSON *result, const struct ef_r
     c->version = steal_pointer(&sp->version);
     c->key = steal_pointer(&sp->key);
     c->memory_mb = sp->memory_mb;
+    c->max_in_flight = sp->max_in_flight;
     c->state = EF_CONTAINER_STARTING;
     c->last_used_ms = ef_now_epoch_ms();
     c->idle_since = ef_now_monotonic_ms();
@@ -619,7 +649,8 @@ static cJSON *runtime_start_params(const struct ef_function *fn)
         !cJSON_AddStringToObject(p, "handler", fn->handler) ||
         !cJSON_AddStringToObject(p, "runtime", fn->runtime) ||
         !cJSON_AddNumberToObject(p, "memory_mb", (double)fn->memory_mb) ||
-        !cJSON_AddNumberToObject(p, "timeout_s", (double)fn->timeout_s))
+        !cJSON_AddNumberToObject(p, "timeout_s", (double)fn->timeout_s) ||
+        !cJSON_AddNumberToObject(p, "max_concurrency", (double)fn->container_concurrency))
         return NULL;
     return steal_pointer(&p);
 }
@@ -659,6 +690,7 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
     }
     sp->ctl = ctl;
     sp->memory_mb = fn->memory_mb;
+    sp->max_in_flight = fn->container_concurrency > 1 ? (unsigned)fn->container_concurrency : 1;
     sp->cb = cb;
     sp->user = user;
     r = ef_funclet_call(ctl->funclet, "container.create", steal_pointer(&params), CREATE_TIMEOUT_MS,

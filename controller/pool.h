@@ -2,10 +2,12 @@
  * lifecycle (create → connect to the runner → runtime.start → busy ⇄ idle → destroy).
  *
  * A container serves exactly one function identity (its `key`: name, version, code sha256 and
- * config hash) and one invocation at a time. Idle containers are kept most recently used first,
- * so the warmest one is reused. A container struct is freed only once it has left the pool and its
- * runner connection has closed (in that connection's on_close), so callbacks still holding it
- * stay safe. */
+ * config hash) and up to the function's per-container concurrency of invocations at once
+ * (PerExecutionEnvironmentMaxConcurrency, 1 by default). A new invocation goes to a container
+ * that already serves some and has a free slot, else to the most recently used idle one, so
+ * that the fewest containers stay warm and the warmest is reused. A container struct is freed only
+ * once it has left the pool and its runner connection has closed (in that connection's on_close),
+ * so callbacks still holding it stay safe. */
 #pragma once
 
 #include <cjson/cJSON.h>
@@ -17,11 +19,12 @@
 
 struct ef_controller;
 struct ef_function;
+struct ef_invocation;
 
 enum ef_container_state {
     EF_CONTAINER_STARTING, /* being created, connected to, or started */
-    EF_CONTAINER_IDLE,
-    EF_CONTAINER_BUSY,
+    EF_CONTAINER_IDLE,     /* no invocation in flight */
+    EF_CONTAINER_BUSY,     /* at least one invocation in flight */
 };
 
 struct ef_container {
@@ -34,12 +37,14 @@ struct ef_container {
     char *key;         /* function identity, see ef_pool_function_key() */
     ef_rpc_conn *conn; /* to the runner; NULL until connected and after it closed */
     enum ef_container_state state;
-    int64_t memory_mb;     /* the memory funclet holds for it */
-    uint64_t last_used_ms; /* wall clock, epoch ms */
-    uint64_t idle_since;   /* monotonic ms: when it last became idle (or was created) */
-    uint64_t seq;          /* order of arrival in the pool (see ef_pool.seq) */
-    unsigned invocations;  /* invocations it has served */
-    char *exit_status;     /* set when funclet reported the runner's exit ("exit status 1") */
+    int64_t memory_mb;      /* the memory funclet holds for it */
+    uint64_t last_used_ms;  /* wall clock, epoch ms */
+    uint64_t idle_since;    /* monotonic ms: when it last became idle (or was created) */
+    uint64_t seq;           /* order of arrival in the pool (see ef_pool.seq) */
+    unsigned invocations;   /* invocations it has served */
+    unsigned in_flight;     /* invocations it serves now (BUSY while above 0) */
+    unsigned max_in_flight; /* the function's per-container concurrency */
+    char *exit_status;      /* set when funclet reported the runner's exit ("exit status 1") */
     /* The runner reported (runtime.exited) that the runtime is gone: never handed out again. */
     bool runtime_exited;
     void *spawn; /* the spawn in progress while STARTING */
@@ -47,6 +52,7 @@ struct ef_container {
     bool connecting;     /* an ef_rpc_connect() to the runner has not called back yet */
     bool ping_in_flight; /* a health check of the runner has not been answered yet */
     bool reborn;         /* started to replace an idle container that died (housekeeping.h) */
+    bool oom_killed;     /* funclet reported an OOM kill in it (container.oom), see invoke.c */
 };
 
 struct ef_pool {
@@ -55,6 +61,9 @@ struct ef_pool {
     /* Arrivals counted: a container whose seq is above that of a container.list request arrived
      * after the request was sent, so its absence from the answer means nothing. */
     uint64_t seq;
+    /* Invocations whose runtime was killed, waiting briefly for funclet's container.oom to tell
+     * an OOM kill from another (invoke.c). */
+    struct ef_invocation *oom_holds;
 };
 
 typedef void (*ef_spawn_cb)(struct ef_container *c, const ef_error *err, void *user);
@@ -66,17 +75,19 @@ void ef_pool_init(struct ef_pool *pool);
  * "<name>\n<version>\n<code sha256>\n<config hash>". */
 char *ef_pool_function_key(const struct ef_function *fn);
 
-/* Takes the most recently used idle container with `key` whose runtime has not exited, marks it
- * BUSY and returns it; NULL when there is none. */
-struct ef_container *ef_pool_take_idle(struct ef_pool *pool, const char *key);
+/* Takes a slot for one invocation in a started container with `key` whose runtime has not
+ * exited: one that already serves invocations and has a free slot, else the most recently used
+ * idle one. Marks it BUSY and returns it; NULL when there is none. */
+struct ef_container *ef_pool_take_slot(struct ef_pool *pool, const char *key);
 
 /* Finds a container by funclet id (any state); NULL when it is not in the pool. */
 struct ef_container *ef_pool_find(struct ef_pool *pool, const char *id);
 
-/* Whether an idle container with `key` whose runtime has not exited is in the pool. */
-bool ef_pool_has_idle(const struct ef_pool *pool, const char *key);
+/* Whether a container with `key` whose runtime has not exited has a free slot. */
+bool ef_pool_has_slot(const struct ef_pool *pool, const char *key);
 
-/* Returns a BUSY container to the pool as the most recently used idle one. */
+/* Gives back the slot of one invocation; a container with none left in flight becomes the most
+ * recently used idle one. */
 void ef_pool_release(struct ef_container *c);
 
 /* Removes a container from the pool for good: asks funclet to destroy it (once) and closes the
@@ -111,11 +122,13 @@ void ef_pool_container_exited(struct ef_pool *pool, const char *id, const char *
 
 /* Creates and starts a new container for `fn`. Returns 0 and calls `cb` later, or a negative
  * errno (codes as for ef_spawn_cb) with `err` set and `cb` never called. A container whose
- * runner refuses runtime.start as already started (one recycled through funclet's pool by a
- * runner that cannot start a second runtime) fails with -EAGAIN: a new spawn may succeed. */
+ * runner refuses runtime.start as busy (one recycled through funclet's pool whose runner still
+ * has a runtime, or an older runner that starts only one) fails with -EAGAIN: a new spawn may
+ * succeed. */
 int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const char *key,
                   ef_spawn_cb cb, void *user, ef_error *err);
 
-/* The pool as a JSON array of {id, state, function, version, memory_mb, invocations,
- * last_used_ms, last_used (ISO 8601), idle_ms (idle ones)}. NULL on allocation failure. */
+/* The pool as a JSON array of {id, state, function, version, memory_mb, invocations, in_flight,
+ * max_in_flight, last_used_ms, last_used (ISO 8601), idle_ms (idle ones)}. NULL on allocation
+ * failure. */
 cJSON *ef_pool_to_json(const struct ef_pool *pool);

@@ -50,7 +50,9 @@ void ef_sched_config_defaults(struct ef_sched_config *cfg)
     cfg->max_concurrency = EF_SCHED_DEFAULT_MAX_CONCURRENCY;
     cfg->idle_timeout_ms = EF_SCHED_DEFAULT_IDLE_TIMEOUT_MS;
     cfg->health_interval_ms = EF_SCHED_DEFAULT_HEALTH_INTERVAL_MS;
-    cfg->cooldown_reset = false;
+    /* Reset: the runner starts a new runtime in a recycled container, and funclet keeps it as
+     * a spare for any function, which saves creating one. */
+    cfg->cooldown_reset = true;
 }
 
 /* Reads duration flag `flag` into *ret_ms, within [min_ms, max_ms]. */
@@ -390,7 +392,7 @@ static void serve(struct ef_scheduler *s, struct ef_sched_fn *fn)
         struct ef_sched_ticket *t = fn->head;
         if (!slot_free(s, fn))
             return;
-        if (s->capacity_blocked && !ef_pool_has_idle(&s->ctl->pool, t->key))
+        if (s->capacity_blocked && !ef_pool_has_slot(&s->ctl->pool, t->key))
             return;
         dequeue(s, t);
         take_slot(s, t);

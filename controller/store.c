@@ -12,13 +12,35 @@
 #include "common/cleanup.h"
 #include "controller/codestore.h"
 
+/* Function records read recently, so that a warm invocation does not cost an SQLite read
+ * transaction (two fcntl locks and a page lookup). The controller is the only writer of the
+ * functions tables and every write goes through this file, which empties the cache before and
+ * after it; the cache can therefore never serve a record the database no longer has. */
+#define CACHE_ENTRIES 64
+
+struct cached_function {
+    struct ef_function *fn; /* NULL: a free entry */
+    int64_t version;        /* 0 for $LATEST */
+    uint64_t used;
+};
+
 struct ef_store {
     sqlite3 *db;
     /* The statements of the invocation path stay prepared; management calls prepare theirs. */
     sqlite3_stmt *insert;
     sqlite3_stmt *get_latest;
     sqlite3_stmt *get_version;
+    struct cached_function cache[CACHE_ENTRIES];
+    uint64_t cache_clock;
 };
+
+static void cache_clear(ef_store *store)
+{
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++) {
+        ef_function_free(store->cache[i].fn);
+        store->cache[i].fn = NULL;
+    }
+}
 
 /* Schema migrations: step i brings a database from user_version i to i + 1. A database written
  * before versions existed has user_version 0 and the functions table already; step 0 is
@@ -58,6 +80,9 @@ static const char *const migrations[] = {
     " PRIMARY KEY (function_name, version)"
     ") WITHOUT ROWID;"
     "CREATE INDEX function_versions_code ON function_versions (code_sha256_hex);",
+    /* 2 → 3: invocations one container serves at once. */
+    "ALTER TABLE functions ADD COLUMN container_concurrency INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE function_versions ADD COLUMN container_concurrency INTEGER NOT NULL DEFAULT 1;",
 };
 
 #define SCHEMA_VERSION ((int)EF_ARRAY_SIZE(migrations))
@@ -65,10 +90,10 @@ static const char *const migrations[] = {
 /* Every query that returns function records selects these columns in this order. */
 #define RECORD_COLUMNS                                                                             \
     "runtime, handler, memory_mb, timeout_s, environment, description, code_sha256_hex, "          \
-    "code_size, last_modified, config_hash"
+    "code_size, last_modified, config_hash, container_concurrency"
 
 static const char insert_sql[] = "INSERT INTO functions (name, " RECORD_COLUMNS ") "
-                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11);";
+                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12);";
 
 static const char get_latest_sql[] = "SELECT name, 0, " RECORD_COLUMNS ", reserved_concurrency "
                                      "FROM functions WHERE name = ?1;";
@@ -76,7 +101,7 @@ static const char get_latest_sql[] = "SELECT name, 0, " RECORD_COLUMNS ", reserv
 static const char get_version_sql[] =
     "SELECT v.function_name, v.version, v.runtime, v.handler, v.memory_mb, v.timeout_s, "
     "v.environment, v.description, v.code_sha256_hex, v.code_size, v.last_modified, "
-    "v.config_hash, f.reserved_concurrency "
+    "v.config_hash, v.container_concurrency, f.reserved_concurrency "
     "FROM function_versions v JOIN functions f ON f.name = v.function_name "
     "WHERE v.function_name = ?1 AND v.version = ?2;";
 
@@ -86,7 +111,7 @@ static const char list_sql[] =
     " UNION ALL"
     " SELECT v.function_name, v.version, v.runtime, v.handler, v.memory_mb, v.timeout_s,"
     " v.environment, v.description, v.code_sha256_hex, v.code_size, v.last_modified,"
-    " v.config_hash, f.reserved_concurrency"
+    " v.config_hash, v.container_concurrency, f.reserved_concurrency"
     " FROM function_versions v JOIN functions f ON f.name = v.function_name"
     ") WHERE (?1 IS NULL OR name = ?1) AND (?2 OR vnum = 0)"
     " AND (name > ?3 OR (name = ?3 AND vnum > ?4))"
@@ -138,6 +163,7 @@ void ef_store_close(ef_store *store)
 {
     if (!store)
         return;
+    cache_clear(store);
     sqlite3_finalize(store->insert);
     sqlite3_finalize(store->get_latest);
     sqlite3_finalize(store->get_version);
@@ -238,7 +264,7 @@ fail:
     return r;
 }
 
-/* Binds name and the record columns as ?1 … ?11. */
+/* Binds name and the record columns as ?1 … ?12. */
 static void bind_record(sqlite3_stmt *st, const struct ef_function *fn)
 {
     sqlite3_bind_text(st, 1, fn->name, -1, SQLITE_STATIC);
@@ -252,10 +278,12 @@ static void bind_record(sqlite3_stmt *st, const struct ef_function *fn)
     sqlite3_bind_int64(st, 9, fn->code_size);
     sqlite3_bind_text(st, 10, fn->last_modified, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 11, fn->config_hash, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 12, fn->container_concurrency);
 }
 
 int ef_store_insert_function(ef_store *store, const struct ef_function *fn, ef_error *err)
 {
+    cache_clear(store);
     sqlite3_stmt *st = store->insert;
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
@@ -338,8 +366,9 @@ static struct ef_function *read_record(sqlite3_stmt *st)
     fn->code_size = sqlite3_column_int64(st, 9);
     fn->last_modified = column_strdup(st, 10);
     fn->config_hash = column_strdup(st, 11);
-    fn->has_reserved_concurrency = sqlite3_column_type(st, 12) != SQLITE_NULL;
-    fn->reserved_concurrency = sqlite3_column_int64(st, 12);
+    fn->container_concurrency = sqlite3_column_int64(st, 12);
+    fn->has_reserved_concurrency = sqlite3_column_type(st, 13) != SQLITE_NULL;
+    fn->reserved_concurrency = sqlite3_column_int64(st, 13);
     if (!fn->name || !fn->version || !fn->runtime || !fn->handler || !fn->environment ||
         !fn->description || !fn->code_sha256_hex || !fn->last_modified || !fn->config_hash) {
         ef_function_free(fn);
@@ -370,40 +399,119 @@ static int fetch_one(ef_store *store, sqlite3_stmt *st, const char *what,
     return r;
 }
 
+static char *strdup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+/* A deep copy of a function record; NULL when memory runs out. */
+static struct ef_function *function_dup(const struct ef_function *fn)
+{
+    struct ef_function *c = malloc(sizeof(*c));
+    if (!c)
+        return NULL;
+    *c = *fn;
+    c->name = strdup_or_null(fn->name);
+    c->version = strdup_or_null(fn->version);
+    c->runtime = strdup_or_null(fn->runtime);
+    c->handler = strdup_or_null(fn->handler);
+    c->environment = strdup_or_null(fn->environment);
+    c->description = strdup_or_null(fn->description);
+    c->code_sha256_hex = strdup_or_null(fn->code_sha256_hex);
+    c->last_modified = strdup_or_null(fn->last_modified);
+    c->config_hash = strdup_or_null(fn->config_hash);
+    if (!c->name || !c->version || !c->runtime || !c->handler || !c->environment ||
+        !c->description || !c->code_sha256_hex || !c->last_modified || !c->config_hash) {
+        ef_function_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* A copy of the cached record of `name` version `n`; NULL when it is not cached. */
+static struct ef_function *cache_get(ef_store *store, const char *name, int64_t n)
+{
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++) {
+        struct cached_function *e = &store->cache[i];
+        if (e->fn && e->version == n && strcmp(e->fn->name, name) == 0) {
+            e->used = ++store->cache_clock;
+            return function_dup(e->fn);
+        }
+    }
+    return NULL;
+}
+
+/* Keeps a copy of `fn` (version `n`), in place of the least recently used entry if need be. */
+static void cache_put(ef_store *store, const struct ef_function *fn, int64_t n)
+{
+    struct cached_function *slot = &store->cache[0];
+    for (unsigned i = 0; i < CACHE_ENTRIES; i++) {
+        struct cached_function *e = &store->cache[i];
+        if (!e->fn) {
+            slot = e;
+            break;
+        }
+        if (e->used < slot->used)
+            slot = e;
+    }
+    struct ef_function *copy = function_dup(fn);
+    if (!copy)
+        return; /* only the cache loses */
+    ef_function_free(slot->fn);
+    slot->fn = copy;
+    slot->version = n;
+    slot->used = ++store->cache_clock;
+}
+
+/* Reads `name` version `n` (0: $LATEST) through the cache. */
+static int get_cached(ef_store *store, const char *name, int64_t n, struct ef_function **ret_fn,
+                      ef_error *err)
+{
+    struct ef_function *fn = cache_get(store, name, n);
+    if (fn) {
+        *ret_fn = fn;
+        return 0;
+    }
+    sqlite3_stmt *st = n == 0 ? store->get_latest : store->get_version;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    char what[128];
+    if (n == 0) {
+        snprintf(what, sizeof(what), "%s", name);
+    } else {
+        sqlite3_bind_int64(st, 2, n);
+        snprintf(what, sizeof(what), "%s:%" PRId64, name, n);
+    }
+    int r = fetch_one(store, st, what, ret_fn, err);
+    if (r == 0)
+        cache_put(store, *ret_fn, n);
+    return r;
+}
+
 int ef_store_get_function(ef_store *store, const char *name, struct ef_function **ret_fn,
                           ef_error *err)
 {
-    sqlite3_stmt *st = store->get_latest;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    return fetch_one(store, st, name, ret_fn, err);
+    return get_cached(store, name, 0, ret_fn, err);
 }
 
 int ef_store_get_function_version(ef_store *store, const char *name, const char *qualifier,
                                   struct ef_function **ret_fn, ef_error *err)
 {
     int64_t n = ef_version_number(qualifier);
-    if (n == 0)
-        return ef_store_get_function(store, name, ret_fn, err);
     if (n < 0)
         return ef_error_set(err, -ENOENT, "Function not found: %s:%s", name, qualifier);
-    sqlite3_stmt *st = store->get_version;
-    sqlite3_reset(st);
-    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, n);
-    char what[128];
-    snprintf(what, sizeof(what), "%s:%" PRId64, name, n);
-    return fetch_one(store, st, what, ret_fn, err);
+    return get_cached(store, name, n, ret_fn, err);
 }
 
 int ef_store_update_function(ef_store *store, const struct ef_function *fn, ef_error *err)
 {
-    cleanup_stmt sqlite3_stmt *st =
-        prepare(store,
-                "UPDATE functions SET runtime = ?2, handler = ?3, memory_mb = ?4, timeout_s = ?5, "
-                "environment = ?6, description = ?7, code_sha256_hex = ?8, code_size = ?9, "
-                "last_modified = ?10, config_hash = ?11 WHERE name = ?1;",
-                err);
+    cache_clear(store);
+    cleanup_stmt sqlite3_stmt *st = prepare(
+        store,
+        "UPDATE functions SET runtime = ?2, handler = ?3, memory_mb = ?4, timeout_s = ?5, "
+        "environment = ?6, description = ?7, code_sha256_hex = ?8, code_size = ?9, "
+        "last_modified = ?10, config_hash = ?11, container_concurrency = ?12 WHERE name = ?1;",
+        err);
     if (!st)
         return -EIO;
     bind_record(st, fn);
@@ -431,6 +539,7 @@ static int run_changes(ef_store *store, const char *sql, const char *name, int64
 
 int ef_store_delete_function(ef_store *store, const char *name, ef_error *err)
 {
+    cache_clear(store);
     int r = exec(store->db, "BEGIN IMMEDIATE;", err);
     if (r < 0)
         return r;
@@ -445,6 +554,7 @@ int ef_store_delete_function(ef_store *store, const char *name, ef_error *err)
 
 int ef_store_delete_version(ef_store *store, const char *name, int64_t version, ef_error *err)
 {
+    cache_clear(store);
     int r = run_changes(store,
                         "DELETE FROM function_versions WHERE function_name = ?1 AND version = ?2;",
                         name, version, err);
@@ -487,7 +597,8 @@ static int insert_version(ef_store *store, const struct ef_function *latest, int
         prepare(store,
                 "INSERT INTO function_versions (function_name, version, " RECORD_COLUMNS ") "
                 "SELECT name, ?2, runtime, handler, memory_mb, timeout_s, environment, ?3, "
-                "code_sha256_hex, code_size, ?4, config_hash FROM functions WHERE name = ?1;",
+                "code_sha256_hex, code_size, ?4, config_hash, container_concurrency FROM functions "
+                "WHERE name = ?1;",
                 err);
     if (!st)
         return -EIO;
@@ -520,6 +631,7 @@ int ef_store_publish_version(ef_store *store, const char *name, const char *desc
                              const char *expected_sha256_hex, const char *last_modified,
                              struct ef_function **ret_fn, bool *ret_created, ef_error *err)
 {
+    cache_clear(store);
     int r = exec(store->db, "BEGIN IMMEDIATE;", err);
     if (r < 0)
         return r;
@@ -557,6 +669,7 @@ int ef_store_publish_version(ef_store *store, const char *name, const char *desc
 int ef_store_set_concurrency(ef_store *store, const char *name, bool has_value, int64_t value,
                              ef_error *err)
 {
+    cache_clear(store);
     cleanup_stmt sqlite3_stmt *st =
         prepare(store, "UPDATE functions SET reserved_concurrency = ?2 WHERE name = ?1;", err);
     if (!st)
@@ -664,10 +777,17 @@ int ef_store_for_each_code(ef_store *store, int (*cb)(const char *hex, void *use
 
 int ef_function_compute_config_hash(struct ef_function *fn)
 {
-    /* Fields are separated by a byte that none of them can contain (all are validated text). */
+    /* Fields are separated by a byte that none of them can contain (all are validated text).
+     * The per-container concurrency joins only when it is not the default, so that the hashes
+     * of functions stored before it existed stay what they were. */
+    char concurrency[32] = "";
+    if (fn->container_concurrency > 1)
+        snprintf(concurrency, sizeof(concurrency), "\x1f%lld",
+                 (long long)fn->container_concurrency);
     cleanup_free char *text = NULL;
-    if (asprintf(&text, "%s\x1f%s\x1f%lld\x1f%lld\x1f%s", fn->runtime, fn->handler,
-                 (long long)fn->memory_mb, (long long)fn->timeout_s, fn->environment) < 0)
+    if (asprintf(&text, "%s\x1f%s\x1f%lld\x1f%lld\x1f%s%s", fn->runtime, fn->handler,
+                 (long long)fn->memory_mb, (long long)fn->timeout_s, fn->environment,
+                 concurrency) < 0)
         return -ENOMEM;
     char hex[EF_SHA256_HEX_LEN + 1];
     ef_sha256_hex(text, strlen(text), hex);

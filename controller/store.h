@@ -41,6 +41,10 @@ struct ef_function {
     int64_t code_size;     /* bytes of the zip */
     char *last_modified;   /* "2026-11-27T06:30:00.000+0000" */
     char *config_hash;     /* sha256 hex of what a warm container depends on, see below */
+    /* Invocations one container of this version serves at once (1–64; default 1).
+     * PerExecutionEnvironmentMaxConcurrency in the API; the runtime sees it as
+     * AWS_LAMBDA_MAX_CONCURRENCY. */
+    int64_t container_concurrency;
     /* The function's reserved concurrency (shared by all its versions); false: none set. */
     bool has_reserved_concurrency;
     int64_t reserved_concurrency;
@@ -130,6 +134,6 @@ const char *ef_function_version(const struct ef_function *fn);
 int64_t ef_version_number(const char *version);
 
 /* Computes fn->config_hash from the settings a running container depends on (runtime, handler,
- * memory, timeout, environment), so that a container started for one configuration is never
- * reused for another. Returns 0 or -ENOMEM. */
+ * memory, timeout, environment, per-container concurrency), so that a container started for one
+ * configuration is never reused for another. Returns 0 or -ENOMEM. */
 int ef_function_compute_config_hash(struct ef_function *fn);

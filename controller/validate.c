@@ -113,6 +113,17 @@ int ef_validate_memory(int64_t memory_mb, ef_error *err)
     return 0;
 }
 
+int ef_validate_container_concurrency(int64_t n, ef_error *err)
+{
+    if (n < 1 || n > EF_CONTAINER_CONCURRENCY_MAX)
+        return ef_error_set(err, -EINVAL,
+                            "1 validation error detected: Value '%lld' at "
+                            "'perExecutionEnvironmentMaxConcurrency' failed to satisfy "
+                            "constraint: Member must be between 1 and %d",
+                            (long long)n, EF_CONTAINER_CONCURRENCY_MAX);
+    return 0;
+}
+
 int ef_validate_timeout(int64_t timeout_s, ef_error *err)
 {
     if (timeout_s < EF_TIMEOUT_MIN_S || timeout_s > EF_TIMEOUT_MAX_S)

@@ -54,6 +54,12 @@ int ef_runtime_is_custom(const char *runtime);
  * where the module path may contain '/' and neither part is empty. */
 int ef_validate_handler(const char *runtime, const char *handler, ef_error *err);
 
+/* PerExecutionEnvironmentMaxConcurrency: invocations one container serves at once. */
+#define EF_CONTAINER_CONCURRENCY_MAX 64
+
+/* PerExecutionEnvironmentMaxConcurrency, 1–EF_CONTAINER_CONCURRENCY_MAX. */
+int ef_validate_container_concurrency(int64_t n, ef_error *err);
+
 /* MemorySize in MB, 128–10240. */
 int ef_validate_memory(int64_t memory_mb, ef_error *err);
 

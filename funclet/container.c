@@ -793,18 +793,17 @@ static void reset_done(struct ef_container_op *op)
     c->state = EF_CONTAINER_COLD;
     c->oom_killed = false;
     if (op->release) {
-        /* A spare must take any function's runtime.start, and the runner refuses a second one
-         * after its runtime has run: a container that has been warm goes rather than being
-         * handed to the next client with a runner that would refuse it. Spares all have their
-         * own network namespace. */
+        /* A spare must take any function's runtime.start: the runner starts a new runtime
+         * once the previous one has ended, and the reset has waited until the runner reaped
+         * it, so a container that has been warm is as good a spare as a new one. Spares all
+         * have their own network namespace. */
         size_t creating = 0;
-        if (!c->was_warm && c->own_netns &&
-            ef_pool_count(f, &creating) + creating < f->cfg.pool_size) {
+        if (c->own_netns && ef_pool_count(f, &creating) + creating < f->cfg.pool_size) {
             c->pooled = true;
         } else {
             ef_container_done_cb cb = op->cb;
             void *user = op->user;
-            bool c_was_warm = c->was_warm, c_own_netns = c->own_netns;
+            bool c_own_netns = c->own_netns;
             op_close(op);
             char id[sizeof(c->id)];
             memcpy(id, c->id, sizeof(id));
@@ -815,9 +814,8 @@ static void reset_done(struct ef_container_op *op)
                 return;
             }
             ef_info("container %s destroyed after its reset: %s", id,
-                    c_was_warm    ? "a runner that ran a runtime does not go back into the pool"
-                    : c_own_netns ? "the pool is full"
-                                  : "a container without its own network is never pooled");
+                    c_own_netns ? "the pool is full"
+                                : "a container without its own network is never pooled");
             if (cb)
                 cb(f, NULL, 0, NULL, user);
             return;

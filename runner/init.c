@@ -4,7 +4,12 @@
  * forwards SIGTERM to the runtime and exits after a short grace period. Around that it serves
  * JSON-RPC on the listening socket funclet passes (runtime.start, invoke; the runtime.exited
  * notification) and the Lambda Runtime API to the runtime it starts, and ends invocations at
- * their deadline. Everything runs on one libuv loop. */
+ * their deadline. Everything runs on one libuv loop.
+ *
+ * A runner outlives its runtime: once the runtime has ended (on its own, at a deadline, or killed
+ * by funclet's container.reset), a new runtime.start starts a fresh one, possibly of another
+ * function, with nothing of the previous one kept (invocations, output, configuration, Runtime
+ * API connections). */
 #define _GNU_SOURCE
 #include "runner/runner.h"
 
@@ -52,8 +57,10 @@ struct runner {
     uv_timer_t deadline; /* armed at the earliest deadline of a pending invocation */
     struct rpc_peer *peers;
 
-    bool started;      /* runtime.start succeeded once */
-    pid_t runtime_pid; /* > 0 while the runtime runs */
+    bool started;      /* runtime.start succeeded and no new runtime is being set up */
+    pid_t runtime_pid; /* > 0 while the runtime runs (until reaped) */
+    unsigned runtimes; /* runtimes started so far, for the log */
+    int api_port_flag; /* --api-port as given (0: any free port) */
     struct ef_runtime_config config;
     char *default_arn;
     bool stopping;
@@ -79,10 +86,12 @@ static void kill_runtime_and_descendants(pid_t pid)
 }
 
 /* Tells every client (the controller) that the runtime is gone, so that it does not send this
- * container another invocation. */
-static void notify_runtime_exited(struct runner *r, pid_t pid, const char *how)
+ * container another invocation; but not `quiet`, the client that is starting the next runtime. */
+static void notify_runtime_exited(struct runner *r, pid_t pid, const char *how, ef_rpc_conn *quiet)
 {
     for (struct rpc_peer *p = r->peers; p; p = p->next) {
+        if (p->conn == quiet)
+            continue;
         cJSON *params = cJSON_CreateObject();
         if (!params || !cJSON_AddNumberToObject(params, "pid", pid) ||
             !cJSON_AddStringToObject(params, "status", how)) {
@@ -95,7 +104,8 @@ static void notify_runtime_exited(struct runner *r, pid_t pid, const char *how)
     }
 }
 
-static void on_runtime_exit(struct runner *r, int status)
+/* The runtime has been reaped with `status`. `quiet` (may be NULL) is a client not to notify. */
+static void on_runtime_exit(struct runner *r, int status, ef_rpc_conn *quiet)
 {
     char how[64];
     ef_format_wait_status(status, how, sizeof(how));
@@ -112,7 +122,7 @@ static void on_runtime_exit(struct runner *r, int status)
     ef_log_capture_drain(&r->capture);
     ef_invocations_fail_exit(&r->invs, how);
     if (!r->stopping)
-        notify_runtime_exited(r, pid, how);
+        notify_runtime_exited(r, pid, how, quiet);
     if (r->stopping)
         close_everything(r);
 }
@@ -162,7 +172,7 @@ static void on_sigchld(uv_signal_t *h, int signum)
         if (pid <= 0)
             break;
         if (pid == r->runtime_pid)
-            on_runtime_exit(r, status);
+            on_runtime_exit(r, status, NULL);
         else
             ef_debug("reaped process %d", (int)pid);
     }
@@ -184,7 +194,7 @@ static void on_grace_over(uv_timer_t *t)
         pid = waitpid(r->runtime_pid, &status, 0);
     while (pid < 0 && errno == EINTR);
     if (pid == r->runtime_pid)
-        on_runtime_exit(r, status);
+        on_runtime_exit(r, status, NULL);
     else
         close_everything(r);
 }
@@ -208,12 +218,59 @@ static void on_stop_signal(uv_signal_t *h, int signum)
 
 /* ---- RPC methods ------------------------------------------------------------------------ */
 
-static void rpc_runtime_start(struct runner *r, ef_rpc_request *req, const cJSON *params)
+/* Reaps the runtime now if it has ended but its SIGCHLD has not been handled yet: funclet's
+ * container.reset kills it from outside, asynchronously to this loop, and its next client may
+ * be faster than the signal. `quiet` is that client, which must not hear of the old runtime's
+ * end as if it were the one it is starting. */
+static void reap_ended_runtime(struct runner *r, ef_rpc_conn *quiet)
 {
-    if (r->started) {
+    if (r->runtime_pid <= 0)
+        return;
+    int status;
+    pid_t pid;
+    do
+        pid = waitpid(r->runtime_pid, &status, WNOHANG);
+    while (pid < 0 && errno == EINTR);
+    if (pid == r->runtime_pid)
+        on_runtime_exit(r, status, quiet);
+}
+
+/* Forgets everything of the previous runtime, which has ended: its invocations (all answered at
+ * its exit), its output, its configuration, and the Runtime API's connections, closed with the
+ * server so that no poll of the old runtime that the loop has not yet seen end can take an
+ * invocation meant for the new one. The Runtime API is started again by ensure_runtime_api(). */
+static void forget_previous_runtime(struct runner *r)
+{
+    r->started = false;
+    ef_invocations_reset(&r->invs, "the runtime was replaced");
+    ef_log_capture_reset(&r->capture);
+    ef_runtime_config_free(&r->config);
+    memset(&r->config, 0, sizeof(r->config));
+    free(r->default_arn);
+    r->default_arn = NULL;
+    ef_runtime_api_close(&r->api);
+}
+
+/* Serves the Runtime API if it is not served (after forget_previous_runtime()). */
+static int ensure_runtime_api(struct runner *r, ef_error *err)
+{
+    if (r->api.server)
+        return 0;
+    int rc = ef_runtime_api_start(&r->api, r->loop, r->api_port_flag, &r->invs, err);
+    if (rc < 0)
+        return rc;
+    r->settings.api_port = ef_runtime_api_port(&r->api);
+    return 0;
+}
+
+static void rpc_runtime_start(struct runner *r, ef_rpc_conn *conn, ef_rpc_request *req,
+                              const cJSON *params)
+{
+    reap_ended_runtime(r, conn);
+    if (r->runtime_pid > 0) {
         ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL,
-                           "the runtime was already started (function %s, pid %d); a container "
-                           "serves one function",
+                           "the runtime of function %s (pid %d) is still running: a new runtime "
+                           "starts only once it has ended (reset the container first)",
                            r->config.function_name, (int)r->runtime_pid);
         return;
     }
@@ -221,6 +278,17 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_request *req, const cJSON
     struct ef_runtime_config cfg;
     if (ef_runtime_config_parse(params, &cfg, &err) < 0) {
         ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL, "runtime.start: %s", err.msg);
+        return;
+    }
+    if (r->started) {
+        ef_info("the runtime of function %s has ended: starting a new runtime for function %s",
+                r->config.function_name, cfg.function_name);
+        forget_previous_runtime(r);
+    }
+    if (ensure_runtime_api(r, &err) < 0) {
+        ef_error("runtime.start for function %s failed: %s", cfg.function_name, err.msg);
+        ef_runtime_config_free(&cfg);
+        ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, NULL, "%s", err.msg);
         return;
     }
     cleanup_free char *path = NULL;
@@ -262,6 +330,7 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_request *req, const cJSON
         return;
     }
     r->started = true;
+    r->runtimes++;
     r->runtime_pid = pid;
     r->invs.runtime_pid = pid;
     r->invs.max_in_flight = (unsigned)cfg.max_concurrency;
@@ -270,9 +339,9 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_request *req, const cJSON
                  cfg.function_name) < 0)
         r->default_arn = NULL;
     ef_info("runtime %s started for function %s (version %s, handler %s, %ld MB, concurrency "
-            "%ld): pid %d",
+            "%ld): pid %d, runtime %u of this runner",
             cfg.runtime, cfg.function_name, cfg.function_version, cfg.handler, cfg.memory_mb,
-            cfg.max_concurrency, (int)pid);
+            cfg.max_concurrency, (int)pid, r->runtimes);
     cJSON *res = cJSON_CreateObject();
     if (res)
         cJSON_AddNumberToObject(res, "pid", pid);
@@ -349,7 +418,7 @@ static void on_rpc_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *m
         return;
     }
     if (strcmp(method, "runtime.start") == 0)
-        rpc_runtime_start(r, req, params);
+        rpc_runtime_start(r, conn, req, params);
     else if (strcmp(method, "invoke") == 0)
         rpc_invoke(r, req, params);
     else
@@ -457,7 +526,8 @@ static const char init_description[] =
     "without capabilities, with "
     "no_new_privs, in TASK_DIR, with Lambda's environment; invoke hands an event to the runtime "
     "and answers with its result and the last 64 KiB of its output, or at its deadline (the "
-    "runtime is then killed). The runtime talks to the "
+    "runtime is then killed). Once the runtime has ended, runtime.start starts a new one, possibly "
+    "of another function. The runtime talks to the "
     "Lambda Runtime API served on 127.0.0.1:PORT. SIGTERM or SIGINT stops the runtime (SIGTERM, "
     "then SIGKILL after 1 s) and exits 0.";
 
@@ -516,6 +586,7 @@ int ef_runner_init(int argc, char **argv, int start)
     signal(SIGPIPE, SIG_IGN);
 
     struct runner r = {
+        .api_port_flag = (int)api_port,
         .settings =
             {
                 .runtime_dir = runtime_dir,

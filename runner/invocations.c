@@ -445,3 +445,14 @@ void ef_invocations_free(struct ef_invocations *invs, const char *how)
     invs->fail_type = invs->fail_doc = invs->fail_exit = NULL;
     invs->failed = false;
 }
+
+void ef_invocations_reset(struct ef_invocations *invs, const char *how)
+{
+    ef_invocations_free(invs, how);
+    memset(invs->recent, 0, sizeof(invs->recent));
+    invs->recent_next = 0;
+    invs->handed_out_any = false;
+    invs->runtime_pid = 0;
+    invs->peak_rss_kb = 0;
+    invs->max_in_flight = 1;
+}

@@ -150,3 +150,9 @@ char *ef_exit_error_doc(const char *request_id, const char *how);
 
 /* Fails whatever is left (as an exit with `how`) and frees the failure record. */
 void ef_invocations_free(struct ef_invocations *invs, const char *how);
+
+/* Makes the invocations ready for a new runtime after the previous one ended: whatever is still
+ * queued or in flight fails (as an exit with `how`), and the terminal failure, the recently
+ * finished ids, the peak memory and the first hand-out are forgotten. The capture and the
+ * on_queued hook stay; `runtime_pid` and `max_in_flight` are the caller's to set. */
+void ef_invocations_reset(struct ef_invocations *invs, const char *how);

@@ -140,11 +140,18 @@ void ef_log_capture_init(struct ef_log_capture *cap)
     cap->fd[0] = cap->fd[1] = -1;
 }
 
+static void on_poll_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void close_stream(struct ef_log_capture *cap, int i)
 {
-    if (cap->polling[i]) {
-        uv_close((uv_handle_t *)&cap->poll[i], NULL);
-        cap->polling[i] = false;
+    if (cap->poll[i]) {
+        /* libuv calls no callback of a handle after uv_close(): the capture may start a new
+         * stream at once, with a new handle, while this one is still closing. */
+        uv_close((uv_handle_t *)cap->poll[i], on_poll_closed);
+        cap->poll[i] = NULL;
     }
     if (cap->fd[i] >= 0) {
         close(cap->fd[i]);
@@ -180,7 +187,7 @@ static void read_stream(struct ef_log_capture *cap, int i, size_t budget)
 static void on_readable(uv_poll_t *handle, int status, int events)
 {
     struct ef_log_capture *cap = handle->data;
-    int i = handle == &cap->poll[0] ? 0 : 1;
+    int i = handle == cap->poll[0] ? 0 : 1;
     (void)events;
     if (status < 0 && status != UV_EBADF)
         ef_warn("polling the runtime's %s failed: %s", stream_name[i], uv_strerror(status));
@@ -190,20 +197,28 @@ static void on_readable(uv_poll_t *handle, int status, int events)
 int ef_log_capture_start(struct ef_log_capture *cap, uv_loop_t *loop, int out_fd, int err_fd,
                          ef_error *err)
 {
+    /* Whatever a previous start left open is not this runtime's to read. */
+    ef_log_capture_close(cap);
     cap->fd[0] = out_fd;
     cap->fd[1] = err_fd;
     for (int i = 0; i < 2; i++) {
         if (cap->fd[i] < 0)
             continue;
-        int r = uv_poll_init(loop, &cap->poll[i], cap->fd[i]);
+        uv_poll_t *h = malloc(sizeof(*h));
+        if (!h) {
+            ef_log_capture_close(cap);
+            return ef_error_set(err, -ENOMEM, "out of memory");
+        }
+        int r = uv_poll_init(loop, h, cap->fd[i]);
         if (r < 0) {
+            free(h);
             ef_log_capture_close(cap);
             return ef_error_set(err, r, "cannot poll the runtime's %s: %s", stream_name[i],
                                 uv_strerror(r));
         }
-        cap->polling[i] = true;
-        cap->poll[i].data = cap;
-        r = uv_poll_start(&cap->poll[i], UV_READABLE | UV_DISCONNECT, on_readable);
+        cap->poll[i] = h;
+        h->data = cap;
+        r = uv_poll_start(h, UV_READABLE | UV_DISCONNECT, on_readable);
         if (r < 0) {
             ef_log_capture_close(cap);
             return ef_error_set(err, r, "cannot poll the runtime's %s: %s", stream_name[i],
@@ -229,4 +244,10 @@ void ef_log_capture_close(struct ef_log_capture *cap)
 {
     for (int i = 0; i < 2; i++)
         close_stream(cap, i);
+}
+
+void ef_log_capture_reset(struct ef_log_capture *cap)
+{
+    ef_log_capture_close(cap);
+    memset(&cap->ring, 0, sizeof(cap->ring));
 }

@@ -41,9 +41,11 @@ char *ef_utf8_sanitize(const char *data, size_t len, bool cut_front);
 bool ef_utf8_is_clean(const char *data, size_t len);
 
 struct ef_log_capture {
-    uv_poll_t poll[2];
-    int fd[2];       /* read ends of the stdout and stderr pipes; -1 when closed */
-    bool polling[2]; /* the poll handle is initialised and not yet closed */
+    /* One allocation per started stream, freed by its close callback: a capture that is closed
+     * and started again (a new runtime after the previous one ended) never reuses a handle that
+     * libuv is still closing. NULL when not polling. */
+    uv_poll_t *poll[2];
+    int fd[2]; /* read ends of the stdout and stderr pipes; -1 when closed */
     struct ef_log_ring ring;
 };
 
@@ -63,5 +65,11 @@ void ef_log_capture_drain(struct ef_log_capture *cap);
 /* The running byte count after a drain: the mark an invocation takes when handed out. */
 uint64_t ef_log_capture_mark(struct ef_log_capture *cap);
 
-/* Stops reading and closes the pipes (the poll handles close through the loop). */
+/* Stops reading and closes the pipes (the poll handles close through the loop). The capture may
+ * be started again at once. */
 void ef_log_capture_close(struct ef_log_capture *cap);
+
+/* Closes the pipes without reading what is left in them and empties the ring, so that nothing
+ * of the previous runtime's output reaches the next runtime's invocations. The capture may be
+ * started again at once. */
+void ef_log_capture_reset(struct ef_log_capture *cap);

@@ -106,10 +106,23 @@ int ef_runtime_error_doc(const char *body, size_t len, const char *header_type, 
     return 0;
 }
 
+/* Trace ids need to be unlikely to repeat, not secret: the random bytes for 200 of them are drawn
+ * at once, so that an invocation does not cost a getrandom(2). */
+#define RANDOM_POOL 4000
+
 static void fill_random(void *buf, size_t len)
 {
-    if (getrandom(buf, len, GRND_NONBLOCK) == (ssize_t)len)
+    static unsigned char pool[RANDOM_POOL];
+    static size_t left;
+    if (len > sizeof(pool))
+        len = sizeof(pool);
+    if (left < len && getrandom(pool, sizeof(pool), GRND_NONBLOCK) == (ssize_t)sizeof(pool))
+        left = sizeof(pool);
+    if (left >= len) {
+        left -= len;
+        memcpy(buf, pool + left, len);
         return;
+    }
     /* No entropy yet (very early boot): trace ids only need to be unlikely to repeat. */
     static unsigned long long state;
     if (!state)

@@ -11,3 +11,5 @@ ef_add_unit_test(test_controller_api
   LIBS efcontroller)
 # Invocation through the scheduler runs against a real funclet and runners in
 # tests/integration/scheduler_*.sh (tests/scheduler.cmake), end_to_end.sh and runtime_*.sh.
+ef_add_unit_test(test_controller_request_id
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_request_id.c LIBS efcontroller)

@@ -10,3 +10,5 @@ ef_add_integration_test(scheduler_capacity SCRIPT integration/scheduler_capacity
 ef_add_integration_test(scheduler_pool SCRIPT integration/scheduler_pool.sh TIMEOUT 180)
 ef_add_integration_test(scheduler_funclet SCRIPT integration/scheduler_funclet.sh TIMEOUT 180)
 ef_add_integration_test(scheduler_metrics SCRIPT integration/scheduler_metrics.sh TIMEOUT 180)
+# Per-container concurrency (PerExecutionEnvironmentMaxConcurrency) through a real pod.
+ef_add_integration_test(container_concurrency SCRIPT integration/container_concurrency.sh TIMEOUT 180)

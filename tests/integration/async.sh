@@ -219,6 +219,15 @@ wait_events dead-lettered 30 "$rid"
 [ "$(st "d['$rid']['Refusals'] >= 2")" = True ] || fail "refusals: $(cat "$EF_DATA/status.json")"
 [ "$(st "d['$rid']['ErrorType']")" = TooManyRequestsException ] || fail "error type"
 [ "$(starts "$rid" flaky)" = 0 ] || fail "a throttled event ran"
+
+note "--async-max-throttle-retries 1: a throttled event is dead-lettered after one retry"
+controller_restart --async-max-retries 0 --async-max-age 1h --async-retention 3s \
+  --async-retry-delay 1s --async-max-throttle-retries 1
+rid=$(event_ok /2015-03-31/functions/flaky/invocations '{"id": "throttle-limited"}')
+wait_events dead-lettered 30 "$rid"
+[ "$(st "d['$rid']['Condition']")" = RetriesExhausted ] || fail "condition: $(cat "$EF_DATA/status.json")"
+[ "$(st "d['$rid']['Refusals']")" = 2 ] || fail "refusals: $(cat "$EF_DATA/status.json")"
+[ "$(st "d['$rid']['Attempts']")" = 0 ] || fail "throttled attempts were counted"
 curl -sS -o /dev/null -X DELETE "$EF_BASE/2017-10-31/functions/flaky/concurrency"
 
 note "--async-retention 3s: a succeeded event's record goes, dead letters stay"

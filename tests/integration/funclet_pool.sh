@@ -224,15 +224,13 @@ note "warmup again, with another function's code"
 call container.warmup "{\"id\":\"$ID\",\"code_dir\":\"$DATA/code/extracted/other\",\"memory_mb\":256,\"identity\":$(identity other)}" >/dev/null
 [ "$(inside "$PID" 'ls -A /var/task')" = README ] || fail "/var/task: $(inside "$PID" 'ls -A /var/task')"
 [ "$(field "$ID" 'c["identity"]["name"], c["memory_mb"]')" = "('other', 256)" ] || fail "list after the second warmup"
-if out=$(call_rt runtime.start "$START_PARAMS" 2>&1); then
-  # A runner that accepts a new runtime after a reset: the function sees a clean container too.
-  call container.reset "{\"id\":\"$ID\"}" >/dev/null
-  call container.warmup "{\"id\":\"$ID\",\"code_dir\":\"$PROBE\",\"memory_mb\":128,\"identity\":$(identity fn)}" >/dev/null
-  out=$(invoke "$RSOCK" 'ls /tmp')
-  grep -qx 'entries=0' <<<"$out" || fail "the next function sees /tmp: $out"
-else
-  note "(the runner refuses a second runtime.start: $(echo "$out" | json 'j["code"]'); checked from outside only)"
-fi
+
+note "the runner starts a new runtime after the reset, which sees a clean container"
+call container.reset "{\"id\":\"$ID\"}" >/dev/null
+call container.warmup "{\"id\":\"$ID\",\"code_dir\":\"$PROBE\",\"memory_mb\":128,\"identity\":$(identity fn)}" >/dev/null
+call_rt runtime.start "$START_PARAMS" >/dev/null || fail "the runner refused a new runtime after the reset"
+out=$(invoke "$RSOCK" 'ls /tmp')
+grep -qx 'entries=0' <<<"$out" || fail "the next function sees /tmp: $out"
 
 note "requests that overlap a reset are refused as busy (-32011)"
 out=$(/usr/bin/python3 "$CLIENT" pipeline "$SOCK" \
@@ -287,20 +285,20 @@ if "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT"
 fi
 grep -q 'leaves 0 MB' "$DATA/refused.log" || fail "no clear refusal: $(cat "$DATA/refused.log")"
 
-note "reset with release: a never-warmed container joins the pool, a warmed one goes"
+note "reset with release: a warmed container joins the pool like a never-warmed one, until it is full"
 start_funclet --pool-size 2 --max-containers 3
 wait_pool 2
 X=$(call container.create '{}' | json 'j["id"]')
 W=$(acquire "$PROBE" 128 none | json 'j["id"]')
 [ "$(info 'j["containers"], j["pool"]["cold"]')" = "(3, 1)" ] || fail "node.info: $(call node.info)"
-[ "$(call container.reset "{\"id\":\"$X\",\"release\":true}")" = '{"state":"cold","pooled":true}' ] ||
-  fail "a never-warmed container was not pooled"
-[ "$(field "$X" 'c["pooled"], c["state"]')" = "(True, 'cold')" ] || fail "list after release"
-[ "$(call container.reset "{\"id\":\"$W\",\"release\":true}")" = '{"state":"destroyed"}' ] ||
-  fail "a warmed container was put back into the pool"
-grep -q "$W" <<<"$(call container.list)" && fail "the released warm container is still listed"
-grep -q "container $W destroyed after its reset: a runner that ran a runtime" "$DATA/funclet.log" ||
-  fail "no log of why the warm container was not pooled"
+[ "$(call container.reset "{\"id\":\"$W\",\"release\":true}")" = '{"state":"cold","pooled":true}' ] ||
+  fail "a warmed container was not pooled"
+[ "$(field "$W" 'c["pooled"], c["state"], c["memory_mb"]')" = "(True, 'cold', 32)" ] || fail "list after release"
+[ "$(call container.reset "{\"id\":\"$X\",\"release\":true}")" = '{"state":"destroyed"}' ] ||
+  fail "a container was put back into a full pool"
+grep -q "$X" <<<"$(call container.list)" && fail "the released container is still listed"
+grep -q "container $X destroyed after its reset: the pool is full" "$DATA/funclet.log" ||
+  fail "no log of why the container was not pooled"
 stop_funclet
 
 note "network: bridge with isolated ports, none, host"

@@ -119,6 +119,17 @@ static void test_policy(void **state)
     ef_async_policy_after_failure(&policy3, EF_ASYNC_FUNCTION_ERROR, 3, 0, T0, T0, &s);
     assert_true(s.dead_letter);
     assert_string_equal(s.condition, EF_ASYNC_RETRIES_EXHAUSTED);
+    /* With a limit on retries after refusals, throttling counts against it too. */
+    const struct ef_async_policy limited = {
+        .max_attempts = 3, .retry_delay_ms = 1000, .max_age_ms = 3600000, .max_refusals = 2};
+    ef_async_policy_after_failure(&limited, EF_ASYNC_REFUSED, 0, 2, T0, T0, &s);
+    assert_false(s.dead_letter);
+    ef_async_policy_after_failure(&limited, EF_ASYNC_REFUSED, 0, 3, T0, T0, &s);
+    assert_true(s.dead_letter);
+    assert_string_equal(s.condition, EF_ASYNC_RETRIES_EXHAUSTED);
+    /* Without one, the 50th refusal is retried still (until the event's age ends it). */
+    ef_async_policy_after_failure(&policy3, EF_ASYNC_REFUSED, 0, 50, T0, T0, &s);
+    assert_false(s.dead_letter);
     /* No retries at all. */
     const struct ef_async_policy once = {
         .max_attempts = 1, .retry_delay_ms = 1000, .max_age_ms = 3600000};

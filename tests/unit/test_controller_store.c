@@ -52,6 +52,7 @@ static struct ef_function sample(const char *name)
         .code_size = 296,
         .last_modified = "2026-11-27T06:30:00.000+0000",
         .config_hash = "c0ffee",
+        .container_concurrency = 3,
     };
     return fn;
 }
@@ -69,6 +70,7 @@ static void assert_same(const struct ef_function *a, const struct ef_function *b
     assert_int_equal(a->code_size, b->code_size);
     assert_string_equal(a->last_modified, b->last_modified);
     assert_string_equal(a->config_hash, b->config_hash);
+    assert_int_equal(a->container_concurrency, b->container_concurrency);
 }
 
 static void test_insert_get_conflict_reopen(void **state)
@@ -211,8 +213,9 @@ static void test_config_hash(void **state)
     assert_string_equal(a.config_hash, b.config_hash);
     free(b.config_hash);
 
-    const char *changes[] = {"runtime", "handler", "memory", "timeout", "environment"};
-    for (size_t i = 0; i < 5; i++) {
+    const char *changes[] = {"runtime", "handler",     "memory",
+                             "timeout", "environment", "container concurrency"};
+    for (size_t i = 0; i < 6; i++) {
         struct ef_function c = sample("h");
         c.config_hash = NULL;
         switch (i) {
@@ -230,6 +233,9 @@ static void test_config_hash(void **state)
             break;
         case 4:
             c.environment = "{\"A\":\"2\"}";
+            break;
+        case 5:
+            c.container_concurrency = 4;
             break;
         }
         assert_int_equal(ef_function_compute_config_hash(&c), 0);
@@ -268,6 +274,7 @@ static void test_versions(void **state)
     assert_string_equal(v->last_modified, "2026-11-27T07:00:00.000+0000");
     assert_string_equal(v->code_sha256_hex, fn.code_sha256_hex);
     assert_int_equal(v->memory_mb, 256);
+    assert_int_equal(v->container_concurrency, 3);
     ef_function_free(v);
 
     /* Nothing changed: Lambda hands back the newest version instead of a new one. */
@@ -279,16 +286,19 @@ static void test_versions(void **state)
     /* Change $LATEST; version 1 keeps what it had. */
     struct ef_function changed = sample("v");
     changed.memory_mb = 512;
+    changed.container_concurrency = 8;
     changed.config_hash = "other";
     changed.code_sha256_hex = "2b55714191d1069e5bd9f72d5fe3fec86ed668be2572bb6854210416f3f84679";
     assert_int_equal(ef_store_update_function(s, &changed, &err), 0);
     struct ef_function *got = NULL;
     assert_int_equal(ef_store_get_function_version(s, "v", "1", &got, &err), 0);
     assert_int_equal(got->memory_mb, 256);
+    assert_int_equal(got->container_concurrency, 3);
     assert_string_equal(got->version, "1");
     ef_function_free(got);
     assert_int_equal(ef_store_get_function_version(s, "v", "$LATEST", &got, &err), 0);
     assert_int_equal(got->memory_mb, 512);
+    assert_int_equal(got->container_concurrency, 8);
     assert_string_equal(got->version, "$LATEST");
     ef_function_free(got);
     assert_int_equal(ef_store_get_function_version(s, "v", NULL, &got, &err), 0);
@@ -486,10 +496,12 @@ static void test_migration_keeps_rows(void **state)
     assert_string_equal(got->description, "kept");
     assert_string_equal(got->version, "$LATEST");
     assert_false(got->has_reserved_concurrency);
+    assert_int_equal(got->container_concurrency, 1); /* the default of the new column */
     ef_function_free(got);
     struct ef_function *v = NULL;
     assert_int_equal(ef_store_publish_version(s, "old", NULL, NULL, "x", &v, NULL, &err), 0);
     assert_string_equal(v->version, "1");
+    assert_int_equal(v->container_concurrency, 1);
     ef_function_free(v);
     ef_store_close(s);
 
@@ -507,6 +519,42 @@ static void test_migration_keeps_rows(void **state)
     assert_non_null(strstr(err.msg, "99"));
 }
 
+/* Reads are served from a cache; every kind of write is seen by the next read. */
+static void test_reads_follow_writes(void **state)
+{
+    (void)state;
+    ef_store *s = NULL;
+    ef_error err = {0};
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    struct ef_function fn = sample("c");
+    assert_int_equal(ef_store_insert_function(s, &fn, &err), 0);
+    struct ef_function *got = NULL;
+    for (int i = 0; i < 2; i++) { /* the second read is the cached one */
+        assert_int_equal(ef_store_get_function(s, "c", &got, &err), 0);
+        assert_same(&fn, got);
+        ef_function_free(got);
+    }
+    fn.memory_mb = 1024;
+    assert_int_equal(ef_store_update_function(s, &fn, &err), 0);
+    assert_int_equal(ef_store_get_function(s, "c", &got, &err), 0);
+    assert_int_equal(got->memory_mb, 1024);
+    ef_function_free(got);
+    assert_int_equal(ef_store_set_concurrency(s, "c", true, 7, &err), 0);
+    assert_int_equal(ef_store_get_function(s, "c", &got, &err), 0);
+    assert_true(got->has_reserved_concurrency);
+    assert_int_equal(got->reserved_concurrency, 7);
+    ef_function_free(got);
+    assert_int_equal(ef_store_publish_version(s, "c", NULL, NULL, "x", &got, NULL, &err), 0);
+    ef_function_free(got);
+    assert_int_equal(ef_store_get_function_version(s, "c", "1", &got, &err), 0);
+    ef_function_free(got);
+    assert_int_equal(ef_store_delete_version(s, "c", 1, &err), 0);
+    assert_int_equal(ef_store_get_function_version(s, "c", "1", &got, &err), -ENOENT);
+    assert_int_equal(ef_store_delete_function(s, "c", &err), 0);
+    assert_int_equal(ef_store_get_function(s, "c", &got, &err), -ENOENT);
+    ef_store_close(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +567,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_keeps_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reads_follow_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

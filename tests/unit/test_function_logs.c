@@ -223,6 +223,36 @@ static void test_bad_names_and_settings(void **state)
                      -EINVAL);
 }
 
+/* Files are kept open between appends: more functions than the controller keeps open all get
+ * their entries, and a file an operator removes is written again (found within a second). */
+static void test_open_files(void **state)
+{
+    (void)state;
+    ef_function_logs *logs = open_logs(0, 0);
+    ef_error err = {0};
+    char name[32];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 40; i++) {
+            snprintf(name, sizeof(name), "fn%d", i);
+            assert_int_equal(ef_function_logs_append(logs, name, "line\n", 5, &err), 0);
+        }
+    }
+    for (int i = 0; i < 40; i++) {
+        char file[40];
+        snprintf(file, sizeof(file), "fn%d.log", i);
+        assert_int_equal(file_size(file), 10);
+    }
+
+    char path[256];
+    snprintf(path, sizeof(path), "%s/logs/fn0.log", dir);
+    assert_int_equal(ef_function_logs_append(logs, "fn0", "a\n", 2, &err), 0);
+    assert_int_equal(unlink(path), 0);
+    usleep(1100 * 1000);
+    assert_int_equal(ef_function_logs_append(logs, "fn0", "b\n", 2, &err), 0);
+    assert_int_equal(file_size("fn0.log"), 2);
+    ef_function_logs_close(logs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -230,6 +260,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rotation_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_single_file_and_large_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_names_and_settings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_files, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
