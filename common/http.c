@@ -82,9 +82,11 @@ struct conn {
     llhttp_t parser;
     enum conn_state state;
     bool closing;
-    bool close_after;        /* close once the current response is written */
-    bool eof;                /* the client has closed its side */
-    bool read_stopped;       /* reading paused because the pipeline buffer is full */
+    bool close_after;    /* close once the current response is written */
+    bool eof;            /* the client has closed its side */
+    bool read_stopped;   /* reading paused because the pipeline buffer is full */
+    bool resume_pending; /* written; its next pipelined request waits for the idle phase */
+    struct conn *resume_next;
     int err_status;          /* status chosen by a parser callback that failed (413, 431) */
     const char *err_message; /* why a parser callback refused a request (400) */
     uint64_t last_active;
@@ -113,6 +115,10 @@ struct conn {
 struct ef_http_server {
     uv_tcp_t listener;
     uv_timer_t sweep;
+    /* Connections whose response is written and whose next pipelined request is to be parsed
+     * from the loop's idle phase rather than from inside the handler that responded. */
+    uv_idle_t resume;
+    struct conn *resume_head;
     uv_loop_t *loop;
     struct ef_http_server_config config;
     ef_http_handler_cb handler;
@@ -228,6 +234,15 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     s->n_conns--;
+    if (c->resume_pending) {
+        for (struct conn **p = &s->resume_head; *p; p = &(*p)->resume_next) {
+            if (*p == c) {
+                *p = c->resume_next;
+                break;
+            }
+        }
+        c->resume_pending = false;
+    }
 
     if (c->ex.active) {
         ef_http_abort_cb cb = c->ex.abort_cb;
@@ -446,27 +461,48 @@ static void on_write(uv_write_t *req, int status)
     conn_written(c);
 }
 
+static void on_resume(uv_idle_t *idle)
+{
+    ef_http_server *s = idle->data;
+    /* Parsing a request may answer it at once and queue the connection again: until none is. */
+    while (s->resume_head) {
+        struct conn *c = s->resume_head;
+        s->resume_head = c->resume_next;
+        c->resume_next = NULL;
+        c->resume_pending = false;
+        conn_written(c);
+    }
+    uv_idle_stop(idle);
+}
+
 /* Writes the response in `out`. Most responses fit in the socket buffer: uv_try_write sends
  * them at once, without the write request whose completion costs libuv an extra epoll_ctl and
- * a loop iteration. When pipelined requests are waiting, the write goes through uv_write as
- * before, so that the next request is parsed from the write callback rather than from inside
- * the handler that is responding now. */
+ * a loop iteration. When pipelined requests are waiting, the next one is parsed from the loop's
+ * idle phase (which, while it is pending, keeps the loop from blocking), not from inside the
+ * handler that is responding now. What does not fit goes through uv_write. */
 static void conn_write_out(struct conn *c)
 {
     size_t done = 0;
-    if (c->in.len == 0) {
-        uv_buf_t all = uv_buf_init(c->out.data, (unsigned)c->out.len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &all, 1);
-        if (n < 0 && n != UV_EAGAIN) {
-            conn_close(c);
-            return;
-        }
-        if (n > 0)
-            done = (size_t)n;
-        if (done == c->out.len) {
+    uv_buf_t all = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &all, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        conn_close(c);
+        return;
+    }
+    if (n > 0)
+        done = (size_t)n;
+    if (done == c->out.len) {
+        if (c->in.len == 0) {
             conn_written(c);
             return;
         }
+        ef_http_server *s = c->server;
+        c->state = CONN_WRITING; /* what arrives meanwhile is buffered, not parsed */
+        c->resume_pending = true;
+        c->resume_next = s->resume_head;
+        s->resume_head = c;
+        uv_idle_start(&s->resume, on_resume);
+        return;
     }
     uv_buf_t rest = uv_buf_init(c->out.data + done, (unsigned)(c->out.len - done));
     if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &rest, 1, on_write) < 0)
@@ -1120,6 +1156,9 @@ int ef_http_server_listen(uv_loop_t *loop, const char *host, int port,
     s->n_handles++;
     uv_timer_start(&s->sweep, on_sweep, interval, interval);
     uv_unref((uv_handle_t *)&s->sweep);
+    uv_idle_init(loop, &s->resume);
+    s->resume.data = s;
+    s->n_handles++;
 
     *ret_server = s;
     return 0;
@@ -1137,6 +1176,7 @@ void ef_http_server_close(ef_http_server *server)
     server->closing = true;
     uv_close((uv_handle_t *)&server->listener, on_server_handle_close);
     uv_close((uv_handle_t *)&server->sweep, on_server_handle_close);
+    uv_close((uv_handle_t *)&server->resume, on_server_handle_close);
     while (server->conns)
         conn_close(server->conns);
 }

@@ -177,9 +177,18 @@ static struct ef_invocation *list_find(const struct ef_invocation_list *l, const
     return NULL;
 }
 
+/* Where the output of an invocation that starts now begins. Output that is still in the pipes
+ * belongs to invocations in flight when there are any, so it is read first; with none in
+ * flight it is the new invocation's anyway (Lambda shows what a runtime prints between two
+ * invocations in the next one's log), and the pipes are not read: a warm invocation of a
+ * runtime that printed nothing then costs no empty read(2). */
 static uint64_t current_mark(struct ef_invocations *invs)
 {
-    return invs->capture ? ef_log_capture_mark(invs->capture) : 0;
+    if (!invs->capture)
+        return 0;
+    if (invs->in_flight.n == 0)
+        return invs->capture->ring.total;
+    return ef_log_capture_mark(invs->capture);
 }
 
 /* The runtime's peak memory in MB (rounded up), or -1 when it was never measured. */
@@ -312,8 +321,11 @@ struct ef_invocation *ef_invocations_next(struct ef_invocations *invs)
     if (invs->handed_out_any)
         inv->log_mark = current_mark(invs);
     invs->handed_out_any = true;
-    /* Measured here too: a runtime that dies during the invocation can no longer be asked. */
-    peak_memory_mb(invs);
+    /* Measured here too when it never was: a runtime that dies during its first invocation can
+     * no longer be asked. Later, the measurement at the previous answer stands in (the peak only
+     * grows, and it saves a read of /proc per invocation). */
+    if (invs->peak_rss_kb <= 0)
+        peak_memory_mb(invs);
     list_append(&invs->in_flight, inv);
     return inv;
 }
