@@ -28,6 +28,7 @@
 #include "funclet/oom_watch.h"
 #include "funclet/pool.h"
 #include "funclet/sandbox.h"
+#include "funclet/userns.h"
 #include "funclet/wait_status.h"
 
 #define CHILD_STACK_SIZE (256 * 1024)
@@ -120,6 +121,10 @@ static void container_free(struct ef_container *c)
 {
     if (!c)
         return;
+    /* Only now is every process that ran with the range's ids gone (the cgroups are empty and
+     * removed), so the next container may have it. */
+    if (c->userns_slot >= 0)
+        ef_userns_slot_put(&c->funclet->userns_slots, c->userns_slot);
     ef_oom_watch_stop(c->oom_watch);
     ef_cgroup_free(c->cgroup);
     if (c->netns_fd >= 0)
@@ -452,6 +457,21 @@ static void on_create_timeout(uv_timer_t *t)
                 EF_CONTAINER_START_TIMEOUT_MS);
 }
 
+/* The runner (PID 1) is the container: when user code exhausts the memory limit the OOM killer
+ * must pick the code, never the runner. The runner raises its children to 1000; funclet exempts
+ * the runner outright, from here because in a user namespace the child lacks CAP_SYS_RESOURCE
+ * of the host. Without that capability (funclet in some containers) the write fails and the
+ * runner stays at 0, which the children's 1000 still outranks. */
+static void protect_runner(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
+    cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd >= 0 && write(fd, "-1000", 5) < 0) {
+        /* best effort, see above */
+    }
+}
+
 /* Starts the child in its namespaces, puts it into the cgroups and lets it build its root;
  * *ret_sync_fd is the parent's end of the socket it reports on. */
 static int start_child(struct ef_funclet *f, struct ef_container *c,
@@ -479,6 +499,7 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
         .sandbox_uid = f->cfg.sandbox_uid,
         .sandbox_gid = f->cfg.sandbox_gid,
         .cgroup_ns = f->cfg.cgroup_ns,
+        .userns = c->userns_slot >= 0,
         .own_netns = c->own_netns,
         .rlimit_nofile = f->cfg.rlimit_nofile,
         .rlimit_nproc = f->cfg.rlimit_nproc,
@@ -489,16 +510,20 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
      * touches: one buffer serves every clone, without an mmap and munmap (and its TLB
      * shootdown) per container. */
     static char stack[CHILD_STACK_SIZE] __attribute__((aligned(64)));
-    int flags = CLONE_FLAGS | (c->own_netns ? CLONE_NEWNET : 0) | SIGCHLD;
+    int flags = CLONE_FLAGS | (c->own_netns ? CLONE_NEWNET : 0) |
+                (c->userns_slot >= 0 ? CLONE_NEWUSER : 0) | SIGCHLD;
     pid_t pid = clone(ef_sandbox_child, stack + CHILD_STACK_SIZE, flags, &args);
     if (pid < 0)
         return ef_error_set_errno(err, -errno, "clone");
     c->pid = pid;
     close(steal_fd(&child_fd));
 
-    int r = ef_cgroup_attach(c->cgroup, pid, err);
+    int r = c->userns_slot >= 0 ? ef_userns_write_maps(pid, c->userns_id, err) : 0;
+    if (r == 0)
+        r = ef_cgroup_attach(c->cgroup, pid, err);
     if (r < 0)
         return r;
+    protect_runner(pid);
     char go = 1;
     if (write(parent_fd, &go, 1) != 1)
         return ef_error_set_errno(err, -errno, "start the sandbox");
@@ -557,6 +582,7 @@ int ef_container_create(struct ef_funclet *f, const struct ef_container_create_o
     if (!c)
         return ef_error_set(err, -ENOMEM, "out of memory");
     c->netns_fd = -1;
+    c->userns_slot = -1;
     c->funclet = f;
     c->state = EF_CONTAINER_CREATING;
     c->own_netns = opts->own_netns;
@@ -587,6 +613,16 @@ int ef_container_create(struct ef_funclet *f, const struct ef_container_create_o
         free(c->mnt_dir);
         c->mnt_dir = NULL;
         goto fail;
+    }
+    if (f->cfg.userns) {
+        /* One slot per container and --max-containers slots: none can be missing. */
+        r = ef_userns_slot_take(&f->userns_slots);
+        if (r < 0) {
+            r = ef_error_set(&e, -EIO, "no free range of host uids for its user namespace");
+            goto fail;
+        }
+        c->userns_slot = r;
+        c->userns_id = ef_userns_slot_host_id(&f->userns_slots, r);
     }
     r = create_parts(f, c, &sync_fd, &e);
     if (r < 0)
@@ -622,8 +658,11 @@ int ef_container_create(struct ef_funclet *f, const struct ef_container_create_o
 fail:
     ef_error_set(err, r, "container %s: %s", c->id, e.msg);
     ef_error undo;
-    if (teardown(f, c, &undo) < 0)
+    if (teardown(f, c, &undo) < 0) {
         ef_error("container %s: cleanup after a failed create: %s", c->id, undo.msg);
+        /* Something of it may still run with those ids: the range is not handed out again. */
+        c->userns_slot = -1;
+    }
     container_free(c);
     return r;
 }

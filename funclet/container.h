@@ -64,6 +64,8 @@ struct ef_container {
     uint64_t oom_kills;             /* the cgroup's OOM kill counter when last looked at */
     bool oom_killed;                /* a process was OOM-killed since the last warmup */
     struct ef_container_op *op;     /* the asynchronous step in progress, if any */
+    int userns_slot;                /* its range of host ids (userns.h); -1 without a userns */
+    uint32_t userns_id;             /* host id of uid and gid 0 inside, with a userns */
 };
 
 /* The errors with a meaning in funclet's protocol (-EBUSY: busy, -ENOSPC: no capacity,

@@ -13,6 +13,7 @@
 #include "funclet/mount_plan.h"
 #include "funclet/network.h"
 #include "funclet/seccomp.h"
+#include "funclet/userns.h"
 
 struct ef_cgroup_manager;
 struct ef_container;
@@ -33,19 +34,22 @@ struct ef_funclet_config {
     uid_t sandbox_uid;
     gid_t sandbox_gid;
     size_t max_containers;
-    char *cgroup_parent;      /* the cgroup below funclet's own one that holds every container */
-    uint64_t tmp_size;        /* bytes of the /tmp (and /dev/shm) tmpfs of each container */
-    char *cgroup_root;        /* where the cgroup file system is mounted (/sys/fs/cgroup) */
-    bool seccomp;             /* install the seccomp filter (--seccomp=false turns it off) */
-    bool cgroup_ns;           /* give each container its own cgroup namespace */
-    uint64_t rlimit_nofile;   /* RLIMIT_NOFILE of the container's processes */
-    uint64_t rlimit_nproc;    /* RLIMIT_NPROC of the sandbox user; 0 leaves it unset */
-    size_t pool_size;         /* cold containers kept ready */
-    uint64_t cold_memory_mb;  /* memory limit of a cold container (MiB) */
-    uint64_t cold_pids_max;   /* pids limit of a cold container */
-    uint64_t reserved_memory; /* bytes of the node's memory never given to containers */
-    char *bridge_name;        /* the bridge of network "bridge" */
-    char *bridge_cidr;        /* its network; the bridge has the first address */
+    char *cgroup_parent;    /* the cgroup below funclet's own one that holds every container */
+    uint64_t tmp_size;      /* bytes of the /tmp (and /dev/shm) tmpfs of each container */
+    char *cgroup_root;      /* where the cgroup file system is mounted (/sys/fs/cgroup) */
+    bool seccomp;           /* install the seccomp filter (--seccomp=false turns it off) */
+    bool cgroup_ns;         /* give each container its own cgroup namespace */
+    uint64_t rlimit_nofile; /* RLIMIT_NOFILE of the container's processes */
+    uint64_t rlimit_nproc;  /* RLIMIT_NPROC of the sandbox user; 0 leaves it unset */
+    enum ef_userns_mode userns_mode; /* --userns as given */
+    bool userns;                     /* containers get a user namespace (after the probe) */
+    uint32_t userns_base;            /* host id of uid 0 in the first container's range */
+    size_t pool_size;                /* cold containers kept ready */
+    uint64_t cold_memory_mb;         /* memory limit of a cold container (MiB) */
+    uint64_t cold_pids_max;          /* pids limit of a cold container */
+    uint64_t reserved_memory;        /* bytes of the node's memory never given to containers */
+    char *bridge_name;               /* the bridge of network "bridge" */
+    char *bridge_cidr;               /* its network; the bridge has the first address */
 };
 
 struct ef_funclet {
@@ -61,8 +65,9 @@ struct ef_funclet {
     uint64_t capacity_mb;             /* memory_total_mb minus the reserve: what containers get */
     struct ef_network network;
     struct ef_pool *pool;
-    bool containers_root_mounted; /* run/containers is funclet's private bind mount */
-    sigset_t ignored_signals;     /* SIG_IGN in funclet: the sandbox resets them */
+    struct ef_userns_slots userns_slots; /* the containers' host id ranges, when cfg.userns */
+    bool containers_root_mounted;        /* run/containers is funclet's private bind mount */
+    sigset_t ignored_signals;            /* SIG_IGN in funclet: the sandbox resets them */
     ef_funclet_oom_cb on_oom;
     bool shutting_down;
 };

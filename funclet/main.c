@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysinfo.h>
 #include <sys/un.h>
@@ -46,7 +47,9 @@ struct flags {
     bool seccomp;
     bool cgroup_ns;
     int64_t rlimit_nofile;
-    int64_t rlimit_nproc;
+    char *rlimit_nproc;
+    char *userns;
+    int64_t userns_base;
     int64_t pool_size;
     uint64_t cold_memory;
     int64_t cold_pids;
@@ -82,6 +85,29 @@ static int private_dir(const char *path, ef_error *err)
         return ef_error_set(err, -ENOTDIR, "%s is not a directory", path);
     if ((st.st_mode & 07777) != 0700 && chmod(path, 0700) < 0)
         return ef_error_set_errno(err, -errno, "cannot chmod %s", path);
+    return 0;
+}
+
+/* cfg.rlimit_nproc until setup_userns() resolves "auto". */
+#define NPROC_AUTO UINT64_MAX
+
+/* --rlimit-nproc: a number, or "auto" (resolved once the user namespace is decided). */
+static int parse_nproc(const char *text, bool *ret_auto, uint64_t *ret, ef_error *err)
+{
+    if (strcmp(text, "auto") == 0) {
+        *ret_auto = true;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 0 || v > 4194304)
+        return ef_error_set(err, -EINVAL,
+                            "--rlimit-nproc must be auto or a number from 0 to 4194304, not "
+                            "'%.40s'",
+                            text);
+    *ret_auto = false;
+    *ret = (uint64_t)v;
     return 0;
 }
 
@@ -163,7 +189,16 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     cfg->seccomp = fl->seccomp;
     cfg->cgroup_ns = fl->cgroup_ns;
     cfg->rlimit_nofile = (uint64_t)fl->rlimit_nofile;
-    cfg->rlimit_nproc = (uint64_t)fl->rlimit_nproc;
+    if (ef_userns_parse_mode(fl->userns, &cfg->userns_mode) < 0)
+        return ef_error_set(err, -EINVAL, "--userns must be auto, on or off, not '%.40s'",
+                            fl->userns);
+    cfg->userns_base = (uint32_t)fl->userns_base;
+    bool nproc_auto = false;
+    r = parse_nproc(fl->rlimit_nproc, &nproc_auto, &cfg->rlimit_nproc, err);
+    if (r < 0)
+        return r;
+    if (nproc_auto)
+        cfg->rlimit_nproc = NPROC_AUTO;
     cfg->pool_size = (size_t)fl->pool_size;
     if (fl->cold_memory < (8u << 20) || fl->cold_memory > ((uint64_t)EF_MEMORY_MB_MIN << 20))
         return ef_error_set(err, -EINVAL, "--cold-memory must be between 8M and %dM",
@@ -175,6 +210,70 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     cfg->bridge_cidr = strdup(fl->bridge_cidr);
     if (!cfg->bridge_name || !cfg->bridge_cidr)
         return ef_error_set(err, -ENOMEM, "out of memory");
+    return 0;
+}
+
+/* Decides whether containers get a user namespace (--userns), probing the kernel unless it is
+ * off, and sets up the id ranges. With "auto", a failed probe is one warning and containers go
+ * without; with "on" it stops funclet. */
+static int probe_userns(struct ef_funclet *f, ef_error *err)
+{
+    struct ef_funclet_config *cfg = &f->cfg;
+    cfg->userns = false;
+    if (cfg->userns_mode == EF_USERNS_OFF)
+        return 0;
+    ef_error e;
+    int r = 0;
+    if (cfg->sandbox_uid >= EF_USERNS_RANGE || cfg->sandbox_gid >= EF_USERNS_RANGE)
+        r = ef_error_set(&e, -ERANGE,
+                         "--sandbox-uid and --sandbox-gid must be below %u to lie in a "
+                         "container's range of ids",
+                         EF_USERNS_RANGE);
+    if (r == 0)
+        r = ef_userns_slots_init(&f->userns_slots, cfg->userns_base, cfg->max_containers, &e);
+    /* The configuration errors above stop funclet whatever the mode; only what the kernel
+     * refuses lets "auto" go on without. */
+    if (r < 0)
+        return ef_error_set(err, r, "%s", e.msg);
+    r = ef_userns_probe(cfg->userns_base, &e);
+    if (r < 0) {
+        ef_userns_slots_free(&f->userns_slots);
+        if (cfg->userns_mode == EF_USERNS_ON)
+            return ef_error_set(err, r,
+                                "--userns on: containers cannot have a user namespace "
+                                "here: %s",
+                                e.msg);
+        ef_warn("user namespaces do not work here (%s): containers run without one "
+                "(--userns off silences this)",
+                e.msg);
+        return 0;
+    }
+    cfg->userns = true;
+    return 0;
+}
+
+/* The user namespace decided, and what follows from it: with one, every container's sandbox
+ * user is a host uid of its own, so RLIMIT_NPROC limits that container alone and is on by
+ * default; without, the sandbox uid is shared by all containers and a limit would be shared
+ * too, so it stays unset unless asked for. */
+static int setup_userns(struct ef_funclet *f, ef_error *err)
+{
+    int r = probe_userns(f, err);
+    if (r < 0)
+        return r;
+    if (f->cfg.rlimit_nproc != NPROC_AUTO)
+        return 0;
+    uint64_t nproc = 0;
+    if (f->cfg.userns) {
+        /* Never above funclet's own hard limit (4096 in some container engines' defaults): a
+         * child in a user namespace could not raise it, and its create would fail. */
+        struct rlimit rl;
+        nproc = EF_USERNS_NPROC_DEFAULT;
+        if (getrlimit(RLIMIT_NPROC, &rl) == 0 && rl.rlim_max != RLIM_INFINITY &&
+            rl.rlim_max < nproc)
+            nproc = rl.rlim_max;
+    }
+    f->cfg.rlimit_nproc = nproc;
     return 0;
 }
 
@@ -302,7 +401,9 @@ int main(int argc, char **argv)
         .seccomp = true,
         .cgroup_ns = true,
         .rlimit_nofile = 1024,
-        .rlimit_nproc = 0,
+        .rlimit_nproc = "auto",
+        .userns = "auto",
+        .userns_base = EF_USERNS_BASE_DEFAULT,
         .pool_size = 4,
         .cold_memory = 32ull << 20,
         .cold_pids = 64,
@@ -341,10 +442,21 @@ int main(int argc, char **argv)
          "Give every container its own cgroup namespace (--cgroup-ns=false turns it off)", 0, 0},
         {"rlimit-nofile", EF_OPT_INT, &fl.rlimit_nofile, "N",
          "Most open files per process in a container (RLIMIT_NOFILE, soft and hard)", 16, 1048576},
-        {"rlimit-nproc", EF_OPT_INT, &fl.rlimit_nproc, "N",
-         "RLIMIT_NPROC of the container's processes; it counts every process of the sandbox uid "
-         "on the host, so 0 (unset) leaves the per-container limit to pids_max",
-         0, 4194304},
+        {"rlimit-nproc", EF_OPT_STRING, &fl.rlimit_nproc, "N|auto",
+         "RLIMIT_NPROC of the container's processes (0: unset). It counts the processes of one "
+         "host uid: with a user namespace that uid is the container's own, so auto means 4096; "
+         "without, every container shares the sandbox uid and auto means 0, leaving the "
+         "per-container limit to pids_max",
+         0, 0},
+        {"userns", EF_OPT_STRING, &fl.userns, "auto|on|off",
+         "Give every container a user namespace with its own range of 65536 host uids and gids "
+         "(the runner is root only inside it). auto: when a probe at start shows that the kernel "
+         "allows it, else without one; on: refuse to start without; off: never",
+         0, 0},
+        {"userns-base", EF_OPT_INT, &fl.userns_base, "N",
+         "First host uid/gid of the containers' ranges: container slot K maps uid 0 to N + "
+         "K*65536",
+         1, 4294967294LL},
         {"pool-size", EF_OPT_INT, &fl.pool_size, "N",
          "Cold containers kept ready for the next warmup (0: create each on demand)", 0, 1024},
         {"cold-memory", EF_OPT_SIZE, &fl.cold_memory, "SIZE",
@@ -393,6 +505,7 @@ int main(int argc, char **argv)
     f->network.host_netns = -1;
     if (setup_config(&fl, &f->cfg, &err) < 0 ||
         (f->cfg.seccomp && ef_seccomp_filter_build(&f->seccomp, &err) < 0) ||
+        setup_userns(f, &err) < 0 ||
         ef_cgroup_manager_open(f->cfg.cgroup_root, f->cfg.cgroup_parent, &f->cgroups, &err) < 0 ||
         setup_capacity(f, &err) < 0 || ef_host_facts_probe(&f->host_facts, &err) < 0 ||
         ef_network_init(&f->network, f->cfg.bridge_name, f->cfg.bridge_cidr, &err) < 0) {
@@ -401,6 +514,7 @@ int main(int argc, char **argv)
         ef_network_free(&f->network);
         ef_seccomp_filter_free(&f->seccomp);
         free_config(&f->cfg);
+        ef_userns_slots_free(&f->userns_slots);
         return 1;
     }
     if (!f->cfg.seccomp)
@@ -416,6 +530,7 @@ int main(int argc, char **argv)
         ef_network_free(&f->network);
         ef_seccomp_filter_free(&f->seccomp);
         free_config(&f->cfg);
+        ef_userns_slots_free(&f->userns_slots);
         return 1;
     }
     f->containers_root_mounted = true;
@@ -436,14 +551,20 @@ int main(int argc, char **argv)
         ef_network_free(&f->network);
         ef_seccomp_filter_free(&f->seccomp);
         free_config(&f->cfg);
+        ef_userns_slots_free(&f->userns_slots);
         return 1;
     }
-    ef_info("listening on %s (cgroup v%d, seccomp %s, code root %s, runtime %s, max %zu "
-            "containers, pool %zu, capacity %llu of %llu MB)",
+    char userns[96] = "off";
+    if (f->cfg.userns)
+        snprintf(userns, sizeof(userns), "on, host ids %u-%llu", (unsigned)f->cfg.userns_base,
+                 (unsigned long long)f->cfg.userns_base +
+                     (unsigned long long)f->cfg.max_containers * EF_USERNS_RANGE - 1);
+    ef_info("listening on %s (cgroup v%d, seccomp %s, user namespaces %s, rlimit-nproc %llu, "
+            "code root %s, runtime %s, max %zu containers, pool %zu, capacity %llu of %llu MB)",
             f->cfg.socket_path, ef_cgroup_manager_version(f->cgroups),
-            f->cfg.seccomp ? "on" : "off", f->cfg.code_root, f->cfg.runtime_dir,
-            f->cfg.max_containers, f->cfg.pool_size, (unsigned long long)f->capacity_mb,
-            (unsigned long long)f->memory_total_mb);
+            f->cfg.seccomp ? "on" : "off", userns, (unsigned long long)f->cfg.rlimit_nproc,
+            f->cfg.code_root, f->cfg.runtime_dir, f->cfg.max_containers, f->cfg.pool_size,
+            (unsigned long long)f->capacity_mb, (unsigned long long)f->memory_total_mb);
 
     uv_run(f->loop, UV_RUN_DEFAULT);
     r = uv_loop_close(f->loop);
@@ -452,6 +573,7 @@ int main(int argc, char **argv)
     ef_network_free(&f->network);
     ef_seccomp_filter_free(&f->seccomp);
     free_config(&f->cfg);
+    ef_userns_slots_free(&f->userns_slots);
     ef_info("stopped");
     return 0;
 }

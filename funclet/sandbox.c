@@ -2,17 +2,21 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -125,26 +129,48 @@ static void mask(const char *path, const char *target)
     }
 }
 
-static void apply(const char *rootfs, const struct ef_mount_entry *e)
+/* The per-mount flags of the mount at `path` that a less privileged mount namespace cannot
+ * clear: the kernel locks them on every mount it copies into a user namespace, and a remount
+ * that leaves one out fails with EPERM. */
+static unsigned long locked_flags(const char *path, const char *target)
+{
+    struct statvfs sv;
+    if (statvfs(path, &sv) < 0)
+        FAIL("statvfs %s", target);
+    return (sv.f_flag & ST_RDONLY ? MS_RDONLY : 0) | (sv.f_flag & ST_NOSUID ? MS_NOSUID : 0) |
+           (sv.f_flag & ST_NODEV ? MS_NODEV : 0) | (sv.f_flag & ST_NOEXEC ? MS_NOEXEC : 0);
+}
+
+/* Applies one entry below the current directory (the new root). `source_fd` is an O_PATH fd of
+ * a BIND entry's source opened before the switch to root inside a user namespace, else -1. */
+static void apply(const struct ef_sandbox_args *a, const struct ef_mount_entry *e, int source_fd)
 {
     char path[PATH_MAX];
-    if (snprintf(path, sizeof(path), "%s%s", rootfs, e->target) >= (int)sizeof(path)) {
+    if (snprintf(path, sizeof(path), ".%s", e->target) >= (int)sizeof(path)) {
         errno = ENAMETOOLONG;
         FAIL("mount point for %s", e->target);
     }
     switch (e->kind) {
-    case EF_MOUNT_BIND:
+    case EF_MOUNT_BIND: {
         if (e->source_is_dir)
             make_dir(path);
         else if (!exists(path)) /* a file inside an earlier bind is mounted over in place */
             make_file(path, e->target, NULL, 0644);
-        if (mount(e->source, path, NULL, MS_BIND, NULL) < 0)
+        char fd_path[64];
+        const char *source = e->source;
+        if (source_fd >= 0) {
+            snprintf(fd_path, sizeof(fd_path), "/proc/self/fd/%d", source_fd);
+            source = fd_path;
+        }
+        if (mount(source, path, NULL, MS_BIND, NULL) < 0)
             FAIL("mount %s on %s", e->source, e->target);
         /* A bind mount ignores every flag but MS_REC; read-only and the others take a
          * remount of the new mount point. */
-        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | e->flags, NULL) < 0)
+        unsigned long flags = e->flags | (a->userns ? locked_flags(path, e->target) : 0);
+        if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0)
             FAIL("remount %s with restricted flags", e->target);
         break;
+    }
     case EF_MOUNT_TMPFS:
         make_dir(path);
         if (mount("tmpfs", path, "tmpfs", e->flags, e->data) < 0)
@@ -179,6 +205,49 @@ static void apply(const char *rootfs, const struct ef_mount_entry *e)
             FAIL("remount %s read-only", e->target);
         break;
     }
+}
+
+static void set_death_signal(void)
+{
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+        FAIL("prctl PR_SET_PDEATHSIG");
+}
+
+/* Opens every BIND source as an O_PATH fd while the child is still host root: the sources below
+ * funclet's data directory (the runtimes, the container's mnt/) may sit below directories that
+ * only host root may enter, and a mount of /proc/self/fd/N reaches them without a path walk.
+ * Returns an array with one fd (or -1) per plan entry. */
+static int *open_sources(const struct ef_mount_plan *plan)
+{
+    int *fds = malloc((plan->n ? plan->n : 1) * sizeof(*fds));
+    if (!fds)
+        FAIL("allocate the source fds");
+    for (size_t i = 0; i < plan->n; i++) {
+        const struct ef_mount_entry *e = &plan->entries[i];
+        fds[i] = -1;
+        if (e->kind == EF_MOUNT_BIND && (fds[i] = open(e->source, O_PATH | O_CLOEXEC)) < 0)
+            FAIL("open %s", e->source);
+    }
+    return fds;
+}
+
+/* Becomes uid and gid 0 of the user namespace (host id `base`), with the namespace's full
+ * capabilities still (they are only dropped when root *of the namespace* leaves uid 0), and no
+ * supplementary group of funclet's. */
+static void become_root_inside(void)
+{
+    if (setresgid(0, 0, 0) < 0)
+        FAIL("setresgid to root of the user namespace");
+    if (setgroups(0, NULL) < 0)
+        FAIL("drop the supplementary groups");
+    if (setresuid(0, 0, 0) < 0)
+        FAIL("setresuid to root of the user namespace");
+    /* A change of credentials clears the parent-death signal: set it again, then make sure
+     * funclet did not end in between (its end of the sync socket would be closed). */
+    set_death_signal();
+    struct pollfd p = {.fd = sync_fd, .events = POLLIN};
+    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+        _exit(127);
 }
 
 /* Moves `fd` to a number of at least 10 (close-on-exec), so that arranging fds 0-3 later
@@ -257,8 +326,9 @@ int ef_sandbox_child(void *arg)
     sync_fd = move_high(a->sync_fd, "sync socket");
     int runner_fd = move_high(a->runner_fd, "runner socket");
 
-    /* Wait until the parent has put this process into its cgroups: nothing may run outside
-     * the limits. End-of-file means the parent gave up. */
+    /* Wait until the parent has put this process into its cgroups (nothing may run outside
+     * the limits) and, in a user namespace, written its maps. End-of-file means the parent
+     * gave up. */
     char go;
     ssize_t n;
     do {
@@ -273,8 +343,7 @@ int ef_sandbox_child(void *arg)
         FAIL("unshare the cgroup namespace");
 
     /* If funclet dies, so does the container. */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
-        FAIL("prctl PR_SET_PDEATHSIG");
+    set_death_signal();
     if (setsid() < 0)
         FAIL("setsid");
 
@@ -290,15 +359,28 @@ int ef_sandbox_child(void *arg)
      * unmounts still reach this namespace. */
     if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
         FAIL("make / a recursive slave mount");
-    if (mount("tmpfs", a->rootfs, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m") < 0)
+    /* Owned by root inside: in a user namespace, uid 0 of the container. Every path of the
+     * plan is then taken relative to it. */
+    if (mount("tmpfs", a->rootfs, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,uid=0,gid=0") <
+        0)
         FAIL("mount the root tmpfs on %s", a->rootfs);
+    if (chdir(a->rootfs) < 0)
+        FAIL("chdir %s", a->rootfs);
+    int *source_fds = a->userns ? open_sources(a->plan) : NULL;
+    if (a->userns)
+        become_root_inside();
     for (size_t i = 0; i < a->plan->n; i++)
-        apply(a->rootfs, &a->plan->entries[i]);
+        apply(a, &a->plan->entries[i], source_fds ? source_fds[i] : -1);
+    if (source_fds) {
+        for (size_t i = 0; i < a->plan->n; i++) {
+            if (source_fds[i] >= 0)
+                close(source_fds[i]);
+        }
+        free(source_fds);
+    }
 
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
      * new root, with no path back to the host's tree. */
-    if (chdir(a->rootfs) < 0)
-        FAIL("chdir %s", a->rootfs);
     if (syscall(SYS_pivot_root, ".", ".") < 0)
         FAIL("pivot_root to %s", a->rootfs);
     if (umount2(".", MNT_DETACH) < 0)
@@ -310,18 +392,6 @@ int ef_sandbox_child(void *arg)
     reset_signals(&a->ignored_signals);
     umask(022);
     set_rlimits(a);
-    /* The runner (PID 1) is the container: when user code exhausts the memory limit the OOM
-     * killer must pick the code, never the runner. The runner raises its children to 1000;
-     * where funclet holds CAP_SYS_RESOURCE the runner is also exempted outright. Without that
-     * capability (funclet in some containers) the write fails and the runner stays at 0, which
-     * the children's 1000 still outranks. */
-    int oom_fd = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-    if (oom_fd >= 0) {
-        if (write(oom_fd, "-1000", 5) < 0) {
-            /* best effort, see above */
-        }
-        close(oom_fd);
-    }
 
     char uid[16], gid[16], fd[16];
     snprintf(uid, sizeof(uid), "%u", (unsigned)a->sandbox_uid);

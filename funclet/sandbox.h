@@ -5,6 +5,12 @@
  * Once in its cgroups it unshares a cgroup namespace; right before the exec it sets the rlimits
  * and installs the seccomp filter, which the runner and everything it starts inherit.
  *
+ * In a user namespace (`userns`), the parent has written the child's uid and gid maps before the
+ * go byte. The child starts as host root without a mapping; it mounts the root tmpfs, enters it
+ * and opens every bind source while it still is (funclet's directories are 0700 root), then
+ * becomes root inside (host id `base`) and builds the rest as that user, so that what it creates
+ * on the tmpfs belongs to the container.
+ *
  * Protocol on `sync_fd` (a SOCK_SEQPACKET socket, close-on-exec): the child first waits for one
  * byte from the parent (sent once the child is in its cgroups); then either it sends one
  * struct ef_sandbox_report naming the step that failed and exits, or its exec succeeds and the
@@ -38,6 +44,7 @@ struct ef_sandbox_args {
     uid_t sandbox_uid;
     gid_t sandbox_gid;
     bool cgroup_ns; /* unshare a cgroup namespace once in the cgroups */
+    bool userns;    /* cloned with CLONE_NEWUSER; the parent writes the maps before the go byte */
     bool own_netns; /* cloned with CLONE_NEWNET: bring loopback up; else the runner's Runtime API
                      * takes a free port of the pod's network */
     uint64_t rlimit_nofile;                  /* 0: inherit funclet's */

@@ -14,6 +14,8 @@ ef_add_unit_test(test_funclet_ipam
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_ipam.c ${_fdir}/ipam.c)
 ef_add_unit_test(test_funclet_capacity
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_capacity.c ${_fdir}/capacity.c)
+ef_add_unit_test(test_funclet_userns
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_userns.c ${_fdir}/userns.c)
 # The cgroup backends: v1 on the real kernel (root; skipped otherwise), v2 on a fake cgroupfs.
 ef_add_unit_test(test_funclet_cgroup
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_cgroup.c
@@ -28,7 +30,7 @@ ef_add_unit_test(test_funclet_seccomp
   LIBS PkgConfig::SECCOMP)
 foreach(_t test_funclet_validate test_funclet_mount_plan test_funclet_wait_status
            test_funclet_cgroup_parse test_funclet_cgroup test_funclet_seccomp
-           test_funclet_mountinfo test_funclet_ipam test_funclet_capacity)
+           test_funclet_mountinfo test_funclet_ipam test_funclet_capacity test_funclet_userns)
   target_compile_definitions(${_t} PRIVATE _GNU_SOURCE)
 endforeach()
 
@@ -41,4 +43,7 @@ ef_add_integration_test(funclet_leak SCRIPT integration/funclet_leak.sh TIMEOUT 
 # The probe that isolation.sh runs inside a container as the user's code.
 add_executable(ef-probe ${CMAKE_CURRENT_SOURCE_DIR}/probe/ef-probe.c)
 set_target_properties(ef-probe PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR})
+# Twice: with a user namespace per container (isolation) and without (isolation_nouserns).
 ef_add_integration_test(isolation SCRIPT integration/isolation.sh TIMEOUT 300)
+ef_add_integration_test(isolation_nouserns SCRIPT integration/isolation.sh TIMEOUT 300)
+set_property(TEST isolation_nouserns APPEND PROPERTY ENVIRONMENT EF_ISOLATION_USERNS=off)

@@ -3,6 +3,9 @@
 # runner starts a `provided` runtime whose bootstrap is tests/probe/ef-probe (a Runtime API
 # client), and every invocation runs one probe as the user's code would. Needs root; exits 77
 # (skipped) without it.
+#
+# EF_ISOLATION_USERNS=on (the default) runs every container in a user namespace and asserts its
+# id mapping from both sides; EF_ISOLATION_USERNS=off runs the same suite without one.
 set -euo pipefail
 
 : "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
@@ -28,6 +31,8 @@ FUNCLET_PID=
 LISTENER=
 PIDS_MAX=64
 MEMORY_MB=64
+USERNS=${EF_ISOLATION_USERNS:-on}
+case "$USERNS" in on | off) ;; *) fail "EF_ISOLATION_USERNS must be on or off" ;; esac
 
 cleanup() {
   local rc=$?
@@ -55,7 +60,7 @@ json() { /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(eva
 # start_funclet [FLAGS...]
 start_funclet() {
   "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
-    --tmp-size 16M --log-level debug "$@" 2>>"$DATA/funclet.log" &
+    --tmp-size 16M --log-level debug --userns "$USERNS" "$@" 2>>"$DATA/funclet.log" &
   FUNCLET_PID=$!
   for _ in $(seq 100); do
     [ -S "$SOCK" ] && break
@@ -118,7 +123,7 @@ grep -qx '1 easyfaas-runner' <<<"$ps" || fail "PID 1 is not the runner: $ps"
 ! grep -q 'funclet\|systemd\|sshd' <<<"$ps" || fail "host processes are visible: $ps"
 [ "$(grep -c '^[0-9]' <<<"$ps")" -le 6 ] || fail "too many processes visible: $ps"
 
-note "credentials: unprivileged, no capabilities, no_new_privs, seccomp"
+note "credentials: unprivileged, no capabilities, no_new_privs, seccomp (user namespace $USERNS)"
 status=$(probe status)
 grep -qP '^Uid:\t1001\t1001\t1001\t1001$' <<<"$status" || fail "uid: $status"
 grep -qP '^Gid:\t1001\t1001\t1001\t1001$' <<<"$status" || fail "gid: $status"
@@ -127,6 +132,76 @@ for cap in CapInh CapPrm CapEff CapBnd CapAmb; do
 done
 grep -qP '^NoNewPrivs:\t1$' <<<"$status" || fail "no_new_privs is not set: $status"
 grep -qP '^Seccomp:\t2$' <<<"$status" || fail "no seccomp filter: $status"
+
+# host_ids PID: the first host uid of the user namespace of PID, from the host's side.
+host_ids() { awk 'NR == 1 { print $2 }' "/proc/$1/uid_map"; }
+# runtime_pid: the host pid of the runner's child, the runtime that runs the probes.
+runtime_pid() { cat /proc/"$PID"/task/*/children | awk '{ print $1; exit }'; }
+# host_uids PID: the real, effective, saved and fs uids of PID on the host.
+host_uids() { awk '$1 == "Uid:" { print $2, $3, $4, $5 }' "/proc/$1/status"; }
+inside_map=$(probe 'cat /proc/self/uid_map' | awk 'NF == 3 { print $1, $2, $3 }')
+if [ "$USERNS" = on ]; then
+  note "user namespace: a range of host ids of its own per container"
+  [ "$inside_map" != "0 0 4294967295" ] || fail "the container has the host's identity map"
+  BASE=$(host_ids "$PID")
+  [ "$inside_map" = "0 $BASE 65536" ] || fail "uid_map inside: '$inside_map', host side base $BASE"
+  [ "$(host_ids "$PID")" -ge 1000000 ] || fail "range below --userns-base: $BASE"
+  [ "$(awk '{ print $1, $2, $3 }' "/proc/$PID/gid_map")" = "0 $BASE 65536" ] ||
+    fail "gid_map: $(cat "/proc/$PID/gid_map")"
+  [ "$(host_uids "$PID")" = "$BASE $BASE $BASE $BASE" ] ||
+    fail "the runner is not root of its namespace: host uids $(host_uids "$PID")"
+  RT=$(runtime_pid)
+  [ -n "$RT" ] || fail "the runner has no runtime process"
+  fn=$((BASE + 1001))
+  [ "$(host_uids "$RT")" = "$fn $fn $fn $fn" ] ||
+    fail "the function's host uids are $(host_uids "$RT"), expected $fn (base $BASE + 1001)"
+  [ "$(stat -c %u "/proc/$RT")" = "$fn" ] || fail "/proc/$RT is owned by $(stat -c %u "/proc/$RT")"
+  # What the function writes belongs to its range on the host too (its /tmp is funclet's
+  # tmpfs on the host side), and host root's files are nobody's inside.
+  expect 'touch /tmp/owned' 'touch: OK'
+  [ "$(stat -c %u:%g "$DATA/run/containers/$ID/mnt/tmp/owned")" = "$fn:$fn" ] ||
+    fail "a file the function wrote is owned by $(stat -c %u:%g "$DATA/run/containers/$ID/mnt/tmp/owned") on the host"
+  expect 'exec /usr/bin/stat -c %u:%g /usr/bin' '65534:65534'
+  expect rlimits 'nproc=4096/4096'
+
+  note "user namespace: two containers get disjoint ranges, reused after destroy"
+  ID1=$ID PID1=$PID RSOCK1=$RSOCK
+  new_container
+  BASE2=$(host_ids "$PID")
+  [ "$BASE2" -ge $((BASE + 65536)) ] || [ $((BASE2 + 65536)) -le "$BASE" ] ||
+    fail "overlapping ranges: $BASE and $BASE2"
+  RT2=$(runtime_pid)
+  fn2=$((BASE2 + 1001))
+  [ "$(host_uids "$RT2")" = "$fn2 $fn2 $fn2 $fn2" ] || fail "second function: $(host_uids "$RT2")"
+  call container.destroy "{\"id\":\"$ID\"}" >/dev/null
+  new_container
+  call container.destroy "{\"id\":\"$ID\"}" >/dev/null
+  ID=$ID1 PID=$PID1 RSOCK=$RSOCK1
+  # Ranges are taken lowest first and given back at destroy: however many containers came and
+  # went, the live ones (the pool tops itself up meanwhile) hold exactly the first slots.
+  compact=
+  for _ in $(seq 100); do
+    kids=$(cat /proc/"$FUNCLET_PID"/task/*/children)
+    bases=$(for c in $kids; do host_ids "$c" 2>/dev/null; done | sort -n)
+    n=$(wc -l <<<"$bases")
+    want=$(for k in $(seq 0 $((n - 1))); do echo $((1000000 + k * 65536)); done)
+    if [ "$bases" = "$want" ]; then compact=1 && break; fi
+    sleep 0.05
+  done
+  [ -n "$compact" ] || fail "ranges of the live containers are not the first slots: $bases"
+else
+  note "no user namespace: the host's identity map"
+  [ "$inside_map" = "0 0 4294967295" ] || fail "uid_map inside: '$inside_map'"
+  RT=$(runtime_pid)
+  [ "$(host_uids "$RT")" = "1001 1001 1001 1001" ] || fail "the function's host uids: $(host_uids "$RT")"
+  # Unset: the runner's own limit, inherited from funclet (this shell's).
+  soft=$(ulimit -Su) hard=$(ulimit -Hu)
+  if [ "$soft" = unlimited ]; then
+    expect rlimits 'nproc=unlimited'
+  else
+    expect rlimits "nproc=$soft/$hard"
+  fi
+fi
 
 note "file system: read-only root and code, capped /tmp, no /sys"
 expect 'write /x' 'open: EROFS'
@@ -240,6 +315,45 @@ cg=$(probe 'cat /proc/self/cgroup')
 grep -q "^[0-9]*:memory:/.*/$PARENT/$ID\$" <<<"$cg" ||
   fail "without a cgroup namespace the host path should show: $cg"
 stop_funclet
+
+if [ "$USERNS" = on ]; then
+  # What funclet meets in a container runtime that masks /proc paths (podman, Docker): the kernel
+  # refuses a new /proc in a user namespace while the visible one is partly covered.
+  note "--userns where /proc is partly covered: on refuses to start, auto goes on without"
+  masked=
+  for p in /proc/kcore /proc/keys /proc/timer_list; do [ -f "$p" ] && masked=$p && break; done
+  [ -n "$masked" ] || fail "no /proc file to cover"
+  in_masked_ns() {
+    exec unshare -m --propagation private sh -c 'mount --bind /dev/null "$0" && exec "$@"' \
+      "$masked" "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
+      --pool-size 0 "$@"
+  }
+  if out=$(in_masked_ns --userns on 2>&1); then fail "--userns on started with $masked covered"; fi
+  grep -q 'userns on: .*mount a new /proc: Operation not permitted' <<<"$out" ||
+    fail "--userns on: unclear refusal: $out"
+  : >"$DATA/funclet.log"
+  in_masked_ns --log-level debug 2>>"$DATA/funclet.log" &
+  FUNCLET_PID=$!
+  for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+  [ -S "$SOCK" ] || fail "funclet with --userns auto did not start with $masked covered"
+  [ "$(grep -c 'user namespaces do not work here' "$DATA/funclet.log")" = 1 ] ||
+    fail "no single warning about the user namespace: $(cat "$DATA/funclet.log")"
+  res=$(call container.create '{}')
+  pid=$(echo "$res" | json 'j["pid"]')
+  [ "$(awk '{ print $1, $2, $3 }' "/proc/$pid/uid_map")" = "0 0 4294967295" ] ||
+    fail "auto without user namespaces: uid_map $(cat "/proc/$pid/uid_map")"
+  call container.destroy "{\"id\":\"$(echo "$res" | json 'j["id"]')\"}" >/dev/null
+  stop_funclet
+fi
+
+note "--userns and --userns-base refuse bad values"
+for bad in "--userns maybe" "--userns-base 0" "--userns-base 4294000000 --userns on"; do
+  # shellcheck disable=SC2086 # the flags are split on purpose
+  if out=$("$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" $bad 2>&1); then
+    fail "funclet started with $bad"
+  fi
+  grep -q 'userns' <<<"$out" || fail "$bad: unclear error: $out"
+done
 
 leftovers=$(find /sys/fs/cgroup -type d -name "$PARENT" 2>/dev/null || true)
 [ -z "$leftovers" ] || fail "cgroups left behind: $leftovers"
