@@ -473,7 +473,6 @@ enum child_step {
     STEP_DUP2,
     STEP_OOM_SCORE,
     STEP_NO_NEW_PRIVS,
-    STEP_CAPBSET_DROP,
     STEP_AMBIENT_CLEAR,
     STEP_SETGROUPS,
     STEP_SETRESGID,
@@ -491,7 +490,6 @@ static const char *const step_names[] = {
     [STEP_DUP2] = "dup2 of stdin/stdout/stderr",
     [STEP_OOM_SCORE] = "resetting oom_score_adj",
     [STEP_NO_NEW_PRIVS] = "prctl(PR_SET_NO_NEW_PRIVS)",
-    [STEP_CAPBSET_DROP] = "prctl(PR_CAPBSET_DROP)",
     [STEP_AMBIENT_CLEAR] = "prctl(PR_CAP_AMBIENT_CLEAR_ALL)",
     [STEP_SETGROUPS] = "setgroups",
     [STEP_SETRESGID] = "setresgid",
@@ -503,6 +501,40 @@ static const char *const step_names[] = {
     [STEP_EXECVE] = "execve",
 };
 
+/* The signals whose disposition the runner changed (a handler, or ignored), found before the
+ * first spawn: the loop installs its handlers at start and never changes them afterwards. */
+static int changed_signals[_NSIG];
+static unsigned n_changed_signals;
+static bool parent_prepared;
+
+/* Done once, in the runner, for every runtime it will start: it saves each child dozens of
+ * system calls, which a container's seccomp filter makes dearer still.
+ *  - Find the signals whose disposition is not the default.
+ *  - Empty the runner's capability bounding set (its own permitted and effective sets stay as
+ *    they are): a runtime can then never gain a capability by exec, whatever it runs. This
+ *    needs CAP_SETPCAP, which the runner has as root in its container. */
+static int prepare_parent(ef_error *err)
+{
+    if (parent_prepared)
+        return 0;
+    n_changed_signals = 0;
+    for (int sig = 1; sig < _NSIG; sig++) {
+        struct sigaction sa;
+        if (sigaction(sig, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+            changed_signals[n_changed_signals++] = sig;
+    }
+    for (int cap = 0; cap < 64; cap++) {
+        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
+            if (errno == EINVAL)
+                break; /* past the kernel's last capability */
+            return ef_error_set_errno(
+                err, -errno, "cannot empty the capability bounding set (capability %d)", cap);
+        }
+    }
+    parent_prepared = true;
+    return 0;
+}
+
 /* Child side: async-signal-safe calls only (no allocation) until execve. Never returns. */
 static void __attribute__((noreturn))
 child_exec(const char *path, char *const *env, const struct ef_spawn_settings *s, int devnull,
@@ -511,10 +543,12 @@ child_exec(const char *path, char *const *env, const struct ef_spawn_settings *s
     struct child_failure f = {0};
     sigset_t all;
 
-    /* Handlers installed by the loop must not run here; then start from a clean slate. */
-    for (int sig = 1; sig < _NSIG; sig++) {
+    /* Handlers installed by the loop must not run here, and an ignored signal would stay
+     * ignored across exec: those (found once by the parent) go back to the default. execve
+     * resets every other disposition itself. */
+    for (unsigned i = 0; i < n_changed_signals; i++) {
         struct sigaction sa = {.sa_handler = SIG_DFL};
-        sigaction(sig, &sa, NULL); /* fails harmlessly for SIGKILL, SIGSTOP and RT internals */
+        sigaction(changed_signals[i], &sa, NULL);
     }
     sigemptyset(&all);
     if (sigprocmask(SIG_SETMASK, &all, NULL) < 0) {
@@ -547,15 +581,8 @@ child_exec(const char *path, char *const *env, const struct ef_spawn_settings *s
         f.step = STEP_NO_NEW_PRIVS;
         goto fail;
     }
-    /* The bounding set can only be dropped while we still hold CAP_SETPCAP, before setuid. */
-    for (int cap = 0; cap < 64; cap++) {
-        if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
-            if (errno == EINVAL)
-                break; /* past the kernel's last capability */
-            f.step = STEP_CAPBSET_DROP;
-            goto fail;
-        }
-    }
+    /* The bounding set is empty already: the parent dropped it from its own (see
+     * prepare_parent), and the child inherits it. */
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL) {
         f.step = STEP_AMBIENT_CLEAR;
         goto fail;
@@ -629,7 +656,9 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
 {
     int out[2] = {-1, -1}, status[2] = {-1, -1};
     cleanup_close int devnull = -1;
-    int r;
+    int r = prepare_parent(err);
+    if (r < 0)
+        return r;
 
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
         r = -errno;
