@@ -3,7 +3,9 @@
 # "host", i.e. without a network namespace, and with one), container.warmup (the code mounted
 # into the running container, limits raised), container.reset and container.destroy, next to
 # what util-linux `unshare`, `bwrap` and `runc run` take to start and end a process in the same
-# namespaces, and the floor of fork + exec of /bin/true. Rounds of every tool are interleaved,
+# namespaces, and the floor of fork + exec of /bin/true. funclet runs twice, side by side: with
+# its default user namespace per container (--userns auto, on where the kernel allows it) and
+# with --userns off. Rounds of every tool are interleaved,
 # so that each sees the same load; p50 and p99 are over all rounds. The CPU time per run (user
 # + system of every process involved) is printed too: unlike latency it hardly depends on what
 # else the machine runs.
@@ -23,16 +25,21 @@ command -v bwrap >/dev/null || fail "bwrap is missing (apt-get install bubblewra
 
 work=$(mktemp -d /tmp/ef-bench-ct.XXXXXX)
 parent="ef-bench-$$"
-funclet_pid=
+funclet_pids=()
 cleanup_bench() {
   local rc=$?
-  if [ -n "$funclet_pid" ]; then
-    kill -TERM "$funclet_pid" 2>/dev/null || true
-    wait "$funclet_pid" 2>/dev/null || true
-  fi
-  find /sys/fs/cgroup -depth -type d -name "$parent" 2>/dev/null | while read -r d; do
-    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  for pid in "${funclet_pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+    # Started from a command substitution, so not this shell's child: wait by polling.
+    for _ in $(seq 200); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.05
+    done
   done
+  find /sys/fs/cgroup -depth -type d \( -name "$parent" -o -name "$parent-nouserns" \) 2>/dev/null |
+    while read -r d; do
+      find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+    done
   grep -q " $work" /proc/self/mountinfo || rm -rf "$work"
   exit $rc
 }
@@ -41,19 +48,33 @@ trap cleanup_bench EXIT
 cc -O2 -o "$work/ef-bench-containers" "$EF_SOURCE_DIR/bench/ef-bench-containers.c"
 tool="$work/ef-bench-containers"
 
-# funclet with no pool, so that every create starts from nothing.
-"$EF_BUILD_DIR/easyfaas-runner" prepare --dest "$work/data/runtime" >/dev/null
-mkdir -p "$work/data/code/extracted/fn"
-echo 'def handler(event, context): return event' >"$work/data/code/extracted/fn/app.py"
-"$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$work/data" --cgroup-parent "$parent" \
-  --pool-size 0 --log-level warn 2>"$work/funclet.log" &
-funclet_pid=$!
+# funclet with no pool, so that every create starts from nothing: start_funclet DIR PARENT FLAGS...
+# prints the pid (and leaves the socket at DIR/run/funclet.sock).
+start_funclet() {
+  local dir=$1 cg=$2
+  shift 2
+  "$EF_BUILD_DIR/easyfaas-runner" prepare --dest "$dir/runtime" >/dev/null
+  mkdir -p "$dir/code/extracted/fn"
+  echo 'def handler(event, context): return event' >"$dir/code/extracted/fn/app.py"
+  "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$dir" --cgroup-parent "$cg" \
+    --pool-size 0 --log-level warn "$@" 2>"$dir.log" >/dev/null &
+  local pid=$!
+  for _ in $(seq 200); do
+    [ -S "$dir/run/funclet.sock" ] && break
+    sleep 0.05
+  done
+  [ -S "$dir/run/funclet.sock" ] || fail "funclet did not start: $(cat "$dir.log")"
+  echo "$pid"
+}
+funclet_pid=$(start_funclet "$work/data" "$parent")
+funclet_pids+=("$funclet_pid")
 sock="$work/data/run/funclet.sock"
-for _ in $(seq 200); do
-  [ -S "$sock" ] && break
-  sleep 0.05
-done
-[ -S "$sock" ] || fail "funclet did not start: $(cat "$work/funclet.log")"
+plain_pid=$(start_funclet "$work/plain" "$parent-nouserns" --userns off)
+funclet_pids+=("$plain_pid")
+plain_sock="$work/plain/run/funclet.sock"
+if grep -q "user namespace" "$work/data.log"; then
+  note "funclet's default found no user namespace here: $(grep "user namespace" "$work/data.log")"
+fi
 
 # bwrap: a fresh root with the host's /usr read-only, /proc, /dev and a /tmp tmpfs, as funclet's.
 bwrap_args=(--unshare-pid --unshare-uts --unshare-ipc --ro-bind /usr /usr --symlink usr/bin /bin
@@ -90,6 +111,10 @@ note "$rounds rounds of $per_round runs per tool (load: $(cut -d' ' -f1-3 /proc/
 for r in $(seq "$rounds"); do
   "$tool" rpc "$sock" "$per_round" host "$work/data/code/extracted/fn" "$funclet_pid" >>"$raw"
   "$tool" rpc "$sock" "$per_round" none "$work/data/code/extracted/fn" "$funclet_pid" >>"$raw"
+  "$tool" rpc "$plain_sock" "$per_round" host "$work/plain/code/extracted/fn" "$plain_pid" |
+    sed 's|^|nouserns/|' >>"$raw"
+  "$tool" rpc "$plain_sock" "$per_round" none "$work/plain/code/extracted/fn" "$plain_pid" |
+    sed 's|^|nouserns/|' >>"$raw"
   "$tool" exec "$per_round" true /bin/true >>"$raw"
   "$tool" exec "$per_round" unshare unshare --pid --fork --mount --uts --ipc /bin/true >>"$raw"
   "$tool" exec "$per_round" unshare+net unshare --pid --fork --mount --uts --ipc --net /bin/true >>"$raw"
@@ -112,13 +137,21 @@ for line in open(sys.argv[1]):
 labels = [
     ("true", "floor: fork + exec + wait of /bin/true, no namespaces"),
     ("create/host", "funclet container.create, no network namespace (network \"host\")"),
+    ("nouserns/create/host", "funclet container.create, no network namespace (network \"host\"), --userns off"),
     ("create/none", "funclet container.create, own network namespace (network \"none\")"),
+    ("nouserns/create/none", "funclet container.create, own network namespace (network \"none\"), --userns off"),
     ("warmup/host", "funclet container.warmup (code mount, limits; no netns)"),
+    ("nouserns/warmup/host", "funclet container.warmup (code mount, limits; no netns), --userns off"),
     ("warmup/none", "funclet container.warmup (code mount, limits; own netns)"),
+    ("nouserns/warmup/none", "funclet container.warmup (code mount, limits; own netns), --userns off"),
     ("reset/host", "funclet container.reset (no netns)"),
+    ("nouserns/reset/host", "funclet container.reset (no netns), --userns off"),
     ("reset/none", "funclet container.reset (own netns)"),
+    ("nouserns/reset/none", "funclet container.reset (own netns), --userns off"),
     ("destroy/host", "funclet container.destroy (no netns)"),
+    ("nouserns/destroy/host", "funclet container.destroy (no netns), --userns off"),
     ("destroy/none", "funclet container.destroy (own netns)"),
+    ("nouserns/destroy/none", "funclet container.destroy (own netns), --userns off"),
     ("unshare", "unshare --pid --fork --mount --uts --ipc /bin/true"),
     ("unshare+net", "unshare --pid --fork --mount --uts --ipc --net /bin/true"),
     ("bwrap", "bwrap, new root, pid/uts/ipc namespaces, /bin/true"),
@@ -141,7 +174,9 @@ print("| what | CPU ms |")
 print("|---|---:|")
 cpu = [
     ("cpu/cycle/host", "funclet: create + warmup + reset + destroy, no netns (runner start included)"),
+    ("nouserns/cpu/cycle/host", "funclet: create + warmup + reset + destroy, no netns (runner start included), --userns off"),
     ("cpu/cycle/none", "funclet: create + warmup + reset + destroy, own netns (runner start included)"),
+    ("nouserns/cpu/cycle/none", "funclet: create + warmup + reset + destroy, own netns (runner start included), --userns off"),
     ("cpu/true", "/bin/true"),
     ("cpu/unshare", "unshare, no netns"),
     ("cpu/unshare+net", "unshare with --net"),

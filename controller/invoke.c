@@ -524,10 +524,18 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
 }
 
 /* Starts a container for the invocation. */
+static void on_joined(struct ef_container *c, const ef_error *err, void *user);
+
+/* Starts a container for the invocation, or joins one being started for its function that has
+ * room for it (functions serving several invocations per container): every way to a new
+ * container goes through here, so that a burst, or the retries after a failed start, start
+ * one container per N invocations and not one each. */
 static int spawn(struct ef_invocation *inv, ef_error *err)
 {
     inv->warm = false;
     inv->t_spawn_ns = uv_hrtime();
+    if (ef_pool_join_spawn(&inv->ctl->pool, inv->key, on_joined, inv))
+        return 0;
     return ef_pool_spawn(inv->ctl, inv->fn, inv->key, on_spawned, inv, err);
 }
 
@@ -538,6 +546,13 @@ static void out_of_capacity(struct ef_invocation *inv, const ef_error *why)
 {
     struct ef_controller *ctl = inv->ctl;
     unsigned n = 0;
+    /* Another invocation of the function may have started a container with room for this one
+     * meanwhile: joining it reclaims nothing. */
+    if (ef_pool_join_spawn(&ctl->pool, inv->key, on_joined, inv)) {
+        inv->warm = false;
+        inv->t_spawn_ns = uv_hrtime();
+        return;
+    }
     if (inv->reclaims < MAX_RECLAIM_ROUNDS &&
         (n = ef_pool_reclaim(&ctl->pool, inv->key, inv->fn->memory_mb)) > 0) {
         inv->reclaims++;
@@ -612,6 +627,26 @@ static void on_spawned(struct ef_container *c, const ef_error *err, void *user)
         return;
     }
     ef_metrics_cold_start(inv->ctl->metrics, inv->fn->name);
+    inv->init_ms = (double)(uv_hrtime() - inv->t_spawn_ns) / 1e6;
+    int r = send_invoke(inv, c);
+    if (r < 0) {
+        char msg[200];
+        snprintf(msg, sizeof(msg), "cannot send the invocation to container %s: %s", c->id,
+                 strerror(-r));
+        ef_pool_discard(c, msg);
+        complete_service_error(inv, 500, "ServiceException", msg);
+    }
+}
+
+/* The container started for another invocation, which this one joined (ef_pool_join_spawn),
+ * is ready with a slot for it; or its start failed, which is handled as a start of its own. */
+static void on_joined(struct ef_container *c, const ef_error *err, void *user)
+{
+    struct ef_invocation *inv = user;
+    if (!c) {
+        on_spawned(NULL, err, inv);
+        return;
+    }
     inv->init_ms = (double)(uv_hrtime() - inv->t_spawn_ns) / 1e6;
     int r = send_invoke(inv, c);
     if (r < 0) {

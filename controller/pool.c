@@ -26,7 +26,17 @@
 /* runtime.start answers once the bootstrap is spawned, not when it is ready. */
 #define START_TIMEOUT_MS 10000
 
-struct spawn {
+/* An invocation that waits for a container being started for another one (ef_pool_join_spawn). */
+struct spawn_waiter {
+    struct spawn_waiter *next;
+    ef_spawn_cb cb;
+    void *user;
+};
+
+struct ef_pool_spawn {
+    struct ef_pool_spawn *prev_spawn, *next_spawn; /* ef_pool.spawns */
+    struct spawn_waiter *waiters, **waiters_tail;
+    unsigned promised; /* slots promised: the spawner's and its waiters' */
     struct ef_controller *ctl;
     struct ef_container *c;
     cJSON *start_params; /* runtime.start's params, sent once connected */
@@ -46,6 +56,7 @@ struct destroy_req {
 
 void ef_pool_init(struct ef_pool *pool)
 {
+    pool->spawns = NULL;
     pool->head = NULL;
     pool->count = 0;
     pool->seq = 0;
@@ -466,7 +477,7 @@ static const struct ef_rpc_handlers runner_handlers = {
 
 /* ---- spawning ---- */
 
-static void spawn_free(struct spawn *sp)
+static void spawn_free(struct ef_pool_spawn *sp)
 {
     cJSON_Delete(sp->start_params);
     free(sp->function_name);
@@ -475,21 +486,72 @@ static void spawn_free(struct spawn *sp)
     free(sp);
 }
 
-static void spawn_finish(struct spawn *sp, struct ef_container *c, const ef_error *err)
+/* Hands the container (or the failure) to the invocations that joined the spawn. */
+static void serve_waiters(struct spawn_waiter *w, struct ef_container *c, const ef_error *err)
+{
+    while (w) {
+        struct spawn_waiter *next = w->next;
+        if (c && c->in_pool && !c->runtime_exited && c->in_flight < c->max_in_flight) {
+            c->state = EF_CONTAINER_BUSY;
+            c->in_flight++;
+            w->cb(c, NULL, w->user);
+        } else {
+            ef_error gone = {.code = -EAGAIN};
+            if (!err)
+                snprintf(gone.msg, sizeof(gone.msg),
+                         "the container started for this invocation went away before serving it");
+            w->cb(NULL, err ? err : &gone, w->user);
+        }
+        free(w);
+        w = next;
+    }
+}
+
+static void spawn_finish(struct ef_pool_spawn *sp, struct ef_container *c, const ef_error *err)
 {
     struct ef_controller *ctl = sp->ctl;
+    struct ef_pool *pool = &ctl->pool;
     if (c)
         c->spawn = NULL;
+    if (sp->prev_spawn)
+        sp->prev_spawn->next_spawn = sp->next_spawn;
+    else
+        pool->spawns = sp->next_spawn;
+    if (sp->next_spawn)
+        sp->next_spawn->prev_spawn = sp->prev_spawn;
     ctl->pending_spawns--;
+    struct spawn_waiter *waiters = steal_pointer(&sp->waiters);
     sp->cb(c, err, sp->user);
+    /* Whatever the spawner did with the container (a failed send discards it), it is still
+     * allocated here: a started container is freed only after its runner connection's
+     * asynchronous close. serve_waiters() hands out only one that is still in the pool. */
+    serve_waiters(waiters, c, err);
     spawn_free(sp);
     ef_controller_check_stopped(ctl);
 }
 
-static void spawn_fail(struct spawn *sp, int code, const char *fmt, ...)
+bool ef_pool_join_spawn(struct ef_pool *pool, const char *key, ef_spawn_cb cb, void *user)
+{
+    for (struct ef_pool_spawn *sp = pool->spawns; sp; sp = sp->next_spawn) {
+        if (sp->promised >= sp->max_in_flight || strcmp(sp->key ? sp->key : sp->c->key, key) != 0)
+            continue;
+        struct spawn_waiter *w = calloc(1, sizeof(*w));
+        if (!w)
+            return false;
+        w->cb = cb;
+        w->user = user;
+        *sp->waiters_tail = w;
+        sp->waiters_tail = &w->next;
+        sp->promised++;
+        return true;
+    }
+    return false;
+}
+
+static void spawn_fail(struct ef_pool_spawn *sp, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void spawn_fail(struct spawn *sp, int code, const char *fmt, ...)
+static void spawn_fail(struct ef_pool_spawn *sp, int code, const char *fmt, ...)
 {
     ef_error err = {.code = code};
     va_list ap;
@@ -506,7 +568,7 @@ static void spawn_fail(struct spawn *sp, int code, const char *fmt, ...)
 }
 
 /* A spawn whose container left the pool meanwhile (stop, or funclet reported its exit). */
-static bool spawn_abandoned(struct spawn *sp)
+static bool spawn_abandoned(struct ef_pool_spawn *sp)
 {
     if (sp->c->in_pool)
         return false;
@@ -523,7 +585,7 @@ static void on_runtime_started(ef_rpc_conn *conn, const cJSON *result,
 {
     (void)conn;
     (void)result;
-    struct spawn *sp = user;
+    struct ef_pool_spawn *sp = user;
     if (spawn_abandoned(sp))
         return;
     if (error && error->code == EF_RPC_ERR_BUSY) {
@@ -549,7 +611,7 @@ static void on_runtime_started(ef_rpc_conn *conn, const cJSON *result,
 static void on_runner_connected(ef_rpc_conn *conn, int status, void *user)
 {
     struct ef_container *c = user;
-    struct spawn *sp = c->spawn; /* a spawn ends only in callbacks after this one */
+    struct ef_pool_spawn *sp = c->spawn; /* a spawn ends only in callbacks after this one */
     c->connecting = false;
     c->conn = conn;
     if (spawn_abandoned(sp)) {
@@ -574,7 +636,7 @@ static void on_created(ef_rpc_conn *conn, const cJSON *result, const struct ef_r
                        void *user)
 {
     (void)conn;
-    struct spawn *sp = user;
+    struct ef_pool_spawn *sp = user;
     struct ef_controller *ctl = sp->ctl;
     if (error) {
         ef_metrics_funclet_error(ctl->metrics, "container.create");
@@ -672,7 +734,7 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
         return r;
     cleanup_free char *code_dir = ef_codestore_extracted_path(ctl->code_root, fn->code_sha256_hex);
     cleanup_cjson cJSON *params = cJSON_CreateObject();
-    struct spawn *sp = calloc(1, sizeof(*sp));
+    struct ef_pool_spawn *sp = calloc(1, sizeof(*sp));
     /* funclet warms one of its cold spares up with the code (container.create with a code_dir
      * is container.acquire) and records whose it is, shown by container.list. */
     cJSON *identity = params ? cJSON_AddObjectToObject(params, "identity") : NULL;
@@ -693,6 +755,8 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
     sp->max_in_flight = fn->container_concurrency > 1 ? (unsigned)fn->container_concurrency : 1;
     sp->cb = cb;
     sp->user = user;
+    sp->promised = 1;
+    sp->waiters_tail = &sp->waiters;
     r = ef_funclet_call(ctl->funclet, "container.create", steal_pointer(&params), CREATE_TIMEOUT_MS,
                         on_created, sp);
     if (r < 0) {
@@ -700,5 +764,9 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
         return ef_error_set(err, r, "cannot ask funclet for a container: %s", strerror(-r));
     }
     ctl->pending_spawns++;
+    sp->next_spawn = ctl->pool.spawns;
+    if (ctl->pool.spawns)
+        ctl->pool.spawns->prev_spawn = sp;
+    ctl->pool.spawns = sp;
     return 0;
 }

@@ -19,6 +19,7 @@
 
 struct ef_controller;
 struct ef_function;
+struct ef_pool_spawn;
 struct ef_invocation;
 
 enum ef_container_state {
@@ -57,6 +58,7 @@ struct ef_container {
 
 struct ef_pool {
     struct ef_container *head;
+    struct ef_pool_spawn *spawns; /* containers being started (ef_pool_spawn), newest first */
     unsigned count;
     /* Arrivals counted: a container whose seq is above that of a container.list request arrived
      * after the request was sent, so its absence from the answer means nothing. */
@@ -127,6 +129,14 @@ void ef_pool_container_exited(struct ef_pool *pool, const char *id, const char *
  * succeed. */
 int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const char *key,
                   ef_spawn_cb cb, void *user, ef_error *err);
+
+/* Joins a container of `key` that is being started and has a slot nobody was promised yet (its
+ * function serves several invocations per container): returns true, and `cb` is called once
+ * the start ends, with the container and a slot taken for the caller, or NULL and the error
+ * (-EAGAIN when the container went away first: a spawn of one's own may succeed). Returns false
+ * when there is no such container. During a burst, this keeps N invocations from starting N
+ * containers that could each serve all of them. */
+bool ef_pool_join_spawn(struct ef_pool *pool, const char *key, ef_spawn_cb cb, void *user);
 
 /* The pool as a JSON array of {id, state, function, version, memory_mb, invocations, in_flight,
  * max_in_flight, last_used_ms, last_used (ISO 8601), idle_ms (idle ones)}. NULL on allocation

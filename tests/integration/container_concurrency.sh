@@ -2,7 +2,8 @@
 # Per-container concurrency through a real pod: a function created with
 # PerExecutionEnvironmentMaxConcurrency N has up to N invocations served at once by one
 # container (the runtime sees AWS_LAMBDA_MAX_CONCURRENCY=N; the Python runtime answers with N
-# worker processes); an N+1st starts a second container; the setting is validated, reported in
+# worker processes); an N+1st starts a second container; a burst at a cold function starts one
+# container for up to N calls; the setting is validated, reported in
 # FunctionConfiguration, and changing it gives the function new containers.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/scheduler_lib.sh"
@@ -67,6 +68,15 @@ wait_bg
 b=$(answers b 5)
 check "$b" 'len({x["host"] for x in a}) == 2' "a second container served the fifth"
 [ "$(pool_count conc)" = 2 ] || fail "expected two containers: $(curl -sS "$EF_BASE/v1/runtimes")"
+
+note "a burst at a cold function: 4 calls at once start one container, not four"
+[ "$(create_function burst python3.11 app.handler "$SLEEPER" ',"Timeout":30,"PerExecutionEnvironmentMaxConcurrency":4')" = 201 ] ||
+  fail "create burst: $(cat "$EF_DATA/create-burst.json")"
+for i in 1 2 3 4; do invoke_bg burst '{"sleep": 1}' "d$i"; done
+wait_bg
+d=$(answers d 4)
+check "$d" 'len({x["host"] for x in a}) == 1' "one container served the cold burst"
+[ "$(pool_count burst)" = 1 ] || fail "a cold burst of 4 made $(pool_count burst) containers"
 
 note "back to one at a time: the function gets new containers, and calls do not overlap in one"
 code=$(curl -sS -o "$EF_DATA/upd.json" -w '%{http_code}' -X PUT \
