@@ -80,6 +80,11 @@ start_pod() {
   [ "$(create_function noop python3.11 app.handler "$bench/functions/noop" ',"Timeout":30')" = 201 ] ||
     fail "create noop: $(cat "$EF_DATA/create-noop.json")"
   curl -fsS -X POST "$EF_BASE/2015-03-31/functions/noop/invocations" -d '{}' >/dev/null
+  # The same function with 8 invocations per container (PerExecutionEnvironmentMaxConcurrency;
+  # the Python runtime answers with 8 worker processes): fewer runners, each serving several.
+  [ "$(create_function noop8 python3.11 app.handler "$bench/functions/noop" \
+    ',"Timeout":30,"PerExecutionEnvironmentMaxConcurrency":8')" = 201 ] ||
+    fail "create noop8: $(cat "$EF_DATA/create-noop8.json")"
 }
 
 # pool_states: "N idle, M busy, ..." for the containers of the pod, as the controller sees them.
@@ -134,10 +139,13 @@ urls() {
   echo "nginx http://127.0.0.1:$nginx_port/"
   echo "python http://127.0.0.1:$python_port/"
   echo "easyfaas $EF_BASE/2015-03-31/functions/noop/invocations"
+  # Several invocations per container only matter when there are several at once.
+  [ "$series_conns" = 1 ] || echo "easyfaas-c8 $EF_BASE/2015-03-31/functions/noop8/invocations"
 }
 
 series() { # $1 conns, $2 pin prefix
   local conns=$1 pin=$2 label url
+  series_conns=$conns
   while read -r label url; do
     $pin wrk -t1 -c"$conns" -d"${warmup}s" -s "$bench/post.lua" "$url" >/dev/null
   done < <(urls)
@@ -201,7 +209,7 @@ import statistics, sys
 runs, cold = {}, {}
 for line in open(sys.argv[1]):
     f = line.split()
-    if f[0] in ("nginx", "python", "easyfaas") and f[1].isdigit():
+    if f[0] in ("nginx", "python", "easyfaas", "easyfaas-c8") and f[1].isdigit():
         runs.setdefault((f[0], f[1]), []).append((float(f[2]), float(f[3]), float(f[4])))
     elif f[0] == "easyfaas" and f[1] == "cold":
         cold["easyfaas"] = float(f[3])
@@ -214,6 +222,8 @@ for (server, conns) in sorted(runs, key=lambda k: (-int(k[1]), k[0])):
     print(f"# {server:10s} {conns:>5s} {med(server, conns, 0):12.0f} {med(server, conns, 1):8.3f} {med(server, conns, 2):8.3f}")
 if ("easyfaas", "64") in runs and ("python", "64") in runs:
     print(f"# target 64 connections: easyfaas/python throughput {med('easyfaas', '64', 0) / med('python', '64', 0):.2f}x (target >= 2x)")
+if ("easyfaas-c8", "64") in runs and ("python", "64") in runs:
+    print(f"# 64 connections, 8 invocations per container: easyfaas-c8/python throughput {med('easyfaas-c8', '64', 0) / med('python', '64', 0):.2f}x")
 if ("easyfaas", "1") in runs and ("python", "1") in runs:
     print(f"# target 1 pinned connection: easyfaas/python p50 {med('easyfaas', '1', 1) / med('python', '1', 1):.2f}x (target <= 1.5x)")
 if len(cold) == 2:

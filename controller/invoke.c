@@ -164,15 +164,16 @@ static void complete_logged(struct ef_invocation *inv, struct ef_invoke_outcome 
             .max_memory_used_mb = o->max_memory_mb,
         };
         framed = ef_function_log_frame(&rep);
-        ef_error err = {0};
-        if (framed && inv->ctl->logs &&
-            ef_function_logs_append(inv->ctl->logs, inv->fn->name, framed, strlen(framed), &err) <
-                0)
-            ef_warn("cannot keep the log of invocation %s: %s", inv->request_id, err.msg);
         o->framed_log = framed;
     }
     if (inv->done)
         inv->done(o, inv->user);
+    /* After the answer, so that the caller does not wait for the write; still before the loop
+     * reads another request, so a later GET .../logs finds the entry. */
+    ef_error err = {0};
+    if (framed && inv->ctl->logs &&
+        ef_function_logs_append(inv->ctl->logs, inv->fn->name, framed, strlen(framed), &err) < 0)
+        ef_warn("cannot keep the log of invocation %s: %s", inv->request_id, err.msg);
     invocation_free(inv);
 }
 
