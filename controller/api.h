@@ -95,6 +95,21 @@ int ef_api_resolve_function_ref(ef_http_exchange *ex, const struct ef_http_reque
 /* Answers 404 ResourceNotFoundException for a function name, in Lambda's words. */
 void ef_api_function_not_found(ef_http_exchange *ex, const char *name);
 
+/* Reads $LATEST of function `name` into *ret_fn (free it with ef_function_free). Answers 404
+ * (no such function) or 500 (the store failed; `rid` names the request) itself and returns -1;
+ * 0 when the function was read. */
+int ef_api_load_function(struct ef_controller *ctl, ef_http_exchange *ex, const char *rid,
+                         const char *name, struct ef_function **ret_fn);
+
+/* In a handler whose request id is `rid`: answers 400 InvalidParameterValueException
+ * "<field> must be <type>" and returns from the handler. */
+#define EF_API_BAD_TYPE(field, type)                                                               \
+    do {                                                                                           \
+        ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s must be " type,        \
+                        field);                                                                    \
+        return;                                                                                    \
+    } while (0)
+
 /* Answers 404 ResourceNotFoundException for a qualified function ("…:function:name:7"), or for
  * the function itself when `qualifier` is NULL. */
 void ef_api_version_not_found(ef_http_exchange *ex, const char *name, const char *qualifier);

@@ -88,16 +88,8 @@ void ef_api_get_concurrency(struct ef_controller *ctl, ef_http_exchange *ex, con
     if (ef_api_reject_qualifier(ex, "GetFunctionConcurrency", name, qualifier) < 0)
         return;
     struct ef_function *fn = NULL;
-    ef_error err = {0};
-    int r = ef_store_get_function(ctl->store, name, &fn, &err);
-    if (r == -ENOENT) {
-        ef_api_function_not_found(ex, name);
+    if (ef_api_load_function(ctl, ex, NULL, name, &fn) < 0)
         return;
-    }
-    if (r < 0) {
-        ef_lambda_error(ex, NULL, 500, "ServiceException", "%s", err.msg);
-        return;
-    }
     respond_concurrency(ex, NULL, fn->has_reserved_concurrency, fn->reserved_concurrency);
     ef_function_free(fn);
 }

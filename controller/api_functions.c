@@ -36,6 +36,22 @@ void ef_api_function_not_found(ef_http_exchange *ex, const char *name)
     ef_api_version_not_found(ex, name, NULL);
 }
 
+int ef_api_load_function(struct ef_controller *ctl, ef_http_exchange *ex, const char *rid,
+                         const char *name, struct ef_function **ret_fn)
+{
+    ef_error err = {0};
+    int r = ef_store_get_function(ctl->store, name, ret_fn, &err);
+    if (r == -ENOENT) {
+        ef_api_function_not_found(ex, name);
+        return -1;
+    }
+    if (r < 0) {
+        ef_lambda_error(ex, rid, 500, "ServiceException", "%s", err.msg);
+        return -1;
+    }
+    return 0;
+}
+
 void ef_api_version_not_found(ef_http_exchange *ex, const char *name, const char *qualifier)
 {
     cleanup_free char *arn = ef_function_qualified_arn(name, qualifier);
@@ -197,13 +213,6 @@ static void on_create_uploaded(struct ef_controller *ctl, int r, const ef_error 
     create_job_free(job);
 }
 
-#define BAD_TYPE(field, type)                                                                      \
-    do {                                                                                           \
-        ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s must be " type,        \
-                        field);                                                                    \
-        return;                                                                                    \
-    } while (0)
-
 void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
                             const struct ef_http_request *req)
 {
@@ -222,23 +231,23 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     int64_t memory = EF_MEMORY_DEFAULT_MB, timeout = EF_TIMEOUT_DEFAULT_S, concurrency = 1;
     bool publish = false;
     if (ef_json_get_string(body, "FunctionName", &name) < 0)
-        BAD_TYPE("FunctionName", "a string");
+        EF_API_BAD_TYPE("FunctionName", "a string");
     if (ef_json_get_string(body, "Runtime", &runtime) < 0)
-        BAD_TYPE("Runtime", "a string");
+        EF_API_BAD_TYPE("Runtime", "a string");
     if (ef_json_get_string(body, "Handler", &handler) < 0)
-        BAD_TYPE("Handler", "a string");
+        EF_API_BAD_TYPE("Handler", "a string");
     if (ef_json_get_string(body, "Description", &description) < 0)
-        BAD_TYPE("Description", "a string");
+        EF_API_BAD_TYPE("Description", "a string");
     if (ef_json_get_string(body, "PackageType", &package_type) < 0)
-        BAD_TYPE("PackageType", "a string");
+        EF_API_BAD_TYPE("PackageType", "a string");
     if (ef_json_get_int(body, "MemorySize", &memory) < 0)
-        BAD_TYPE("MemorySize", "an integer");
+        EF_API_BAD_TYPE("MemorySize", "an integer");
     if (ef_json_get_int(body, "Timeout", &timeout) < 0)
-        BAD_TYPE("Timeout", "an integer");
+        EF_API_BAD_TYPE("Timeout", "an integer");
     if (ef_json_get_bool(body, "Publish", &publish) < 0)
-        BAD_TYPE("Publish", "a boolean");
+        EF_API_BAD_TYPE("Publish", "a boolean");
     if (ef_json_get_int(body, EF_CONTAINER_CONCURRENCY_FIELD, &concurrency) < 0)
-        BAD_TYPE(EF_CONTAINER_CONCURRENCY_FIELD, "an integer");
+        EF_API_BAD_TYPE(EF_CONTAINER_CONCURRENCY_FIELD, "an integer");
     if (package_type && strcmp(package_type, "Zip") != 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException",
                         "PackageType %.32s is not supported; only Zip packages are", package_type);
@@ -249,13 +258,13 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     const cJSON *vars = NULL;
     if (env && !cJSON_IsNull(env)) {
         if (!cJSON_IsObject(env))
-            BAD_TYPE("Environment", "an object");
+            EF_API_BAD_TYPE("Environment", "an object");
         vars = cJSON_GetObjectItemCaseSensitive(env, "Variables");
     }
 
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(body, "Code");
     if (!cJSON_IsObject(code))
-        BAD_TYPE("Code", "an object with ZipFile (base64 of a zip)");
+        EF_API_BAD_TYPE("Code", "an object with ZipFile (base64 of a zip)");
     if (ef_json_get_string(code, "ZipFile", &zip_b64) < 0 || !zip_b64) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException",
                         "Code.ZipFile (base64 of a zip) is required; S3 and image packages are "

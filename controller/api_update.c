@@ -35,6 +35,22 @@ static void update_in_progress(ef_http_exchange *ex, const char *rid, const char
                     arn ? arn : name);
 }
 
+/* Reads $LATEST for an update; answers 404/500, or 409 while another update of its code is
+ * being stored, and returns NULL then. */
+static struct ef_function *load_for_update(struct ef_controller *ctl, ef_http_exchange *ex,
+                                           const char *rid, const char *name)
+{
+    struct ef_function *fn = NULL;
+    if (ef_api_load_function(ctl, ex, rid, name, &fn) < 0)
+        return NULL;
+    if (ef_code_lane_busy(ctl->code_lane, name)) {
+        ef_function_free(fn);
+        update_in_progress(ex, rid, name);
+        return NULL;
+    }
+    return fn;
+}
+
 /* Parses the body as a JSON object; answers 400 and returns NULL otherwise. */
 static cJSON *parse_body(ef_http_exchange *ex, const char *rid, const struct ef_http_request *req)
 {
@@ -112,13 +128,6 @@ static void on_code_uploaded(struct ef_controller *ctl, int r, const ef_error *u
     code_job_free(job);
 }
 
-#define BAD_TYPE(field, type)                                                                      \
-    do {                                                                                           \
-        ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s must be " type,        \
-                        field);                                                                    \
-        return;                                                                                    \
-    } while (0)
-
 void ef_api_update_function_code(struct ef_controller *ctl, ef_http_exchange *ex,
                                  const struct ef_http_request *req, const char *name,
                                  const char *qualifier)
@@ -133,11 +142,11 @@ void ef_api_update_function_code(struct ef_controller *ctl, ef_http_exchange *ex
     const char *zip_b64 = NULL;
     bool publish = false, dry_run = false;
     if (ef_json_get_string(body, "ZipFile", &zip_b64) < 0)
-        BAD_TYPE("ZipFile", "base64 of a zip file");
+        EF_API_BAD_TYPE("ZipFile", "base64 of a zip file");
     if (ef_json_get_bool(body, "Publish", &publish) < 0)
-        BAD_TYPE("Publish", "a boolean");
+        EF_API_BAD_TYPE("Publish", "a boolean");
     if (ef_json_get_bool(body, "DryRun", &dry_run) < 0)
-        BAD_TYPE("DryRun", "a boolean");
+        EF_API_BAD_TYPE("DryRun", "a boolean");
     if (!zip_b64) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException",
                         "ZipFile (base64 of a zip) is required; S3 and image packages are not "
@@ -145,22 +154,11 @@ void ef_api_update_function_code(struct ef_controller *ctl, ef_http_exchange *ex
         return;
     }
 
-    struct ef_function *fn = NULL;
+    struct ef_function *fn = load_for_update(ctl, ex, rid, name);
+    if (!fn)
+        return;
     ef_error err = {0};
-    int r = ef_store_get_function(ctl->store, name, &fn, &err);
-    if (r == -ENOENT) {
-        ef_api_function_not_found(ex, name);
-        return;
-    }
-    if (r < 0) {
-        ef_lambda_error(ex, rid, 500, "ServiceException", "%s", err.msg);
-        return;
-    }
-    if (ef_code_lane_busy(ctl->code_lane, name)) {
-        ef_function_free(fn);
-        update_in_progress(ex, rid, name);
-        return;
-    }
+    int r = 0;
 
     unsigned char *zip = NULL;
     size_t zip_len = 0;
@@ -225,23 +223,23 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
     bool has_memory = ef_json_has(body, "MemorySize"), has_timeout = ef_json_has(body, "Timeout");
     bool has_concurrency = ef_json_has(body, EF_CONTAINER_CONCURRENCY_FIELD);
     if (ef_json_get_string(body, "Runtime", &runtime) < 0)
-        BAD_TYPE("Runtime", "a string");
+        EF_API_BAD_TYPE("Runtime", "a string");
     if (ef_json_get_string(body, "Handler", &handler) < 0)
-        BAD_TYPE("Handler", "a string");
+        EF_API_BAD_TYPE("Handler", "a string");
     if (ef_json_get_string(body, "Description", &description) < 0)
-        BAD_TYPE("Description", "a string");
+        EF_API_BAD_TYPE("Description", "a string");
     if (ef_json_get_int(body, "MemorySize", &memory) < 0)
-        BAD_TYPE("MemorySize", "an integer");
+        EF_API_BAD_TYPE("MemorySize", "an integer");
     if (ef_json_get_int(body, "Timeout", &timeout) < 0)
-        BAD_TYPE("Timeout", "an integer");
+        EF_API_BAD_TYPE("Timeout", "an integer");
     if (ef_json_get_int(body, EF_CONTAINER_CONCURRENCY_FIELD, &concurrency) < 0)
-        BAD_TYPE(EF_CONTAINER_CONCURRENCY_FIELD, "an integer");
+        EF_API_BAD_TYPE(EF_CONTAINER_CONCURRENCY_FIELD, "an integer");
     const cJSON *env = cJSON_GetObjectItemCaseSensitive(body, "Environment");
     const cJSON *vars = NULL;
     bool has_env = env && !cJSON_IsNull(env);
     if (has_env) {
         if (!cJSON_IsObject(env))
-            BAD_TYPE("Environment", "an object");
+            EF_API_BAD_TYPE("Environment", "an object");
         vars = cJSON_GetObjectItemCaseSensitive(env, "Variables");
     }
 
@@ -256,21 +254,10 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
         return;
     }
 
-    struct ef_function *fn = NULL;
-    int r = ef_store_get_function(ctl->store, name, &fn, &err);
-    if (r == -ENOENT) {
-        ef_api_function_not_found(ex, name);
+    struct ef_function *fn = load_for_update(ctl, ex, rid, name);
+    if (!fn)
         return;
-    }
-    if (r < 0) {
-        ef_lambda_error(ex, rid, 500, "ServiceException", "%s", err.msg);
-        return;
-    }
-    if (ef_code_lane_busy(ctl->code_lane, name)) {
-        ef_function_free(fn);
-        update_in_progress(ex, rid, name);
-        return;
-    }
+    int r = 0;
 
     /* The handler is checked against the runtime the function ends up with. */
     const char *final_runtime = runtime ? runtime : fn->runtime;
