@@ -6,21 +6,11 @@
 # root; exits 77 (skipped) without it.
 set -euo pipefail
 
-: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/funclet_lib.sh"
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-note() { echo "--- $*" >&2; }
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: funclet_containers needs root (namespaces, cgroups, mounts)" >&2
-  exit 77
-fi
-for bin in easyfaas-funclet easyfaas-runner ef-rpc-call; do
-  [ -x "$EF_BUILD_DIR/$bin" ] || fail "$EF_BUILD_DIR/$bin is not built"
-done
+require_root
+require_built easyfaas-funclet easyfaas-runner ef-rpc-call
 
 DATA=$(mktemp -d /tmp/ef-funclet.XXXXXX)
 PARENT="ef-ftest-$$"
@@ -29,34 +19,15 @@ FUNCLET_PID=
 
 cleanup() {
   local rc=$?
-  if [ -n "$FUNCLET_PID" ]; then
-    kill -TERM "$FUNCLET_PID" 2>/dev/null || true
-    wait "$FUNCLET_PID" 2>/dev/null || true
-  fi
-  if [ $rc -ne 0 ]; then
-    echo "=== funclet.log" >&2
-    tail -n 40 "$DATA/funclet.log" >&2 || true
-  fi
-  # Leave no test cgroup behind even when the test failed half-way.
-  find /sys/fs/cgroup -depth -type d -name "$PARENT" 2>/dev/null | while read -r d; do
-    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-  done
-  grep -q " $DATA" /proc/self/mountinfo || rm -rf "$DATA"
+  kill_funclet
+  [ $rc -eq 0 ] || show_funclet_log 40
+  remove_cgroups "$PARENT"
+  remove_data "$DATA"
   exit $rc
 }
 trap cleanup EXIT
 
 call() { "$EF_BUILD_DIR/ef-rpc-call" "$SOCK" "$@"; }
-# json FIELD_EXPR: evaluates a Python expression on the JSON object `j` read from stdin.
-json() { /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-# call_error METHOD PARAMS: the error code of a call that must fail.
-call_error() {
-  local out
-  if out=$(call "$@" 2>&1); then
-    fail "$1 $2 succeeded: $out"
-  fi
-  echo "$out" | json 'j["code"]'
-}
 mode() { stat -c %a "$1"; }
 cgroup_of() { # cgroup_of PID CONTROLLER: the process's cgroup path in that hierarchy
   awk -F: -v c="$2" '$2 == c { print $3 }' "/proc/$1/cgroup"

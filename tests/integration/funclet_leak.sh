@@ -7,22 +7,11 @@
 # the count. Needs root; exits 77 (skipped) without it.
 set -euo pipefail
 
-: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
-: "${EF_SOURCE_DIR:?EF_SOURCE_DIR must point at the source directory}"
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/funclet_lib.sh"
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-note() { echo "--- $*" >&2; }
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: funclet_leak needs root (namespaces, cgroups, mounts, network)" >&2
-  exit 77
-fi
-for bin in easyfaas-funclet easyfaas-runner ef-rpc-call; do
-  [ -x "$EF_BUILD_DIR/$bin" ] || fail "$EF_BUILD_DIR/$bin is not built"
-done
+require_root "namespaces, cgroups, mounts, network"
+require_built easyfaas-funclet easyfaas-runner ef-rpc-call
 
 CYCLES=${EF_LEAK_CYCLES:-500}
 DATA=$(mktemp -d /tmp/ef-leak.XXXXXX)
@@ -36,19 +25,14 @@ CLIENT="$EF_SOURCE_DIR/tests/integration/funclet_client.py"
 
 cleanup() {
   local rc=$?
-  if [ -n "$FUNCLET_PID" ]; then
-    kill -TERM "$FUNCLET_PID" 2>/dev/null || true
-    wait "$FUNCLET_PID" 2>/dev/null || true
-  fi
+  kill_funclet
   if [ $rc -ne 0 ]; then
     echo "=== funclet.log" >&2
     grep -v DEBUG "$DATA/funclet.log" | tail -n 40 >&2 || true
   fi
   ip link del "$BRIDGE" 2>/dev/null || true
-  find /sys/fs/cgroup -depth -type d -name "$PARENT" 2>/dev/null | while read -r d; do
-    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-  done
-  grep -q " $DATA" /proc/self/mountinfo || rm -rf "$DATA"
+  remove_cgroups "$PARENT"
+  remove_data "$DATA"
   exit $rc
 }
 trap cleanup EXIT

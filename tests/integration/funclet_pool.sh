@@ -8,22 +8,11 @@
 # tests/probe/ef-probe as a `provided` runtime. Needs root; exits 77 (skipped) without it.
 set -euo pipefail
 
-: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
-: "${EF_SOURCE_DIR:?EF_SOURCE_DIR must point at the source directory}"
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/funclet_lib.sh"
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-note() { echo "--- $*" >&2; }
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: funclet_pool needs root (namespaces, cgroups, mounts, network)" >&2
-  exit 77
-fi
-for bin in easyfaas-funclet easyfaas-runner ef-rpc-call ef-probe; do
-  [ -x "$EF_BUILD_DIR/$bin" ] || fail "$EF_BUILD_DIR/$bin is not built"
-done
+require_root "namespaces, cgroups, mounts, network"
+require_built easyfaas-funclet easyfaas-runner ef-rpc-call ef-probe
 
 DATA=$(mktemp -d /tmp/ef-pool.XXXXXX)
 PARENT="ef-pool-$$"
@@ -39,35 +28,19 @@ CLIENT="$EF_SOURCE_DIR/tests/integration/funclet_client.py"
 cleanup() {
   local rc=$?
   for p in "${BG_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  if [ -n "$FUNCLET_PID" ]; then
-    kill -TERM "$FUNCLET_PID" 2>/dev/null || true
-    wait "$FUNCLET_PID" 2>/dev/null || true
-  fi
-  if [ $rc -ne 0 ]; then
-    echo "=== funclet.log" >&2
-    tail -n 60 "$DATA/funclet.log" >&2 || true
-  fi
+  kill_funclet
+  [ $rc -eq 0 ] || show_funclet_log 60
   ip link del "$BRIDGE" 2>/dev/null || true
   { grep " $DATA/" /proc/self/mountinfo || true; } | awk '{print $5}' | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
   done
-  find /sys/fs/cgroup -depth -type d -name "$PARENT" 2>/dev/null | while read -r d; do
-    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-  done
-  grep -q " $DATA" /proc/self/mountinfo || rm -rf "$DATA"
+  remove_cgroups "$PARENT"
+  remove_data "$DATA"
   exit $rc
 }
 trap cleanup EXIT
 
 call() { "$EF_BUILD_DIR/ef-rpc-call" --timeout 30000 "$SOCK" "$@"; }
-json() { /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
-call_error() { # METHOD PARAMS: the error code of a call that must fail
-  local out
-  if out=$(call "$@" 2>&1); then
-    fail "$1 $2 succeeded: $out"
-  fi
-  echo "$out" | json 'j["code"]'
-}
 cgroup_dir() { # CONTROLLER ID: the host directory of a container's cgroup
   local own
   own=$(awk -F: -v c="$1" '$2 == c { print $3 }' "/proc/$FUNCLET_PID/cgroup")
@@ -91,12 +64,6 @@ start_funclet() {
     sleep 0.05
   done
   fail "funclet does not answer on $SOCK"
-}
-
-stop_funclet() {
-  kill -TERM "$FUNCLET_PID"
-  wait "$FUNCLET_PID" || fail "funclet exited with status $? on SIGTERM"
-  FUNCLET_PID=
 }
 
 wait_pool() { # N: until N spares are ready and none is being created

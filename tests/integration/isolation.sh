@@ -8,21 +8,11 @@
 # id mapping from both sides; EF_ISOLATION_USERNS=off runs the same suite without one.
 set -euo pipefail
 
-: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/funclet_lib.sh"
 
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-note() { echo "--- $*" >&2; }
-
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: isolation needs root (namespaces, cgroups, mounts)" >&2
-  exit 77
-fi
-for bin in easyfaas-funclet easyfaas-runner ef-rpc-call ef-probe; do
-  [ -x "$EF_BUILD_DIR/$bin" ] || fail "$EF_BUILD_DIR/$bin is not built"
-done
+require_root
+require_built easyfaas-funclet easyfaas-runner ef-rpc-call ef-probe
 
 DATA=$(mktemp -d /tmp/ef-iso.XXXXXX)
 PARENT="ef-iso-$$"
@@ -37,25 +27,15 @@ case "$USERNS" in on | off) ;; *) fail "EF_ISOLATION_USERNS must be on or off" ;
 cleanup() {
   local rc=$?
   [ -n "$LISTENER" ] && kill "$LISTENER" 2>/dev/null || true
-  if [ -n "$FUNCLET_PID" ]; then
-    kill -TERM "$FUNCLET_PID" 2>/dev/null || true
-    wait "$FUNCLET_PID" 2>/dev/null || true
-  fi
-  if [ $rc -ne 0 ]; then
-    echo "=== funclet.log" >&2
-    tail -n 40 "$DATA/funclet.log" >&2 || true
-  fi
-  # Leave no test cgroup behind even when the test failed half-way.
-  find /sys/fs/cgroup -depth -type d -name "$PARENT" 2>/dev/null | while read -r d; do
-    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-  done
-  grep -q " $DATA" /proc/self/mountinfo || rm -rf "$DATA"
+  kill_funclet
+  [ $rc -eq 0 ] || show_funclet_log 40
+  remove_cgroups "$PARENT"
+  remove_data "$DATA"
   exit $rc
 }
 trap cleanup EXIT
 
 call() { "$EF_BUILD_DIR/ef-rpc-call" --timeout 60000 "$SOCK" "$@"; }
-json() { /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
 # start_funclet [FLAGS...]
 start_funclet() {
@@ -68,12 +48,6 @@ start_funclet() {
     sleep 0.05
   done
   [ -S "$SOCK" ] || fail "funclet socket did not appear"
-}
-
-stop_funclet() {
-  kill -TERM "$FUNCLET_PID"
-  wait "$FUNCLET_PID" || fail "funclet exited with status $? on SIGTERM"
-  FUNCLET_PID=
 }
 
 # new_container: creates a probe container and starts its runtime; sets ID, PID, RSOCK.

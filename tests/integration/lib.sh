@@ -6,22 +6,48 @@ set -euo pipefail
 : "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
 : "${EF_SOURCE_DIR:?EF_SOURCE_DIR must point at the source directory}"
 
+# fail MESSAGE: ends the test with status 1.
 fail() {
   echo "FAIL: $*" >&2
   exit 1
 }
 
+# note MESSAGE: a progress line on stderr.
 note() {
   echo "--- $*" >&2
 }
 
+# require_root [WHY]: exits 77 (CTest's skip) unless root; WHY says what needs it.
 require_root() {
   if [ "$(id -u)" -ne 0 ]; then
-    echo "SKIP: $(basename "$0") needs root (namespaces, cgroups, mounts)" >&2
+    echo "SKIP: $(basename "$0") needs root (${1:-namespaces, cgroups, mounts})" >&2
     exit 77
   fi
 }
 
+# require_built PROGRAM...: fails unless every program is built in EF_BUILD_DIR.
+require_built() {
+  local bin
+  for bin in "$@"; do
+    [ -x "$EF_BUILD_DIR/$bin" ] || fail "$EF_BUILD_DIR/$bin is not built"
+  done
+}
+
+# remove_cgroups NAME: removes every cgroup directory called NAME, and all below it, in every
+# hierarchy, so that no test cgroup is left behind even when a test failed half-way.
+remove_cgroups() {
+  find /sys/fs/cgroup -depth -type d -name "$1" 2>/dev/null | while read -r d; do
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done || true
+}
+
+# remove_data DIR: removes a test's data directory unless something is still mounted below it
+# (rm -rf would then reach into the mount).
+remove_data() {
+  grep -q " $1" /proc/self/mountinfo || rm -rf "$1"
+}
+
+# free_port: a TCP port on 127.0.0.1 that was free a moment ago.
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
@@ -81,11 +107,8 @@ pod_cleanup() {
     echo "=== funclet.log" >&2; tail -n 40 "$EF_DATA/funclet.log" >&2 || true
     echo "=== controller.log" >&2; tail -n 40 "$EF_DATA/controller.log" >&2 || true
   fi
-  # Leave no test cgroup behind even when the test failed half-way.
-  find /sys/fs/cgroup -depth -type d -name "$EF_CGROUP_PARENT" 2>/dev/null | while read -r d; do
-    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-  done
-  [ -n "${EF_DATA:-}" ] && ! grep -q " $EF_DATA" /proc/self/mountinfo && rm -rf "$EF_DATA"
+  remove_cgroups "$EF_CGROUP_PARENT"
+  [ -n "${EF_DATA:-}" ] && remove_data "$EF_DATA"
   exit $rc
 }
 

@@ -5,107 +5,9 @@
 # docs/rpc.md. Also checks `easyfaas-runner prepare` and the Runtime API's refusals.
 set -euo pipefail
 
-: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: runner_init.sh needs root (it starts the runtime as uid 1001)" >&2
-  exit 77
-fi
-
-RUNNER="$EF_BUILD_DIR/easyfaas-runner"
-RPC="$EF_BUILD_DIR/ef-rpc-call"
-PY=/usr/bin/python3
-[ -x "$RUNNER" ] || { echo "FAIL: $RUNNER is not built" >&2; exit 1; }
-[ -x "$RPC" ] || { echo "FAIL: $RPC is not built" >&2; exit 1; }
-
-TMP=$(mktemp -d /tmp/ef-runner-test.XXXXXX)
-chmod 0755 "$TMP"
-PIDS=()
-
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ $rc -ne 0 ]; then
-    for f in "$TMP"/*.log; do
-      [ -f "$f" ] && { echo "=== $f" >&2; tail -n 30 "$f" >&2; }
-    done
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-note() {
-  echo "--- $*" >&2
-}
-
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# expect JSON EXPR WHAT: EXPR is Python over `r` (the parsed JSON) and `p` (r["payload"] parsed
-# as JSON, when it is a JSON string).
-expect() {
-  $PY - "$1" "$2" <<'PYEOF' || fail "$3: expected $2, got: $1"
-import json, sys
-r = json.loads(sys.argv[1])
-p = None
-if isinstance(r, dict) and isinstance(r.get("payload"), str):
-    try:
-        p = json.loads(r["payload"])
-    except ValueError:
-        pass
-sys.exit(0 if eval(sys.argv[2]) else 1)
-PYEOF
-}
-
-# start_runner NAME TASK_DIR: starts `init` with a fresh listening socket as fd 3; sets SOCK,
-# PORT and RUNNER_PID.
-start_runner() {
-  SOCK="$TMP/$1.sock"
-  PORT=$(free_port)
-  $PY - "$SOCK" "$RUNNER" init --rpc-fd 3 --uid 1001 --gid 1001 --api-port "$PORT" \
-    --runtime-dir "$TMP/runtime" --task-dir "$2" 2>"$TMP/$1.log" <<'PYEOF' &
-import os, socket, sys
-path = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-os.chmod(path, 0o600)
-s.listen(16)
-if s.fileno() == 3:
-    os.set_inheritable(3, True)
-else:
-    os.dup2(s.fileno(), 3)
-os.execv(sys.argv[2], sys.argv[2:])
-PYEOF
-  RUNNER_PID=$!
-  PIDS+=("$RUNNER_PID")
-  for _ in $(seq 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.02
-  done
-  [ -S "$SOCK" ] || fail "the socket of runner $1 did not appear"
-}
-
-# rpc METHOD PARAMS: prints the result; the call must succeed.
-rpc() {
-  "$RPC" --timeout 20000 "$SOCK" "$@" || fail "rpc $1 failed"
-}
-
-# rpc_error METHOD PARAMS: prints the error object; the call must fail.
-rpc_error() {
-  local out
-  if out=$("$RPC" --timeout 20000 "$SOCK" "$@" 2>&1); then
-    fail "rpc $1 succeeded but should have failed: $out"
-  fi
-  echo "$out"
-}
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/runner_lib.sh"
+runner_setup ef-runner-test
 
 # ---------------------------------------------------------------------------------------------
 note "prepare installs the runner and the runtimes, and can run again"
@@ -205,7 +107,7 @@ expect "$out" 'r["code"] == -32601' "unknown method"
 note "runner A: runtime.start, then a second one is refused"
 out=$(rpc runtime.start "$START")
 expect "$out" 'isinstance(r["pid"], int) and r["pid"] > 0' "runtime.start result"
-RUNTIME_PID=$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$out")
+RUNTIME_PID=$(pid_of "$out")
 out=$(rpc_error runtime.start "$START")
 expect "$out" 'r["code"] == -32011' "second runtime.start"
 
@@ -296,8 +198,7 @@ out=$(rpc invoke '{"request_id":"req-6","payload":"{}"}')
 expect "$out" 'r["status"] == "error" and p["errorMessage"] == "RequestId: req-6 Error: Runtime exited with error: exit status 3"' "later invocations fail the same way"
 
 note "runner A: SIGTERM stops it with status 0"
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner A exited with status $? on SIGTERM"
+stop_runner A
 grep -q "ERROR" "$TMP/a.log" && fail "runner A logged errors"
 
 # ---------------------------------------------------------------------------------------------
@@ -312,8 +213,7 @@ expect "$out" 'r["status"] == "error" and r["error_type"] == "Runtime.ImportModu
 expect "$out" "p['errorMessage'] == \"Unable to import module 'missing_module': No module named 'missing_module'\"" "import message"
 out=$(rpc invoke '{"request_id":"b-2","payload":"{}"}')
 expect "$out" 'r["status"] == "error" and r["error_type"] == "Runtime.ImportModuleError"' "remembered init error"
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner B exited with status $? on SIGTERM"
+stop_runner B
 
 note "runner C: a handler that is missing on its module"
 start_runner c "$TASK"
@@ -322,29 +222,26 @@ out=$(rpc invoke '{"request_id":"c-1","payload":"{}"}')
 expect "$out" 'r["error_type"] == "Runtime.HandlerNotFound" and p["errorMessage"] == "Handler '"'"'nothing'"'"' missing on module '"'"'app'"'"'"' "handler not found"
 
 note "runner C: SIGTERM after the runtime is gone"
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner C exited with status $? on SIGTERM"
+stop_runner C
 
 note "runner D: SIGTERM reaches a live runtime"
 start_runner d "$TASK"
 out=$(rpc runtime.start '{"function_name":"hello","handler":"app.handler","runtime":"python3.11","memory_mb":128}')
-RUNTIME_PID=$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$out")
+RUNTIME_PID=$(pid_of "$out")
 out=$(rpc invoke '{"request_id":"d-1","payload":"{\"name\":\"d\"}"}')
 expect "$out" 'r["status"] == "ok"' "runner D invocation"
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner D exited with status $? on SIGTERM"
+stop_runner D
 [ -d "/proc/$RUNTIME_PID" ] && fail "the runtime outlived runner D"
 grep -q "ended: signal: terminated" "$TMP/d.log" || fail "runner D did not see the runtime end by SIGTERM"
 
 note "runner E: a runtime that ignores SIGTERM is killed after the grace period"
 start_runner e "$TASK"
 out=$(rpc runtime.start '{"function_name":"hello","handler":"app.handler","runtime":"python3.11","memory_mb":128}')
-RUNTIME_PID=$($PY -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$out")
+RUNTIME_PID=$(pid_of "$out")
 out=$(rpc invoke '{"request_id":"e-1","payload":"{\"action\":\"ignore_term\"}"}')
 expect "$out" 'r["status"] == "ok" and p == "ignoring"' "runner E invocation"
 t0=$(date +%s%3N)
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner E exited with status $? on SIGTERM"
+stop_runner E
 t1=$(date +%s%3N)
 [ $((t1 - t0)) -ge 900 ] || fail "runner E did not wait for the runtime before killing it"
 [ -d "/proc/$RUNTIME_PID" ] && fail "the runtime outlived runner E"
@@ -374,12 +271,7 @@ rpc runtime.start '{"function_name":"custom","handler":"function.handler","runti
 out=$(rpc invoke '{"request_id":"f-1","payload":"{\"k\":[1,2]}"}')
 expect "$out" 'r["status"] == "ok" and p == {"handler": "function.handler", "event": {"k": [1, 2]}}' "custom runtime result"
 expect "$out" "r['log'] == 'custom runtime handling f-1 in $CUSTOM as 1001\n'" "custom runtime log"
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner F exited with status $? on SIGTERM"
+stop_runner F
 
-for f in "$TMP"/[a-f].log; do
-  grep -q "handles still open" "$f" && fail "$f: the runner's event loop leaked handles"
-  # Sanitizer builds (-DEF_SANITIZE=address,undefined) report here.
-  grep -Eq "Sanitizer|runtime error:" "$f" && fail "$f: sanitizer report"
-done
+check_runner_logs "$TMP"/[a-f].log
 echo "PASS: runner_init"

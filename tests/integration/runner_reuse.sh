@@ -6,73 +6,9 @@
 # running stays -32011. Host mode (an ordinary process), driven over JSON-RPC like the controller.
 set -euo pipefail
 
-: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: runner_reuse.sh needs root (it starts the runtime as uid 1001)" >&2
-  exit 77
-fi
-
-RUNNER="$EF_BUILD_DIR/easyfaas-runner"
-RPC="$EF_BUILD_DIR/ef-rpc-call"
-PY=/usr/bin/python3
-[ -x "$RUNNER" ] || { echo "FAIL: $RUNNER is not built" >&2; exit 1; }
-[ -x "$RPC" ] || { echo "FAIL: $RPC is not built" >&2; exit 1; }
-
-TMP=$(mktemp -d /tmp/ef-runner-reuse.XXXXXX)
-chmod 0755 "$TMP"
-RUNNER_PID=
-
-cleanup() {
-  local rc=$?
-  if [ -n "$RUNNER_PID" ]; then
-    kill -CONT "$RUNNER_PID" 2>/dev/null || true
-    kill -KILL "$RUNNER_PID" 2>/dev/null || true
-    wait "$RUNNER_PID" 2>/dev/null || true
-  fi
-  [ $rc -ne 0 ] && [ -f "$TMP/runner.log" ] && { echo "=== runner.log" >&2; tail -n 40 "$TMP/runner.log" >&2; }
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-note() {
-  echo "--- $*" >&2
-}
-
-# expect JSON EXPR WHAT: EXPR is Python over `r` (the parsed JSON) and `p` (r["payload"] parsed).
-expect() {
-  $PY - "$1" "$2" <<'PYEOF' || fail "$3: expected $2, got: $1"
-import json, sys
-r = json.loads(sys.argv[1])
-p = None
-if isinstance(r, dict) and isinstance(r.get("payload"), str):
-    try:
-        p = json.loads(r["payload"])
-    except ValueError:
-        pass
-sys.exit(0 if eval(sys.argv[2]) else 1)
-PYEOF
-}
-
-rpc() {
-  "$RPC" --timeout 20000 "$SOCK" "$@" || fail "rpc $1 failed"
-}
-
-rpc_error() {
-  local out
-  if out=$("$RPC" --timeout 20000 "$SOCK" "$@" 2>&1); then
-    fail "rpc $1 succeeded but should have failed: $out"
-  fi
-  echo "$out"
-}
-
-pid_of() {
-  $PY -c 'import json,sys; print(json.loads(sys.argv[1])["pid"])' "$1"
-}
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/runner_lib.sh"
+runner_setup ef-runner-reuse
 
 "$RUNNER" prepare --dest "$TMP/runtime" >/dev/null || fail "prepare failed"
 TASK="$TMP/task"
@@ -110,26 +46,7 @@ def handler(event, context):
 PYEOF
 chmod -R a+rX "$TASK"
 
-SOCK="$TMP/runner.sock"
-PORT=$($PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-$PY - "$SOCK" "$RUNNER" init --rpc-fd 3 --uid 1001 --gid 1001 --api-port "$PORT" \
-  --runtime-dir "$TMP/runtime" --task-dir "$TASK" 2>"$TMP/runner.log" <<'PYEOF' &
-import os, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(sys.argv[1])
-os.chmod(sys.argv[1], 0o600)
-s.listen(16)
-if s.fileno() != 3:
-    os.dup2(s.fileno(), 3)
-os.set_inheritable(3, True)
-os.execv(sys.argv[2], sys.argv[2:])
-PYEOF
-RUNNER_PID=$!
-for _ in $(seq 100); do
-  [ -S "$SOCK" ] && break
-  sleep 0.02
-done
-[ -S "$SOCK" ] || fail "the runner's socket did not appear"
+start_runner runner "$TASK"
 
 ALPHA='{"function_name":"alpha","function_version":"$LATEST","handler":"alpha.handler","runtime":"python3.11","memory_mb":256,"timeout_s":30,"environment":{"ALPHA_SETTING":"a"}}'
 BETA='{"function_name":"beta","function_version":"7","handler":"beta.handler","runtime":"python3.12","memory_mb":512,"timeout_s":5,"environment":{"BETA_SETTING":"b"}}'
@@ -200,8 +117,6 @@ grep -q "runtime 4 of this runner" "$TMP/runner.log" || fail "the runner did not
 note "SIGTERM stops the runner with status 0 and no handle left open"
 kill -TERM "$RUNNER_PID"
 wait "$RUNNER_PID" || fail "the runner exited with status $? on SIGTERM"
-RUNNER_PID=
-grep -q "handles still open" "$TMP/runner.log" && fail "the runner's event loop leaked handles"
-grep -Eq "Sanitizer|runtime error:" "$TMP/runner.log" && fail "sanitizer report"
+check_runner_logs "$TMP/runner.log"
 grep -q "ERROR" "$TMP/runner.log" && fail "the runner logged errors: $(grep ERROR "$TMP/runner.log")"
 echo "PASS: runner_reuse"

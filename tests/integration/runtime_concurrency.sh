@@ -7,75 +7,10 @@
 # run one after another.
 set -euo pipefail
 
-: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: runtime_concurrency.sh needs root (it starts the runtime as uid 1001)" >&2
-  exit 77
-fi
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/runner_lib.sh"
+runner_setup ef-concurrency-test
 command -v curl >/dev/null || { echo "SKIP: curl is not installed" >&2; exit 77; }
-
-RUNNER="$EF_BUILD_DIR/easyfaas-runner"
-RPC="$EF_BUILD_DIR/ef-rpc-call"
-PY=/usr/bin/python3
-TMP=$(mktemp -d /tmp/ef-concurrency-test.XXXXXX)
-chmod 0755 "$TMP"
-PIDS=()
-
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ $rc -ne 0 ]; then
-    for f in "$TMP"/*.log; do
-      [ -f "$f" ] && { echo "=== $f" >&2; tail -n 30 "$f" >&2; }
-    done
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-note() {
-  echo "--- $*" >&2
-}
-
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_runner NAME TASK_DIR: `init` with a fresh listening socket as fd 3; sets SOCK, RUNNER_PID.
-start_runner() {
-  SOCK="$TMP/$1.sock"
-  local port
-  port=$(free_port)
-  $PY - "$SOCK" "$RUNNER" init --rpc-fd 3 --uid 1001 --gid 1001 --api-port "$port" \
-    --runtime-dir "$TMP/runtime" --task-dir "$2" 2>"$TMP/$1.log" <<'PYEOF' &
-import os, socket, sys
-path = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-os.chmod(path, 0o600)
-s.listen(16)
-if s.fileno() == 3:
-    os.set_inheritable(3, True)
-else:
-    os.dup2(s.fileno(), 3)
-os.execv(sys.argv[2], sys.argv[2:])
-PYEOF
-  RUNNER_PID=$!
-  PIDS+=("$RUNNER_PID")
-  for _ in $(seq 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.02
-  done
-  [ -S "$SOCK" ] || fail "the socket of runner $1 did not appear"
-}
 
 # invoke_many N PREFIX PAYLOAD: N invoke calls at once, each on its own connection; the answers
 # land in $TMP/PREFIX-<i>.json; prints the wall time in ms.
@@ -91,20 +26,6 @@ invoke_many() {
     wait "${pids[$i]}" || fail "invoke $prefix-$((i + 1)) failed: $(cat "$TMP/$prefix-$((i + 1)).err")"
   done
   echo $(($(date +%s%3N) - t0))
-}
-
-# answers PREFIX N EXPR: EXPR (Python over r, the answer, and p, its payload parsed) holds for all.
-answers() {
-  $PY - "$TMP" "$1" "$2" "$3" <<'PYEOF' || fail "answers of $2: $4"
-import json, sys
-tmp, prefix, n, expr = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-rs = [json.load(open("%s/%s-%d.json" % (tmp, prefix, i))) for i in range(1, n + 1)]
-ps = [json.loads(r["payload"]) for r in rs]
-ok = eval(expr)
-if not ok:
-    print(json.dumps(rs)[:2000], file=sys.stderr)
-sys.exit(0 if ok else 1)
-PYEOF
 }
 
 "$RUNNER" prepare --dest "$TMP/runtime" >/dev/null || fail "prepare failed"
@@ -169,8 +90,7 @@ note "runner A: a fifth one waits for a free place"
 ms=$(invoke_many 5 py5 '"{\"sleep\": 1}"')
 answers py5 5 'all(r["status"] == "ok" for r in rs)' "all succeed"
 [ "$ms" -ge 1900 ] && [ "$ms" -lt 3500 ] || fail "five 1 s invocations at concurrency 4 took $ms ms"
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner A exited with status $? on SIGTERM"
+stop_runner A
 
 note "runner B: the default is one at a time"
 start_runner b "$TASK"
@@ -181,8 +101,7 @@ answers seq 3 'all(r["status"] == "ok" and p["max_concurrency"] is None for r, p
 answers seq 3 'all(a["end"] <= b["start"] + 0.05 or b["end"] <= a["start"] + 0.05 for a in ps for b in ps if a is not b)' \
   "they did not overlap"
 [ "$ms" -ge 1450 ] || fail "three 0.5 s invocations at concurrency 1 took only $ms ms"
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner B exited with status $? on SIGTERM"
+stop_runner B
 
 note "runner C: a custom runtime polling from 3 loops serves 3 at once"
 start_runner c "$CUSTOM"
@@ -191,11 +110,7 @@ ms=$(invoke_many 3 sh '"{\"n\":1}"')
 answers sh 3 'all(r["status"] == "ok" for r in rs) and len({p["poller"] for p in ps}) == 3' "three pollers"
 answers sh 3 'max(p["start"] for p in ps) < min(p["end"] for p in ps)' "they overlapped in time"
 [ "$ms" -lt 2500 ] || fail "three 1 s invocations at concurrency 3 took $ms ms"
-kill -TERM "$RUNNER_PID"
-wait "$RUNNER_PID" || fail "runner C exited with status $? on SIGTERM"
+stop_runner C
 
-for f in "$TMP"/[a-c].log; do
-  grep -q "handles still open" "$f" && fail "$f: the runner's event loop leaked handles"
-  grep -Eq "Sanitizer|runtime error:" "$f" && fail "$f: sanitizer report"
-done
+check_runner_logs "$TMP"/[a-c].log
 echo "PASS: runtime_concurrency"

@@ -12,76 +12,10 @@
 # when nothing else kills it. With max_concurrency 1 the same four calls run one after another.
 set -euo pipefail
 
-: "${EF_BUILD_DIR:?EF_BUILD_DIR must point at the build directory}"
-: "${EF_SOURCE_DIR:?EF_SOURCE_DIR must point at the source directory}"
-if [ "$(id -u)" -ne 0 ]; then
-  echo "SKIP: runtime_concurrency_lang.sh needs root (it starts the runtime as uid 1001)" >&2
-  exit 77
-fi
+source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/runner_lib.sh"
+runner_setup ef-concurrency-lang
 command -v node >/dev/null || { echo "SKIP: Node.js is not installed" >&2; exit 77; }
-
-RUNNER="$EF_BUILD_DIR/easyfaas-runner"
-RPC="$EF_BUILD_DIR/ef-rpc-call"
-PY=/usr/bin/python3
-TMP=$(mktemp -d /tmp/ef-concurrency-lang.XXXXXX)
-chmod 0755 "$TMP"
-PIDS=()
-
-cleanup() {
-  local rc=$?
-  for pid in "${PIDS[@]}"; do
-    kill -KILL "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  if [ $rc -ne 0 ]; then
-    for f in "$TMP"/*.log "$TMP"/*.err; do
-      [ -s "$f" ] && { echo "=== $f" >&2; tail -n 30 "$f" >&2; }
-    done
-  fi
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-
-note() {
-  echo "--- $*" >&2
-}
-
-free_port() {
-  $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# start_runner NAME TASK_DIR: `init` with a fresh listening socket as fd 3; sets SOCK, RUNNER_PID.
-start_runner() {
-  SOCK="$TMP/$1.sock"
-  local port
-  port=$(free_port)
-  $PY - "$SOCK" "$RUNNER" init --rpc-fd 3 --uid 1001 --gid 1001 --api-port "$port" \
-    --runtime-dir "$TMP/runtime" --task-dir "$2" 2>"$TMP/$1.log" <<'PYEOF' &
-import os, socket, sys
-path = sys.argv[1]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.bind(path)
-os.chmod(path, 0o600)
-s.listen(16)
-if s.fileno() == 3:
-    os.set_inheritable(3, True)
-else:
-    os.dup2(s.fileno(), 3)
-os.execv(sys.argv[2], sys.argv[2:])
-PYEOF
-  RUNNER_PID=$!
-  PIDS+=("$RUNNER_PID")
-  for _ in $(seq 100); do
-    [ -S "$SOCK" ] && break
-    sleep 0.02
-  done
-  [ -S "$SOCK" ] || fail "the socket of runner $1 did not appear"
-}
 
 # start_runtime NAME TASK_DIR RUNTIME HANDLER CONCURRENCY: a runner and its runtime; sets
 # RUNTIME_PID (the bootstrap's pid: the runner runs on the host here).
@@ -91,11 +25,6 @@ start_runtime() {
   params="{\"function_name\":\"$1\",\"handler\":\"$4\",\"runtime\":\"$3\",\"memory_mb\":256,\"timeout_s\":60,\"max_concurrency\":$5}"
   "$RPC" "$SOCK" runtime.start "$params" >"$TMP/$1.start" || fail "runtime.start $params"
   RUNTIME_PID=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$TMP/$1.start")
-}
-
-stop_runner() {
-  kill -TERM "$RUNNER_PID"
-  wait "$RUNNER_PID" || fail "runner $1 exited with status $? on SIGTERM"
 }
 
 # invoke_many N PREFIX EVENT_FIELDS: N invoke calls at once, each on its own connection, with
@@ -115,21 +44,6 @@ invoke_many() {
     wait "${pids[$i]}" || fail "invoke $prefix-$((i + 1)) failed: $(cat "$TMP/$prefix-$((i + 1)).err")"
   done
   echo $(($(date +%s%3N) - t0))
-}
-
-# answers PREFIX N EXPR WHAT: EXPR (Python over rs, the answers, and ps, their payloads parsed)
-# holds.
-answers() {
-  $PY - "$TMP" "$1" "$2" "$3" <<'PYEOF' || fail "answers of $1: $4"
-import json, re, sys
-tmp, prefix, n, expr = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-rs = [json.load(open("%s/%s-%d.json" % (tmp, prefix, i))) for i in range(1, n + 1)]
-ps = [json.loads(r["payload"]) for r in rs]
-ok = eval(expr)
-if not ok:
-    print(json.dumps(rs)[:3000], file=sys.stderr)
-sys.exit(0 if ok else 1)
-PYEOF
 }
 
 # Every invocation got its own event, request id and deadline (i × 10 s away, less the run time).
@@ -342,8 +256,5 @@ for _ in $(seq 30); do
 done
 gone "${workers[@]}" || fail "workers ${workers[*]} outlived the bootstrap"
 
-for f in "$TMP"/*.log; do
-  grep -q "handles still open" "$f" && fail "$f: the runner's event loop leaked handles"
-  grep -Eq "Sanitizer|runtime error:" "$f" && fail "$f: sanitizer report"
-done
+check_runner_logs "$TMP"/*.log
 echo "PASS: runtime_concurrency_lang"
