@@ -464,15 +464,22 @@ static void on_write(uv_write_t *req, int status)
 static void on_resume(uv_idle_t *idle)
 {
     ef_http_server *s = idle->data;
-    /* Parsing a request may answer it at once and queue the connection again: until none is. */
-    while (s->resume_head) {
-        struct conn *c = s->resume_head;
-        s->resume_head = c->resume_next;
+    /* The connections queued so far, once each: one that is answered at once and queued again
+     * waits for the next turn of the loop, so that a client pipelining many small requests does
+     * not keep the others waiting (the idle handle keeps the loop from blocking meanwhile). */
+    struct conn *list = s->resume_head;
+    s->resume_head = NULL;
+    while (list) {
+        struct conn *c = list;
+        list = c->resume_next;
         c->resume_next = NULL;
+        if (!c->resume_pending)
+            continue; /* closed by an earlier one's handler (conn_close clears the flag) */
         c->resume_pending = false;
         conn_written(c);
     }
-    uv_idle_stop(idle);
+    if (!s->resume_head)
+        uv_idle_stop(idle);
 }
 
 /* Writes the response in `out`. Most responses fit in the socket buffer: uv_try_write sends

@@ -320,6 +320,12 @@ static void finish_exit(struct ef_invocation *inv, struct ef_container *c, const
                         double duration_ms, bool maybe_oom, const char *why)
 {
     bool oom = c->oom_killed;
+    if (c->timed_out) {
+        /* Killed because another invocation in the container ran out of time. */
+        ef_info("invocation %s ended with its container, where another invocation timed out",
+                inv->request_id);
+        maybe_oom = false;
+    }
     snprintf(inv->exit.container, sizeof(inv->exit.container), "%s", c->id);
     ef_pool_discard(c, why);
     cleanup_free char *built = NULL;
@@ -383,6 +389,7 @@ static void format_now_iso(char *buf, size_t len)
 }
 
 static void on_spawned(struct ef_container *c, const ef_error *err, void *user);
+static int spawn(struct ef_invocation *inv, ef_error *err);
 
 /* The invocation ran into its deadline (the runner said so, or did not answer in time): Lambda's
  * timeout error, and the container is destroyed, since the handler may still be running. */
@@ -393,6 +400,7 @@ static void complete_timeout(struct ef_invocation *inv, struct ef_container *c, 
     format_now_iso(when, sizeof(when));
     snprintf(msg, sizeof(msg), "%s %s Task timed out after %lld.00 seconds", when, inv->request_id,
              (long long)inv->fn->timeout_s);
+    c->timed_out = true;
     ef_pool_discard(c, "the invocation timed out");
     const struct log_note note = {.extra = msg, .status = "timeout"};
     complete_function_error(inv, duration_ms, NULL, msg, log, max_memory_mb, &note);
@@ -426,10 +434,8 @@ static void retry_on_fresh_container(struct ef_invocation *inv)
             "new container",
             inv->request_id);
     inv->retried = true;
-    inv->warm = false;
-    inv->t_spawn_ns = uv_hrtime();
     ef_error err = {0};
-    if (ef_pool_spawn(inv->ctl, inv->fn, inv->key, on_spawned, inv, &err) < 0)
+    if (spawn(inv, &err) < 0)
         complete_spawn_failure(inv, &err);
 }
 
@@ -508,8 +514,10 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
                     ends_with(msg, KILLED_STATUS), "its runtime exited");
         return;
     }
-    /* An OOM kill that the runtime survived (a process it started) ends with this invocation. */
-    c->oom_killed = false;
+    /* An OOM kill that the runtime survived (a process it started) ends with the last
+     * invocation in flight: another one may still be about to report the runtime's end. */
+    if (c->in_flight <= 1)
+        c->oom_killed = false;
     ef_pool_release(c);
 
     struct ef_invoke_outcome o = {
@@ -526,6 +534,20 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
 
 /* Starts a container for the invocation. */
 static void on_joined(struct ef_container *c, const ef_error *err, void *user);
+
+/* A started container did not take the invocation it has a slot for: out of memory leaves the
+ * container as it is (other invocations may be using it); a closing connection ends it. */
+static void send_failed(struct ef_invocation *inv, struct ef_container *c, int r)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg), "cannot send the invocation to container %s: %s", c->id,
+             strerror(-r));
+    if (r == -ENOMEM)
+        ef_pool_release(c);
+    else
+        ef_pool_discard(c, msg);
+    complete_service_error(inv, 500, "ServiceException", msg);
+}
 
 /* Starts a container for the invocation, or joins one being started for its function that has
  * room for it (functions serving several invocations per container): every way to a new
@@ -630,13 +652,8 @@ static void on_spawned(struct ef_container *c, const ef_error *err, void *user)
     ef_metrics_cold_start(inv->ctl->metrics, inv->fn->name);
     inv->init_ms = (double)(uv_hrtime() - inv->t_spawn_ns) / 1e6;
     int r = send_invoke(inv, c);
-    if (r < 0) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "cannot send the invocation to container %s: %s", c->id,
-                 strerror(-r));
-        ef_pool_discard(c, msg);
-        complete_service_error(inv, 500, "ServiceException", msg);
-    }
+    if (r < 0)
+        send_failed(inv, c, r);
 }
 
 /* The container started for another invocation, which this one joined (ef_pool_join_spawn),
@@ -650,13 +667,8 @@ static void on_joined(struct ef_container *c, const ef_error *err, void *user)
     }
     inv->init_ms = (double)(uv_hrtime() - inv->t_spawn_ns) / 1e6;
     int r = send_invoke(inv, c);
-    if (r < 0) {
-        char msg[200];
-        snprintf(msg, sizeof(msg), "cannot send the invocation to container %s: %s", c->id,
-                 strerror(-r));
-        ef_pool_discard(c, msg);
-        complete_service_error(inv, 500, "ServiceException", msg);
-    }
+    if (r < 0)
+        send_failed(inv, c, r);
 }
 
 /* Places an invocation that holds a concurrency slot: the most recently used idle warm container

@@ -162,6 +162,13 @@ void ef_pool_release(struct ef_container *c)
     c->last_used_ms = ef_now_epoch_ms();
     if (c->in_flight > 0)
         c->in_flight--;
+    if (c->in_flight == 0 && c->runtime_exited) {
+        /* Its last invocations answered before the runtime's end was reported: nothing more
+         * can run in it. */
+        ef_pool_discard(c, "its runtime exited");
+        ef_sched_capacity_changed(c->ctl->sched);
+        return;
+    }
     if (c->in_flight == 0) {
         c->state = EF_CONTAINER_IDLE;
         c->idle_since = ef_now_monotonic_ms();
@@ -533,8 +540,9 @@ static void spawn_finish(struct ef_pool_spawn *sp, struct ef_container *c, const
 bool ef_pool_join_spawn(struct ef_pool *pool, const char *key, ef_spawn_cb cb, void *user)
 {
     for (struct ef_pool_spawn *sp = pool->spawns; sp; sp = sp->next_spawn) {
-        if (sp->promised >= sp->max_in_flight || strcmp(sp->key ? sp->key : sp->c->key, key) != 0)
-            continue;
+        if (sp->promised >= sp->max_in_flight || (sp->c && !sp->c->in_pool) ||
+            strcmp(sp->key ? sp->key : sp->c->key, key) != 0)
+            continue; /* full, already lost, or another function's */
         struct spawn_waiter *w = calloc(1, sizeof(*w));
         if (!w)
             return false;

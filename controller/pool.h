@@ -53,7 +53,10 @@ struct ef_container {
     bool connecting;     /* an ef_rpc_connect() to the runner has not called back yet */
     bool ping_in_flight; /* a health check of the runner has not been answered yet */
     bool reborn;         /* started to replace an idle container that died (housekeeping.h) */
-    bool oom_killed;     /* funclet reported an OOM kill in it (container.oom), see invoke.c */
+    /* One of its invocations timed out and its runtime is being killed: the others in flight
+     * (per-container concurrency) end with it, and that is no OOM kill to wait for. */
+    bool timed_out;
+    bool oom_killed; /* funclet reported an OOM kill in it (container.oom), see invoke.c */
 };
 
 struct ef_pool {

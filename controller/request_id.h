@@ -4,5 +4,6 @@
 #define EF_REQUEST_ID_LEN 36
 
 /* Writes a new UUID v4 from the CSPRNG ("9f3c…-…") and a NUL into `out`. Returns 0, or -EIO when
- * the random generator fails (then `out` holds an all-zero UUID, still well-formed). */
+ * the random generators fail (then `out` holds an id made of the time and a counter: unique,
+ * well-formed, but predictable). */
 int ef_request_id_new(char out[EF_REQUEST_ID_LEN + 1]);

@@ -14,8 +14,9 @@
 
 /* Function records read recently, so that a warm invocation does not cost an SQLite read
  * transaction (two fcntl locks and a page lookup). The controller is the only writer of the
- * functions tables and every write goes through this file, which empties the cache before and
- * after it; the cache can therefore never serve a record the database no longer has. */
+ * functions tables and every write goes through this file, which empties the cache as it
+ * begins (a read inside a write's transaction, in publish, reads a row the write has not
+ * changed yet); the cache can therefore never serve a record the database no longer has. */
 #define CACHE_ENTRIES 64
 
 struct cached_function {

@@ -78,6 +78,20 @@ d=$(answers d 4)
 check "$d" 'len({x["host"] for x in a}) == 1' "one container served the cold burst"
 [ "$(pool_count burst)" = 1 ] || fail "a cold burst of 4 made $(pool_count burst) containers"
 
+note "a timeout ends the runtime, and with it the other invocation in flight in the container"
+[ "$(create_function tmo python3.11 app.handler "$SLEEPER" ',"Timeout":1,"PerExecutionEnvironmentMaxConcurrency":2')" = 201 ] ||
+  fail "create tmo: $(cat "$EF_DATA/create-tmo.json")"
+[ "$(invoke tmo '{}')" = 200 ] || fail "warm tmo: $(cat "$EF_DATA/out")"
+invoke_bg tmo '{"sleep": 3}' t1
+sleep 0.4
+invoke_bg tmo '{"sleep": 3}' t2
+wait_bg
+grep -q "Task timed out after 1.00 seconds" "$EF_DATA/t1.out" || fail "the first did not time out: $(cat "$EF_DATA/t1.out")"
+[ "$(json_get "$EF_DATA/t2.out" 'j["errorType"]')" = Runtime.ExitError ] ||
+  fail "the one in flight beside it: $(cat "$EF_DATA/t2.out")"
+[ "$(invoke tmo '{}')" = 200 ] && ! grep -q errorType "$EF_DATA/out" ||
+  fail "after the timeout a new container serves: $(cat "$EF_DATA/out")"
+
 note "back to one at a time: the function gets new containers, and calls do not overlap in one"
 code=$(curl -sS -o "$EF_DATA/upd.json" -w '%{http_code}' -X PUT \
   "$EF_BASE/2015-03-31/functions/conc/configuration" -d '{"PerExecutionEnvironmentMaxConcurrency": 1}')
