@@ -501,6 +501,9 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
         .cgroup_ns = f->cfg.cgroup_ns,
         .userns = c->userns_slot >= 0,
         .own_netns = c->own_netns,
+        /* A spare waits for a function it does not know yet: its runner starts the runtime
+         * most functions use ahead, so that a cold start skips the interpreter's start. */
+        .prestart = c->pooled && f->cfg.prestart_python,
         .rlimit_nofile = f->cfg.rlimit_nofile,
         .rlimit_nproc = f->cfg.rlimit_nproc,
         .seccomp = f->cfg.seccomp ? &f->seccomp : NULL,

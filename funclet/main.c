@@ -51,6 +51,7 @@ struct flags {
     char *userns;
     int64_t userns_base;
     int64_t pool_size;
+    char *prestart;
     uint64_t cold_memory;
     int64_t cold_pids;
     uint64_t reserved_memory;
@@ -200,6 +201,11 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     if (nproc_auto)
         cfg->rlimit_nproc = NPROC_AUTO;
     cfg->pool_size = (size_t)fl->pool_size;
+    if (strcmp(fl->prestart, "python") == 0)
+        cfg->prestart_python = true;
+    else if (strcmp(fl->prestart, "none") != 0)
+        return ef_error_set(err, -EINVAL, "--prestart must be python or none, not '%.32s'",
+                            fl->prestart);
     if (fl->cold_memory < (8u << 20) || fl->cold_memory > ((uint64_t)EF_MEMORY_MB_MIN << 20))
         return ef_error_set(err, -EINVAL, "--cold-memory must be between 8M and %dM",
                             EF_MEMORY_MB_MIN);
@@ -405,6 +411,7 @@ int main(int argc, char **argv)
         .userns = "auto",
         .userns_base = EF_USERNS_BASE_DEFAULT,
         .pool_size = 4,
+        .prestart = "python",
         .cold_memory = 32ull << 20,
         .cold_pids = 64,
         .reserved_memory = 256ull << 20,
@@ -459,6 +466,11 @@ int main(int argc, char **argv)
          1, 4294967294LL},
         {"pool-size", EF_OPT_INT, &fl.pool_size, "N",
          "Cold containers kept ready for the next warmup (0: create each on demand)", 0, 1024},
+        {"prestart", EF_OPT_STRING, &fl.prestart, "RUNTIME",
+         "python (default): the runner of each pool spare starts a Python runtime ahead, handed "
+         "to the first Python function warmed in it, so that its cold start skips the "
+         "interpreter's start; none: runtimes start when a function does",
+         0, 0},
         {"cold-memory", EF_OPT_SIZE, &fl.cold_memory, "SIZE",
          "Memory limit of a cold container (the runner waiting); a warmup raises it", 0, 0},
         {"cold-pids", EF_OPT_INT, &fl.cold_pids, "N", "Pids limit of a cold container", 16, 65536},

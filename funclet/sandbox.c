@@ -408,6 +408,8 @@ int ef_sandbox_child(void *arg)
                           uid,
                           "--gid",
                           gid,
+                          "--prestart",
+                          a->prestart ? "python" : "none",
                           a->own_netns ? NULL : "--api-port",
                           "0",
                           NULL};

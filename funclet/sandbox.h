@@ -47,6 +47,7 @@ struct ef_sandbox_args {
     bool userns;    /* cloned with CLONE_NEWUSER; the parent writes the maps before the go byte */
     bool own_netns; /* cloned with CLONE_NEWNET: bring loopback up; else the runner's Runtime API
                      * takes a free port of the pod's network */
+    bool prestart;  /* the runner starts a Python runtime ahead (--prestart python) */
     uint64_t rlimit_nofile;                  /* 0: inherit funclet's */
     uint64_t rlimit_nproc;                   /* 0: inherit funclet's */
     const struct ef_seccomp_filter *seccomp; /* installed right before exec; NULL: none */

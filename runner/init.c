@@ -32,6 +32,7 @@
 #include "common/options.h"
 #include "common/rpc.h"
 #include "runner/invocations.h"
+#include "runner/prestart.h"
 #include "runner/log_capture.h"
 #include "runner/runtime_api.h"
 #include "runner/spawn.h"
@@ -56,6 +57,7 @@ struct runner {
     uv_timer_t grace;
     uv_timer_t deadline; /* armed at the earliest deadline of a pending invocation */
     struct rpc_peer *peers;
+    struct ef_prestart prestart; /* a Python runtime waiting for its function (--prestart) */
 
     bool started;      /* runtime.start succeeded and no new runtime is being set up */
     pid_t runtime_pid; /* > 0 while the runtime runs (until reaped) */
@@ -173,7 +175,7 @@ static void on_sigchld(uv_signal_t *h, int signum)
             break;
         if (pid == r->runtime_pid)
             on_runtime_exit(r, status, NULL);
-        else
+        else if (!ef_prestart_reaped(&r->prestart, pid))
             ef_debug("reaped process %d", (int)pid);
     }
 }
@@ -309,9 +311,19 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_conn *conn, ef_rpc_reques
     char **env = NULL;
     pid_t pid = 0;
     int log_fd = -1;
+    bool adopted = false;
     int rc = ef_runtime_build_env(&cfg, &r->settings, &env, &err);
-    if (rc == 0)
-        rc = ef_runtime_spawn(path, env, &r->settings, &pid, &log_fd, &err);
+    if (rc == 0 && ef_prestart_fits(&r->prestart, &cfg)) {
+        ef_error why = {0};
+        adopted = ef_prestart_adopt(&r->prestart, env, &pid, &log_fd, &why) == 0;
+        if (!adopted)
+            ef_warn("function %s: %s; starting a new runtime", cfg.function_name, why.msg);
+    }
+    if (rc == 0 && !adopted) {
+        /* A runtime started ahead that does not fit this function is of no further use. */
+        ef_prestart_discard(&r->prestart);
+        rc = ef_runtime_spawn(path, env, &r->settings, -1, &pid, &log_fd, &err);
+    }
     ef_strv_free(env);
     if (rc == 0) {
         rc = ef_log_capture_start(&r->capture, r->loop, log_fd, -1, &err);
@@ -338,10 +350,11 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_conn *conn, ef_rpc_reques
     if (asprintf(&r->default_arn, "arn:aws:lambda:us-east-1:000000000000:function:%s",
                  cfg.function_name) < 0)
         r->default_arn = NULL;
-    ef_info("runtime %s started for function %s (version %s, handler %s, %ld MB, concurrency "
+    ef_info("runtime %s %s for function %s (version %s, handler %s, %ld MB, concurrency "
             "%ld): pid %d, runtime %u of this runner",
-            cfg.runtime, cfg.function_name, cfg.function_version, cfg.handler, cfg.memory_mb,
-            cfg.max_concurrency, (int)pid, r->runtimes);
+            cfg.runtime, adopted ? "(started ahead) given" : "started", cfg.function_name,
+            cfg.function_version, cfg.handler, cfg.memory_mb, cfg.max_concurrency, (int)pid,
+            r->runtimes);
     cJSON *res = cJSON_CreateObject();
     if (res)
         cJSON_AddNumberToObject(res, "pid", pid);
@@ -434,6 +447,7 @@ static void close_everything(struct runner *r)
     if (r->closed)
         return;
     r->closed = true;
+    ef_prestart_discard(&r->prestart);
     ef_invocations_free(&r->invs, "the runner is shutting down");
     if (r->rpc) {
         ef_rpc_server_close(r->rpc);
@@ -481,7 +495,7 @@ static int start_signal(struct runner *r, uv_signal_t *h, uv_signal_cb cb, int s
     return 0;
 }
 
-static int run(struct runner *r, int rpc_fd, int api_port, ef_error *err)
+static int run(struct runner *r, int rpc_fd, int api_port, bool prestart, ef_error *err)
 {
     int rc = check_rpc_fd(rpc_fd, err);
     if (rc < 0)
@@ -510,13 +524,18 @@ static int run(struct runner *r, int rpc_fd, int api_port, ef_error *err)
     }
     ef_info("ready: JSON-RPC on fd %d, Runtime API on 127.0.0.1:%d, runtime as uid %u gid %u",
             rpc_fd, r->settings.api_port, (unsigned)r->settings.uid, (unsigned)r->settings.gid);
+    if (prestart && ef_prestart_start(&r->prestart, &r->settings, err) < 0) {
+        /* Only a cold start's speed depends on it. */
+        ef_warn("cannot start a Python runtime ahead: %s", err->msg);
+        *err = (ef_error){0};
+    }
     uv_run(r->loop, UV_RUN_DEFAULT);
     return 0;
 }
 
 static const char init_usage[] =
     "easyfaas-runner init --rpc-fd FD --uid N --gid N [--api-port PORT] [--runtime-dir DIR] "
-    "[--task-dir DIR]";
+    "[--task-dir DIR] [--prestart python|none]";
 static const char init_description[] =
     "Runs as PID 1 of a user container (funclet sets up its namespaces and root file system, "
     "then executes this); it also works as an ordinary process. It reaps every process of the "
@@ -534,7 +553,8 @@ static const char init_description[] =
 int ef_runner_init(int argc, char **argv, int start)
 {
     int64_t rpc_fd = -1, uid = -1, gid = -1, api_port = 9001;
-    const char *runtime_dir = "/var/runtime", *task_dir = "/var/task", *log_level = "info";
+    const char *runtime_dir = "/var/runtime", *task_dir = "/var/task", *log_level = "info",
+               *prestart = "none";
     const struct ef_option opts[] = {
         {"rpc-fd", EF_OPT_INT, &rpc_fd, "FD",
          "Inherited listening Unix socket for JSON-RPC (required; funclet passes 3).", 0, 1 << 20},
@@ -550,6 +570,12 @@ int ef_runner_init(int argc, char **argv, int start)
          "The function's code and the runtime's working directory (LAMBDA_TASK_ROOT).", 0, 0},
         {"log-level", EF_OPT_STRING, &log_level, "LEVEL",
          "debug, info, warn or error; debug also logs the runtime's output.", 0, 0},
+        {"prestart", EF_OPT_STRING, &prestart, "RUNTIME",
+         "python: start a Python runtime at once, to be handed to the first python3.* function "
+         "whose environment does not change how an interpreter starts (a cold container "
+         "then skips the interpreter's start); none (the default): start runtimes on "
+         "runtime.start only.",
+         0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
     ef_error err = {0};
@@ -573,6 +599,8 @@ int ef_runner_init(int argc, char **argv, int start)
         problem = "--runtime-dir and --task-dir must be absolute paths";
     else if (ef_log_parse_level(log_level, &level) < 0)
         problem = "--log-level must be debug, info, warn or error";
+    else if (strcmp(prestart, "python") != 0 && strcmp(prestart, "none") != 0)
+        problem = "--prestart must be python or none";
     if (problem) {
         fprintf(stderr, "easyfaas-runner init: %s; see --help\n", problem);
         return 1;
@@ -602,7 +630,8 @@ int ef_runner_init(int argc, char **argv, int start)
     ef_log_capture_init(&r.capture);
     ef_invocations_init(&r.invs, &r.capture);
 
-    rc = run(&r, (int)rpc_fd, (int)api_port, &err);
+    ef_prestart_init(&r.prestart);
+    rc = run(&r, (int)rpc_fd, (int)api_port, strcmp(prestart, "python") == 0, &err);
     if (rc < 0)
         ef_error("%s", err.msg);
     ef_runtime_config_free(&r.config);

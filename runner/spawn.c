@@ -540,7 +540,7 @@ static int prepare_parent(ef_error *err)
 /* Child side: async-signal-safe calls only (no allocation) until execve. Never returns. */
 static void __attribute__((noreturn))
 child_exec(const char *path, char *const *env, const struct ef_spawn_settings *s, int devnull,
-           int out_w, int status_w, pid_t parent)
+           int out_w, int status_w, int pass_fd, pid_t parent)
 {
     struct child_failure f = {0};
     sigset_t all;
@@ -564,6 +564,16 @@ child_exec(const char *path, char *const *env, const struct ef_spawn_settings *s
     /* stdout and stderr share one pipe, so that their lines reach the log in the order they
      * were written, as in Lambda's log stream. */
     if (dup2(devnull, 0) < 0 || dup2(out_w, 1) < 0 || dup2(out_w, 2) < 0) {
+        f.step = STEP_DUP2;
+        goto fail;
+    }
+    /* The passed fd becomes 3: the status pipe moves out of its way first if need be. dup2
+     * onto a new number leaves the copy open across exec; the same number needs its
+     * close-on-exec flag cleared. */
+    if (pass_fd >= 0 && status_w == 3 && pass_fd != 3)
+        status_w = fcntl(3, F_DUPFD_CLOEXEC, 4);
+    if (pass_fd >= 0 &&
+        (status_w < 0 || (pass_fd == 3 ? fcntl(3, F_SETFD, 0) : dup2(pass_fd, 3)) < 0)) {
         f.step = STEP_DUP2;
         goto fail;
     }
@@ -625,13 +635,14 @@ child_exec(const char *path, char *const *env, const struct ef_spawn_settings *s
     }
     /* Everything but 0-2 closes on exec, the status pipe included (that EOF is our success
      * signal). */
-    if (syscall(__NR_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+    unsigned first = pass_fd >= 0 ? 4 : 3;
+    if (syscall(__NR_close_range, first, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
         struct rlimit rl;
         int max = 65536;
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
             rl.rlim_cur < 1048576)
             max = (int)rl.rlim_cur;
-        for (int fd = 3; fd < max; fd++)
+        for (int fd = (int)first; fd < max; fd++)
             fcntl(fd, F_SETFD, FD_CLOEXEC);
     }
     char *argv[] = {(char *)path, NULL};
@@ -650,14 +661,14 @@ struct child_args {
     const char *path;
     char *const *env;
     const struct ef_spawn_settings *s;
-    int devnull, out_w, status_w;
+    int devnull, out_w, status_w, pass_fd;
     pid_t parent;
 };
 
 static int child_main(void *arg)
 {
     const struct child_args *a = arg;
-    child_exec(a->path, a->env, a->s, a->devnull, a->out_w, a->status_w, a->parent);
+    child_exec(a->path, a->env, a->s, a->devnull, a->out_w, a->status_w, a->pass_fd, a->parent);
 }
 
 /* The child's stack while it shares the runner's memory: one is enough, since the runner waits
@@ -675,7 +686,7 @@ static void close_pair(int p[2])
 }
 
 int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_settings *s,
-                     pid_t *ret_pid, int *ret_log_fd, ef_error *err)
+                     int pass_fd, pid_t *ret_pid, int *ret_log_fd, ef_error *err)
 {
     int out[2] = {-1, -1}, status[2] = {-1, -1};
     cleanup_close int devnull = -1;
@@ -719,6 +730,7 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
         .devnull = devnull,
         .out_w = out[1],
         .status_w = status[1],
+        .pass_fd = pass_fd,
         .parent = getpid(),
     };
     pid_t pid;
@@ -726,7 +738,7 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
         pid = clone(child_main, (char *)child_stack + CHILD_STACK_SIZE,
                     CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
     else if ((pid = fork()) == 0)
-        child_exec(path, env, s, devnull, out[1], status[1], args.parent);
+        child_exec(path, env, s, devnull, out[1], status[1], pass_fd, args.parent);
     r = -errno;
     sigprocmask(SIG_SETMASK, &old, NULL);
     close(out[1]);

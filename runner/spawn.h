@@ -81,8 +81,8 @@ void ef_format_wait_status(int status, char *buf, size_t len);
 /* Starts `path` with `env`, cwd <task_dir>, as uid/gid with no supplementary groups, an empty
  * capability set (bounding set dropped, ambient cleared), no_new_privs, in a new session, stdin
  * /dev/null, stdout and stderr on one pipe (so that their lines keep their order), and no other
- * fds. Returns 0 once exec has succeeded, with the pid and the pipe's read end (nonblocking,
- * close-on-exec); or a negative errno with `err` naming the step that failed (nothing is left
- * running then). */
+ * fds but `pass_fd` (when >= 0), which the runtime gets as fd 3. Returns 0 once exec has
+ * succeeded, with the pid and the pipe's read end (nonblocking, close-on-exec); or a negative
+ * errno with `err` naming the step that failed (nothing is left running then). */
 int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_settings *s,
-                     pid_t *ret_pid, int *ret_log_fd, ef_error *err);
+                     int pass_fd, pid_t *ret_pid, int *ret_log_fd, ef_error *err);

@@ -41,6 +41,10 @@ done
 curl -fsS "$EF_BASE/v1/runtimes" >"$out"
 [ "$(json_get "$out" 'len(j["containers"]) if isinstance(j, dict) else len(j)')" = 1 ] \
   || fail "expected exactly one container after four warm calls: $(cat "$out")"
+# funclet's pool spares start a Python runtime ahead (--prestart python, the default): the
+# cold start was handed the waiting one, with the function's environment (checked above).
+grep -q "(started ahead) given for function counter" "$EF_DATA/funclet.log" ||
+  fail "the cold start did not use a runtime started ahead: $(grep -i "runtime" "$EF_DATA/funclet.log" | tail -5)"
 
 note "the same function through the EasyFaaS-style path"
 code=$(curl -sS -o "$out" -w '%{http_code}' -X POST "$EF_BASE/v1/functions/counter/invocations" -d '{}')

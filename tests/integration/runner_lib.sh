@@ -38,12 +38,14 @@ runner_cleanup() {
 }
 
 # start_runner NAME TASK_DIR: starts `init` with a fresh listening socket as fd 3, its stderr in
-# TMP/NAME.log; sets SOCK, PORT (its Runtime API port) and RUNNER_PID.
+# TMP/NAME.log, and the flags in RUNNER_ARGS (if any); sets SOCK, PORT (its Runtime API port) and
+# RUNNER_PID.
 start_runner() {
   SOCK="$TMP/$1.sock"
   PORT=$(free_port)
+  # shellcheck disable=SC2086 # RUNNER_ARGS holds extra flags, split on purpose
   $PY - "$SOCK" "$RUNNER" init --rpc-fd 3 --uid 1001 --gid 1001 --api-port "$PORT" \
-    --runtime-dir "$TMP/runtime" --task-dir "$2" 2>"$TMP/$1.log" <<'PYEOF' &
+    --runtime-dir "$TMP/runtime" --task-dir "$2" ${RUNNER_ARGS:-} 2>"$TMP/$1.log" <<'PYEOF' &
 import os, socket, sys
 path = sys.argv[1]
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
