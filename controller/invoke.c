@@ -24,6 +24,9 @@
 /* The runner has this long beyond the function's timeout to report on its own before the
  * controller declares the invocation timed out. */
 #define INVOKE_GRACE_MS 500
+/* What the runner allows a runtime that has not polled yet, on top of the Timeout (Lambda's
+ * init limit; runner/init.c). */
+#define INIT_ALLOWANCE_MS 10000
 /* Rounds of reclaiming other functions' idle containers one placement may go through before it
  * waits for capacity: each round frees at least the memory the function needs, so more than a
  * couple means funclet's capacity is taken by something else. */
@@ -608,8 +611,6 @@ static int send_invoke(struct ef_invocation *inv, struct ef_container *c)
     cleanup_cjson cJSON *p = cJSON_CreateObject();
     if (!arn || !p || !cJSON_AddStringToObject(p, "request_id", inv->request_id) ||
         !cJSON_AddStringToObject(p, "payload", inv->payload) ||
-        !cJSON_AddNumberToObject(p, "deadline_ms",
-                                 (double)(ef_now_epoch_ms() + (uint64_t)fn->timeout_s * 1000)) ||
         !cJSON_AddStringToObject(p, "invoked_function_arn", arn) ||
         (inv->client_context &&
          !cJSON_AddStringToObject(p, "client_context", inv->client_context)) ||
@@ -619,7 +620,10 @@ static int send_invoke(struct ef_invocation *inv, struct ef_container *c)
     if (!c->conn)
         return -EPIPE;
     inv->t_invoke_ns = uv_hrtime();
-    unsigned timeout_ms = (unsigned)fn->timeout_s * 1000 + INVOKE_GRACE_MS;
+    /* The runner counts the Timeout from the moment the runtime takes the event (no
+     * deadline_ms is sent) and waits up to INIT_ALLOWANCE_MS more for a runtime that is still
+     * starting; the call's own limit covers both. */
+    unsigned timeout_ms = (unsigned)fn->timeout_s * 1000 + INIT_ALLOWANCE_MS + INVOKE_GRACE_MS;
     int r = ef_rpc_call(c->conn, "invoke", steal_pointer(&p), timeout_ms, on_invoke_result, inv);
     if (r < 0)
         return r;

@@ -39,6 +39,9 @@
 
 /* How long the runtime gets between SIGTERM and SIGKILL when the runner is stopped. */
 #define SHUTDOWN_GRACE_MS 1000
+/* How long an invocation without a deadline_ms may wait for a runtime that has not polled yet,
+ * on top of its Timeout: Lambda's limit for a function's init phase. */
+#define INIT_ALLOWANCE_MS 10000
 
 /* A JSON-RPC client (the controller) that gets the runtime.exited notification. */
 struct rpc_peer {
@@ -159,6 +162,14 @@ static void arm_deadline(struct runner *r)
     }
     long long now = (long long)ef_now_epoch_ms();
     uv_timer_start(&r->deadline, on_deadline, next > now ? (uint64_t)(next - now) : 0, 0);
+}
+
+/* A hand-out set an invocation's deadline (invocations.h). */
+static void on_deadline_set(void *user)
+{
+    struct runner *r = user;
+    if (!r->closed)
+        arm_deadline(r);
 }
 
 static void on_sigchld(uv_signal_t *h, int signum)
@@ -370,12 +381,17 @@ static void rpc_invoke(struct runner *r, ef_rpc_request *req, const cJSON *param
     }
     ef_error err = {0};
     struct ef_invocation *inv = NULL;
-    long long deadline = (long long)ef_now_epoch_ms() + r->config.timeout_s * 1000LL;
+    /* Without a deadline_ms the Timeout counts from the hand-out; until then the invocation
+     * waits at most INIT_ALLOWANCE_MS more for a runtime that is still starting. */
+    long long timeout_ms = r->config.timeout_s * 1000LL;
+    long long deadline = (long long)ef_now_epoch_ms() + timeout_ms + INIT_ALLOWANCE_MS;
     const char *arn = r->default_arn ? r->default_arn : "arn:aws:lambda:us-east-1:000000000000";
     if (ef_invocation_parse(params, deadline, arn, &inv, &err) < 0) {
         ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL, "invoke: %s", err.msg);
         return;
     }
+    if (!cJSON_GetObjectItemCaseSensitive(params, "deadline_ms"))
+        inv->timeout_ms = timeout_ms;
     inv->req = req;
     int rc = ef_invocations_submit(&r->invs, inv);
     if (rc == 0) {
@@ -629,6 +645,8 @@ int ef_runner_init(int argc, char **argv, int start)
     r.loop = &loop;
     ef_log_capture_init(&r.capture);
     ef_invocations_init(&r.invs, &r.capture);
+    r.invs.on_deadline_set = on_deadline_set;
+    r.invs.on_deadline_set_user = &r;
 
     ef_prestart_init(&r.prestart);
     rc = run(&r, (int)rpc_fd, (int)api_port, strcmp(prestart, "python") == 0, &err);

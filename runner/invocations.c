@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "common/cleanup.h"
+#include "common/fsutil.h"
 #include "common/log.h"
 #include "runner/proc_memory.h"
 
@@ -315,6 +316,13 @@ struct ef_invocation *ef_invocations_next(struct ef_invocations *invs)
         return NULL;
     list_remove(&invs->queued, inv);
     inv->in_flight = true;
+    if (inv->timeout_ms > 0) {
+        /* The function's time starts when its runtime takes the event, as in Lambda, where the
+         * runtime's start and the handler's import are the init phase, timed apart. */
+        inv->deadline_ms = (long long)ef_now_epoch_ms() + inv->timeout_ms;
+        if (invs->on_deadline_set)
+            invs->on_deadline_set(invs->on_deadline_set_user);
+    }
     /* The first invocation keeps its mark from when it was queued: what the runtime printed
      * while starting belongs to that cold start. Later ones start here, so that output of an
      * invocation still in flight is not counted twice. */

@@ -39,6 +39,9 @@ struct ef_invocation {
     char *payload; /* the event, NUL-terminated */
     size_t payload_len;
     long long deadline_ms; /* epoch milliseconds */
+    /* > 0: the deadline is this long after the hand-out (set then); until then deadline_ms
+     * bounds the wait for a runtime that is still starting. */
+    long long timeout_ms;
     char *arn;
     char *client_context;   /* Lambda-Runtime-Client-Context, NULL when none */
     char *cognito_identity; /* Lambda-Runtime-Cognito-Identity, NULL when none */
@@ -75,6 +78,10 @@ struct ef_invocations {
      * that a parked /next poll can take it. */
     void (*on_queued)(void *user);
     void *on_queued_user;
+    /* Runs when a hand-out set an invocation's deadline (its timeout_ms), so that the deadline
+     * timer is armed again. */
+    void (*on_deadline_set)(void *user);
+    void *on_deadline_set_user;
 
     unsigned max_in_flight; /* 0 is taken as 1 */
     bool handed_out_any;    /* the first hand-out's log also holds the runtime's start-up */

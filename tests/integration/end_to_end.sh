@@ -46,6 +46,23 @@ curl -fsS "$EF_BASE/v1/runtimes" >"$out"
 grep -q "(started ahead) given for function counter" "$EF_DATA/funclet.log" ||
   fail "the cold start did not use a runtime started ahead: $(grep -i "runtime" "$EF_DATA/funclet.log" | tail -5)"
 
+note "the Timeout counts from the hand-out: a 2 s import does not use up a 1 s Timeout"
+mkdir -p "$EF_DATA/slowinit"
+cat >"$EF_DATA/slowinit/app.py" <<'PYEOF'
+import time
+
+time.sleep(2)
+
+
+def handler(event, context):
+    return {"remaining_ms": context.get_remaining_time_in_millis()}
+PYEOF
+[ "$(create_function slowinit python3.11 app.handler "$EF_DATA/slowinit" ',"Timeout":1')" = 201 ] ||
+  fail "create slowinit: $(cat "$EF_DATA/create-slowinit.json")"
+code=$(curl -sS -o "$out" -w '%{http_code}' -X POST "$EF_BASE/2015-03-31/functions/slowinit/invocations" -d '{}')
+[ "$code" = 200 ] && [ "$(json_get "$out" '500 < j["remaining_ms"] <= 1000')" = True ] ||
+  fail "a slow import with Timeout 1 gave $code: $(cat "$out")"
+
 note "the same function through the EasyFaaS-style path"
 code=$(curl -sS -o "$out" -w '%{http_code}' -X POST "$EF_BASE/v1/functions/counter/invocations" -d '{}')
 [ "$code" = 200 ] && [ "$(json_get "$out" 'j["count"]')" = 5 ] || fail "/v1 invoke: $code $(cat "$out")"
