@@ -226,40 +226,30 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
         return;
     }
 
-    const char *name = NULL, *runtime = NULL, *handler = NULL, *description = NULL, *zip_b64 = NULL,
-               *package_type = NULL;
-    int64_t memory = EF_MEMORY_DEFAULT_MB, timeout = EF_TIMEOUT_DEFAULT_S, concurrency = 1;
+    struct ef_config_request conf;
+    const char *member = NULL, *type = NULL;
+    if (ef_config_request_read(body, &conf, &member, &type) < 0) {
+        ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s must be %s", member,
+                        type);
+        return;
+    }
+    const char *name = NULL, *zip_b64 = NULL, *package_type = NULL;
+    const char *runtime = conf.runtime, *handler = conf.handler, *description = conf.description;
+    const cJSON *vars = conf.variables;
+    int64_t memory = conf.has_memory ? conf.memory_mb : EF_MEMORY_DEFAULT_MB;
+    int64_t timeout = conf.has_timeout ? conf.timeout_s : EF_TIMEOUT_DEFAULT_S;
+    int64_t concurrency = conf.has_concurrency ? conf.concurrency : 1;
     bool publish = false;
     if (ef_json_get_string(body, "FunctionName", &name) < 0)
         EF_API_BAD_TYPE("FunctionName", "a string");
-    if (ef_json_get_string(body, "Runtime", &runtime) < 0)
-        EF_API_BAD_TYPE("Runtime", "a string");
-    if (ef_json_get_string(body, "Handler", &handler) < 0)
-        EF_API_BAD_TYPE("Handler", "a string");
-    if (ef_json_get_string(body, "Description", &description) < 0)
-        EF_API_BAD_TYPE("Description", "a string");
     if (ef_json_get_string(body, "PackageType", &package_type) < 0)
         EF_API_BAD_TYPE("PackageType", "a string");
-    if (ef_json_get_int(body, "MemorySize", &memory) < 0)
-        EF_API_BAD_TYPE("MemorySize", "an integer");
-    if (ef_json_get_int(body, "Timeout", &timeout) < 0)
-        EF_API_BAD_TYPE("Timeout", "an integer");
     if (ef_json_get_bool(body, "Publish", &publish) < 0)
         EF_API_BAD_TYPE("Publish", "a boolean");
-    if (ef_json_get_int(body, EF_CONTAINER_CONCURRENCY_FIELD, &concurrency) < 0)
-        EF_API_BAD_TYPE(EF_CONTAINER_CONCURRENCY_FIELD, "an integer");
     if (package_type && strcmp(package_type, "Zip") != 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException",
                         "PackageType %.32s is not supported; only Zip packages are", package_type);
         return;
-    }
-
-    const cJSON *env = cJSON_GetObjectItemCaseSensitive(body, "Environment");
-    const cJSON *vars = NULL;
-    if (env && !cJSON_IsNull(env)) {
-        if (!cJSON_IsObject(env))
-            EF_API_BAD_TYPE("Environment", "an object");
-        vars = cJSON_GetObjectItemCaseSensitive(env, "Variables");
     }
 
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(body, "Code");

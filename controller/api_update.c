@@ -218,30 +218,18 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
     if (!body)
         return;
 
-    const char *runtime = NULL, *handler = NULL, *description = NULL;
-    int64_t memory = -1, timeout = -1, concurrency = -1;
-    bool has_memory = ef_json_has(body, "MemorySize"), has_timeout = ef_json_has(body, "Timeout");
-    bool has_concurrency = ef_json_has(body, EF_CONTAINER_CONCURRENCY_FIELD);
-    if (ef_json_get_string(body, "Runtime", &runtime) < 0)
-        EF_API_BAD_TYPE("Runtime", "a string");
-    if (ef_json_get_string(body, "Handler", &handler) < 0)
-        EF_API_BAD_TYPE("Handler", "a string");
-    if (ef_json_get_string(body, "Description", &description) < 0)
-        EF_API_BAD_TYPE("Description", "a string");
-    if (ef_json_get_int(body, "MemorySize", &memory) < 0)
-        EF_API_BAD_TYPE("MemorySize", "an integer");
-    if (ef_json_get_int(body, "Timeout", &timeout) < 0)
-        EF_API_BAD_TYPE("Timeout", "an integer");
-    if (ef_json_get_int(body, EF_CONTAINER_CONCURRENCY_FIELD, &concurrency) < 0)
-        EF_API_BAD_TYPE(EF_CONTAINER_CONCURRENCY_FIELD, "an integer");
-    const cJSON *env = cJSON_GetObjectItemCaseSensitive(body, "Environment");
-    const cJSON *vars = NULL;
-    bool has_env = env && !cJSON_IsNull(env);
-    if (has_env) {
-        if (!cJSON_IsObject(env))
-            EF_API_BAD_TYPE("Environment", "an object");
-        vars = cJSON_GetObjectItemCaseSensitive(env, "Variables");
+    struct ef_config_request conf;
+    const char *member = NULL, *type = NULL;
+    if (ef_config_request_read(body, &conf, &member, &type) < 0) {
+        ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s must be %s", member,
+                        type);
+        return;
     }
+    const char *runtime = conf.runtime, *handler = conf.handler, *description = conf.description;
+    const cJSON *vars = conf.variables;
+    bool has_memory = conf.has_memory, has_timeout = conf.has_timeout,
+         has_concurrency = conf.has_concurrency, has_env = conf.has_environment;
+    int64_t memory = conf.memory_mb, timeout = conf.timeout_s, concurrency = conf.concurrency;
 
     ef_error err = {0};
     if ((runtime && ef_validate_runtime(runtime, &err) < 0) ||

@@ -139,3 +139,42 @@ int ef_json_get_bool(const cJSON *obj, const char *name, bool *ret)
     *ret = cJSON_IsTrue(v);
     return 0;
 }
+
+int ef_config_request_read(const cJSON *body, struct ef_config_request *req,
+                           const char **ret_member, const char **ret_type)
+{
+    static const char *const string_members[] = {"Runtime", "Handler", "Description"};
+    const char **strings[] = {&req->runtime, &req->handler, &req->description};
+    static const char *const int_members[] = {"MemorySize", "Timeout",
+                                              EF_CONTAINER_CONCURRENCY_FIELD};
+    int64_t *ints[] = {&req->memory_mb, &req->timeout_s, &req->concurrency};
+    bool *has[] = {&req->has_memory, &req->has_timeout, &req->has_concurrency};
+
+    memset(req, 0, sizeof(*req));
+    for (size_t i = 0; i < EF_ARRAY_SIZE(string_members); i++) {
+        if (ef_json_get_string(body, string_members[i], strings[i]) < 0) {
+            *ret_member = string_members[i];
+            *ret_type = "a string";
+            return -1;
+        }
+    }
+    for (size_t i = 0; i < EF_ARRAY_SIZE(int_members); i++) {
+        *has[i] = ef_json_has(body, int_members[i]);
+        if (ef_json_get_int(body, int_members[i], ints[i]) < 0) {
+            *ret_member = int_members[i];
+            *ret_type = "an integer";
+            return -1;
+        }
+    }
+    const cJSON *env = cJSON_GetObjectItemCaseSensitive(body, "Environment");
+    req->has_environment = env && !cJSON_IsNull(env);
+    if (req->has_environment) {
+        if (!cJSON_IsObject(env)) {
+            *ret_member = "Environment";
+            *ret_type = "an object";
+            return -1;
+        }
+        req->variables = cJSON_GetObjectItemCaseSensitive(env, "Variables");
+    }
+    return 0;
+}

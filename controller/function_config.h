@@ -37,3 +37,17 @@ int ef_json_get_bool(const cJSON *obj, const char *name, bool *ret);
 
 /* True when member `name` is present and not null. */
 bool ef_json_has(const cJSON *obj, const char *name);
+
+/* The configuration members CreateFunction and UpdateFunctionConfiguration share. A member that
+ * is absent or null leaves its string NULL or its has_* false. */
+struct ef_config_request {
+    const char *runtime, *handler, *description;
+    bool has_memory, has_timeout, has_concurrency, has_environment;
+    int64_t memory_mb, timeout_s, concurrency;
+    const cJSON *variables; /* Environment.Variables; NULL when absent or null */
+};
+
+/* Reads the shared members of a request body into *req (pointing into `body`). Returns 0, or -1
+ * with the member of the wrong type in *ret_member and what it must be in *ret_type. */
+int ef_config_request_read(const cJSON *body, struct ef_config_request *req,
+                           const char **ret_member, const char **ret_type);
