@@ -54,7 +54,11 @@ say() { echo "all-in-one: $*" >&2; }
 
 "$src/deploy/lib/install-deps.sh" build
 say "building in $build_dir"
-cmake -S "$src" -B "$build_dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+# A new build directory gets the programs only (the tests need cmocka, which `install-deps.sh
+# build` does not install); one configured before (the test suite's) keeps its settings.
+configure=(-DCMAKE_BUILD_TYPE=RelWithDebInfo)
+[ -f "$build_dir/CMakeCache.txt" ] || configure+=(-DEF_BUILD_TESTS=OFF)
+cmake -S "$src" -B "$build_dir" "${configure[@]}" >/dev/null
 cmake --build "$build_dir" -j"$(nproc)" --target easyfaas-controller easyfaas-funclet easyfaas-runner >/dev/null
 
 mkdir -p "$data_dir"
