@@ -22,6 +22,13 @@ done
 if ls -A "$TMP/runtime/bin" "$TMP/runtime/python" | grep -q '\.tmp'; then
   fail "prepare left temporary files"
 fi
+# The Python runtime is compiled by prepare, and an interpreter that cannot write a cache (-B,
+# as in the read-only /var/runtime) loads it from there instead of compiling the source.
+pyc=$(ls "$TMP"/runtime/python/__pycache__/ef_runtime.cpython-*.pyc 2>/dev/null | head -1)
+[ -n "$pyc" ] || fail "prepare did not compile the Python runtime"
+[ "$(stat -c %a "$pyc")" = 644 ] || fail "$pyc is not mode 0644"
+imports=$(/usr/bin/python3 -sS -B -v -c "import sys; sys.path.insert(0, '$TMP/runtime/python'); import ef_runtime" 2>&1)
+grep -q "code object from '$pyc'" <<<"$imports" || fail "the Python runtime was not loaded from $pyc"
 if "$RUNNER" prepare --dest "$TMP/x" --runtimes-src "$TMP/missing" 2>"$TMP/prep.err"; then
   fail "prepare with a missing --runtimes-src succeeded"
 fi
