@@ -316,13 +316,11 @@ struct ef_invocation *ef_invocations_next(struct ef_invocations *invs)
         return NULL;
     list_remove(&invs->queued, inv);
     inv->in_flight = true;
-    if (inv->timeout_ms > 0) {
-        /* The function's time starts when its runtime takes the event, as in Lambda, where the
-         * runtime's start and the handler's import are the init phase, timed apart. */
+    /* The function's time starts when its runtime takes the event, as in Lambda, where the
+     * runtime's start and the handler's import are the init phase, timed apart. */
+    bool deadline_set = inv->timeout_ms > 0;
+    if (deadline_set)
         inv->deadline_ms = (long long)ef_now_epoch_ms() + inv->timeout_ms;
-        if (invs->on_deadline_set)
-            invs->on_deadline_set(invs->on_deadline_set_user);
-    }
     /* The first invocation keeps its mark from when it was queued: what the runtime printed
      * while starting belongs to that cold start. Later ones start here, so that output of an
      * invocation still in flight is not counted twice. */
@@ -335,6 +333,9 @@ struct ef_invocation *ef_invocations_next(struct ef_invocations *invs)
     if (invs->peak_rss_kb <= 0)
         peak_memory_mb(invs);
     list_append(&invs->in_flight, inv);
+    /* Once it is in a list: the hook re-arms the timer at the earliest deadline of the lists. */
+    if (deadline_set && invs->on_deadline_set)
+        invs->on_deadline_set(invs->on_deadline_set_user);
     return inv;
 }
 

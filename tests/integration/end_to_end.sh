@@ -63,6 +63,28 @@ code=$(curl -sS -o "$out" -w '%{http_code}' -X POST "$EF_BASE/2015-03-31/functio
 [ "$code" = 200 ] && [ "$(json_get "$out" '500 < j["remaining_ms"] <= 1000')" = True ] ||
   fail "a slow import with Timeout 1 gave $code: $(cat "$out")"
 
+note "... and the Timeout still ends a cold start's first invocation: a 4 s handler, Timeout 1"
+mkdir -p "$EF_DATA/slowcall"
+cat >"$EF_DATA/slowcall/app.py" <<'PYEOF'
+import time
+
+
+def handler(event, context):
+    time.sleep(4)
+    return {"slept": 4}
+PYEOF
+[ "$(create_function slowcall python3.11 app.handler "$EF_DATA/slowcall" ',"Timeout":1')" = 201 ] ||
+  fail "create slowcall: $(cat "$EF_DATA/create-slowcall.json")"
+start=$(date +%s%N)
+code=$(curl -sS -D "$out.h" -o "$out" -w '%{http_code}' -X POST \
+  "$EF_BASE/2015-03-31/functions/slowcall/invocations" -d '{}')
+took_ms=$((($(date +%s%N) - start) / 1000000))
+[ "$code" = 200 ] && grep -qi '^x-amz-function-error: Unhandled' "$out.h" &&
+  grep -q 'Task timed out after 1.00 seconds' "$out" ||
+  fail "a cold 4 s call under Timeout 1 gave $code: $(cat "$out")"
+# Timed out well before the handler could have returned (4 s).
+[ "$took_ms" -lt 3500 ] || fail "the cold call timed out only after $took_ms ms"
+
 note "the same function through the EasyFaaS-style path"
 code=$(curl -sS -o "$out" -w '%{http_code}' -X POST "$EF_BASE/v1/functions/counter/invocations" -d '{}')
 [ "$code" = 200 ] && [ "$(json_get "$out" 'j["count"]')" = 5 ] || fail "/v1 invoke: $code $(cat "$out")"
