@@ -42,7 +42,10 @@
 #define PIPELINE_BUFFER_LIMIT (256 * 1024)
 /* Buffers larger than this are released after a request instead of being kept for the next. */
 #define KEEP_BUFFER_LIMIT (256 * 1024)
-#define LINGER_MS         2000u
+/* The most reserved for a body on the strength of its Content-Length alone: a client may declare
+ * a large body and send nothing, and an idle connection must not hold memory for it. */
+#define BODY_PREALLOC_LIMIT (64 * 1024)
+#define LINGER_MS           2000u
 
 enum conn_state {
     CONN_READING,
@@ -95,7 +98,11 @@ struct conn {
     struct buf arena;
     size_t seg_start; /* where the string being collected starts in the arena */
     size_t url_off;
+    size_t query_off; /* arena offset of the query (the URL's '?' is cut), SIZE_MAX when none */
     bool have_url;
+    bool headers_done;   /* the request line and headers of the current request are complete */
+    size_t body_limit;   /* the current request's body limit (body_limit hook or max_body) */
+    size_t body_expect;  /* its Content-Length, or its limit for a chunked body */
     size_t pending_name; /* arena offset of the header name awaiting its value */
     struct header_ref *refs;
     size_t n_refs, cap_refs;
@@ -141,7 +148,9 @@ static void conn_feed(struct conn *c, const char *data, size_t len);
 
 /* ---- small buffers ---------------------------------------------------------------------- */
 
-static int buf_reserve(struct buf *b, size_t extra)
+/* Like buf_reserve, but doubling stops at `ceiling` (when that is enough): a body whose final
+ * size is known, or bounded, is not given up to twice the memory it needs. */
+static int buf_reserve_upto(struct buf *b, size_t extra, size_t ceiling)
 {
     if (b->cap - b->len >= extra)
         return 0;
@@ -149,12 +158,19 @@ static int buf_reserve(struct buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 1024;
     while (cap < want)
         cap *= 2;
+    if (cap > ceiling && ceiling >= want)
+        cap = ceiling;
     char *p = realloc(b->data, cap);
     if (!p)
         return -ENOMEM;
     b->data = p;
     b->cap = cap;
     return 0;
+}
+
+static int buf_reserve(struct buf *b, size_t extra)
+{
+    return buf_reserve_upto(b, extra, SIZE_MAX);
 }
 
 static int buf_append(struct buf *b, const void *data, size_t len)
@@ -600,6 +616,11 @@ void ef_http_respond(ef_http_exchange *ex, int status, const struct ef_http_head
     conn_write_out(c);
 }
 
+const struct ef_http_request *ef_http_exchange_request(const ef_http_exchange *ex)
+{
+    return &ex->req;
+}
+
 void ef_http_exchange_on_abort(ef_http_exchange *ex, ef_http_abort_cb cb, void *user)
 {
     ex->abort_cb = cb;
@@ -623,6 +644,8 @@ static char *put_json_string(char *p, const char *end, const char *s)
     return p;
 }
 
+static int conn_fill_request(struct conn *c);
+
 static void conn_protocol_error(struct conn *c, int status, const char *message)
 {
     ef_http_server *s = c->server;
@@ -635,7 +658,11 @@ static void conn_protocol_error(struct conn *c, int status, const char *message)
         .body = empty_string,
         .body_len = 0,
     };
-    c->ex.req = no_request;
+    /* Past the headers (a body over its limit) the hook may look at what was asked, so that it
+     * words the refusal for the operation. */
+    if (!c->headers_done || conn_fill_request(c) < 0)
+        c->ex.req = no_request;
+    c->headers_done = false;
     c->ex.active = true;
     c->ex.keep_alive = false;
     c->ex.head = false;
@@ -690,8 +717,10 @@ static int on_message_begin(llhttp_t *p)
     c->arena.len = 0;
     c->seg_start = 0;
     c->have_url = false;
+    c->headers_done = false;
     c->n_refs = 0;
     c->body.len = 0;
+    c->body_limit = c->server->config.max_body;
     c->err_status = 0;
     c->err_message = NULL;
     return 0;
@@ -774,17 +803,73 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* Points the exchange's request at the parsed request line and headers (the body is left
+ * empty). Called again at the end of the message, as trailers of a chunked body may have moved
+ * the arena. */
+static int conn_fill_request(struct conn *c)
+{
+    if (c->n_refs > c->cap_headers) {
+        struct ef_http_header *h = realloc(c->headers, c->n_refs * sizeof(*h));
+        if (!h)
+            return -ENOMEM;
+        c->headers = h;
+        c->cap_headers = c->n_refs;
+    }
+    for (size_t i = 0; i < c->n_refs; i++) {
+        c->headers[i].name = c->arena.data + c->refs[i].name;
+        c->headers[i].value = c->arena.data + c->refs[i].value;
+    }
+    struct ef_http_request *req = &c->ex.req;
+    req->method = llhttp_method_name((llhttp_method_t)c->parser.method);
+    req->path = c->arena.data + c->url_off;
+    req->query = c->query_off == SIZE_MAX ? empty_string : c->arena.data + c->query_off;
+    req->headers = c->headers;
+    req->n_headers = c->n_refs;
+    req->body = empty_string;
+    req->body_len = 0;
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct conn *c = p->data;
-    size_t max_body = c->server->config.max_body;
+    ef_http_server *s = c->server;
+    if (!c->have_url) {
+        c->err_status = 400;
+        return -1;
+    }
+    char *url = c->arena.data + c->url_off;
+    char *q = strchr(url, '?');
+    if (q) {
+        *q = '\0';
+        c->query_off = (size_t)(q + 1 - c->arena.data);
+    } else {
+        c->query_off = SIZE_MAX;
+    }
+    c->headers_done = true;
+
+    /* The limit is decided before any of the body is read, so that a body the route would
+     * refuse anyway is never buffered. */
+    c->body_limit = s->config.max_body;
+    if (s->config.body_limit) {
+        if (conn_fill_request(c) < 0) {
+            c->err_status = 500;
+            return -1;
+        }
+        size_t limit = s->config.body_limit(&c->ex.req, s->user);
+        if (limit < c->body_limit)
+            c->body_limit = limit;
+    }
+    c->body_expect = c->body_limit;
     if (p->flags & F_CONTENT_LENGTH) {
-        if (p->content_length > max_body) {
+        if (p->content_length > c->body_limit) {
             c->err_status = 413;
             return -1;
         }
-        /* Reserve the whole body now so that a large one is not copied on every regrowth. */
-        if (buf_reserve(&c->body, (size_t)p->content_length + 1) < 0) {
+        c->body_expect = (size_t)p->content_length;
+        /* Memory follows the bytes that arrive: only a small body is reserved in full. */
+        size_t first = c->body_expect < BODY_PREALLOC_LIMIT ? c->body_expect : BODY_PREALLOC_LIMIT;
+        if (buf_reserve_upto(&c->body, first + 1, c->body_expect + 1) < 0) {
             c->err_status = 500;
             return -1;
         }
@@ -807,11 +892,12 @@ static int on_headers_complete(llhttp_t *p)
 static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct conn *c = p->data;
-    if (c->body.len + len > c->server->config.max_body) {
+    if (c->body.len + len > c->body_limit) {
         c->err_status = 413;
         return -1;
     }
-    if (buf_reserve(&c->body, len + 1) < 0) {
+    /* One byte more for the NUL that on_message_complete adds. */
+    if (buf_reserve_upto(&c->body, len + 1, c->body_expect + 1) < 0) {
         c->err_status = 500;
         return -1;
     }
@@ -824,37 +910,17 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 static int on_message_complete(llhttp_t *p)
 {
     struct conn *c = p->data;
-    if (!c->have_url) {
+    if (!c->headers_done) {
         c->err_status = 400;
         return -1;
     }
-    if (c->n_refs > c->cap_headers) {
-        struct ef_http_header *h = realloc(c->headers, c->n_refs * sizeof(*h));
-        if (!h) {
-            c->err_status = 500;
-            return -1;
-        }
-        c->headers = h;
-        c->cap_headers = c->n_refs;
+    if (conn_fill_request(c) < 0) {
+        c->err_status = 500;
+        return -1;
     }
-    for (size_t i = 0; i < c->n_refs; i++) {
-        c->headers[i].name = c->arena.data + c->refs[i].name;
-        c->headers[i].value = c->arena.data + c->refs[i].value;
-    }
-
+    /* The request now belongs to the handler; a later protocol error is another request's. */
+    c->headers_done = false;
     struct ef_http_request *req = &c->ex.req;
-    char *url = c->arena.data + c->url_off;
-    char *q = strchr(url, '?');
-    if (q) {
-        *q = '\0';
-        req->query = q + 1;
-    } else {
-        req->query = empty_string;
-    }
-    req->path = url;
-    req->method = llhttp_method_name((llhttp_method_t)p->method);
-    req->headers = c->headers;
-    req->n_headers = c->n_refs;
     if (c->body.data) {
         c->body.data[c->body.len] = '\0'; /* on_body and on_headers_complete reserved this byte */
         req->body = c->body.data;
@@ -926,7 +992,7 @@ static void conn_feed(struct conn *c, const char *data, size_t len)
     switch (status) {
     case 413:
         snprintf(message, sizeof(message), "request body is larger than the limit of %zu bytes",
-                 c->server->config.max_body);
+                 c->body_limit);
         break;
     case 431:
         snprintf(message, sizeof(message), "request headers are larger than the limit of %zu bytes",

@@ -6,9 +6,14 @@
  * Keep-alive follows HTTP/1.1 rules. Accepted sockets have TCP_NODELAY, and every response is
  * written with one write (head and body in one buffer).
  *
- * Malformed requests get 400, a body above max_body gets 413, headers above max_header_bytes
+ * Malformed requests get 400, a body above its limit gets 413, headers above max_header_bytes
  * get 431; the connection is then closed. The `on_protocol_error` hook lets a program shape
- * those error bodies (the controller uses Lambda's error format). */
+ * those error bodies (the controller uses Lambda's error format).
+ *
+ * A body's limit is decided per request once its headers are complete (the `body_limit` hook,
+ * else `max_body`): a Content-Length above it is refused before a byte of the body is read, a
+ * chunked body as soon as it passes it. Memory for a body grows with what has arrived, never
+ * with what a client declares. */
 #pragma once
 
 #include <stdbool.h>
@@ -45,13 +50,18 @@ typedef void (*ef_http_handler_cb)(ef_http_exchange *ex, const struct ef_http_re
 typedef void (*ef_http_abort_cb)(ef_http_exchange *ex, void *user);
 
 struct ef_http_server_config {
-    size_t max_body;          /* 0: 6 MiB */
+    size_t max_body;          /* the largest body of any request; 0: 6 MiB */
     size_t max_header_bytes;  /* 0: 64 KiB */
     unsigned idle_timeout_ms; /* keep-alive idle close; 0: 60 s */
     unsigned max_connections; /* 0: 1024 */
     /* Shapes the answer to a malformed or oversized request; must call ef_http_respond. NULL
      * sends `{"message": "..."}` as application/json. */
     void (*on_protocol_error)(ef_http_exchange *ex, int status, const char *message, void *user);
+    /* Decides the largest body accepted for one request, from its request line and headers
+     * (`req` has method, path, query and headers; its body is empty). Called once per request
+     * when the headers are complete, before any of the body is read; the result is capped at
+     * max_body. NULL: every request may have max_body. */
+    size_t (*body_limit)(const struct ef_http_request *req, void *user);
 };
 
 /* Binds `host:port` (IPv4 or IPv6 literal) and starts serving. */
@@ -77,6 +87,11 @@ char *ef_http_query_param(const char *query, const char *name);
  * `content_type` may be NULL for no Content-Type. */
 void ef_http_respond(ef_http_exchange *ex, int status, const struct ef_http_header *headers,
                      size_t n_headers, const char *content_type, const void *body, size_t len);
+
+/* The request of an exchange. In on_protocol_error it holds the request line and headers when
+ * the error came after them (a body above its limit), and empty strings and no headers when the
+ * request was refused before its headers were complete. */
+const struct ef_http_request *ef_http_exchange_request(const ef_http_exchange *ex);
 
 /* Registers the abort callback for a response that will be sent later. */
 void ef_http_exchange_on_abort(ef_http_exchange *ex, ef_http_abort_cb cb, void *user);

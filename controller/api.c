@@ -158,19 +158,6 @@ static bool is(const struct ef_http_request *req, const char *method)
     return strcmp(req->method, method) == 0;
 }
 
-/* Invocation payloads have Lambda's 6 MB limit (--max-request-size), below the server's limit,
- * which is sized for base64 zips; answers 413 and returns false beyond it. */
-static bool invoke_size_ok(struct ef_controller *ctl, ef_http_exchange *ex,
-                           const struct ef_http_request *req)
-{
-    if (req->body_len <= ctl->max_request_size)
-        return true;
-    ef_lambda_error(ex, NULL, 413, "RequestTooLargeException",
-                    "Request must be smaller than %zu bytes for the InvokeFunction operation",
-                    ctl->max_request_size);
-    return false;
-}
-
 /* Routes below /2015-03-31/functions/: "{name}", "{name}/configuration", "{name}/code",
  * "{name}/versions" and "{name}/invocations". */
 static void route_function(struct ef_controller *ctl, ef_http_exchange *ex,
@@ -199,9 +186,8 @@ static void route_function(struct ef_controller *ctl, ef_http_exchange *ex,
         method_not_allowed(ex, req, allowed);
         return;
     }
-    if (tail && strcmp(tail, INVOCATIONS) == 0 && !invoke_size_ok(ctl, ex, req))
-        return;
-
+    /* Invocation payloads were held to --max-request-size (or the Event limit) by the server
+     * before their body was read (api_limits.c). */
     cleanup_free char *name = NULL;
     cleanup_free char *qualifier = NULL;
     if (resolve_name(ex, req, rest, seg_len, &name, &qualifier) < 0)
@@ -269,8 +255,6 @@ static void route_v1_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
         method_not_allowed(ex, req, "POST");
         return;
     }
-    if (!invoke_size_ok(ctl, ex, req))
-        return;
     cleanup_free char *name = NULL;
     cleanup_free char *qualifier = NULL;
     if (resolve_name(ex, req, rest, seg_len, &name, &qualifier) < 0)

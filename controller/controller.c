@@ -11,13 +11,13 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "controller/api.h"
+#include "controller/api_limits.h"
 #include "controller/auth.h"
 #include "controller/code_lane.h"
 #include "controller/codestore.h"
 #include "controller/function_logs.h"
 #include "controller/housekeeping.h" /* scheduler */
 #include "controller/invoke.h"
-#include "controller/lambda_errors.h"
 #include "controller/metrics.h" /* scheduler */
 
 /* How long a stop waits for funclet to confirm that the containers are destroyed. */
@@ -130,9 +130,12 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
             goto fail;
     }
 
+    /* max_body is the largest limit of any route; each request gets its route's limit once its
+     * headers are in, before its body is read (api_limits.h). */
     struct ef_http_server_config http = {
         .max_body = ctl->max_code_request_size,
-        .on_protocol_error = ef_lambda_protocol_error,
+        .on_protocol_error = ef_api_protocol_error,
+        .body_limit = ef_api_body_limit,
     };
     r = ef_http_server_listen(loop, config->listen, config->port, &http, ef_api_handle, ctl,
                               &ctl->http, err);

@@ -24,8 +24,8 @@ struct ef_controller_config {
     int port;                   /* 0 picks a free port (tests) */
     const char *funclet_socket; /* path of funclet's JSON-RPC socket */
     size_t max_request_size;    /* largest invocation payload accepted */
-    /* Largest body of a management request (CreateFunction and UpdateFunctionCode carry the zip
-     * in base64); 0: EF_DEFAULT_MAX_CODE_REQUEST_SIZE. Never below max_request_size. */
+    /* Largest body of CreateFunction and UpdateFunctionCode, which carry the zip in base64 (other
+     * routes: api_limits.h); 0: EF_DEFAULT_MAX_CODE_REQUEST_SIZE. Never below max_request_size. */
     size_t max_code_request_size;
     /* File of "ACCESS_KEY_ID SECRET" lines (mode 0600); NULL: SigV4 signatures are not checked. */
     const char *auth_keys_path;

@@ -11,3 +11,6 @@ ef_add_unit_test(test_controller_manage
 # The AWS CLI takes about a second per call to start; the script makes about 80.
 ef_add_integration_test(api_cli SCRIPT integration/api_cli.sh TIMEOUT 600)
 ef_add_integration_test(api_boto3 SCRIPT integration/api_boto3.sh TIMEOUT 300)
+# Body limits per route (controller/api_limits.h): 413 from the headers alone, code routes
+# keep their large limit.
+ef_add_integration_test(http_limits SCRIPT integration/http_limits.sh TIMEOUT 180)

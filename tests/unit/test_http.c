@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -54,6 +55,11 @@ struct fixture {
     atomic_int last_error_status;
     bool server_closing;
     int kept_fd; /* a client socket left open until the loop has ended */
+    /* What the body_limit and protocol error hooks saw (written on the loop thread, read once
+     * the loop has ended). */
+    atomic_int limit_calls;
+    char limit_seen[256];
+    char error_seen[256];
     char failure[512];
 };
 
@@ -324,10 +330,24 @@ static void custom_protocol_error(ef_http_exchange *ex, int status, const char *
     struct fixture *f = user;
     atomic_fetch_add(&f->protocol_errors, 1);
     atomic_store(&f->last_error_status, status);
+    const struct ef_http_request *req = ef_http_exchange_request(ex);
+    snprintf(f->error_seen, sizeof(f->error_seen), "%s %s ?%s headers=%zu body=%zu", req->method,
+             req->path, req->query, req->n_headers, req->body_len);
     char body[256];
     int n = snprintf(body, sizeof(body), "custom %d: %s", status, message);
     struct ef_http_header h[] = {{"x-amzn-ErrorType", "RequestTooLargeException"}};
     ef_http_respond(ex, status, h, 1, "text/plain", body, (size_t)n);
+}
+
+/* Bodies of /small may have 16 bytes, of anything else what max_body allows. */
+static size_t route_body_limit(const struct ef_http_request *req, void *user)
+{
+    struct fixture *f = user;
+    atomic_fetch_add(&f->limit_calls, 1);
+    const char *t = ef_http_request_header(req, "X-Test");
+    snprintf(f->limit_seen, sizeof(f->limit_seen), "%s %s ?%s X-Test=%s body=%zu", req->method,
+             req->path, req->query, t ? t : "(none)", req->body_len);
+    return strcmp(req->path, "/small") == 0 ? 16 : SIZE_MAX;
 }
 
 static void on_done(uv_async_t *a)
@@ -1080,6 +1100,132 @@ static void test_listen_errors(void **state)
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+static void client_body_limit_hook(struct fixture *f)
+{
+    /* Only the head is sent, declaring far more than the route allows: the 413 must come
+     * without the body, and without a 100 Continue that would invite it. */
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "POST /small?x=1 HTTP/1.1\r\nX-Test: seen\r\n"
+                             "Expect: 100-continue\r\nContent-Length: 60000000\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 413);
+    CHECK(f, strstr(resp.body, "custom 413: request body is larger than the limit of 16 bytes"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+
+    /* The same on another route is within max_body and is served, with its body. */
+    r = reader_new(f);
+    CHECK(f, send_str(r->fd, "POST /other HTTP/1.1\r\nContent-Length: 100\r\n\r\n"));
+    char body[100];
+    memset(body, 'b', sizeof(body));
+    CHECK(f, send_all(r->fd, body, sizeof(body)));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200);
+    CHECK(f, strstr(resp.body, "POST /other ? len=100 body=bbbb"));
+    free(resp.body);
+
+    /* On a keep-alive connection each request gets its own route's limit: exactly 16 bytes. */
+    CHECK(f, send_str(r->fd, "POST /small HTTP/1.1\r\nContent-Length: 16\r\n\r\n0123456789abcdef"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200);
+    free(resp.body);
+
+    /* Above max_body a route's own limit does not help. */
+    CHECK(f, send_str(r->fd, "POST /other HTTP/1.1\r\nContent-Length: 1025\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 413);
+    CHECK(f, strstr(resp.body, "limit of 1024 bytes"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+
+    /* A chunked body is refused once it passes the route's limit; the rest is never sent. */
+    r = reader_new(f);
+    CHECK(f, send_str(r->fd, "POST /small HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "a\r\n0123456789\r\na\r\n0123456789\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 413);
+    CHECK(f, strstr(resp.body, "limit of 16 bytes"));
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+}
+
+static void test_body_limit_hook(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.max_body = 1024;
+    f.config.body_limit = route_body_limit;
+    f.config.on_protocol_error = custom_protocol_error;
+    run(&f, client_body_limit_hook);
+    assert_int_equal(atomic_load(&f.handled), 2);
+    assert_int_equal(atomic_load(&f.limit_calls), 5);
+    assert_int_equal(atomic_load(&f.protocol_errors), 3);
+    /* The hook saw the last request's line and headers, and no body. */
+    assert_string_equal(f.limit_seen, "POST /small ? X-Test=(none) body=0");
+    /* The protocol error hook sees the request that was refused. */
+    assert_string_equal(f.error_seen, "POST /small ? headers=1 body=0");
+}
+
+static void client_hook_sees_request(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "PUT /small?a=b HTTP/1.1\r\nX-Test: x\r\nContent-Length: 17\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 413);
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    reader_free(r);
+}
+
+static void test_protocol_error_sees_request(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.body_limit = route_body_limit;
+    f.config.on_protocol_error = custom_protocol_error;
+    run(&f, client_hook_sees_request);
+    assert_string_equal(f.limit_seen, "PUT /small ?a=b X-Test=x body=0");
+    assert_string_equal(f.error_seen, "PUT /small ?a=b headers=2 body=0");
+}
+
+static size_t heap_in_use(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return m.uordblks + m.hblkhd;
+}
+
+static void client_no_prealloc(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    /* Declaring 6 MB and sending nothing must not make the server hold 6 MB. */
+    size_t before = heap_in_use();
+    CHECK(f, send_str(r->fd, "POST /big HTTP/1.1\r\nContent-Length: 6000000\r\n\r\n"));
+    usleep(100000);
+    size_t after = heap_in_use();
+    CHECK(f, after < before + 512 * 1024);
+    reader_free(r);
+}
+
+static void test_no_prealloc(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.max_body = 8 * 1024 * 1024;
+    run(&f, client_no_prealloc);
+    assert_int_equal(atomic_load(&f.handled), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1106,6 +1252,9 @@ int main(void)
         cmocka_unit_test(test_upgrade_closes),
         cmocka_unit_test(test_status_text),
         cmocka_unit_test(test_listen_errors),
+        cmocka_unit_test(test_body_limit_hook),
+        cmocka_unit_test(test_protocol_error_sees_request),
+        cmocka_unit_test(test_no_prealloc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
