@@ -27,6 +27,10 @@
 /* What the runner allows a runtime that has not polled yet, on top of the Timeout (Lambda's
  * init limit; runner/init.c). */
 #define INIT_ALLOWANCE_MS 10000
+/* How often one invocation is placed again after reaching a container whose runner was
+ * draining after a timeout: each such container takes no more calls, so a second is rare and a
+ * third means something is wrong. */
+#define MAX_REDIRECTS 3
 /* Rounds of reclaiming other functions' idle containers one placement may go through before it
  * waits for capacity: each round frees at least the memory the function needs, so more than a
  * couple means funclet's capacity is taken by something else. */
@@ -51,10 +55,11 @@ struct ef_invocation {
     uint64_t t_spawn_ns; /* when a cold start began, 0 when warm */
     uint64_t t_invoke_ns;
     double init_ms;
-    bool warm;         /* the container came from the idle pool */
-    bool retried;      /* already moved once to a fresh container */
-    bool respawned;    /* already started again after a runner refused runtime.start */
-    unsigned reclaims; /* reclaim rounds in the current placement */
+    bool warm;          /* the container came from the idle pool */
+    bool retried;       /* already moved once to a fresh container */
+    bool respawned;     /* already started again after a runner refused runtime.start */
+    unsigned redirects; /* placed again after reaching a container draining after a timeout */
+    unsigned reclaims;  /* reclaim rounds in the current placement */
     bool waited_for_capacity;
     ef_invoke_done_cb done; /* NULL once detached */
     void *user;
@@ -323,12 +328,14 @@ static void finish_exit(struct ef_invocation *inv, struct ef_container *c, const
                         double duration_ms, bool maybe_oom, const char *why)
 {
     bool oom = c->oom_killed;
-    if (c->timed_out) {
-        /* Killed because another invocation in the container ran out of time. */
-        ef_info("invocation %s ended with its container, where another invocation timed out",
+    /* A timeout in the container does not end this invocation: the runner kills a draining
+     * runtime only once its last invocation has ended. So an exit here is the runtime's own
+     * (a crash, or the OOM killer, which a handler still running after its timeout may well
+     * provoke), and it is reported like any other. */
+    if (c->timed_out)
+        ef_info("invocation %s: the runtime ended while its container was draining after another "
+                "invocation timed out",
                 inv->request_id);
-        maybe_oom = false;
-    }
     snprintf(inv->exit.container, sizeof(inv->exit.container), "%s", c->id);
     ef_pool_discard(c, why);
     cleanup_free char *built = NULL;
@@ -395,7 +402,10 @@ static void on_spawned(struct ef_container *c, const ef_error *err, void *user);
 static int spawn(struct ef_invocation *inv, ef_error *err);
 
 /* The invocation ran into its deadline (the runner said so, or did not answer in time): Lambda's
- * timeout error, and the container is destroyed, since the handler may still be running. */
+ * timeout error. The handler may still be running, so the container is not used again: it
+ * drains (c->timed_out) — the other invocations in flight in it (per-container concurrency) run
+ * to their own end, and the last of them discards it (ef_pool_release); with none, that is
+ * now. */
 static void complete_timeout(struct ef_invocation *inv, struct ef_container *c, double duration_ms,
                              const char *log, long long max_memory_mb)
 {
@@ -403,8 +413,12 @@ static void complete_timeout(struct ef_invocation *inv, struct ef_container *c, 
     format_now_iso(when, sizeof(when));
     snprintf(msg, sizeof(msg), "%s %s Task timed out after %lld.00 seconds", when, inv->request_id,
              (long long)inv->fn->timeout_s);
+    if (c->in_flight > 1 && c->in_pool)
+        ef_info("invocation %s timed out in container %s: it takes no new invocation and is "
+                "discarded once the %u others in flight end",
+                inv->request_id, c->id, c->in_flight - 1);
     c->timed_out = true;
-    ef_pool_discard(c, "the invocation timed out");
+    ef_pool_release(c);
     const struct log_note note = {.extra = msg, .status = "timeout"};
     complete_function_error(inv, duration_ms, NULL, msg, log, max_memory_mb, &note);
 }
@@ -442,6 +456,37 @@ static void retry_on_fresh_container(struct ef_invocation *inv)
         complete_spawn_failure(inv, &err);
 }
 
+static int place(struct ef_invocation *inv, ef_error *err);
+
+/* Whether the runner refused the invocation because its runtime is draining after a timeout
+ * (docs/rpc.md): the event never reached the runtime. */
+static bool refused_as_draining(const struct ef_rpc_error *error)
+{
+    return error->code == EF_RPC_ERR_BUSY &&
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(error->data, "draining"));
+}
+
+/* The invocation was sent to container `c` before the controller learned that an invocation
+ * timed out in it, and its runner refused it: it gives its slot back (the container drains)
+ * and is placed again, on another warm container or a new one. */
+static void redirect_from_draining(struct ef_invocation *inv, struct ef_container *c)
+{
+    c->timed_out = true;
+    ef_pool_release(c);
+    if (++inv->redirects > MAX_REDIRECTS) {
+        complete_service_error(inv, 500, "ServiceException",
+                               "the invocation reached several containers that were ending after "
+                               "a timeout; retry it");
+        return;
+    }
+    ef_info("invocation %s reached container %s after an invocation timed out in it; placing it "
+            "again",
+            inv->request_id, c->id);
+    ef_error err = {0};
+    if (place(inv, &err) < 0)
+        complete_spawn_failure(inv, &err);
+}
+
 static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
                              const struct ef_rpc_error *error, void *user)
 {
@@ -468,6 +513,10 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
         bool maybe_oom = !c->exit_status || strcmp(c->exit_status, KILLED_STATUS) == 0;
         finish_exit(inv, c, NULL, msg, NULL, -1, duration_ms, maybe_oom,
                     "its runner went away during an invocation");
+        return;
+    }
+    if (error && refused_as_draining(error)) {
+        redirect_from_draining(inv, c);
         return;
     }
     if (error) {
@@ -781,4 +830,11 @@ void ef_invoke_detach(struct ef_invocation *inv)
     }
     inv->done = NULL;
     inv->user = NULL;
+}
+
+bool ef_invoke_sent(const struct ef_invocation *inv)
+{
+    /* Set just before the call is written, and never cleared: a redirect or a retry on a fresh
+     * container after a send counts as sent, which errs on the side of "may have run". */
+    return inv->t_invoke_ns != 0;
 }

@@ -110,12 +110,13 @@ static void container_maybe_free(struct ef_container *c)
         container_free(c);
 }
 
-/* Whether `c` can take one more invocation of `key`. */
+/* Whether `c` can take one more invocation of `key`: never one whose runtime has exited or is
+ * draining after a timeout. */
 static bool has_slot(const struct ef_container *c, const char *key)
 {
     return (c->state == EF_CONTAINER_IDLE ||
             (c->state == EF_CONTAINER_BUSY && c->in_flight < c->max_in_flight)) &&
-           !c->runtime_exited && strcmp(c->key, key) == 0;
+           !c->runtime_exited && !c->timed_out && strcmp(c->key, key) == 0;
 }
 
 struct ef_container *ef_pool_take_slot(struct ef_pool *pool, const char *key)
@@ -162,10 +163,11 @@ void ef_pool_release(struct ef_container *c)
     c->last_used_ms = ef_now_epoch_ms();
     if (c->in_flight > 0)
         c->in_flight--;
-    if (c->in_flight == 0 && c->runtime_exited) {
-        /* Its last invocations answered before the runtime's end was reported: nothing more
-         * can run in it. */
-        ef_pool_discard(c, "its runtime exited");
+    if (c->in_flight == 0 && (c->runtime_exited || c->timed_out)) {
+        /* Its last invocations answered before the runtime's end was reported, or after one
+         * timed out (the runner kills the runtime now): nothing more can run in it. */
+        ef_pool_discard(c,
+                        c->runtime_exited ? "its runtime exited" : "an invocation timed out in it");
         ef_sched_capacity_changed(c->ctl->sched);
         return;
     }
@@ -402,7 +404,9 @@ cJSON *ef_pool_to_json(const struct ef_pool *pool)
         format_iso(c->last_used_ms, when, sizeof(when));
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddStringToObject(o, "id", c->id) ||
-            !cJSON_AddStringToObject(o, "state", names[c->state]) ||
+            !cJSON_AddStringToObject(
+                o, "state",
+                c->state == EF_CONTAINER_BUSY && c->timed_out ? "draining" : names[c->state]) ||
             !cJSON_AddStringToObject(o, "function", c->function_name) ||
             !cJSON_AddStringToObject(o, "version", c->version) ||
             !cJSON_AddNumberToObject(o, "memory_mb", (double)c->memory_mb) ||
@@ -498,7 +502,8 @@ static void serve_waiters(struct spawn_waiter *w, struct ef_container *c, const 
 {
     while (w) {
         struct spawn_waiter *next = w->next;
-        if (c && c->in_pool && !c->runtime_exited && c->in_flight < c->max_in_flight) {
+        if (c && c->in_pool && !c->runtime_exited && !c->timed_out &&
+            c->in_flight < c->max_in_flight) {
             c->state = EF_CONTAINER_BUSY;
             c->in_flight++;
             w->cb(c, NULL, w->user);
@@ -540,9 +545,9 @@ static void spawn_finish(struct ef_pool_spawn *sp, struct ef_container *c, const
 bool ef_pool_join_spawn(struct ef_pool *pool, const char *key, ef_spawn_cb cb, void *user)
 {
     for (struct ef_pool_spawn *sp = pool->spawns; sp; sp = sp->next_spawn) {
-        if (sp->promised >= sp->max_in_flight || (sp->c && !sp->c->in_pool) ||
+        if (sp->promised >= sp->max_in_flight || (sp->c && (!sp->c->in_pool || sp->c->timed_out)) ||
             strcmp(sp->key ? sp->key : sp->c->key, key) != 0)
-            continue; /* full, already lost, or another function's */
+            continue; /* full, already lost or draining, or another function's */
         struct spawn_waiter *w = calloc(1, sizeof(*w));
         if (!w)
             return false;

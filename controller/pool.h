@@ -53,8 +53,10 @@ struct ef_container {
     bool connecting;     /* an ef_rpc_connect() to the runner has not called back yet */
     bool ping_in_flight; /* a health check of the runner has not been answered yet */
     bool reborn;         /* started to replace an idle container that died (housekeeping.h) */
-    /* One of its invocations timed out and its runtime is being killed: the others in flight
-     * (per-container concurrency) end with it, and that is no OOM kill to wait for. */
+    /* One of its invocations timed out: it is draining. It takes no new invocation (neither
+     * ef_pool_take_slot, ef_pool_has_slot nor ef_pool_join_spawn hands it out), the others in
+     * flight (per-container concurrency) run to their own end, and the last one's
+     * ef_pool_release discards it; the runner kills the runtime then (docs/rpc.md). */
     bool timed_out;
     bool oom_killed; /* funclet reported an OOM kill in it (container.oom), see invoke.c */
 };
@@ -81,18 +83,21 @@ void ef_pool_init(struct ef_pool *pool);
 char *ef_pool_function_key(const struct ef_function *fn);
 
 /* Takes a slot for one invocation in a started container with `key` whose runtime has not
- * exited: one that already serves invocations and has a free slot, else the most recently used
- * idle one. Marks it BUSY and returns it; NULL when there is none. */
+ * exited and is not draining after a timeout: one that already serves invocations and has a free
+ * slot, else the most recently used idle one. Marks it BUSY and returns it; NULL when there is
+ * none. */
 struct ef_container *ef_pool_take_slot(struct ef_pool *pool, const char *key);
 
 /* Finds a container by funclet id (any state); NULL when it is not in the pool. */
 struct ef_container *ef_pool_find(struct ef_pool *pool, const char *id);
 
-/* Whether a container with `key` whose runtime has not exited has a free slot. */
+/* Whether a container with `key` whose runtime has not exited and is not draining after a timeout
+ * has a free slot. */
 bool ef_pool_has_slot(const struct ef_pool *pool, const char *key);
 
 /* Gives back the slot of one invocation; a container with none left in flight becomes the most
- * recently used idle one. */
+ * recently used idle one, or is discarded when its runtime exited or one of its invocations
+ * timed out (`timed_out`). */
 void ef_pool_release(struct ef_container *c);
 
 /* Removes a container from the pool for good: asks funclet to destroy it (once) and closes the
@@ -141,7 +146,8 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
  * containers that could each serve all of them. */
 bool ef_pool_join_spawn(struct ef_pool *pool, const char *key, ef_spawn_cb cb, void *user);
 
-/* The pool as a JSON array of {id, state, function, version, memory_mb, invocations, in_flight,
- * max_in_flight, last_used_ms, last_used (ISO 8601), idle_ms (idle ones)}. NULL on allocation
- * failure. */
+/* The pool as a JSON array of {id, state ("starting", "idle", "busy", or "draining": busy, and
+ * taking no new invocation after one timed out), function, version, memory_mb, invocations,
+ * in_flight, max_in_flight, last_used_ms, last_used (ISO 8601), idle_ms (idle ones)}. NULL on
+ * allocation failure. */
 cJSON *ef_pool_to_json(const struct ef_pool *pool);

@@ -136,16 +136,36 @@ static void on_runtime_exit(struct runner *r, int status, ef_rpc_conn *quiet)
 
 static void arm_deadline(struct runner *r);
 
+/* A draining runtime has no invocation left (invocations.h): it ends now. */
+static void on_drained(void *user)
+{
+    struct runner *r = user;
+    if (r->runtime_pid <= 0)
+        return;
+    ef_warn("killing the runtime (pid %d): an invocation timed out in it and the last other "
+            "invocation has ended",
+            (int)r->runtime_pid);
+    kill_runtime_and_descendants(r->runtime_pid);
+}
+
 static void on_deadline(uv_timer_t *t)
 {
     struct runner *r = t->data;
     size_t n = ef_invocations_expire(&r->invs, (long long)ef_now_epoch_ms());
-    if (n > 0 && r->runtime_pid > 0) {
+    if (n > 0 && r->runtime_pid > 0 && !r->invs.draining) {
         /* As in Lambda, a timed-out invocation ends its runtime: the handler may still be
-         * running and must not go on. The controller recycles the container. */
-        ef_warn("%zu invocation(s) reached their deadline: killing the runtime (pid %d)", n,
-                (int)r->runtime_pid);
-        kill_runtime_and_descendants(r->runtime_pid);
+         * running and must not go on. Other invocations the runtime already has (several per
+         * container) are not made to fail with it: the runtime takes no new one and ends when
+         * the last of them ends, which their own deadlines bound. With none, it ends now
+         * (on_drained). The controller recycles the container. */
+        size_t left = ef_invocations_pending(&r->invs);
+        if (left > 0)
+            ef_warn("%zu invocation(s) reached their deadline: the runtime (pid %d) takes no new "
+                    "invocation and ends once the %zu it has end",
+                    n, (int)r->runtime_pid, left);
+        else
+            ef_warn("%zu invocation(s) reached their deadline", n);
+        ef_invocations_drain(&r->invs);
     }
     arm_deadline(r);
 }
@@ -399,7 +419,20 @@ static void rpc_invoke(struct runner *r, ef_rpc_request *req, const cJSON *param
         return;
     }
     inv->req = NULL;
-    if (rc == -EEXIST)
+    if (rc == -ESHUTDOWN) {
+        /* Sent before the caller heard of the timeout: the event never reached the runtime, so
+         * the caller may run it elsewhere; "draining" in the error's data says so. */
+        cJSON *data = cJSON_CreateObject();
+        if (data && !cJSON_AddTrueToObject(data, "draining")) {
+            cJSON_Delete(data);
+            data = NULL;
+        }
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, data,
+                           "invoke: an invocation timed out in this runtime, which takes no new "
+                           "invocation and ends once those it has end: send %s to another "
+                           "container",
+                           inv->request_id);
+    } else if (rc == -EEXIST)
         ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL,
                            "invoke: request_id %s is already queued or in flight", inv->request_id);
     else
@@ -561,7 +594,8 @@ static const char init_description[] =
     "without capabilities, with "
     "no_new_privs, in TASK_DIR, with Lambda's environment; invoke hands an event to the runtime "
     "and answers with its result and the last 64 KiB of its output, or at its deadline (the "
-    "runtime is then killed). Once the runtime has ended, runtime.start starts a new one, possibly "
+    "runtime then takes no new invocation and is killed once the others it has have ended). Once "
+    "the runtime has ended, runtime.start starts a new one, possibly "
     "of another function. The runtime talks to the "
     "Lambda Runtime API served on 127.0.0.1:PORT. SIGTERM or SIGINT stops the runtime (SIGTERM, "
     "then SIGKILL after 1 s) and exits 0.";
@@ -647,6 +681,8 @@ int ef_runner_init(int argc, char **argv, int start)
     ef_invocations_init(&r.invs, &r.capture);
     r.invs.on_deadline_set = on_deadline_set;
     r.invs.on_deadline_set_user = &r;
+    r.invs.on_drained = on_drained;
+    r.invs.on_drained_user = &r;
 
     ef_prestart_init(&r.prestart);
     rc = run(&r, (int)rpc_fd, (int)api_port, strcmp(prestart, "python") == 0, &err);

@@ -287,8 +287,22 @@ static void notify_ready(struct ef_invocations *invs)
         invs->on_queued(invs->on_queued_user);
 }
 
+/* Runs on_drained once when a draining runtime has nothing left to serve. */
+static void check_drained(struct ef_invocations *invs)
+{
+    if (!invs->draining || invs->drained || invs->queued.n > 0 || invs->in_flight.n > 0)
+        return;
+    invs->drained = true;
+    if (invs->on_drained)
+        invs->on_drained(invs->on_drained_user);
+}
+
 int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv)
 {
+    /* Before the failure: a drained runtime is killed, and the refusal tells the caller more
+     * (the event may go to another container) than the exit would. */
+    if (invs->draining)
+        return -ESHUTDOWN;
     if (invs->failed) {
         answer_failure(invs, inv, false, false);
         return 0;
@@ -363,6 +377,7 @@ void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *in
     answer(invs, inv, error_type ? EF_INVOCATION_ERROR : EF_INVOCATION_OK, error_type, payload, len,
            true, was_in_flight);
     notify_ready(invs);
+    check_drained(invs);
 }
 
 bool ef_invocations_fail_oversized(struct ef_invocations *invs)
@@ -407,9 +422,22 @@ size_t ef_invocations_expire(struct ef_invocations *invs, long long now_ms)
             inv = next;
         }
     }
-    if (n > 0)
+    if (n > 0) {
         notify_ready(invs);
+        check_drained(invs);
+    }
     return n;
+}
+
+void ef_invocations_drain(struct ef_invocations *invs)
+{
+    invs->draining = true;
+    check_drained(invs);
+}
+
+size_t ef_invocations_pending(const struct ef_invocations *invs)
+{
+    return invs->queued.n + invs->in_flight.n;
 }
 
 long long ef_invocations_next_deadline(const struct ef_invocations *invs)
@@ -473,6 +501,8 @@ void ef_invocations_reset(struct ef_invocations *invs, const char *how)
     memset(invs->recent, 0, sizeof(invs->recent));
     invs->recent_next = 0;
     invs->handed_out_any = false;
+    invs->draining = false;
+    invs->drained = false;
     invs->runtime_pid = 0;
     invs->peak_rss_kb = 0;
     invs->max_in_flight = 1;

@@ -1,6 +1,7 @@
 /* The invocations of one runner: queued (waiting for the runtime's next /next poll), in flight
- * (handed out, waiting for /response or /error; at most `max_in_flight` at once), and the
- * terminal failure that ends them all (an /init/error post or the runtime's exit).
+ * (handed out, waiting for /response or /error; at most `max_in_flight` at once), the
+ * terminal failure that ends them all (an /init/error post or the runtime's exit), and the
+ * drain after a timeout: the runtime takes no new invocation and ends once those it has end.
  *
  * Every invocation holds the `invoke` RPC request it answers; it is answered exactly once, by
  * ef_invocations_finish(), by its deadline (ef_invocations_expire) or by a failure, and the
@@ -83,6 +84,15 @@ struct ef_invocations {
     void (*on_deadline_set)(void *user);
     void *on_deadline_set_user;
 
+    /* Set by ef_invocations_drain() when an invocation timed out: a handler may still be running,
+     * so the runtime takes no new invocation (ef_invocations_submit refuses) and is ended once
+     * the invocations it already has, queued or in flight, have ended on their own. */
+    bool draining;
+    bool drained; /* on_drained has run for this drain */
+    /* Runs once while draining, when nothing is queued or in flight any more. */
+    void (*on_drained)(void *user);
+    void *on_drained_user;
+
     unsigned max_in_flight; /* 0 is taken as 1 */
     bool handed_out_any;    /* the first hand-out's log also holds the runtime's start-up */
     pid_t runtime_pid;      /* whose peak memory is reported; 0 when none */
@@ -106,8 +116,9 @@ void ef_invocation_free(struct ef_invocation *inv);
 void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *capture);
 
 /* Takes ownership of `inv` (whose `req` is set). After a terminal failure it is answered at
- * once with that failure. Returns 0, or -EEXIST (its request id is queued or in flight) or
- * -ENOSPC (the queue is full); `inv` stays the caller's then. */
+ * once with that failure. Returns 0, or -ESHUTDOWN (the runtime is draining after a timeout:
+ * it takes no new invocation), -EEXIST (its request id is queued or in flight) or -ENOSPC (the
+ * queue is full); `inv` stays the caller's then. */
 int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv);
 
 /* Hands out the oldest queued invocation: it moves in flight and its log starts here (for the
@@ -138,6 +149,13 @@ bool ef_invocations_fail_oversized(struct ef_invocations *invs);
  * status "timeout" and its log. Returns how many were answered. */
 size_t ef_invocations_expire(struct ef_invocations *invs, long long now_ms);
 
+/* Starts the drain after a timeout (see `draining`); runs on_drained at once when nothing is
+ * queued or in flight. Calling it again while draining does nothing more. */
+void ef_invocations_drain(struct ef_invocations *invs);
+
+/* How many invocations are queued or in flight. */
+size_t ef_invocations_pending(const struct ef_invocations *invs);
+
 /* The earliest deadline of any pending invocation (epoch ms), or 0 when there is none. */
 long long ef_invocations_next_deadline(const struct ef_invocations *invs);
 
@@ -159,7 +177,8 @@ char *ef_exit_error_doc(const char *request_id, const char *how);
 void ef_invocations_free(struct ef_invocations *invs, const char *how);
 
 /* Makes the invocations ready for a new runtime after the previous one ended: whatever is still
- * queued or in flight fails (as an exit with `how`), and the terminal failure, the recently
- * finished ids, the peak memory and the first hand-out are forgotten. The capture and the
- * on_queued hook stay; `runtime_pid` and `max_in_flight` are the caller's to set. */
+ * queued or in flight fails (as an exit with `how`), and the terminal failure, the drain, the
+ * recently finished ids, the peak memory and the first hand-out are forgotten. The capture and
+ * the on_queued and on_drained hooks stay; `runtime_pid` and `max_in_flight` are the caller's to
+ * set. */
 void ef_invocations_reset(struct ef_invocations *invs, const char *how);

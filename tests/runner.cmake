@@ -11,3 +11,5 @@ ef_add_unit_test(test_runner_log SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_r
 ef_add_integration_test(runner_init SCRIPT integration/runner_init.sh TIMEOUT 120)
 # A Python runtime started ahead (--prestart python) and handed to the first function it fits.
 ef_add_integration_test(runner_prestart SCRIPT integration/runner_prestart.sh TIMEOUT 120)
+# A timeout with several invocations per runtime drains the runtime instead of killing it at once.
+ef_add_integration_test(runner_drain SCRIPT integration/runner_drain.sh TIMEOUT 120)

@@ -3,7 +3,9 @@
 # PerExecutionEnvironmentMaxConcurrency N has up to N invocations served at once by one
 # container (the runtime sees AWS_LAMBDA_MAX_CONCURRENCY=N; the Python runtime answers with N
 # worker processes); an N+1st starts a second container; a burst at a cold function starts one
-# container for up to N calls; the setting is validated, reported in
+# container for up to N calls; a timeout fails only its own call: the container drains (the
+# other call in flight gets its own result, new calls go elsewhere) and is destroyed after it,
+# while at N = 1 it is destroyed at once; the setting is validated, reported in
 # FunctionConfiguration, and changing it gives the function new containers.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/scheduler_lib.sh"
@@ -78,19 +80,60 @@ d=$(answers d 4)
 check "$d" 'len({x["host"] for x in a}) == 1' "one container served the cold burst"
 [ "$(pool_count burst)" = 1 ] || fail "a cold burst of 4 made $(pool_count burst) containers"
 
-note "a timeout ends the runtime, and with it the other invocation in flight in the container"
-[ "$(create_function tmo python3.11 app.handler "$SLEEPER" ',"Timeout":1,"PerExecutionEnvironmentMaxConcurrency":2')" = 201 ] ||
+note "a timeout leaves the other invocation in flight in the container alone; the container then goes"
+# Timeout 6 s. t1 sleeps far beyond it; t2 starts 3.5 s later and sleeps 5 s, so it is in flight
+# when t1 times out (at about 6 s), 1 s before its own deadline, and the container drains for
+# about 2.5 s: time enough to look at it and to start another container meanwhile.
+[ "$(create_function tmo python3.11 app.handler "$SLEEPER" ',"Timeout":6,"PerExecutionEnvironmentMaxConcurrency":2')" = 201 ] ||
   fail "create tmo: $(cat "$EF_DATA/create-tmo.json")"
 [ "$(invoke tmo '{}')" = 200 ] || fail "warm tmo: $(cat "$EF_DATA/out")"
-invoke_bg tmo '{"sleep": 3}' t1
-sleep 0.4
-invoke_bg tmo '{"sleep": 3}' t2
+host=$(json_get "$EF_DATA/out" 'j["host"]')
+(invoke tmo '{"sleep": 60}' "$EF_DATA/t1.out" >"$EF_DATA/t1.code") &
+T1=$!
+sleep 3.5
+invoke_bg tmo '{"sleep": 5}' t2
+wait "$T1" || true
+grep -q "Task timed out after 6.00 seconds" "$EF_DATA/t1.out" || fail "the first did not time out: $(cat "$EF_DATA/t1.out")"
+bg_running || fail "the one beside it ended with the timeout: $(cat "$EF_DATA/t2.out")"
+curl -fsS "$EF_BASE/v1/runtimes" >"$EF_DATA/runtimes.json"
+/usr/bin/python3 -c '
+import json, sys
+c = [c for c in json.load(open(sys.argv[1])) if c["id"] == sys.argv[2]]
+sys.exit(0 if c and c[0]["state"] == "draining" and c[0]["in_flight"] == 1 else 1)' \
+  "$EF_DATA/runtimes.json" "$host" || fail "GET /v1/runtimes during the drain: $(cat "$EF_DATA/runtimes.json")"
+note "while it drains, a new invocation goes to another container"
+[ "$(invoke tmo '{}' "$EF_DATA/t3.out")" = 200 ] || fail "during the drain: $(cat "$EF_DATA/t3.out")"
+[ "$(json_get "$EF_DATA/t3.out" 'j["host"]')" != "$host" ] ||
+  fail "the draining container took a new invocation: $(cat "$EF_DATA/t3.out")"
+bg_running || fail "t2 ended before the invocation during the drain: $(cat "$EF_DATA/t2.out")"
 wait_bg
-grep -q "Task timed out after 1.00 seconds" "$EF_DATA/t1.out" || fail "the first did not time out: $(cat "$EF_DATA/t1.out")"
-[ "$(json_get "$EF_DATA/t2.out" 'j["errorType"]')" = Runtime.ExitError ] ||
-  fail "the one in flight beside it: $(cat "$EF_DATA/t2.out")"
+[ "$(cat "$EF_DATA/t2.code")" = 200 ] && ! grep -q errorType "$EF_DATA/t2.out" ||
+  fail "the one in flight beside the timeout: $(cat "$EF_DATA/t2.out")"
+[ "$(json_get "$EF_DATA/t2.out" 'j["host"]')" = "$host" ] ||
+  fail "t2 ran elsewhere than the timed-out container $host: $(cat "$EF_DATA/t2.out")"
+note "after its last invocation, the drained container is gone"
+[[ " $(pool_ids tmo) " != *" $host "* ]] || fail "$host is still in the pool: $(curl -sS "$EF_BASE/v1/runtimes")"
+for _ in $(seq 100); do
+  funclet_list | grep -q "^$host " || break
+  sleep 0.05
+done
+funclet_list | grep -q "^$host " && fail "funclet still has $host: $(funclet_list)"
 [ "$(invoke tmo '{}')" = 200 ] && ! grep -q errorType "$EF_DATA/out" ||
-  fail "after the timeout a new container serves: $(cat "$EF_DATA/out")"
+  fail "after the drain a new container serves: $(cat "$EF_DATA/out")"
+[ "$(json_get "$EF_DATA/out" 'j["host"]')" != "$host" ] || fail "the drained container served again"
+grep -q "timed out in container $host: it takes no new invocation" "$EF_DATA/controller.log" ||
+  fail "the controller did not log the drain"
+
+note "with one invocation per container, a timeout still discards its container at once"
+[ "$(create_function tmo1 python3.11 app.handler "$SLEEPER" ',"Timeout":1')" = 201 ] ||
+  fail "create tmo1: $(cat "$EF_DATA/create-tmo1.json")"
+[ "$(invoke tmo1 '{}')" = 200 ] || fail "warm tmo1: $(cat "$EF_DATA/out")"
+host1=$(json_get "$EF_DATA/out" 'j["host"]')
+[ "$(invoke tmo1 '{"sleep": 30}')" = 200 ] && grep -q "Task timed out after 1.00 seconds" "$EF_DATA/out" ||
+  fail "tmo1's timeout: $(cat "$EF_DATA/out")"
+[ "$(pool_count tmo1)" = 0 ] || fail "the timed-out container is still in the pool: $(curl -sS "$EF_BASE/v1/runtimes")"
+[ "$(invoke tmo1 '{}')" = 200 ] && [ "$(json_get "$EF_DATA/out" 'j["host"]')" != "$host1" ] ||
+  fail "after the timeout a new container serves tmo1: $(cat "$EF_DATA/out")"
 
 note "back to one at a time: the function gets new containers, and calls do not overlap in one"
 code=$(curl -sS -o "$EF_DATA/upd.json" -w '%{http_code}' -X PUT \

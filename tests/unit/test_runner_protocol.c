@@ -2,9 +2,10 @@
  * sockets: the real controller against a test peer playing funclet and the runners. Covered:
  * the runtime.exited notification (an idle container is never handed out again), the one retry
  * on a fresh container of an invocation that met a dead runtime before it was delivered (and
- * only then), the "timeout" status with the runtime's output, X-Amz-Client-Context passed on as
- * client_context, Max Memory Used in REPORT, and the function log read back with
- * GET /v1/functions/{name}/logs. */
+ * only then), an invocation refused by a runner draining after a timeout placed again elsewhere
+ * (a bounded number of times), the "timeout" status with the runtime's output, X-Amz-Client-Context
+ * passed on as client_context, Max Memory Used in REPORT, and the function log read back with GET
+ * /v1/functions/{name}/logs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,7 +27,8 @@ struct fake_container {
     char id[16];
     char sock[160];
     ef_rpc_server *srv;
-    bool dead; /* answers every invoke as a runtime that exited before it (delivered: false) */
+    bool dead;     /* answers every invoke as a runtime that exited before it (delivered: false) */
+    bool draining; /* refuses every invoke as a runner draining after a timeout */
     bool destroyed;
     struct fake_container *next;
 };
@@ -35,7 +37,8 @@ static struct harness H;
 static struct {
     ef_rpc_server *funclet;
     int creates, destroys, invokes;
-    bool new_ones_dead; /* containers are created dead */
+    bool new_ones_dead;     /* containers are created dead */
+    bool new_ones_draining; /* containers are created draining */
     cJSON *last_invoke;
     struct fake_container *containers;
 } F;
@@ -62,6 +65,12 @@ static void runner_invoke(ef_rpc_conn *conn, struct fake_container *fc, ef_rpc_r
     F.invokes++;
     cJSON_Delete(F.last_invoke);
     F.last_invoke = cJSON_Duplicate(params, 1);
+    if (fc->draining) {
+        cJSON *data = cJSON_CreateObject();
+        cJSON_AddTrueToObject(data, "draining");
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, data, "an invocation timed out in this runtime");
+        return;
+    }
     if (fc->dead) {
         ef_rpc_reply(req,
                      answer("error", "Runtime.ExitError",
@@ -119,6 +128,7 @@ static void funclet_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *
         struct fake_container *fc = calloc(1, sizeof(*fc));
         F.creates++;
         fc->dead = F.new_ones_dead;
+        fc->draining = F.new_ones_draining;
         snprintf(fc->id, sizeof(fc->id), "c%d", F.creates);
         snprintf(fc->sock, sizeof(fc->sock), "%s/runner-%d.sock", H.dir, F.creates);
         ef_error err = {0};
@@ -224,6 +234,20 @@ static void kill_runtime_of(struct harness *h, void *arg)
     for (struct fake_container *fc = F.containers; fc; fc = fc->next)
         if (strcmp(fc->id, (const char *)arg) == 0)
             fc->dead = true;
+}
+
+static void drain_runner_of(struct harness *h, void *arg)
+{
+    (void)h;
+    for (struct fake_container *fc = F.containers; fc; fc = fc->next)
+        if (strcmp(fc->id, (const char *)arg) == 0)
+            fc->draining = true;
+}
+
+static void all_new_draining(struct harness *h, void *arg)
+{
+    (void)h;
+    F.new_ones_draining = *(bool *)arg;
 }
 
 static void all_new_dead(struct harness *h, void *arg)
@@ -335,6 +359,36 @@ static void test_invocation_moves_once_from_a_dead_runtime(void **state)
     c = counters();
     assert_int_equal(c.creates, 4);
     assert_int_equal(c.invokes, 6);
+}
+
+static void test_invocation_refused_by_a_draining_runner_goes_elsewhere(void **state)
+{
+    (void)state;
+    create_fn("fn", 3);
+    assert_string_equal(invoke_ok("fn", "{}"), "c1");
+    /* An invocation timed out in c1 and its runner drains; this invocation was sent before the
+     * controller heard of it. The runner refuses it: it runs on a new container, and c1, with
+     * nothing left in flight, is destroyed. */
+    harness_on_loop(&H, drain_runner_of, "c1");
+    assert_string_equal(invoke_ok("fn", "{}"), "c2");
+    struct counters c = counters();
+    assert_int_equal(c.creates, 2);
+    assert_int_equal(c.invokes, 3);
+    for (int i = 0; i < 50 && counters().destroys < 1; i++)
+        usleep(20 * 1000);
+    assert_int_equal(counters().destroys, 1);
+
+    /* Bounded: when every container refuses, the caller gets a service error, not a loop. */
+    harness_on_loop(&H, drain_runner_of, "c2");
+    bool yes = true;
+    harness_on_loop(&H, all_new_draining, &yes);
+    struct http_response r = invoke("fn", "{}", NULL);
+    assert_int_equal(r.status, 500);
+    assert_non_null(strstr(r.body, "ending after a timeout"));
+    http_response_free(&r);
+    c = counters();
+    assert_int_equal(c.creates, 5); /* c2 refused, then c3, c4 and c5 */
+    assert_int_equal(c.invokes, 7);
 }
 
 static void test_timeout_status_keeps_the_output(void **state)
@@ -496,6 +550,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_invocation_moves_once_from_a_dead_runtime, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_invocation_refused_by_a_draining_runner_goes_elsewhere,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_timeout_status_keeps_the_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_context, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_log, setup, teardown),
