@@ -25,6 +25,7 @@
 #include "funclet/cgroup_parse.h"
 #include "funclet/hostmnt.h"
 #include "funclet/mount_plan.h"
+#include "funclet/exit_watch.h"
 #include "funclet/oom_watch.h"
 #include "funclet/pool.h"
 #include "funclet/sandbox.h"
@@ -126,6 +127,7 @@ static void container_free(struct ef_container *c)
     if (c->userns_slot >= 0)
         ef_userns_slot_put(&c->funclet->userns_slots, c->userns_slot);
     ef_oom_watch_stop(c->oom_watch);
+    ef_exit_watch_stop(c->exit_watch);
     ef_cgroup_free(c->cgroup);
     if (c->netns_fd >= 0)
         close(c->netns_fd);
@@ -472,6 +474,22 @@ static void protect_runner(pid_t pid)
     }
 }
 
+static void runner_ended(struct ef_funclet *f, struct ef_container *c, int status);
+
+/* The runner's pidfd is readable: it has ended. */
+static void on_runner_pidfd(void *user)
+{
+    struct ef_container *c = user;
+    int status = 0;
+    int r = ef_exit_watch_reap(c->exit_watch, &status);
+    if (r == 1) {
+        runner_ended(c->funclet, c, status);
+    } else if (r < 0 && r != -ECHILD) {
+        /* SIGCHLD still reaps it. */
+        ef_warn("container %s: waitid on the runner's pidfd: %s", c->id, strerror(-r));
+    }
+}
+
 /* Starts the child in its namespaces, puts it into the cgroups and lets it build its root;
  * *ret_sync_fd is the parent's end of the socket it reports on. */
 static int start_child(struct ef_funclet *f, struct ef_container *c,
@@ -515,11 +533,28 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
     static char stack[CHILD_STACK_SIZE] __attribute__((aligned(64)));
     int flags = CLONE_FLAGS | (c->own_netns ? CLONE_NEWNET : 0) |
                 (c->userns_slot >= 0 ? CLONE_NEWUSER : 0) | SIGCHLD;
-    pid_t pid = clone(ef_sandbox_child, stack + CHILD_STACK_SIZE, flags, &args);
+    /* With a pidfd for the runner where the kernel has them (5.2 and later). */
+    static bool no_pidfd;
+    int pidfd = -1;
+    pid_t pid = -1;
+    if (!no_pidfd) {
+        pid = clone(ef_sandbox_child, stack + CHILD_STACK_SIZE, flags | CLONE_PIDFD, &args, &pidfd);
+        if (pid < 0 && errno == EINVAL) {
+            ef_info("the kernel gives no pidfds: runners are reaped from SIGCHLD alone");
+            no_pidfd = true;
+        }
+    }
+    if (no_pidfd)
+        pid = clone(ef_sandbox_child, stack + CHILD_STACK_SIZE, flags, &args);
     if (pid < 0)
         return ef_error_set_errno(err, -errno, "clone");
     c->pid = pid;
     close(steal_fd(&child_fd));
+    if (pidfd >= 0) {
+        ef_error e;
+        if (ef_exit_watch_start(f->loop, pidfd, on_runner_pidfd, c, &c->exit_watch, &e) < 0)
+            ef_warn("container %s: %s; its runner is reaped from SIGCHLD", c->id, e.msg);
+    }
 
     int r = c->userns_slot >= 0 ? ef_userns_write_maps(pid, c->userns_id, err) : 0;
     if (r == 0)
@@ -937,7 +972,19 @@ struct ef_container *ef_container_find(const struct ef_funclet *f, const char *i
     return NULL;
 }
 
-void ef_container_reap(struct ef_funclet *f, ef_container_exit_cb cb, void *user)
+/* The runner of `c` has been reaped with `status`, by whichever path saw it first. */
+static void runner_ended(struct ef_funclet *f, struct ef_container *c, int status)
+{
+    c->exited = true;
+    c->wait_status = status;
+    ef_exit_watch_stop(c->exit_watch);
+    c->exit_watch = NULL;
+    ef_container_check_oom(f, c);
+    if (c->state != EF_CONTAINER_CREATING && f->on_exit)
+        f->on_exit(f, c);
+}
+
+void ef_container_reap(struct ef_funclet *f)
 {
     for (;;) {
         int status;
@@ -953,11 +1000,7 @@ void ef_container_reap(struct ef_funclet *f, ef_container_exit_cb cb, void *user
             ef_debug("reaped process %d, which is no container's runner", (int)pid);
             continue;
         }
-        c->exited = true;
-        c->wait_status = status;
-        ef_container_check_oom(f, c);
-        if (c->state != EF_CONTAINER_CREATING && cb)
-            cb(f, c, user);
+        runner_ended(f, c, status);
     }
 }
 

@@ -60,12 +60,13 @@ struct ef_container {
     char *runner_socket;         /* <dir>/runner.sock */
     char *mnt_dir;               /* <dir>/mnt: the shared mount point (hostmnt.h) */
     struct ef_cgroup *cgroup;
-    struct ef_oom_watch *oom_watch; /* NULL when the kernel offers no OOM events */
-    uint64_t oom_kills;             /* the cgroup's OOM kill counter when last looked at */
-    bool oom_killed;                /* a process was OOM-killed since the last warmup */
-    struct ef_container_op *op;     /* the asynchronous step in progress, if any */
-    int userns_slot;                /* its range of host ids (userns.h); -1 without a userns */
-    uint32_t userns_id;             /* host id of uid and gid 0 inside, with a userns */
+    struct ef_oom_watch *oom_watch;   /* NULL when the kernel offers no OOM events */
+    struct ef_exit_watch *exit_watch; /* the runner's pidfd; NULL without pidfds or once reaped */
+    uint64_t oom_kills;               /* the cgroup's OOM kill counter when last looked at */
+    bool oom_killed;                  /* a process was OOM-killed since the last warmup */
+    struct ef_container_op *op;       /* the asynchronous step in progress, if any */
+    int userns_slot;                  /* its range of host ids (userns.h); -1 without a userns */
+    uint32_t userns_id;               /* host id of uid and gid 0 inside, with a userns */
 };
 
 /* The errors with a meaning in funclet's protocol (-EBUSY: busy, -ENOSPC: no capacity,
@@ -134,13 +135,11 @@ const char *ef_container_state_name(const struct ef_container *c);
 /* The memory (MiB) every container holds together: each one's current limit. */
 uint64_t ef_container_allocated_mb(const struct ef_funclet *f);
 
-/* Called for a runner that ended on its own (not through destroy) once it has been reaped. */
-typedef void (*ef_container_exit_cb)(struct ef_funclet *f, struct ef_container *c, void *user);
-
-/* Reaps every child that has ended (WNOHANG); for each container runner among them, marks the
- * container exited and calls `cb` (not for a container still being created: its creation
- * fails instead). */
-void ef_container_reap(struct ef_funclet *f, ef_container_exit_cb cb, void *user);
+/* Reaps every child that has ended (WNOHANG), for SIGCHLD; for each container runner among them,
+ * marks the container exited and calls f->on_exit (not for a container still being created: its
+ * creation fails instead). A runner with a pidfd is usually reaped through it first (see
+ * exit_watch.h), with the same outcome. */
+void ef_container_reap(struct ef_funclet *f);
 
 /* Reads the container's OOM kill counter; when it grew, marks the container and calls
  * f->on_oom. */

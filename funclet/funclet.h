@@ -23,6 +23,8 @@ struct ef_funclet;
 
 /* Called when the kernel's OOM killer has killed a process of container `c`. */
 typedef void (*ef_funclet_oom_cb)(struct ef_funclet *f, struct ef_container *c);
+/* Called for a runner that ended on its own (not through destroy) once it has been reaped. */
+typedef void (*ef_funclet_exit_cb)(struct ef_funclet *f, struct ef_container *c);
 
 struct ef_funclet_config {
     char *data_dir;       /* absolute */
@@ -70,5 +72,6 @@ struct ef_funclet {
     bool containers_root_mounted;        /* run/containers is funclet's private bind mount */
     sigset_t ignored_signals;            /* SIG_IGN in funclet: the sandbox resets them */
     ef_funclet_oom_cb on_oom;
+    ef_funclet_exit_cb on_exit;
     bool shutting_down;
 };

@@ -319,9 +319,8 @@ static void free_config(struct ef_funclet_config *cfg)
     free(cfg->bridge_cidr);
 }
 
-static void on_exited(struct ef_funclet *f, struct ef_container *c, void *user)
+static void on_exited(struct ef_funclet *f, struct ef_container *c)
 {
-    (void)user;
     if (!c->pooled) {
         ef_funclet_notify_exited(f, c);
         return;
@@ -346,7 +345,7 @@ static void on_sigchld(uv_signal_t *handle, int signum)
 {
     (void)handle;
     (void)signum;
-    ef_container_reap(&funclet, on_exited, NULL);
+    ef_container_reap(&funclet);
 }
 
 static void shutdown_funclet(void)
@@ -514,6 +513,7 @@ int main(int argc, char **argv)
     struct ef_funclet *f = &funclet;
     f->loop = uv_default_loop();
     f->on_oom = on_oom;
+    f->on_exit = on_exited;
     f->network.host_netns = -1;
     if (setup_config(&fl, &f->cfg, &err) < 0 ||
         (f->cfg.seccomp && ef_seccomp_filter_build(&f->seccomp, &err) < 0) ||

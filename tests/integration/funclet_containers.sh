@@ -152,6 +152,9 @@ ID2=$(echo "$res2" | json 'j["id"]')
 PID2=$(echo "$res2" | json 'j["pid"]')
 [ "$(call_error container.create "{\"code_dir\":\"$DATA/code/extracted/fn2\",\"memory_mb\":64}")" = -32012 ] ||
   fail "--max-containers not enforced"
+# Each runner is watched through a pidfd (the kernel here has them): one per live container.
+pidfds() { find "/proc/$FUNCLET_PID/fd" -lname 'anon_inode:*pidfd*' 2>/dev/null | wc -l; }
+[ "$(pidfds)" = 2 ] || fail "funclet holds $(pidfds) pidfds for 2 containers"
 "$EF_BUILD_DIR/ef-rpc-call" --timeout 5000 --notifications 1 "$SOCK" node.info >"$DATA/notes" &
 LISTENER=$!
 for _ in $(seq 100); do [ -s "$DATA/notes" ] && break; sleep 0.05; done
@@ -162,6 +165,7 @@ note="$(tail -n 1 "$DATA/notes")"
 [ "$(echo "$note" | json 'j["params"]')" = "{'id': '$ID2', 'pid': $PID2, 'status': 'signal: killed'}" ] ||
   fail "notification: $note"
 [ ! -e "/proc/$PID2" ] || fail "the dead runner $PID2 was not reaped"
+[ "$(pidfds)" = 1 ] || fail "the reaped runner's pidfd is still open ($(pidfds) pidfds)"
 list=$(call container.list)
 [ "$(echo "$list" | json "[c['state'] for c in j['containers'] if c['id'] == '$ID2']")" = "['exited']" ] ||
   fail "container.list after exit: $list"
