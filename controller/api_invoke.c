@@ -248,9 +248,11 @@ void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
     }
 
     if (dry_run) {
+        /* The version that would run, as on every invocation. */
+        struct ef_http_header headers[] = {{"x-amzn-RequestId", rid},
+                                           {"X-Amz-Executed-Version", ef_function_version(fn)}};
+        ef_http_respond(ex, 204, headers, 2, NULL, "", 0);
         ef_function_free(fn);
-        struct ef_http_header headers[] = {{"x-amzn-RequestId", rid}};
-        ef_http_respond(ex, 204, headers, 1, NULL, "", 0);
         return;
     }
     /* Reserved concurrency (0 throttles every invocation, as in Lambda), the node's limit and

@@ -142,8 +142,10 @@ static void commit_done(struct ef_async *a, struct lane_job *job)
                      it->qualifier, it->payload_len);
         }
         if (it->ex && job->r == 0) {
-            struct ef_http_header headers[] = {{"x-amzn-RequestId", it->request_id}};
-            ef_http_respond(it->ex, 202, headers, 1, NULL, "", 0);
+            /* The version is resolved at acceptance: the event runs that one. */
+            struct ef_http_header headers[] = {{"x-amzn-RequestId", it->request_id},
+                                               {"X-Amz-Executed-Version", it->qualifier}};
+            ef_http_respond(it->ex, 202, headers, 2, NULL, "", 0);
         } else if (it->ex) {
             ef_lambda_error(it->ex, it->request_id, 500, "ServiceException",
                             "the event could not be stored: %s", job->err.msg);

@@ -284,6 +284,19 @@ static void test_invoke_without_funclet(void **state)
     /* A dry run checks the function and the payload without running anything. */
     r = post("/2015-03-31/functions/fn/invocations", "{}", "X-Amz-Invocation-Type: DryRun\r\n");
     assert_int_equal(r.status, 204);
+    char *version = http_header(&r, "X-Amz-Executed-Version");
+    assert_non_null(version);
+    assert_string_equal(version, "$LATEST");
+    free(version);
+    http_response_free(&r);
+
+    /* An accepted event names the version it will run, as every invocation does. */
+    r = post("/2015-03-31/functions/fn/invocations", "{}", "X-Amz-Invocation-Type: Event\r\n");
+    assert_int_equal(r.status, 202);
+    version = http_header(&r, "X-Amz-Executed-Version");
+    assert_non_null(version);
+    assert_string_equal(version, "$LATEST");
+    free(version);
     http_response_free(&r);
 }
 
