@@ -10,6 +10,7 @@
  * function's log (function_logs.h). */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "common/error.h"
@@ -77,6 +78,11 @@ const char *ef_invoke_throttle_reason(int code);
  * to the pool), but `done` is no longer called. One still waiting in a queue is dropped at once
  * (`inv` is freed). */
 void ef_invoke_detach(struct ef_invocation *inv);
+
+/* Whether `invoke` was sent to a runner for this invocation (at least once): until then the
+ * function cannot have seen the event, so a caller that abandons it may deliver it again
+ * (async_worker.c, at an orderly stop). */
+bool ef_invoke_sent(const struct ef_invocation *inv);
 
 /* funclet reported (container.oom) that the kernel's OOM killer killed a process of container
  * `id`: an invocation whose runtime was killed there is answered with Runtime.OutOfMemory, now if
