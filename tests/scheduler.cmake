@@ -10,5 +10,9 @@ ef_add_integration_test(scheduler_capacity SCRIPT integration/scheduler_capacity
 ef_add_integration_test(scheduler_pool SCRIPT integration/scheduler_pool.sh TIMEOUT 180)
 ef_add_integration_test(scheduler_funclet SCRIPT integration/scheduler_funclet.sh TIMEOUT 180)
 ef_add_integration_test(scheduler_metrics SCRIPT integration/scheduler_metrics.sh TIMEOUT 180)
+# Which container serves when there are several candidates: a cold spare, the most recently used
+# idle one, and, on a node whose memory is full, the least recently used idle one of another
+# function reclaimed (capacity through --reserved-memory).
+ef_add_integration_test(scheduler_choice SCRIPT integration/scheduler_choice.sh TIMEOUT 300)
 # Per-container concurrency (PerExecutionEnvironmentMaxConcurrency) through a real pod.
 ef_add_integration_test(container_concurrency SCRIPT integration/container_concurrency.sh TIMEOUT 180)

@@ -186,6 +186,36 @@ expect 'write /tmp/small' 'write: OK'
 expect 'write /tmp/big 32' 'write: ENOSPC'
 expect 'ls /sys' 'opendir: ENOENT'
 
+note "a minimal /dev: exactly the intended nodes, each the host's device"
+# The set of funclet/mount_plan.c: the host's null, zero, full, random, urandom and tty when the
+# host has them as character devices, a /dev/shm directory (empty in a new container) and the fd
+# symbolic links; nothing else of the host's /dev (disks, /dev/mem, /dev/kmsg, ptys...).
+want_dev=$(
+  for d in null zero full random urandom tty; do
+    [ -c "/dev/$d" ] || continue
+    printf '/dev/%s c %d:%d\n' "$d" "0x$(stat -c %t "/dev/$d")" "0x$(stat -c %T "/dev/$d")"
+  done
+  printf '%s\n' '/dev/shm d' '/dev/fd l /proc/self/fd' '/dev/stdin l /proc/self/fd/0' \
+    '/dev/stdout l /proc/self/fd/1' '/dev/stderr l /proc/self/fd/2'
+)
+for d in null zero full random urandom; do
+  grep -q "^/dev/$d c " <<<"$want_dev" || fail "the host has no character device /dev/$d"
+done
+devs=$(probe devices)
+grep -qx 'exit=0' <<<"$devs" || fail "probe devices: $devs"
+got_dev=$(grep '^/dev' <<<"$devs" | sort)
+[ "$got_dev" = "$(sort <<<"$want_dev")" ] ||
+  fail "/dev in the container differs from the intended set: $(diff <(sort <<<"$want_dev") - <<<"$got_dev")"
+# The nodes are the kernel's devices at work, and /dev takes nothing new.
+devio=$(probe devio)
+for line in 'read-zero: OK n=32 zero' 'read-full: OK n=32 zero' 'read-urandom: OK n=32' \
+  'read-random: OK n=32' 'read-null: OK n=0' 'write-null: OK' 'write-full: ENOSPC' \
+  'mknod: EPERM' 'create-in-dev: EROFS'; do
+  grep -qxF -- "$line" <<<"$devio" || fail "probe devio: expected '$line', got: $devio"
+done
+dev_mount=$(probe 'cat /proc/self/mountinfo' | awk '$5 == "/dev" { print $6, $9 }')
+[[ "$dev_mount" == ro,nosuid,noexec*" tmpfs" ]] || fail "/dev is not a read-only tmpfs: '$dev_mount'"
+
 note "masked and read-only /proc paths"
 [ ! -e /proc/kcore ] || expect 'cat /proc/kcore' 'bytes=0'
 [ ! -e /proc/keys ] || expect 'cat /proc/keys' 'bytes=0'
@@ -223,6 +253,16 @@ expect bpf 'bpf: EPERM'
 out=$(probe personality)
 grep -qx 'personality-query: OK' <<<"$out" || fail "personality query: $out"
 ! grep -qx 'personality-bsd: OK' <<<"$out" || fail "a non-default personality was allowed: $out"
+
+note "calls into the kernel itself (modules, kexec, reboot, swap, pivot_root) fail with EPERM"
+# The probe's arguments are ones the kernel refuses even from a privileged caller, so nothing
+# happens should a call get through. Stacked filters (funclet running under one of its own)
+# answer with the most recent filter's errno, which is ours.
+KERNEL_CALLS="kexec_load kexec_file_load init_module finit_module delete_module reboot swapon swapoff pivot_root"
+kernel_filtered=$(probe kernel)
+for call in $KERNEL_CALLS; do
+  grep -qx "$call: EPERM" <<<"$kernel_filtered" || fail "$call: expected EPERM: $kernel_filtered"
+done
 
 note "network: only loopback"
 [ "$(probe ifaces | grep '^iface ')" = "iface lo" ] || fail "interfaces: $(probe ifaces)"
@@ -284,6 +324,18 @@ expect status 'Seccomp:	0'
 expect status 'CapEff:	0000000000000000'
 expect mount 'mount: EPERM'
 expect rlimits 'nofile=2048/2048'
+# Without the filter the same calls get the kernel's own answers, those an unprivileged process
+# gets on the host: the EPERM above came from the filter wherever they differ (swapon's unknown
+# flags are EINVAL before any capability check, on a host that does not filter swapon itself).
+kernel_host=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$EF_BUILD_DIR/ef-probe" kernel)
+kernel_plain=$(probe kernel | grep -v '^exit=')
+[ "$kernel_plain" = "$kernel_host" ] ||
+  fail "without seccomp: $kernel_plain; an unprivileged process on the host: $kernel_host"
+if [ "$kernel_host" != "$(grep -v '^exit=' <<<"$kernel_filtered")" ]; then
+  note "the filter's answers differ from the kernel's: $(tr '\n' ' ' <<<"$kernel_host")"
+else
+  note "this host answers every probed call with EPERM itself: the filter cannot be told apart"
+fi
 expect rlimits 'nproc=500/500'
 cg=$(probe 'cat /proc/self/cgroup')
 grep -q "^[0-9]*:memory:/.*/$PARENT/$ID\$" <<<"$cg" ||

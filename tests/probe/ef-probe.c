@@ -8,8 +8,9 @@
  *
  * A failing system call is reported by its errno name ("EPERM"), so the test can assert exact
  * outcomes. Subcommands: status, ps, mount, umount PATH, ptrace PID, unshare, clone-ns, clone3,
- * setns, keyctl, bpf, personality, forkbomb, memhog MB, write FILE [MB], touch FILE [MB], ls DIR,
- * cat FILE, connect-unix PATH, find-socket, ifaces, rlimits, exec PROGRAM [ARGS...]. */
+ * setns, keyctl, bpf, personality, kernel, forkbomb, memhog MB, write FILE [MB], touch FILE [MB],
+ * ls DIR, cat FILE, connect-unix PATH, find-socket, ifaces, rlimits, devices, devio,
+ * exec PROGRAM [ARGS...]. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -17,6 +18,7 @@
 #include <fcntl.h>
 #include <linux/bpf.h>
 #include <linux/keyctl.h>
+#include <linux/reboot.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -29,6 +31,8 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/swap.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -286,6 +290,118 @@ static int cmd_rlimits(void)
     return 0;
 }
 
+/* Calls into the kernel itself that no function may make. Every call is given arguments the
+ * kernel would refuse even from a process allowed to make it (a bad reboot magic, unknown flags,
+ * paths and fds that do not exist), so that a probe that gets through does no harm. swapon's
+ * unknown flags are refused with EINVAL before the kernel checks CAP_SYS_ADMIN: EPERM for it can
+ * only come from the seccomp filter. */
+static int cmd_kernel(void)
+{
+    outcome("kexec_load", syscall(SYS_kexec_load, 0UL, 0UL, NULL, ~0UL));
+    outcome("kexec_file_load", syscall(SYS_kexec_file_load, -1, -1, 0UL, NULL, ~0UL));
+    outcome("init_module", syscall(SYS_init_module, NULL, 0UL, ""));
+    outcome("finit_module", syscall(SYS_finit_module, -1, "", 0));
+    outcome("delete_module", syscall(SYS_delete_module, "ef_probe_none", O_NONBLOCK));
+    outcome("reboot", syscall(SYS_reboot, 0, 0, LINUX_REBOOT_CMD_CAD_OFF, NULL));
+    outcome("swapon", syscall(SYS_swapon, "/ef-probe-none", ~0));
+    outcome("swapoff", syscall(SYS_swapoff, "/ef-probe-none"));
+    return outcome("pivot_root", syscall(SYS_pivot_root, "/ef-probe-none", "/ef-probe-none"));
+}
+
+/* Everything below DIR, depth first and without following symbolic links, one line each:
+ * "PATH c MAJOR:MINOR" (character device), "PATH b MAJOR:MINOR" (block device),
+ * "PATH l TARGET", "PATH d", "PATH f" or "PATH ?" for anything else. */
+static void list_tree(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        printf("%s opendir: %s\n", dir, err_name(errno));
+        return;
+    }
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        struct stat st;
+        if (lstat(path, &st) < 0) {
+            printf("%s lstat: %s\n", path, err_name(errno));
+            continue;
+        }
+        if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+            printf("%s %c %u:%u\n", path, S_ISCHR(st.st_mode) ? 'c' : 'b', major(st.st_rdev),
+                   minor(st.st_rdev));
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[4096];
+            ssize_t n = readlink(path, target, sizeof(target) - 1);
+            target[n > 0 ? n : 0] = '\0';
+            printf("%s l %s\n", path, target);
+        } else if (S_ISDIR(st.st_mode)) {
+            printf("%s d\n", path);
+            list_tree(path);
+        } else {
+            printf("%s %c\n", path, S_ISREG(st.st_mode) ? 'f' : '?');
+        }
+    }
+    closedir(d);
+}
+
+/* Reads up to LEN bytes of PATH: "NAME: OK n=N", plus " zero" when they are all zero. */
+static void read_device(const char *name, const char *path, size_t len)
+{
+    unsigned char buf[64] = {0};
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        outcome(name, -1);
+        return;
+    }
+    ssize_t n = read(fd, buf, len < sizeof(buf) ? len : sizeof(buf));
+    int e = errno;
+    close(fd);
+    if (n < 0) {
+        errno = e;
+        outcome(name, -1);
+        return;
+    }
+    bool zero = n > 0;
+    for (ssize_t i = 0; i < n; i++)
+        zero = zero && buf[i] == 0;
+    printf("%s: OK n=%zd%s\n", name, n, zero ? " zero" : "");
+}
+
+/* Writes one byte to PATH. */
+static void write_device(const char *name, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        outcome(name, -1);
+        return;
+    }
+    ssize_t n = write(fd, "x", 1);
+    int e = errno;
+    close(fd);
+    errno = e;
+    outcome(name, n == 1 ? 0 : -1);
+}
+
+/* Whether the device nodes of /dev work as the kernel's devices do (a bind mount of the host's
+ * node, not a copy that could be anything), and that none can be added. */
+static int cmd_devio(void)
+{
+    read_device("read-zero", "/dev/zero", 32);
+    read_device("read-urandom", "/dev/urandom", 32);
+    read_device("read-random", "/dev/random", 32);
+    read_device("read-full", "/dev/full", 32);
+    read_device("read-null", "/dev/null", 1);
+    write_device("write-null", "/dev/null");
+    write_device("write-full", "/dev/full");
+    outcome("mknod", mknod("/tmp/ef-probe-null", S_IFCHR | 0666, makedev(1, 3)));
+    unlink("/tmp/ef-probe-null");
+    return outcome("create-in-dev",
+                   open("/dev/ef-probe", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+}
+
 static int cmd_exec(char **argv)
 {
     fflush(stdout);
@@ -357,6 +473,14 @@ static int run(int argc, char **argv)
         outcome("personality-query", personality(0xffffffff));
         return outcome("personality-bsd", personality(0x0006 /* PER_BSD */));
     }
+    if (!strcmp(c, "kernel"))
+        return cmd_kernel();
+    if (!strcmp(c, "devices")) {
+        list_tree("/dev");
+        return 0;
+    }
+    if (!strcmp(c, "devio"))
+        return cmd_devio();
     if (!strcmp(c, "forkbomb"))
         return cmd_forkbomb();
     if (!strcmp(c, "memhog"))
