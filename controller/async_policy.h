@@ -22,10 +22,16 @@
 #define EF_ASYNC_THROTTLE_BACKOFF_MIN_MS 1000
 #define EF_ASYNC_THROTTLE_BACKOFF_MAX_MS (5 * 60 * 1000)
 
-/* Dead-letter conditions, named as in Lambda's destination records (the last is this pod's). */
+/* Dead-letter conditions, named as in Lambda's destination records (the last two are this
+ * pod's). */
 #define EF_ASYNC_RETRIES_EXHAUSTED  "RetriesExhausted"
 #define EF_ASYNC_EVENT_AGE_EXCEEDED "EventAgeExceeded"
 #define EF_ASYNC_FUNCTION_NOT_FOUND "FunctionNotFound"
+/* The controller stopped during an attempt, which may or may not have reached the function
+ * (--async-interrupted dead-letter). */
+#define EF_ASYNC_INTERRUPTED "Interrupted"
+/* The ErrorType of an interrupted attempt. */
+#define EF_ASYNC_INTERRUPTED_ERROR "Controller.Interrupted"
 
 struct ef_async_policy {
     int64_t max_attempts;   /* 1–3: the first attempt and up to two retries */

@@ -578,29 +578,44 @@ out:
     return end(q, r, err);
 }
 
-int ef_async_queue_recover(ef_async_queue *q, int64_t now_ms, int64_t *ret_requeued, ef_error *err)
+/* What recovery does to the rows left `running`, by mode. ?1 is the time, ?2 the condition
+ * (unused when retrying: an unused number below the highest still binds), ?3 the error type. */
+static const char *const recover_sql[] = {
+    [EF_ASYNC_INTERRUPTED_DEAD_LETTER] =
+        "UPDATE async_events SET status = 4, active = 0, due_ms = NULL, next_attempt_ms = 0, "
+        "updated_ms = ?1, condition = ?2, error_type = ?3, error_message = 'the controller "
+        "stopped while this event was being delivered (attempt ' || attempts || '); it may or "
+        "may not have run' WHERE status = 1;",
+    [EF_ASYNC_INTERRUPTED_RETRY] =
+        "UPDATE async_events SET status = 0, next_attempt_ms = ?1, updated_ms = ?1, "
+        "error_type = ?3, error_message = 'the controller stopped during attempt ' || attempts "
+        "|| '; the function may have run; the event is delivered again' WHERE status = 1;",
+};
+
+int ef_async_queue_recover(ef_async_queue *q, int64_t now_ms, enum ef_async_interrupted mode,
+                           int64_t *ret_interrupted, ef_error *err)
 {
+    if (mode != EF_ASYNC_INTERRUPTED_DEAD_LETTER && mode != EF_ASYNC_INTERRUPTED_RETRY)
+        return ef_error_set(err, -EINVAL, "unknown handling %d of interrupted events", (int)mode);
     int r = begin(q, err);
     if (r < 0)
         return r;
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(
-            q->db,
-            "UPDATE async_events SET status = 0, next_attempt_ms = ?1, updated_ms = ?1, "
-            "error_type = 'Controller.Interrupted', error_message = 'the controller stopped "
-            "during attempt ' || attempts || '; the function may have run; the event is "
-            "delivered again' WHERE status = 1;",
-            -1, &st, NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(q->db, recover_sql[mode], -1, &st, NULL) != SQLITE_OK) {
         r = db_error(err, q->db, "cannot prepare the recovery");
         goto out;
     }
     sqlite3_bind_int64(st, 1, now_ms);
-    r = step_done(q, st, "cannot requeue interrupted events", err);
-    int64_t requeued = r == 0 ? sqlite3_changes(q->db) : 0;
+    bind_str(st, 2, EF_ASYNC_INTERRUPTED);
+    bind_str(st, 3, EF_ASYNC_INTERRUPTED_ERROR);
+    r = step_done(q, st, "cannot recover interrupted events", err);
+    int64_t interrupted = r == 0 ? sqlite3_changes(q->db) : 0;
     sqlite3_finalize(st);
     if (r < 0)
         goto out;
-    /* Which events are due depends on the ordering, which may differ from the last run's. */
+    /* Which events are due depends on the ordering, which may differ from the last run's; in
+     * per-function order, a function whose interrupted event was dead-lettered moves on to its
+     * next one here. */
     if (q->ordering == EF_ASYNC_OLDEST_FIRST)
         r = exec(q->db,
                  "UPDATE async_events SET due_ms = CASE WHEN status IN (0, 2) "
@@ -613,8 +628,35 @@ int ef_async_queue_recover(ef_async_queue *q, int64_t now_ms, int64_t *ret_reque
                  "seq IN (SELECT MIN(seq) FROM async_events WHERE active = 1 "
                  "GROUP BY function_name);",
                  err);
-    if (r == 0 && ret_requeued)
-        *ret_requeued = requeued;
+    if (r == 0 && ret_interrupted)
+        *ret_interrupted = interrupted;
+out:
+    return end(q, r, err);
+}
+
+int ef_async_queue_release(ef_async_queue *q, int64_t seq, int64_t now_ms, ef_error *err)
+{
+    int r = begin(q, err);
+    if (r < 0)
+        return r;
+    sqlite3_stmt *st = NULL;
+    /* Back to `failed` when an earlier attempt reached the function (its retry was what was
+     * claimed), else to `queued`. In per-function order the event is its function's oldest
+     * unfinished one, so making it due keeps the order. */
+    if (sqlite3_prepare_v2(q->db,
+                           "UPDATE async_events SET status = CASE WHEN attempts > 1 THEN 2 ELSE 0 "
+                           "END, attempts = attempts - 1, next_attempt_ms = ?2, due_ms = ?2, "
+                           "updated_ms = ?2 WHERE seq = ?1 AND status = 1;",
+                           -1, &st, NULL) != SQLITE_OK) {
+        r = db_error(err, q->db, "cannot prepare the release of an attempt");
+        goto out;
+    }
+    sqlite3_bind_int64(st, 1, seq);
+    sqlite3_bind_int64(st, 2, now_ms);
+    r = step_done(q, st, "cannot give the attempt back", err);
+    if (r == 0 && sqlite3_changes(q->db) == 0)
+        r = ef_error_set(err, -ESTALE, "event %lld is not running", (long long)seq);
+    sqlite3_finalize(st);
 out:
     return end(q, r, err);
 }

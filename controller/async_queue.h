@@ -17,9 +17,12 @@
  * time in the order they were accepted.
  *
  * Crash safety: claiming marks the row `running` and counts the attempt in one transaction
- * before the caller invokes anything; ef_async_queue_recover() at start puts every `running`
- * row back in the queue with its attempt counted, so an invocation interrupted by a crash is run
- * again (at least once, never lost).
+ * before the caller invokes anything, so a row still `running` at the next start is an attempt
+ * that was interrupted and may or may not have reached the function. ef_async_queue_recover()
+ * then either dead-letters it at once (condition Interrupted: each event runs at most once per
+ * attempt, and none is lost) or queues it again with its attempt counted (at least once, as
+ * Lambda does), as the operator chose. An attempt the caller knows it never sent is given back
+ * with ef_async_queue_release() instead, so that it is neither counted nor dead-lettered.
  *
  * A handle is one SQLite connection; use it from one thread at a time (the controller has one
  * on the loop thread and one on the thread pool, which SQLite serialises with its write lock,
@@ -135,10 +138,28 @@ struct ef_async_outcome {
 int ef_async_queue_finish(ef_async_queue *q, int64_t seq, int64_t now_ms,
                           const struct ef_async_outcome *outcome, ef_error *err);
 
-/* At start, before any claim: every event left `running` by a crash or a stop is queued again
- * (its attempt stays counted), due at `now_ms`; which events are due is recomputed for the
- * handle's ordering. *ret_requeued (may be NULL) gets the number of events requeued. */
-int ef_async_queue_recover(ef_async_queue *q, int64_t now_ms, int64_t *ret_requeued, ef_error *err);
+/* What becomes of an event whose attempt was interrupted (found `running` at start). */
+enum ef_async_interrupted {
+    /* A dead letter at once (condition Interrupted, ErrorType Controller.Interrupted): never
+     * run again, so an event runs at most once per attempt the policy allows. The default. */
+    EF_ASYNC_INTERRUPTED_DEAD_LETTER = 0,
+    /* Queued again with its attempt counted (at least once, Lambda's behaviour); when that was
+     * its last attempt, its next claim dead-letters it (RetriesExhausted). */
+    EF_ASYNC_INTERRUPTED_RETRY,
+};
+
+/* At start, before any claim: every event left `running` by a crash or a stop is handled as
+ * `mode` says (its interrupted attempt stays counted either way); which events are due is
+ * recomputed for the handle's ordering. *ret_interrupted (may be NULL) gets the number of
+ * events that were found running. */
+int ef_async_queue_recover(ef_async_queue *q, int64_t now_ms, enum ef_async_interrupted mode,
+                           int64_t *ret_interrupted, ef_error *err);
+
+/* Gives back the attempt of the running event `seq` when its invocation was never sent (an
+ * orderly stop caught it waiting for a slot or a container): the event is queued again as it
+ * was before its claim, due at `now_ms`, its attempt not counted and its last error kept.
+ * -ESTALE when the event is not running. */
+int ef_async_queue_release(ef_async_queue *q, int64_t seq, int64_t now_ms, ef_error *err);
 
 /* When the next event falls due (epoch ms; maybe in the past). -ENOENT when none is waiting. */
 int ef_async_queue_next_due(ef_async_queue *q, int64_t *ret_ms, ef_error *err);

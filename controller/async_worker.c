@@ -74,12 +74,12 @@ int ef_async_open(struct ef_controller *ctl, const char *db_path,
     };
     a->pending_tail = &a->pending;
 
-    int64_t requeued = 0, counts[5] = {0};
+    int64_t interrupted = 0, counts[5] = {0};
     int r = ef_async_queue_open(db_path, a->cfg.ordering, false, &a->q, err);
     if (r == 0)
         r = ef_async_queue_open(db_path, a->cfg.ordering, true, &a->lane_q, err);
     if (r == 0)
-        r = ef_async_queue_recover(a->q, ef_async_now_ms(), &requeued, err);
+        r = ef_async_queue_recover(a->q, ef_async_now_ms(), a->cfg.interrupted, &interrupted, err);
     if (r == 0)
         r = ef_async_queue_counts(a->q, counts, err);
     if (r < 0) {
@@ -88,10 +88,18 @@ int ef_async_open(struct ef_controller *ctl, const char *db_path,
     }
     a->stats.backlog = counts[EF_EVENT_QUEUED] + counts[EF_EVENT_RUNNING] + counts[EF_EVENT_FAILED];
     a->stats.dead_letters = counts[EF_EVENT_DEAD_LETTERED];
-    if (requeued > 0)
+    a->stats.interrupted = (uint64_t)interrupted;
+    if (interrupted > 0 && a->cfg.interrupted == EF_ASYNC_INTERRUPTED_RETRY)
         ef_warn("%lld async event(s) were running when the controller last stopped; they are "
-                "delivered again (their interrupted attempt counts)",
-                (long long)requeued);
+                "delivered again (their interrupted attempt counts; --async-interrupted retry)",
+                (long long)interrupted);
+    else if (interrupted > 0)
+        ef_warn("%lld async event(s) were running when the controller last stopped and may or "
+                "may not have run; they are dead letters now (condition %s; "
+                "--async-interrupted dead-letter)",
+                (long long)interrupted, EF_ASYNC_INTERRUPTED);
+    if (a->cfg.interrupted == EF_ASYNC_INTERRUPTED_DEAD_LETTER)
+        a->stats.dead_lettered = (uint64_t)interrupted;
     if (a->stats.backlog > 0)
         ef_info("async queue: %lld unfinished event(s) to deliver", (long long)a->stats.backlog);
     *ret_async = a;
@@ -132,6 +140,10 @@ void ef_async_run(struct ef_async *a)
         every = SWEEP_INTERVAL_MAX_MS;
     /* The first sweep at start removes what expired while the controller was down. */
     uv_timer_start(&a->sweep_timer, on_sweep_timer, 0, every);
+    /* The interrupted events dead-lettered by ef_async_open became dead letters in this run;
+     * the metrics did not exist yet then. */
+    for (uint64_t i = 0; i < a->stats.dead_lettered; i++)
+        ef_metrics_async_event(a->ctl->metrics, EF_ASYNC_DEAD_LETTERED);
     ef_async_publish(a);
     ef_async_pump(a);
 }
@@ -163,19 +175,38 @@ void ef_async_stop(struct ef_async *a)
         uv_close((uv_handle_t *)&a->due_timer, NULL);
         uv_close((uv_handle_t *)&a->sweep_timer, NULL);
     }
-    /* The containers are about to be destroyed, which would fail these invocations: they are
-     * left `running` instead, and the next start delivers them again. */
-    unsigned detached = 0;
+    /* The containers are about to be destroyed, which would fail these invocations as if the
+     * function had failed. One whose invocation was not sent yet (waiting for a concurrency
+     * slot or a container; the controller sends nothing once it is stopping) cannot have run:
+     * its attempt is given back and it runs at the next start as if never tried. One that was
+     * sent is cut off at an unknown point: it stays `running`, and the next start handles it
+     * as interrupted (--async-interrupted), exactly as after a crash. */
+    unsigned released = 0, interrupted = 0;
+    int64_t now = ef_async_now_ms();
     while (a->deliveries) {
         struct delivery *d = a->deliveries;
         unlink_delivery(a, d);
+        bool sent = ef_invoke_sent(d->inv);
         ef_invoke_detach(d->inv);
+        ef_error err = {0};
+        if (!sent && ef_async_queue_release(a->q, d->ev->seq, now, &err) == 0) {
+            released++;
+        } else {
+            if (!sent)
+                ef_error("cannot give back the attempt of event %s: %s; the next start handles "
+                         "it as interrupted",
+                         d->ev->request_id, err.msg);
+            interrupted++;
+        }
         delivery_free(d);
-        detached++;
     }
-    if (detached)
-        ef_info("stopping with %u async delivery(ies) in flight; they run again at the next start",
-                detached);
+    if (released)
+        ef_info("stopping: %u async delivery(ies) not yet sent to the function are queued again",
+                released);
+    if (interrupted)
+        ef_warn("stopping with %u async delivery(ies) sent to the function and not finished; "
+                "the next start handles them as interrupted (by its --async-interrupted)",
+                interrupted);
     ef_async_intake_drain(a);
 }
 

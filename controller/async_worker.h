@@ -52,6 +52,9 @@ struct ef_async_config {
     uint64_t dead_letter_retention_ms; /* dead letters are deleted this long after */
     uint64_t max_queued;               /* unfinished events accepted at most; beyond: 429 */
     enum ef_async_ordering ordering;
+    /* Events whose attempt a crash or a stop interrupted after it was sent: dead-lettered (the
+     * default, zero) or retried (--async-interrupted). */
+    enum ef_async_interrupted interrupted;
 };
 
 /* Counters for logs and metrics. */
@@ -64,20 +67,25 @@ struct ef_async_stats {
     uint64_t dead_lettered; /* since start */
     uint64_t retries;       /* attempts scheduled after a function error, since start */
     uint64_t refusals;      /* attempts refused (throttled, 5xx) since start */
+    uint64_t interrupted;   /* events found running at start (dead-lettered or requeued) */
 };
 
 /* Opens the queue in the database at `db_path` (two connections: one for the loop, one for the
- * thread pool) and requeues the events a previous run left running. No loop handle is created
- * yet. `config` is copied, zero fields taking their defaults. */
+ * thread pool) and dead-letters or requeues the events a previous run left running, as
+ * `config->interrupted` says. No loop handle is created yet. `config` is copied, zero fields
+ * taking their defaults. */
 int ef_async_open(struct ef_controller *ctl, const char *db_path,
                   const struct ef_async_config *config, struct ef_async **ret_async, ef_error *err);
 
 /* Starts delivering (timers on ctl->loop, the first claims). Call once, after ef_async_open. */
 void ef_async_run(struct ef_async *a);
 
-/* Stops for good: no new claims; deliveries in flight are detached and stay `running` in the
- * queue, so the next start delivers them again; events not yet committed are answered 503. A
- * commit in progress completes (and is answered) while the loop runs out. NULL is fine. */
+/* Stops for good: no new claims. A delivery in flight whose invocation was not sent yet
+ * (waiting for a slot or a container) is given back to the queue, its attempt not counted, and
+ * runs at the next start as if never tried; one that was sent is detached and stays `running`,
+ * so that the next start treats it as interrupted (`interrupted`: a dead letter, or retried).
+ * Events not yet committed are answered 503. A commit in progress completes (and is answered)
+ * while the loop runs out. NULL is fine. */
 void ef_async_stop(struct ef_async *a);
 
 /* Closes the queue once the loop has finished (after uv_run returned). NULL is fine. */

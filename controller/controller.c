@@ -110,7 +110,8 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
     r = ef_store_open(db_path, &ctl->store, err);
     if (r < 0)
         goto fail;
-    /* async: the Event queue shares controller.db; events a crash left running are requeued. */
+    /* async: the Event queue shares controller.db; events a crash left running are
+     * dead-lettered or requeued (--async-interrupted). */
     r = ef_async_open(ctl, db_path, &config->async, &ctl->async, err);
     if (r < 0)
         goto fail;

@@ -73,6 +73,7 @@ int main(int argc, char **argv)
     char *async_retention = "24h";
     char *async_dl_retention = "14d";
     int64_t async_max_queued = EF_ASYNC_DEFAULT_MAX_QUEUED;
+    char *async_interrupted = "dead-letter";
     /* scheduler (docs/scheduler.md) */
     int64_t queue_depth = EF_SCHED_DEFAULT_QUEUE_DEPTH;
     char *queue_wait = "10s";
@@ -134,6 +135,13 @@ int main(int argc, char **argv)
          "How long dead letters are kept.", 0, 0},
         {"async-max-queued", EF_OPT_INT, &async_max_queued, "N",
          "Unfinished Event invocations held at most; more get 429.", 1, 100000000},
+        {"async-interrupted", EF_OPT_STRING, &async_interrupted, "MODE",
+         "What becomes of an Event invocation whose delivery was cut off by a crash or a stop, "
+         "and may or may not have run: dead-letter (the default: it is never run again, so "
+         "every event runs at most once per attempt, and the interrupted one waits in the dead "
+         "letters to be replayed) or retry (it is delivered again, its interrupted attempt "
+         "counted: at least once, as Lambda does; handlers must be idempotent).",
+         0, 0},
         /* scheduler */
         {"queue-depth", EF_OPT_INT, &queue_depth, "N",
          "Invocations of one function that may wait for a concurrency slot or a container "
@@ -216,6 +224,14 @@ int main(int argc, char **argv)
     } else {
         fprintf(stderr, "easyfaas-controller: --async-ordering must be oldest-first or "
                         "per-function\n");
+        return 2;
+    }
+    if (strcmp(async_interrupted, "dead-letter") == 0) {
+        async.interrupted = EF_ASYNC_INTERRUPTED_DEAD_LETTER;
+    } else if (strcmp(async_interrupted, "retry") == 0) {
+        async.interrupted = EF_ASYNC_INTERRUPTED_RETRY;
+    } else {
+        fprintf(stderr, "easyfaas-controller: --async-interrupted must be dead-letter or retry\n");
         return 2;
     }
     /* scheduler: limits, durations and the cool-down. */

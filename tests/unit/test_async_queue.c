@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
@@ -413,7 +414,8 @@ static void test_per_function_order(void **state)
     enqueue1(q, "c2", "c", 2, T0);
     ef_async_queue_close(q);
     q = open_queue(EF_ASYNC_OLDEST_FIRST, true);
-    assert_int_equal(ef_async_queue_recover(q, T0, NULL, NULL), 0);
+    assert_int_equal(ef_async_queue_recover(q, T0, EF_ASYNC_INTERRUPTED_DEAD_LETTER, NULL, NULL),
+                     0);
     struct ef_async_event *c1 = claim(q, T0 + 5000, &policy3);
     struct ef_async_event *c2 = claim(q, T0 + 5000, &policy3);
     assert_non_null(c1);
@@ -424,17 +426,15 @@ static void test_per_function_order(void **state)
     ef_async_queue_close(q);
 }
 
-/* A process that claimed an event and was killed before finishing it (as a controller under
- * kill -9): the next open requeues it with the attempt counted; the last attempt interrupted
- * this way makes it a dead letter. */
-static void test_recovery_after_kill(void **state)
+/* In a child process (as a controller under kill -9): enqueues r1 and r2 for "f", claims r1
+ * and dies without finishing it. */
+static void kill_during_delivery(enum ef_async_ordering ordering)
 {
-    (void)state;
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         ef_async_queue *q = NULL;
-        if (ef_async_queue_open(dbpath, EF_ASYNC_OLDEST_FIRST, false, &q, NULL) < 0)
+        if (ef_async_queue_open(dbpath, ordering, false, &q, NULL) < 0)
             _exit(2);
         struct ef_async_new_event e[2] = {
             {.request_id = "r1",
@@ -452,7 +452,7 @@ static void test_recovery_after_kill(void **state)
         };
         struct ef_async_event *ev = NULL;
         if (ef_async_queue_enqueue(q, e, 2, NULL) < 0 ||
-            ef_async_queue_claim(q, T0, &policy3, &ev, NULL) < 0)
+            ef_async_queue_claim(q, T0, &policy3, &ev, NULL) < 0 || strcmp(ev->request_id, "r1"))
             _exit(3);
         raise(SIGKILL);
         _exit(4);
@@ -460,14 +460,80 @@ static void test_recovery_after_kill(void **state)
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
 
+/* The default: an event whose attempt a kill interrupted is a dead letter at the next start
+ * (condition Interrupted), never claimed again; the events that were only queued are delivered
+ * as usual. Its function's next event goes on, in per-function order too. */
+static void test_recovery_dead_letters_interrupted(void **state)
+{
+    (void)state;
+    enum ef_async_ordering orders[] = {EF_ASYNC_OLDEST_FIRST, EF_ASYNC_PER_FUNCTION};
+    for (size_t i = 0; i < 2; i++) {
+        kill_during_delivery(orders[i]);
+        ef_async_queue *q = open_queue(orders[i], false);
+        int64_t interrupted = -1, counts[5];
+        assert_int_equal(ef_async_queue_recover(q, T0 + 100, EF_ASYNC_INTERRUPTED_DEAD_LETTER,
+                                                &interrupted, NULL),
+                         0);
+        assert_int_equal(interrupted, 1);
+        struct ef_async_event *ev = get(q, "r1");
+        assert_int_equal(ev->status, EF_EVENT_DEAD_LETTERED);
+        assert_int_equal(ev->attempts, 1);
+        assert_string_equal(ev->condition, EF_ASYNC_INTERRUPTED);
+        assert_string_equal(ev->error_type, "Controller.Interrupted");
+        assert_non_null(strstr(ev->error_message, "may or may not have run"));
+        assert_non_null(strstr(ev->error_message, "attempt 1"));
+        assert_int_equal(ev->updated_ms, T0 + 100);
+        ef_async_event_free(ev);
+        /* It is listed with the dead letters, payload included, for an operator to replay. */
+        struct ef_async_page page = {0};
+        assert_int_equal(ef_async_queue_dead_letters(q, "f", NULL, 0, 10, &page, NULL), 0);
+        assert_int_equal(page.n, 1);
+        assert_string_equal(page.items[0]->request_id, "r1");
+        assert_string_equal(page.items[0]->payload, "1");
+        ef_async_page_free(&page);
+        /* r2 runs once; r1 never again. */
+        ev = claim(q, T0 + 100, &policy3);
+        assert_non_null(ev);
+        assert_string_equal(ev->request_id, "r2");
+        assert_int_equal(ev->attempts, 1);
+        struct ef_async_outcome ok = {.status = EF_EVENT_SUCCEEDED, .result = "2", .result_len = 1};
+        finish(q, ev, T0 + 150, &ok);
+        ef_async_event_free(ev);
+        assert_null(claim(q, T0 + 10000000, &policy3));
+        assert_int_equal(ef_async_queue_counts(q, counts, NULL), 0);
+        assert_int_equal(counts[EF_EVENT_DEAD_LETTERED], 1);
+        assert_int_equal(counts[EF_EVENT_SUCCEEDED], 1);
+        assert_int_equal(counts[EF_EVENT_RUNNING], 0);
+        /* A second start finds nothing interrupted. */
+        ef_async_queue_close(q);
+        q = open_queue(orders[i], false);
+        assert_int_equal(ef_async_queue_recover(q, T0 + 200, EF_ASYNC_INTERRUPTED_DEAD_LETTER,
+                                                &interrupted, NULL),
+                         0);
+        assert_int_equal(interrupted, 0);
+        ef_async_queue_close(q);
+        assert_int_equal(ef_rm_rf(tmpdir, NULL), 0);
+        assert_int_equal(mkdir(tmpdir, 0700), 0);
+    }
+}
+
+/* --async-interrupted retry: the interrupted event is requeued with the attempt counted
+ * (at least once); the last attempt interrupted this way makes it a dead letter. */
+static void test_recovery_retries_interrupted(void **state)
+{
+    (void)state;
+    kill_during_delivery(EF_ASYNC_OLDEST_FIRST);
     ef_async_queue *q = open_queue(EF_ASYNC_OLDEST_FIRST, false);
     int64_t requeued = -1;
-    assert_int_equal(ef_async_queue_recover(q, T0 + 100, &requeued, NULL), 0);
+    assert_int_equal(
+        ef_async_queue_recover(q, T0 + 100, EF_ASYNC_INTERRUPTED_RETRY, &requeued, NULL), 0);
     assert_int_equal(requeued, 1);
     struct ef_async_event *ev = get(q, "r1");
     assert_int_equal(ev->status, EF_EVENT_QUEUED);
     assert_int_equal(ev->attempts, 1);
+    assert_null(ev->condition);
     assert_string_equal(ev->error_type, "Controller.Interrupted");
     assert_non_null(strstr(ev->error_message, "attempt 1"));
     ef_async_event_free(ev);
@@ -486,7 +552,8 @@ static void test_recovery_after_kill(void **state)
     /* Both are running again; with a single attempt allowed, an interrupted one is a dead
      * letter at its next claim. */
     q = open_queue(EF_ASYNC_OLDEST_FIRST, false);
-    assert_int_equal(ef_async_queue_recover(q, T0 + 200, &requeued, NULL), 0);
+    assert_int_equal(
+        ef_async_queue_recover(q, T0 + 200, EF_ASYNC_INTERRUPTED_RETRY, &requeued, NULL), 0);
     assert_int_equal(requeued, 2);
     const struct ef_async_policy once = {
         .max_attempts = 1, .retry_delay_ms = 1, .max_age_ms = 6 * 3600 * 1000LL};
@@ -497,6 +564,58 @@ static void test_recovery_after_kill(void **state)
         ef_async_event_free(ev);
     }
     assert_null(claim(q, T0 + 200, &once));
+    /* An unknown mode is refused, not guessed. */
+    ef_error err = {0};
+    assert_int_equal(ef_async_queue_recover(q, T0, (enum ef_async_interrupted)7, NULL, &err),
+                     -EINVAL);
+    ef_async_queue_close(q);
+}
+
+/* An attempt given back (never sent: an orderly stop caught it waiting) is not counted and
+ * leaves nothing for recovery; a retry given back stays `failed` with its last error. */
+static void test_release_unsent_attempt(void **state)
+{
+    (void)state;
+    ef_async_queue *q = open_queue(EF_ASYNC_PER_FUNCTION, false);
+    enqueue1(q, "a1", "a", 1, T0);
+    enqueue1(q, "a2", "a", 2, T0);
+    struct ef_async_event *ev = claim(q, T0, &policy3);
+    assert_string_equal(ev->request_id, "a1");
+    assert_int_equal(ef_async_queue_release(q, ev->seq, T0 + 10, NULL), 0);
+    ef_error err = {0};
+    assert_int_equal(ef_async_queue_release(q, ev->seq, T0 + 10, &err), -ESTALE);
+    struct ef_async_event *got = get(q, "a1");
+    assert_int_equal(got->status, EF_EVENT_QUEUED);
+    assert_int_equal(got->attempts, 0);
+    assert_int_equal(got->refusals, 0);
+    ef_async_event_free(got);
+    int64_t interrupted = -1;
+    assert_int_equal(
+        ef_async_queue_recover(q, T0 + 20, EF_ASYNC_INTERRUPTED_DEAD_LETTER, &interrupted, NULL),
+        0);
+    assert_int_equal(interrupted, 0);
+    /* Per-function order holds: a1 again, not a2. */
+    ef_async_event_free(ev);
+    ev = claim(q, T0 + 20, &policy3);
+    assert_string_equal(ev->request_id, "a1");
+    assert_int_equal(ev->attempts, 1);
+    struct ef_async_outcome failed = {.status = EF_EVENT_FAILED,
+                                      .next_attempt_ms = T0 + 1000,
+                                      .error_type = "ValueError",
+                                      .error_message = "no"};
+    finish(q, ev, T0 + 30, &failed);
+    ef_async_event_free(ev);
+    assert_null(claim(q, T0 + 500, &policy3));
+    ev = claim(q, T0 + 1000, &policy3);
+    assert_string_equal(ev->request_id, "a1");
+    assert_int_equal(ev->attempts, 2);
+    assert_int_equal(ef_async_queue_release(q, ev->seq, T0 + 1010, NULL), 0);
+    got = get(q, "a1");
+    assert_int_equal(got->status, EF_EVENT_FAILED);
+    assert_int_equal(got->attempts, 1);
+    assert_string_equal(got->error_type, "ValueError");
+    ef_async_event_free(got);
+    ef_async_event_free(ev);
     ef_async_queue_close(q);
 }
 
@@ -704,7 +823,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_refusal_and_success, setup, teardown),
         cmocka_unit_test_setup_teardown(test_expired_and_exhausted_at_claim, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_function_order, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_recovery_after_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_dead_letters_interrupted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_retries_interrupted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_release_unsent_attempt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_at_once, setup, teardown),
