@@ -898,6 +898,11 @@ static void reset_done(struct ef_container_op *op)
             return;
         }
     }
+    /* The runner starts a Python runtime ahead again, as in a new spare, if it was started to
+     * (--prestart python); only now, since the reset kills whatever else runs in the cgroup. A
+     * runner without the handler ignores the signal (PID 1 of its namespace). */
+    if (f->cfg.prestart_python && kill(c->pid, SIGUSR1) < 0)
+        ef_debug("container %s: SIGUSR1 to the runner: %s", c->id, strerror(errno));
     op_complete(op, c, 0, NULL);
 }
 

@@ -56,11 +56,12 @@ struct runner {
     struct ef_runtime_api api;
     struct ef_invocations invs;
     struct ef_log_capture capture;
-    uv_signal_t sig_chld, sig_term, sig_int;
+    uv_signal_t sig_chld, sig_term, sig_int, sig_usr1;
     uv_timer_t grace;
     uv_timer_t deadline; /* armed at the earliest deadline of a pending invocation */
     struct rpc_peer *peers;
     struct ef_prestart prestart; /* a Python runtime waiting for its function (--prestart) */
+    bool prestart_python;        /* --prestart python: also again after each reset */
 
     bool started;      /* runtime.start succeeded and no new runtime is being set up */
     pid_t runtime_pid; /* > 0 while the runtime runs (until reaped) */
@@ -209,6 +210,27 @@ static void on_sigchld(uv_signal_t *h, int signum)
         else if (!ef_prestart_reaped(&r->prestart, pid))
             ef_debug("reaped process %d", (int)pid);
     }
+}
+
+/* Starts a Python runtime ahead (--prestart python) when none runs and none waits. */
+static void prestart_again(struct runner *r)
+{
+    if (!r->prestart_python || r->stopping || r->closed || r->runtime_pid > 0 ||
+        r->prestart.pid > 0)
+        return;
+    ef_error err = {0};
+    if (ef_prestart_start(&r->prestart, &r->settings, &err) < 0)
+        ef_warn("cannot start a Python runtime ahead: %s", err.msg);
+}
+
+/* SIGUSR1 from funclet: a reset of the container is complete (every process but this one has
+ * ended, /tmp is new), so the container is a cold spare again; with --prestart python it gets a
+ * runtime started ahead, like a new spare. Not earlier: a process started while the reset still
+ * kills would be killed too. */
+static void on_reset_done(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    prestart_again(h->data);
 }
 
 static void on_grace_over(uv_timer_t *t)
@@ -507,6 +529,7 @@ static void close_everything(struct runner *r)
     uv_close((uv_handle_t *)&r->sig_chld, NULL);
     uv_close((uv_handle_t *)&r->sig_term, NULL);
     uv_close((uv_handle_t *)&r->sig_int, NULL);
+    uv_close((uv_handle_t *)&r->sig_usr1, NULL);
     uv_close((uv_handle_t *)&r->grace, NULL);
     uv_close((uv_handle_t *)&r->deadline, NULL);
 }
@@ -533,10 +556,11 @@ static const struct ef_rpc_handlers rpc_handlers = {
     .on_close = on_rpc_close,
 };
 
+/* Starts one of the signal handles, which run() initialised all at once (close_everything
+ * closes every one of them, also after a failure here). */
 static int start_signal(struct runner *r, uv_signal_t *h, uv_signal_cb cb, int signum,
                         ef_error *err)
 {
-    uv_signal_init(r->loop, h);
     h->data = r;
     int rc = uv_signal_start(h, cb, signum);
     if (rc < 0)
@@ -555,11 +579,17 @@ static int run(struct runner *r, int rpc_fd, int api_port, bool prestart, ef_err
     r->grace.data = r;
     uv_timer_init(r->loop, &r->deadline);
     r->deadline.data = r;
+    uv_signal_init(r->loop, &r->sig_chld);
+    uv_signal_init(r->loop, &r->sig_term);
+    uv_signal_init(r->loop, &r->sig_int);
+    uv_signal_init(r->loop, &r->sig_usr1);
     rc = start_signal(r, &r->sig_chld, on_sigchld, SIGCHLD, err);
     if (rc == 0)
         rc = start_signal(r, &r->sig_term, on_stop_signal, SIGTERM, err);
     if (rc == 0)
         rc = start_signal(r, &r->sig_int, on_stop_signal, SIGINT, err);
+    if (rc == 0)
+        rc = start_signal(r, &r->sig_usr1, on_reset_done, SIGUSR1, err);
     if (rc == 0)
         rc = ef_runtime_api_start(&r->api, r->loop, api_port, &r->invs, err);
     if (rc == 0) {
@@ -573,11 +603,9 @@ static int run(struct runner *r, int rpc_fd, int api_port, bool prestart, ef_err
     }
     ef_info("ready: JSON-RPC on fd %d, Runtime API on 127.0.0.1:%d, runtime as uid %u gid %u",
             rpc_fd, r->settings.api_port, (unsigned)r->settings.uid, (unsigned)r->settings.gid);
-    if (prestart && ef_prestart_start(&r->prestart, &r->settings, err) < 0) {
-        /* Only a cold start's speed depends on it. */
-        ef_warn("cannot start a Python runtime ahead: %s", err->msg);
-        *err = (ef_error){0};
-    }
+    /* Only a cold start's speed depends on it: a failure is logged, not fatal. */
+    r->prestart_python = prestart;
+    prestart_again(r);
     uv_run(r->loop, UV_RUN_DEFAULT);
     return 0;
 }

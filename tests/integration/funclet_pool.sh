@@ -172,9 +172,23 @@ done
   fail "the files are not there: $(inside "$PID" 'ls -A /tmp /dev/shm')"
 
 note "reset leaves nothing of the function behind"
+before_reset=$(cat "$PROCS")
 [ "$(call container.reset "{\"id\":\"$ID\"}")" = '{"state":"cold","pooled":false}' ] || fail "reset"
-[ "$(cat "$PROCS")" = "$PID" ] || fail "processes survived the reset: $(cat "$PROCS")"
-[ -z "$(cat "/proc/$PID/task/$PID/children" 2>/dev/null)" ] || fail "the runner has unreaped children"
+# Only the runner, and the Python runtime it starts ahead once the reset is complete (funclet
+# tells it with SIGUSR1): a new child of the runner, none of the processes from before.
+for p in $(cat "$PROCS"); do
+  [ "$p" = "$PID" ] && continue
+  if grep -qx "$p" <<<"$before_reset" || [ "$(awk '{print $4}' "/proc/$p/stat")" != "$PID" ] ||
+    ! tr '\0' ' ' <"/proc/$p/cmdline" | grep -q 'python/bootstrap'; then
+    fail "process $p survived the reset: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+  fi
+done
+# Nor an unreaped child (a zombie has an empty command line), only that runtime.
+for p in $(cat "/proc/$PID/task/$PID/children" 2>/dev/null); do
+  if grep -qx "$p" <<<"$before_reset" || ! tr '\0' ' ' <"/proc/$p/cmdline" | grep -q 'python/bootstrap'; then
+    fail "the runner has an unreaped or surviving child $p"
+  fi
+done
 [ -z "$(inside "$PID" 'ls -A /tmp')" ] || fail "/tmp is not empty: $(inside "$PID" 'ls -A /tmp')"
 [ -z "$(inside "$PID" 'ls -A /dev/shm')" ] || fail "/dev/shm is not empty"
 [ -z "$(inside "$PID" 'ls -A /var/task')" ] || fail "/var/task still holds the code"
