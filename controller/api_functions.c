@@ -239,6 +239,7 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     int64_t memory = conf.has_memory ? conf.memory_mb : EF_MEMORY_DEFAULT_MB;
     int64_t timeout = conf.has_timeout ? conf.timeout_s : EF_TIMEOUT_DEFAULT_S;
     int64_t concurrency = conf.has_concurrency ? conf.concurrency : 1;
+    enum ef_function_network network = EF_FN_NETWORK_NONE;
     bool publish = false;
     if (ef_json_get_string(body, "FunctionName", &name) < 0)
         EF_API_BAD_TYPE("FunctionName", "a string");
@@ -271,7 +272,9 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
         ef_validate_handler(runtime, handler, &err) < 0 || ef_validate_memory(memory, &err) < 0 ||
         ef_validate_timeout(timeout, &err) < 0 || ef_validate_environment(vars, &err) < 0 ||
         ef_validate_description(description, &err) < 0 ||
-        ef_validate_container_concurrency(concurrency, &err) < 0) {
+        ef_validate_container_concurrency(concurrency, &err) < 0 ||
+        ef_validate_network_mode(conf.network ? conf.network : "none", ctl->allow_host_network,
+                                 &network, &err) < 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s", err.msg);
         return;
     }
@@ -314,6 +317,7 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     fn->memory_mb = memory;
     fn->timeout_s = timeout;
     fn->container_concurrency = concurrency;
+    fn->network = network;
     fn->description = strdup(description ? description : "");
     fn->environment = vars ? cJSON_PrintUnformatted(vars) : strdup("{}");
     if (!fn->name || !fn->runtime || !fn->handler || !fn->description || !fn->environment) {

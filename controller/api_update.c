@@ -230,12 +230,15 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
     bool has_memory = conf.has_memory, has_timeout = conf.has_timeout,
          has_concurrency = conf.has_concurrency, has_env = conf.has_environment;
     int64_t memory = conf.memory_mb, timeout = conf.timeout_s, concurrency = conf.concurrency;
+    enum ef_function_network network = EF_FN_NETWORK_NONE;
 
     ef_error err = {0};
     if ((runtime && ef_validate_runtime(runtime, &err) < 0) ||
         (has_memory && ef_validate_memory(memory, &err) < 0) ||
         (has_timeout && ef_validate_timeout(timeout, &err) < 0) ||
         (has_concurrency && ef_validate_container_concurrency(concurrency, &err) < 0) ||
+        (conf.network &&
+         ef_validate_network_mode(conf.network, ctl->allow_host_network, &network, &err) < 0) ||
         (has_env && ef_validate_environment(vars, &err) < 0) ||
         ef_validate_description(description, &err) < 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s", err.msg);
@@ -269,6 +272,8 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
         fn->timeout_s = timeout;
     if (has_concurrency)
         fn->container_concurrency = concurrency;
+    if (conf.network)
+        fn->network = network;
     char *now = ef_format_last_modified();
     if (r == 0 && (!now || ef_function_compute_config_hash(fn) < 0))
         r = -ENOMEM;
@@ -290,8 +295,10 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
         ef_lambda_error(ex, rid, 500, "ServiceException", "%s", err.msg);
         return;
     }
-    ef_info("configuration of function %s updated (runtime %s, handler %s, %lld MB, %lld s)", name,
-            fn->runtime, fn->handler, (long long)fn->memory_mb, (long long)fn->timeout_s);
+    ef_info("configuration of function %s updated (runtime %s, handler %s, %lld MB, %lld s, "
+            "network %s)",
+            name, fn->runtime, fn->handler, (long long)fn->memory_mb, (long long)fn->timeout_s,
+            ef_function_network_name(fn->network));
     ef_api_function_changed(ctl, name);
     ef_lambda_respond_json(ex, 200, rid, ef_api_function_configuration(fn));
     ef_function_free(fn);

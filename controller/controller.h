@@ -29,6 +29,8 @@ struct ef_controller_config {
     size_t max_code_request_size;
     /* File of "ACCESS_KEY_ID SECRET" lines (mode 0600); NULL: SigV4 signatures are not checked. */
     const char *auth_keys_path;
+    /* Functions may have NetworkMode host, i.e. the pod's own network (--allow-host-network). */
+    bool allow_host_network;
     /* Function logs (<data>/logs, see function_logs.h): a file is rotated at this size (0:
      * 1 MiB) and this many files are kept per function (0: 3). */
     uint64_t log_max_size;
@@ -49,6 +51,7 @@ struct ef_controller {
     size_t max_request_size;
     size_t max_code_request_size;
     struct ef_auth_keys *auth_keys; /* NULL: requests are not authenticated */
+    bool allow_host_network;        /* NetworkMode host is accepted and started */
     struct ef_code_lane *code_lane;
     struct ef_function_logs *logs; /* every function's log, <data>/logs */
     ef_store *store;

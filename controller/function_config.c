@@ -74,6 +74,7 @@ cJSON *ef_function_configuration_json(const struct ef_function *fn, bool qualify
         !cJSON_AddNumberToObject(c, "MemorySize", (double)fn->memory_mb) ||
         !cJSON_AddNumberToObject(c, EF_CONTAINER_CONCURRENCY_FIELD,
                                  (double)fn->container_concurrency) ||
+        !cJSON_AddStringToObject(c, EF_NETWORK_MODE_FIELD, ef_function_network_name(fn->network)) ||
         !cJSON_AddStringToObject(c, "LastModified", fn->last_modified) ||
         !cJSON_AddStringToObject(c, "CodeSha256", sha_b64) ||
         !cJSON_AddStringToObject(c, "Version", version) ||
@@ -84,6 +85,26 @@ cJSON *ef_function_configuration_json(const struct ef_function *fn, bool qualify
         !cJSON_AddItemToArray(arch, cJSON_CreateString("x86_64")))
         return NULL;
     return steal_pointer(&c);
+}
+
+int ef_validate_network_mode(const char *value, bool allow_host, enum ef_function_network *ret_mode,
+                             ef_error *err)
+{
+    enum ef_function_network mode;
+    if (ef_function_network_parse(value, &mode) < 0)
+        return ef_error_set(err, -EINVAL,
+                            "1 validation error detected: Value '%.32s' at 'networkMode' failed "
+                            "to satisfy constraint: Member must satisfy enum value set: [none, "
+                            "bridge, host]",
+                            value ? value : "");
+    if (mode == EF_FN_NETWORK_HOST && !allow_host)
+        return ef_error_set(err, -EINVAL,
+                            "NetworkMode host gives the function the pod's own network, from "
+                            "which it reaches everything the pod can, and this controller does "
+                            "not allow it: use none or bridge, or have the operator start the "
+                            "controller with --allow-host-network (for trusted functions only)");
+    *ret_mode = mode;
+    return 0;
 }
 
 char *ef_format_last_modified(void)
@@ -143,8 +164,9 @@ int ef_json_get_bool(const cJSON *obj, const char *name, bool *ret)
 int ef_config_request_read(const cJSON *body, struct ef_config_request *req,
                            const char **ret_member, const char **ret_type)
 {
-    static const char *const string_members[] = {"Runtime", "Handler", "Description"};
-    const char **strings[] = {&req->runtime, &req->handler, &req->description};
+    static const char *const string_members[] = {"Runtime", "Handler", "Description",
+                                                 EF_NETWORK_MODE_FIELD};
+    const char **strings[] = {&req->runtime, &req->handler, &req->description, &req->network};
     static const char *const int_members[] = {"MemorySize", "Timeout",
                                               EF_CONTAINER_CONCURRENCY_FIELD};
     int64_t *ints[] = {&req->memory_mb, &req->timeout_s, &req->concurrency};

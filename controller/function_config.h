@@ -6,12 +6,25 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct ef_function;
+#include "common/error.h"
+#include "controller/store.h"
 
 /* The request and FunctionConfiguration member for invocations one container serves at once:
  * an extension named after the setting of Lambda Managed Instances (Lambda's own API keeps it
  * in CapacityProviderConfig); clients that do not know it never see a difference. */
 #define EF_CONTAINER_CONCURRENCY_FIELD "PerExecutionEnvironmentMaxConcurrency"
+
+/* The request and FunctionConfiguration member for where a function's containers are on the
+ * network: "none" (the default), "bridge" or "host" (docs/api.md). An extension: Lambda has no
+ * such member, and clients that do not send it get "none". */
+#define EF_NETWORK_MODE_FIELD "NetworkMode"
+
+/* Checks the NetworkMode of a request and sets *ret_mode. "host" gives the function the pod's
+ * own network (the controller's API on loopback included), so it is refused unless the operator
+ * started the controller with --allow-host-network (`allow_host`). Returns 0, or -EINVAL with a
+ * message for an InvalidParameterValueException. */
+int ef_validate_network_mode(const char *value, bool allow_host, enum ef_function_network *ret_mode,
+                             ef_error *err);
 
 /* The ARN of `name`, qualified with ":<qualifier>" unless `qualifier` is NULL. malloc'd; NULL
  * when memory runs out. */
@@ -42,6 +55,7 @@ bool ef_json_has(const cJSON *obj, const char *name);
  * is absent or null leaves its string NULL or its has_* false. */
 struct ef_config_request {
     const char *runtime, *handler, *description;
+    const char *network; /* NetworkMode, not yet validated */
     bool has_memory, has_timeout, has_concurrency, has_environment;
     int64_t memory_mb, timeout_s, concurrency;
     const cJSON *variables; /* Environment.Variables; NULL when absent or null */

@@ -60,6 +60,7 @@ int main(int argc, char **argv)
     uint64_t max_request_size = 6u * 1024 * 1024;
     uint64_t max_code_request_size = EF_DEFAULT_MAX_CODE_REQUEST_SIZE;
     char *auth_keys = NULL;
+    bool allow_host_network = false;
     char *log_level = "info";
     uint64_t log_max_size = EF_FUNCTION_LOGS_DEFAULT_SIZE;
     int64_t log_files = EF_FUNCTION_LOGS_DEFAULT_FILES;
@@ -101,6 +102,13 @@ int main(int argc, char **argv)
         {"auth-keys", EF_OPT_STRING, &auth_keys, "FILE",
          "Require AWS SigV4-signed requests, by the keys in FILE (lines 'ACCESS_KEY_ID SECRET', "
          "mode 0600); without it signatures are not checked.",
+         0, 0},
+        {"allow-host-network", EF_OPT_BOOL, &allow_host_network, NULL,
+         "Accept functions with NetworkMode host. Their code runs in the pod's own network: it "
+         "reaches everything the pod can (this API on loopback, every service listening in the "
+         "pod's network namespace, the networks the pod is on) and can listen on its ports. Only "
+         "for trusted functions; "
+         "without this flag such functions are refused, and stored ones are not started.",
          0, 0},
         {"log-level", EF_OPT_STRING, &log_level, "LEVEL", "One of debug, info, warn, error.", 0, 0},
         {"log-max-size", EF_OPT_SIZE, &log_max_size, "SIZE",
@@ -265,6 +273,7 @@ int main(int argc, char **argv)
         .max_request_size = (size_t)max_request_size,
         .max_code_request_size = (size_t)max_code_request_size,
         .auth_keys_path = auth_keys,
+        .allow_host_network = allow_host_network,
         .log_max_size = log_max_size,
         .log_files = (unsigned)log_files,
         .async = async,

@@ -44,6 +44,7 @@ struct ef_pool_spawn {
     char *version;
     int64_t memory_mb;
     unsigned max_in_flight; /* the function's per-container concurrency */
+    enum ef_function_network network;
     char *key;
     ef_spawn_cb cb;
     void *user;
@@ -99,6 +100,7 @@ static void container_free(struct ef_container *c)
     free(c->function_name);
     free(c->version);
     free(c->key);
+    free(c->address);
     free(c->exit_status);
     free(c);
 }
@@ -413,6 +415,8 @@ cJSON *ef_pool_to_json(const struct ef_pool *pool)
             !cJSON_AddNumberToObject(o, "invocations", c->invocations) ||
             !cJSON_AddNumberToObject(o, "in_flight", c->in_flight) ||
             !cJSON_AddNumberToObject(o, "max_in_flight", c->max_in_flight) ||
+            !cJSON_AddStringToObject(o, "network", c->network) ||
+            (c->address && !cJSON_AddStringToObject(o, "address", c->address)) ||
             !cJSON_AddNumberToObject(o, "last_used_ms", (double)c->last_used_ms) ||
             !cJSON_AddStringToObject(o, "last_used", when) ||
             (c->state == EF_CONTAINER_IDLE &&
@@ -668,10 +672,23 @@ static void on_created(ef_rpc_conn *conn, const cJSON *result, const struct ef_r
         spawn_fail(sp, -EPROTO, "funclet's container.create result lacks id or runner_socket");
         return;
     }
+    /* A container on another network than the function's must never run it. A result without
+     * "network" is taken for the default, none, and is therefore refused for the other modes. */
+    const char *want = ef_function_network_name(sp->network);
+    const cJSON *network = cJSON_GetObjectItemCaseSensitive(result, "network");
+    const cJSON *address = cJSON_GetObjectItemCaseSensitive(result, "address");
+    const char *got = cJSON_IsString(network) ? network->valuestring : "none";
+    if (strcmp(got, want) != 0) {
+        send_destroy(ctl, id->valuestring);
+        spawn_fail(sp, -EPROTO, "funclet created container %s with network %.16s instead of %s",
+                   id->valuestring, got, want);
+        return;
+    }
 
     struct ef_container *c = calloc(1, sizeof(*c));
     if (!c || !(c->id = strdup(id->valuestring)) ||
-        !(c->runner_socket = strdup(sock->valuestring))) {
+        !(c->runner_socket = strdup(sock->valuestring)) ||
+        (cJSON_IsString(address) && !(c->address = strdup(address->valuestring)))) {
         if (c)
             container_free(c);
         /* The container exists at funclet's; do not leak it. */
@@ -685,6 +702,7 @@ static void on_created(ef_rpc_conn *conn, const cJSON *result, const struct ef_r
     c->key = steal_pointer(&sp->key);
     c->memory_mb = sp->memory_mb;
     c->max_in_flight = sp->max_in_flight;
+    c->network = ef_function_network_name(sp->network);
     c->state = EF_CONTAINER_STARTING;
     c->last_used_ms = ef_now_epoch_ms();
     c->idle_since = ef_now_monotonic_ms();
@@ -735,6 +753,15 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
 {
     if (ctl->shutting_down)
         return ef_error_set(err, -ESHUTDOWN, "the controller is stopping");
+    /* A function stored with host while the operator allowed it keeps the setting after a restart
+     * without --allow-host-network; it is then not started rather than given the pod's network
+     * behind the operator's back. */
+    if (fn->network == EF_FN_NETWORK_HOST && !ctl->allow_host_network)
+        return ef_error_set(err, -EPERM,
+                            "function %s has NetworkMode host, which this controller does not "
+                            "allow: change its NetworkMode, or start the controller with "
+                            "--allow-host-network",
+                            fn->name);
     if (!ef_funclet_connected(ctl->funclet))
         return ef_error_set(err, -ENOTCONN,
                             "funclet is not reachable at %s; retrying every second. No container "
@@ -752,8 +779,9 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
      * is container.acquire) and records whose it is, shown by container.list. */
     cJSON *identity = params ? cJSON_AddObjectToObject(params, "identity") : NULL;
     if (!code_dir || !params || !sp || !cJSON_AddStringToObject(params, "code_dir", code_dir) ||
-        !cJSON_AddNumberToObject(params, "memory_mb", (double)fn->memory_mb) || !identity ||
-        !cJSON_AddStringToObject(identity, "name", fn->name) ||
+        !cJSON_AddNumberToObject(params, "memory_mb", (double)fn->memory_mb) ||
+        !cJSON_AddStringToObject(params, "network", ef_function_network_name(fn->network)) ||
+        !identity || !cJSON_AddStringToObject(identity, "name", fn->name) ||
         !cJSON_AddStringToObject(identity, "version", ef_function_version(fn)) ||
         !cJSON_AddStringToObject(identity, "code_sha256", fn->code_sha256_hex) ||
         !cJSON_AddStringToObject(identity, "config_hash", fn->config_hash) ||
@@ -766,6 +794,7 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
     sp->ctl = ctl;
     sp->memory_mb = fn->memory_mb;
     sp->max_in_flight = fn->container_concurrency > 1 ? (unsigned)fn->container_concurrency : 1;
+    sp->network = fn->network;
     sp->cb = cb;
     sp->user = user;
     sp->promised = 1;

@@ -45,6 +45,8 @@ struct ef_container {
     unsigned invocations;   /* invocations it has served */
     unsigned in_flight;     /* invocations it serves now (BUSY while above 0) */
     unsigned max_in_flight; /* the function's per-container concurrency */
+    const char *network;    /* its network mode's name (static): "none", "bridge" or "host" */
+    char *address;          /* bridge: its eth0 address as funclet reported it; else NULL */
     char *exit_status;      /* set when funclet reported the runner's exit ("exit status 1") */
     /* The runner reported (runtime.exited) that the runtime is gone: never handed out again. */
     bool runtime_exited;

@@ -84,6 +84,11 @@ static const char *const migrations[] = {
     /* 2 → 3: invocations one container serves at once. */
     "ALTER TABLE functions ADD COLUMN container_concurrency INTEGER NOT NULL DEFAULT 1;"
     "ALTER TABLE function_versions ADD COLUMN container_concurrency INTEGER NOT NULL DEFAULT 1;",
+    /* 3 → 4: the network mode; every function stored before it had none. */
+    "ALTER TABLE functions ADD COLUMN network TEXT NOT NULL DEFAULT 'none'"
+    " CHECK (network IN ('none', 'bridge', 'host'));"
+    "ALTER TABLE function_versions ADD COLUMN network TEXT NOT NULL DEFAULT 'none'"
+    " CHECK (network IN ('none', 'bridge', 'host'));",
 };
 
 #define SCHEMA_VERSION ((int)EF_ARRAY_SIZE(migrations))
@@ -91,10 +96,10 @@ static const char *const migrations[] = {
 /* Every query that returns function records selects these columns in this order. */
 #define RECORD_COLUMNS                                                                             \
     "runtime, handler, memory_mb, timeout_s, environment, description, code_sha256_hex, "          \
-    "code_size, last_modified, config_hash, container_concurrency"
+    "code_size, last_modified, config_hash, container_concurrency, network"
 
 static const char insert_sql[] = "INSERT INTO functions (name, " RECORD_COLUMNS ") "
-                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12);";
+                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13);";
 
 static const char get_latest_sql[] = "SELECT name, 0, " RECORD_COLUMNS ", reserved_concurrency "
                                      "FROM functions WHERE name = ?1;";
@@ -102,7 +107,7 @@ static const char get_latest_sql[] = "SELECT name, 0, " RECORD_COLUMNS ", reserv
 static const char get_version_sql[] =
     "SELECT v.function_name, v.version, v.runtime, v.handler, v.memory_mb, v.timeout_s, "
     "v.environment, v.description, v.code_sha256_hex, v.code_size, v.last_modified, "
-    "v.config_hash, v.container_concurrency, f.reserved_concurrency "
+    "v.config_hash, v.container_concurrency, v.network, f.reserved_concurrency "
     "FROM function_versions v JOIN functions f ON f.name = v.function_name "
     "WHERE v.function_name = ?1 AND v.version = ?2;";
 
@@ -112,7 +117,7 @@ static const char list_sql[] =
     " UNION ALL"
     " SELECT v.function_name, v.version, v.runtime, v.handler, v.memory_mb, v.timeout_s,"
     " v.environment, v.description, v.code_sha256_hex, v.code_size, v.last_modified,"
-    " v.config_hash, v.container_concurrency, f.reserved_concurrency"
+    " v.config_hash, v.container_concurrency, v.network, f.reserved_concurrency"
     " FROM function_versions v JOIN functions f ON f.name = v.function_name"
     ") WHERE (?1 IS NULL OR name = ?1) AND (?2 OR vnum = 0)"
     " AND (name > ?3 OR (name = ?3 AND vnum > ?4))"
@@ -280,6 +285,7 @@ static void bind_record(sqlite3_stmt *st, const struct ef_function *fn)
     sqlite3_bind_text(st, 10, fn->last_modified, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 11, fn->config_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 12, fn->container_concurrency);
+    sqlite3_bind_text(st, 13, ef_function_network_name(fn->network), -1, SQLITE_STATIC);
 }
 
 int ef_store_insert_function(ef_store *store, const struct ef_function *fn, ef_error *err)
@@ -345,6 +351,32 @@ int64_t ef_version_number(const char *version)
     return n >= 1 && n <= ((int64_t)1 << 53) ? n : -1;
 }
 
+const char *ef_function_network_name(enum ef_function_network mode)
+{
+    switch (mode) {
+    case EF_FN_NETWORK_BRIDGE:
+        return "bridge";
+    case EF_FN_NETWORK_HOST:
+        return "host";
+    case EF_FN_NETWORK_NONE:
+    default:
+        return "none";
+    }
+}
+
+int ef_function_network_parse(const char *name, enum ef_function_network *ret_mode)
+{
+    static const enum ef_function_network modes[] = {EF_FN_NETWORK_NONE, EF_FN_NETWORK_BRIDGE,
+                                                     EF_FN_NETWORK_HOST};
+    for (size_t i = 0; name && i < EF_ARRAY_SIZE(modes); i++) {
+        if (strcmp(name, ef_function_network_name(modes[i])) == 0) {
+            *ret_mode = modes[i];
+            return 0;
+        }
+    }
+    return -EINVAL;
+}
+
 /* Reads a row of (name, version number, RECORD_COLUMNS, reserved_concurrency). */
 static struct ef_function *read_record(sqlite3_stmt *st)
 {
@@ -368,8 +400,12 @@ static struct ef_function *read_record(sqlite3_stmt *st)
     fn->last_modified = column_strdup(st, 10);
     fn->config_hash = column_strdup(st, 11);
     fn->container_concurrency = sqlite3_column_int64(st, 12);
-    fn->has_reserved_concurrency = sqlite3_column_type(st, 13) != SQLITE_NULL;
-    fn->reserved_concurrency = sqlite3_column_int64(st, 13);
+    /* The column's CHECK admits only the three names; were another ever read, the function
+     * would get the most isolated mode rather than more network than it was given. */
+    fn->network = EF_FN_NETWORK_NONE;
+    ef_function_network_parse((const char *)sqlite3_column_text(st, 13), &fn->network);
+    fn->has_reserved_concurrency = sqlite3_column_type(st, 14) != SQLITE_NULL;
+    fn->reserved_concurrency = sqlite3_column_int64(st, 14);
     if (!fn->name || !fn->version || !fn->runtime || !fn->handler || !fn->environment ||
         !fn->description || !fn->code_sha256_hex || !fn->last_modified || !fn->config_hash) {
         ef_function_free(fn);
@@ -511,7 +547,8 @@ int ef_store_update_function(ef_store *store, const struct ef_function *fn, ef_e
         store,
         "UPDATE functions SET runtime = ?2, handler = ?3, memory_mb = ?4, timeout_s = ?5, "
         "environment = ?6, description = ?7, code_sha256_hex = ?8, code_size = ?9, "
-        "last_modified = ?10, config_hash = ?11, container_concurrency = ?12 WHERE name = ?1;",
+        "last_modified = ?10, config_hash = ?11, container_concurrency = ?12, network = ?13 "
+        "WHERE name = ?1;",
         err);
     if (!st)
         return -EIO;
@@ -598,7 +635,8 @@ static int insert_version(ef_store *store, const struct ef_function *latest, int
         prepare(store,
                 "INSERT INTO function_versions (function_name, version, " RECORD_COLUMNS ") "
                 "SELECT name, ?2, runtime, handler, memory_mb, timeout_s, environment, ?3, "
-                "code_sha256_hex, code_size, ?4, config_hash, container_concurrency FROM functions "
+                "code_sha256_hex, code_size, ?4, config_hash, container_concurrency, network "
+                "FROM functions "
                 "WHERE name = ?1;",
                 err);
     if (!st)
@@ -779,16 +817,20 @@ int ef_store_for_each_code(ef_store *store, int (*cb)(const char *hex, void *use
 int ef_function_compute_config_hash(struct ef_function *fn)
 {
     /* Fields are separated by a byte that none of them can contain (all are validated text).
-     * The per-container concurrency joins only when it is not the default, so that the hashes
-     * of functions stored before it existed stay what they were. */
+     * The per-container concurrency and the network mode join only when they are not the
+     * default, so that the hashes of functions stored before they existed stay what they were;
+     * the mode is spelled "network=…", which no concurrency number can be confused with. */
     char concurrency[32] = "";
     if (fn->container_concurrency > 1)
         snprintf(concurrency, sizeof(concurrency), "\x1f%lld",
                  (long long)fn->container_concurrency);
+    char network[32] = "";
+    if (fn->network != EF_FN_NETWORK_NONE)
+        snprintf(network, sizeof(network), "\x1fnetwork=%s", ef_function_network_name(fn->network));
     cleanup_free char *text = NULL;
-    if (asprintf(&text, "%s\x1f%s\x1f%lld\x1f%lld\x1f%s%s", fn->runtime, fn->handler,
-                 (long long)fn->memory_mb, (long long)fn->timeout_s, fn->environment,
-                 concurrency) < 0)
+    if (asprintf(&text, "%s\x1f%s\x1f%lld\x1f%lld\x1f%s%s%s", fn->runtime, fn->handler,
+                 (long long)fn->memory_mb, (long long)fn->timeout_s, fn->environment, concurrency,
+                 network) < 0)
         return -ENOMEM;
     char hex[EF_SHA256_HEX_LEN + 1];
     ef_sha256_hex(text, strlen(text), hex);

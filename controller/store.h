@@ -24,6 +24,14 @@
 
 typedef struct ef_store ef_store;
 
+/* Where a function's containers are on the network (funclet's `network` of container.acquire,
+ * docs/rpc.md "Network modes"). The values are stored by name; none is the default. */
+enum ef_function_network {
+    EF_FN_NETWORK_NONE = 0, /* its own network namespace with only loopback */
+    EF_FN_NETWORK_BRIDGE,   /* that namespace plus eth0 on funclet's bridge */
+    EF_FN_NETWORK_HOST,     /* the pod's own network: only for trusted functions */
+};
+
 /* The version name of a function's mutable head. */
 #define EF_VERSION_LATEST "$LATEST"
 
@@ -45,6 +53,8 @@ struct ef_function {
      * PerExecutionEnvironmentMaxConcurrency in the API; the runtime sees it as
      * AWS_LAMBDA_MAX_CONCURRENCY. */
     int64_t container_concurrency;
+    /* NetworkMode in the API; part of the config hash when not none. */
+    enum ef_function_network network;
     /* The function's reserved concurrency (shared by all its versions); false: none set. */
     bool has_reserved_concurrency;
     int64_t reserved_concurrency;
@@ -133,7 +143,14 @@ const char *ef_function_version(const struct ef_function *fn);
  * 1 … 2^53; -1 for anything else (an alias name, or a number out of range). */
 int64_t ef_version_number(const char *version);
 
+/* The API and store name of a network mode: "none", "bridge" or "host". */
+const char *ef_function_network_name(enum ef_function_network mode);
+
+/* Reads a network mode's name into *ret_mode. -EINVAL (and *ret_mode untouched) for any other
+ * string, NULL included. */
+int ef_function_network_parse(const char *name, enum ef_function_network *ret_mode);
+
 /* Computes fn->config_hash from the settings a running container depends on (runtime, handler,
- * memory, timeout, environment, per-container concurrency), so that a container started for one
- * configuration is never reused for another. Returns 0 or -ENOMEM. */
+ * memory, timeout, environment, per-container concurrency, network mode), so that a container
+ * started for one configuration is never reused for another. Returns 0 or -ENOMEM. */
 int ef_function_compute_config_hash(struct ef_function *fn);

@@ -14,3 +14,6 @@ ef_add_integration_test(api_boto3 SCRIPT integration/api_boto3.sh TIMEOUT 300)
 # Body limits per route (controller/api_limits.h): 413 from the headers alone, code routes
 # keep their large limit.
 ef_add_integration_test(http_limits SCRIPT integration/http_limits.sh TIMEOUT 180)
+# A function's NetworkMode (none, bridge, host with --allow-host-network) seen from a handler
+# in a real pod, and a mode update giving the function new containers.
+ef_add_integration_test(function_network SCRIPT integration/function_network.sh TIMEOUT 240)

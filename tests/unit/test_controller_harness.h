@@ -28,6 +28,7 @@ struct harness {
     /* Optional controller settings (zero: the defaults). */
     const char *auth_keys_path;
     size_t max_code_request_size;
+    bool allow_host_network;
 };
 
 /* Creates a data dir (unless h->dir is already set, to restart on the same one), starts the

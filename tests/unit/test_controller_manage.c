@@ -759,6 +759,139 @@ static void test_auth(void **state)
     expect_error(&r, 403, "UnrecognizedClientException", "security token");
 }
 
+/* A body of CreateFunction for `name` (python3.12, a one-line handler) with `extra` members. */
+static char *create_body_with(const char *name, const char *extra)
+{
+    size_t len = 0;
+    void *zip =
+        make_zip1("lambda_function.py", "def lambda_handler(e, c):\n    return 1\n", false, &len);
+    char *b64 = ef_base64_encode(zip, len);
+    char *body = NULL;
+    assert_true(asprintf(&body,
+                         "{\"FunctionName\":\"%s\",\"Runtime\":\"python3.12\","
+                         "\"Handler\":\"lambda_function.lambda_handler\","
+                         "\"Code\":{\"ZipFile\":\"%s\"}%s}",
+                         name, b64, extra) > 0);
+    free(b64);
+    free(zip);
+    return body;
+}
+
+static struct http_response create_with(const char *name, const char *extra)
+{
+    char *body = create_body_with(name, extra);
+    struct http_response r = call("POST", "/2015-03-31/functions", body);
+    free(body);
+    return r;
+}
+
+/* The NetworkMode of `path`'s FunctionConfiguration. */
+static void expect_network(const char *path, const char *mode)
+{
+    struct http_response r = call("GET", path, NULL);
+    cJSON *j = expect_json(&r, 200);
+    assert_string_equal(str(j, "NetworkMode"), mode);
+    cJSON_Delete(j);
+}
+
+/* NetworkMode: validated, "none" by default, stored, returned, published with a version, kept
+ * over a restart; "host" only with --allow-host-network. */
+static void test_network_mode(void **state)
+{
+    (void)state;
+    create("plain", "def lambda_handler(e, c):\n    return 1\n");
+    expect_network("/2015-03-31/functions/plain/configuration", "none");
+
+    struct http_response r = create_with("br", ",\"NetworkMode\":\"bridge\"");
+    cJSON *j = expect_json(&r, 201);
+    assert_string_equal(str(j, "NetworkMode"), "bridge");
+    cJSON_Delete(j);
+    r = call("GET", "/2015-03-31/functions/br", NULL);
+    j = expect_json(&r, 200);
+    assert_string_equal(str(cJSON_GetObjectItem(j, "Configuration"), "NetworkMode"), "bridge");
+    cJSON_Delete(j);
+
+    /* Bad values, and host without the flag, create nothing. */
+    r = create_with("bad", ",\"NetworkMode\":\"Bridge\"");
+    expect_error(&r, 400, "InvalidParameterValueException", "at 'networkMode'");
+    r = create_with("bad", ",\"NetworkMode\":\"container\"");
+    expect_error(&r, 400, "InvalidParameterValueException", "[none, bridge, host]");
+    r = create_with("bad", ",\"NetworkMode\":\"\"");
+    expect_error(&r, 400, "InvalidParameterValueException", "networkMode");
+    r = create_with("bad", ",\"NetworkMode\":1");
+    expect_error(&r, 400, "InvalidParameterValueException", "NetworkMode must be a string");
+    r = create_with("bad", ",\"NetworkMode\":\"host\"");
+    expect_error(&r, 400, "InvalidParameterValueException", "--allow-host-network");
+    r = call("GET", "/2015-03-31/functions/bad", NULL);
+    expect_error(&r, 404, "ResourceNotFoundException", NULL);
+
+    /* An update sets it, other updates keep it, refused values change nothing. */
+    r = call("PUT", "/2015-03-31/functions/plain/configuration", "{\"NetworkMode\":\"bridge\"}");
+    j = expect_json(&r, 200);
+    assert_string_equal(str(j, "NetworkMode"), "bridge");
+    cJSON_Delete(j);
+    r = call("PUT", "/2015-03-31/functions/plain/configuration", "{\"Timeout\":7}");
+    j = expect_json(&r, 200);
+    assert_string_equal(str(j, "NetworkMode"), "bridge");
+    cJSON_Delete(j);
+    r = call("PUT", "/2015-03-31/functions/plain/configuration", "{\"NetworkMode\":\"host\"}");
+    expect_error(&r, 400, "InvalidParameterValueException", "--allow-host-network");
+    r = call("PUT", "/2015-03-31/functions/plain/configuration",
+             "{\"NetworkMode\":\"nat\",\"Timeout\":9}");
+    expect_error(&r, 400, "InvalidParameterValueException", "networkMode");
+    expect_network("/2015-03-31/functions/plain/configuration", "bridge");
+
+    /* A version keeps the mode it was published with; changing the mode is a new
+     * configuration, so the next publish is a new version. */
+    r = call("POST", "/2015-03-31/functions/plain/versions", NULL);
+    j = expect_json(&r, 201);
+    assert_string_equal(str(j, "Version"), "1");
+    assert_string_equal(str(j, "NetworkMode"), "bridge");
+    cJSON_Delete(j);
+    r = call("PUT", "/2015-03-31/functions/plain/configuration", "{\"NetworkMode\":\"none\"}");
+    http_response_free(&r);
+    r = call("POST", "/2015-03-31/functions/plain/versions", NULL);
+    j = expect_json(&r, 201);
+    assert_string_equal(str(j, "Version"), "2");
+    assert_string_equal(str(j, "NetworkMode"), "none");
+    cJSON_Delete(j);
+    expect_network("/2015-03-31/functions/plain/configuration?Qualifier=1", "bridge");
+    r = call("GET", "/2015-03-31/functions/plain/versions", NULL);
+    j = expect_json(&r, 200);
+    const cJSON *versions = cJSON_GetObjectItem(j, "Versions");
+    assert_int_equal(cJSON_GetArraySize(versions), 3);
+    assert_string_equal(str(cJSON_GetArrayItem(versions, 1), "NetworkMode"), "bridge");
+    cJSON_Delete(j);
+
+    /* With --allow-host-network host is accepted; what was stored survives the restart. */
+    harness_stop(&H, true);
+    H.allow_host_network = true;
+    harness_start(&H, 64 * 1024, NULL);
+    expect_network("/2015-03-31/functions/br/configuration", "bridge");
+    expect_network("/2015-03-31/functions/plain/configuration?Qualifier=1", "bridge");
+    r = create_with("hosted", ",\"NetworkMode\":\"host\"");
+    j = expect_json(&r, 201);
+    assert_string_equal(str(j, "NetworkMode"), "host");
+    cJSON_Delete(j);
+    r = call("PUT", "/2015-03-31/functions/br/configuration", "{\"NetworkMode\":\"host\"}");
+    j = expect_json(&r, 200);
+    assert_string_equal(str(j, "NetworkMode"), "host");
+    cJSON_Delete(j);
+
+    /* Without the flag again, a stored host function is not started, and says why. */
+    harness_stop(&H, true);
+    H.allow_host_network = false;
+    harness_start(&H, 64 * 1024, NULL);
+    expect_network("/2015-03-31/functions/hosted/configuration", "host");
+    r = call("POST", "/2015-03-31/functions/hosted/invocations", "{}");
+    expect_error(&r, 500, "ServiceException", "--allow-host-network");
+    /* Moving it off host needs no flag. */
+    r = call("PUT", "/2015-03-31/functions/hosted/configuration", "{\"NetworkMode\":\"none\"}");
+    j = expect_json(&r, 200);
+    assert_string_equal(str(j, "NetworkMode"), "none");
+    cJSON_Delete(j);
+}
+
 static void test_routing(void **state)
 {
     (void)state;
@@ -792,6 +925,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_network_mode, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

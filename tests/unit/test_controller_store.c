@@ -16,7 +16,9 @@
 
 #include <cmocka.h>
 
+#include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "controller/codestore.h"
 #include "controller/store.h"
 
 static char tmpdir[64];
@@ -53,6 +55,7 @@ static struct ef_function sample(const char *name)
         .last_modified = "2026-11-27T06:30:00.000+0000",
         .config_hash = "c0ffee",
         .container_concurrency = 3,
+        .network = EF_FN_NETWORK_BRIDGE,
     };
     return fn;
 }
@@ -71,6 +74,7 @@ static void assert_same(const struct ef_function *a, const struct ef_function *b
     assert_string_equal(a->last_modified, b->last_modified);
     assert_string_equal(a->config_hash, b->config_hash);
     assert_int_equal(a->container_concurrency, b->container_concurrency);
+    assert_int_equal(a->network, b->network);
 }
 
 static void test_insert_get_conflict_reopen(void **state)
@@ -213,9 +217,10 @@ static void test_config_hash(void **state)
     assert_string_equal(a.config_hash, b.config_hash);
     free(b.config_hash);
 
-    const char *changes[] = {"runtime", "handler",     "memory",
-                             "timeout", "environment", "container concurrency"};
-    for (size_t i = 0; i < 6; i++) {
+    const char *changes[] = {"runtime",      "handler",     "memory",
+                             "timeout",      "environment", "container concurrency",
+                             "network none", "network host"};
+    for (size_t i = 0; i < EF_ARRAY_SIZE(changes); i++) {
         struct ef_function c = sample("h");
         c.config_hash = NULL;
         switch (i) {
@@ -237,6 +242,12 @@ static void test_config_hash(void **state)
         case 5:
             c.container_concurrency = 4;
             break;
+        case 6:
+            c.network = EF_FN_NETWORK_NONE;
+            break;
+        case 7:
+            c.network = EF_FN_NETWORK_HOST;
+            break;
         }
         assert_int_equal(ef_function_compute_config_hash(&c), 0);
         if (strcmp(a.config_hash, c.config_hash) == 0)
@@ -244,6 +255,42 @@ static void test_config_hash(void **state)
         free(c.config_hash);
     }
     free(a.config_hash);
+
+    /* With the defaults (concurrency 1, network none) the hash is the one computed before
+     * either setting existed, so containers of functions stored then still match. */
+    struct ef_function d = sample("h");
+    d.config_hash = NULL;
+    d.container_concurrency = 1;
+    d.network = EF_FN_NETWORK_NONE;
+    assert_int_equal(ef_function_compute_config_hash(&d), 0);
+    /* (Split where a hex digit follows the separator's escape.) */
+    const char old_text[] = "python3.12\x1flambda_function.lambda_handler\x1f"
+                            "256\x1f"
+                            "30\x1f{\"A\":\"1\"}";
+    char old_hex[EF_SHA256_HEX_LEN + 1];
+    ef_sha256_hex(old_text, strlen(old_text), old_hex);
+    assert_string_equal(d.config_hash, old_hex);
+    free(d.config_hash);
+}
+
+static void test_network_names(void **state)
+{
+    (void)state;
+    const enum ef_function_network modes[] = {EF_FN_NETWORK_NONE, EF_FN_NETWORK_BRIDGE,
+                                              EF_FN_NETWORK_HOST};
+    const char *names[] = {"none", "bridge", "host"};
+    for (size_t i = 0; i < EF_ARRAY_SIZE(modes); i++) {
+        enum ef_function_network m = EF_FN_NETWORK_HOST;
+        assert_string_equal(ef_function_network_name(modes[i]), names[i]);
+        assert_int_equal(ef_function_network_parse(names[i], &m), 0);
+        assert_int_equal(m, modes[i]);
+    }
+    const char *bad[] = {NULL, "", "None", "HOST", "bridge ", "container", "nonee"};
+    for (size_t i = 0; i < EF_ARRAY_SIZE(bad); i++) {
+        enum ef_function_network m = EF_FN_NETWORK_BRIDGE;
+        assert_int_equal(ef_function_network_parse(bad[i], &m), -EINVAL);
+        assert_int_equal(m, EF_FN_NETWORK_BRIDGE); /* untouched */
+    }
 }
 
 static int count_code(const char *hex, void *user)
@@ -275,6 +322,7 @@ static void test_versions(void **state)
     assert_string_equal(v->code_sha256_hex, fn.code_sha256_hex);
     assert_int_equal(v->memory_mb, 256);
     assert_int_equal(v->container_concurrency, 3);
+    assert_int_equal(v->network, EF_FN_NETWORK_BRIDGE);
     ef_function_free(v);
 
     /* Nothing changed: Lambda hands back the newest version instead of a new one. */
@@ -287,6 +335,7 @@ static void test_versions(void **state)
     struct ef_function changed = sample("v");
     changed.memory_mb = 512;
     changed.container_concurrency = 8;
+    changed.network = EF_FN_NETWORK_HOST;
     changed.config_hash = "other";
     changed.code_sha256_hex = "2b55714191d1069e5bd9f72d5fe3fec86ed668be2572bb6854210416f3f84679";
     assert_int_equal(ef_store_update_function(s, &changed, &err), 0);
@@ -294,11 +343,13 @@ static void test_versions(void **state)
     assert_int_equal(ef_store_get_function_version(s, "v", "1", &got, &err), 0);
     assert_int_equal(got->memory_mb, 256);
     assert_int_equal(got->container_concurrency, 3);
+    assert_int_equal(got->network, EF_FN_NETWORK_BRIDGE);
     assert_string_equal(got->version, "1");
     ef_function_free(got);
     assert_int_equal(ef_store_get_function_version(s, "v", "$LATEST", &got, &err), 0);
     assert_int_equal(got->memory_mb, 512);
     assert_int_equal(got->container_concurrency, 8);
+    assert_int_equal(got->network, EF_FN_NETWORK_HOST);
     assert_string_equal(got->version, "$LATEST");
     ef_function_free(got);
     assert_int_equal(ef_store_get_function_version(s, "v", NULL, &got, &err), 0);
@@ -497,11 +548,13 @@ static void test_migration_keeps_rows(void **state)
     assert_string_equal(got->version, "$LATEST");
     assert_false(got->has_reserved_concurrency);
     assert_int_equal(got->container_concurrency, 1); /* the default of the new column */
+    assert_int_equal(got->network, EF_FN_NETWORK_NONE);
     ef_function_free(got);
     struct ef_function *v = NULL;
     assert_int_equal(ef_store_publish_version(s, "old", NULL, NULL, "x", &v, NULL, &err), 0);
     assert_string_equal(v->version, "1");
     assert_int_equal(v->container_concurrency, 1);
+    assert_int_equal(v->network, EF_FN_NETWORK_NONE);
     ef_function_free(v);
     ef_store_close(s);
 
@@ -517,6 +570,89 @@ static void test_migration_keeps_rows(void **state)
     sqlite3_close(db);
     assert_int_equal(ef_store_open(dbpath, &s, &err), -EPROTO);
     assert_non_null(strstr(err.msg, "99"));
+}
+
+/* A database as schema version 3 left it (per-container concurrency, no network mode): its
+ * functions and versions get network none, and the new column takes the other modes after. */
+static void test_migration_from_v3(void **state)
+{
+    (void)state;
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    const char *v3 =
+        "CREATE TABLE functions (name TEXT PRIMARY KEY NOT NULL, runtime TEXT NOT NULL, handler "
+        "TEXT NOT NULL, memory_mb INTEGER NOT NULL, timeout_s INTEGER NOT NULL, environment TEXT "
+        "NOT NULL, description TEXT NOT NULL, code_sha256_hex TEXT NOT NULL, code_size INTEGER "
+        "NOT NULL, last_modified TEXT NOT NULL, config_hash TEXT NOT NULL, reserved_concurrency "
+        "INTEGER, last_version INTEGER NOT NULL DEFAULT 0, container_concurrency INTEGER NOT "
+        "NULL DEFAULT 1) WITHOUT ROWID;"
+        "CREATE TABLE function_versions (function_name TEXT NOT NULL, version INTEGER NOT NULL, "
+        "runtime TEXT NOT NULL, handler TEXT NOT NULL, memory_mb INTEGER NOT NULL, timeout_s "
+        "INTEGER NOT NULL, environment TEXT NOT NULL, description TEXT NOT NULL, "
+        "code_sha256_hex TEXT NOT NULL, code_size INTEGER NOT NULL, last_modified TEXT NOT NULL, "
+        "config_hash TEXT NOT NULL, container_concurrency INTEGER NOT NULL DEFAULT 1, PRIMARY "
+        "KEY (function_name, version)) WITHOUT ROWID;"
+        "CREATE INDEX function_versions_code ON function_versions (code_sha256_hex);"
+        "INSERT INTO functions VALUES ('f3', 'python3.12', 'm.h', 256, 30, '{}', 'kept', 'abc', "
+        "10, '2026-01-01T00:00:00.000+0000', 'cfg', 5, 1, 4);"
+        "INSERT INTO function_versions VALUES ('f3', 1, 'python3.12', 'm.h', 128, 30, '{}', "
+        "'v1', 'abc', 10, '2026-01-01T00:00:00.000+0000', 'cfg1', 2);"
+        "PRAGMA user_version = 3;";
+    assert_int_equal(sqlite3_exec(db, v3, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    ef_store *s = NULL;
+    ef_error err = {0};
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    struct ef_function *got = NULL;
+    assert_int_equal(ef_store_get_function(s, "f3", &got, &err), 0);
+    assert_string_equal(got->description, "kept");
+    assert_string_equal(got->config_hash, "cfg");
+    assert_int_equal(got->container_concurrency, 4);
+    assert_int_equal(got->reserved_concurrency, 5);
+    assert_int_equal(got->network, EF_FN_NETWORK_NONE);
+    ef_function_free(got);
+    assert_int_equal(ef_store_get_function_version(s, "f3", "1", &got, &err), 0);
+    assert_int_equal(got->memory_mb, 128);
+    assert_int_equal(got->container_concurrency, 2);
+    assert_int_equal(got->network, EF_FN_NETWORK_NONE);
+    ef_function_free(got);
+
+    /* The migrated $LATEST takes a mode, keeps it over a reopen, and publishes it. */
+    assert_int_equal(ef_store_get_function(s, "f3", &got, &err), 0);
+    got->network = EF_FN_NETWORK_BRIDGE;
+    assert_int_equal(ef_function_compute_config_hash(got), 0);
+    assert_int_equal(ef_store_update_function(s, got, &err), 0);
+    ef_function_free(got);
+    ef_store_close(s);
+    assert_int_equal(ef_store_open(dbpath, &s, &err), 0);
+    assert_int_equal(ef_store_get_function(s, "f3", &got, &err), 0);
+    assert_int_equal(got->network, EF_FN_NETWORK_BRIDGE);
+    ef_function_free(got);
+    bool created = false;
+    assert_int_equal(ef_store_publish_version(s, "f3", NULL, NULL, "x", &got, &created, &err), 0);
+    assert_true(created); /* the mode is in the config hash: not version 1 again */
+    assert_string_equal(got->version, "2");
+    assert_int_equal(got->network, EF_FN_NETWORK_BRIDGE);
+    ef_function_free(got);
+    ef_store_close(s);
+
+    /* The column admits the three names only, whoever writes it. */
+    assert_int_equal(sqlite3_open(dbpath, &db), SQLITE_OK);
+    int user_version = -1;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA user_version;", -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    user_version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    assert_int_equal(user_version, 4);
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE functions SET network = 'container';", NULL, NULL, NULL),
+        SQLITE_CONSTRAINT);
+    assert_int_equal(
+        sqlite3_exec(db, "UPDATE function_versions SET network = 'HOST';", NULL, NULL, NULL),
+        SQLITE_CONSTRAINT);
+    sqlite3_close(db);
 }
 
 /* Reads are served from a cache; every kind of write is seen by the next read. */
@@ -563,10 +699,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_survives_process_crash, setup, teardown),
         cmocka_unit_test_setup_teardown(test_open_errors, setup, teardown),
         cmocka_unit_test(test_config_hash),
+        cmocka_unit_test(test_network_names),
         cmocka_unit_test_setup_teardown(test_versions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_list_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_keeps_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v3, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reads_follow_writes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
