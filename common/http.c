@@ -789,6 +789,10 @@ static int on_header_value_complete(llhttp_t *p)
     long off = arena_end_segment(c);
     if (off < 0)
         return -1;
+    /* Trailers of a chunked body are not headers of the request: the body limit and the
+     * routing were decided without them, and a handler must not see what they did not. */
+    if (c->headers_done)
+        return 0;
     if (c->n_refs == c->cap_refs) {
         size_t cap = c->cap_refs ? c->cap_refs * 2 : 16;
         struct header_ref *r = realloc(c->refs, cap * sizeof(*r));

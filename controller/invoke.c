@@ -28,8 +28,8 @@
  * init limit; runner/init.c). */
 #define INIT_ALLOWANCE_MS 10000
 /* How often one invocation is placed again after reaching a container whose runner was
- * draining after a timeout: each such container takes no more calls, so a second is rare and a
- * third means something is wrong. */
+ * draining after a timeout: each such container takes no more calls, so even a second is rare;
+ * beyond three, something is wrong. */
 #define MAX_REDIRECTS 3
 /* Rounds of reclaiming other functions' idle containers one placement may go through before it
  * waits for capacity: each round frees at least the memory the function needs, so more than a
@@ -459,11 +459,14 @@ static void retry_on_fresh_container(struct ef_invocation *inv)
 static int place(struct ef_invocation *inv, ef_error *err);
 
 /* Whether the runner refused the invocation because its runtime is draining after a timeout
- * (docs/rpc.md): the event never reached the runtime. */
-static bool refused_as_draining(const struct ef_rpc_error *error)
+ * (docs/rpc.md): the event never reached the runtime. A busy refusal from a container the
+ * controller already knows to be draining is one too, even without the data (a runner short of
+ * memory may send the error bare): discarding the container would end its other invocations. */
+static bool refused_as_draining(const struct ef_container *c, const struct ef_rpc_error *error)
 {
     return error->code == EF_RPC_ERR_BUSY &&
-           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(error->data, "draining"));
+           (c->timed_out ||
+            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(error->data, "draining")));
 }
 
 /* The invocation was sent to container `c` before the controller learned that an invocation
@@ -515,7 +518,7 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
                     "its runner went away during an invocation");
         return;
     }
-    if (error && refused_as_draining(error)) {
+    if (error && refused_as_draining(c, error)) {
         redirect_from_draining(inv, c);
         return;
     }

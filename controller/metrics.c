@@ -343,20 +343,25 @@ static void sum_queued(const char *function, unsigned in_flight, unsigned queued
 
 static void render_pool(struct buf *b, const struct ef_controller *ctl)
 {
-    unsigned idle = 0, busy = 0, starting = 0;
+    unsigned idle = 0, busy = 0, draining = 0, starting = 0;
     for (const struct ef_container *c = ctl->pool.head; c; c = c->next) {
         if (c->state == EF_CONTAINER_IDLE)
             idle++;
+        else if (c->state == EF_CONTAINER_BUSY && c->timed_out)
+            draining++;
         else if (c->state == EF_CONTAINER_BUSY)
             busy++;
         else
             starting++;
     }
     family(b, "easyfaas_containers", "gauge",
-           "Containers by state: warm (idle, specialised for a function), busy, starting (as the "
-           "controller holds them), and cold (funclet's pool at the last health check).");
+           "Containers by state: warm (idle, specialised for a function), busy, draining (busy "
+           "with the last invocations of a container where one timed out; it takes no new ones), "
+           "starting (as the controller holds them), and cold (funclet's pool at the last health "
+           "check).");
     put(b, "easyfaas_containers{state=\"warm\"} %u\n", idle);
     put(b, "easyfaas_containers{state=\"busy\"} %u\n", busy);
+    put(b, "easyfaas_containers{state=\"draining\"} %u\n", draining);
     put(b, "easyfaas_containers{state=\"starting\"} %u\n", starting);
     long cold = ef_housekeeping_cold_containers(ctl->housekeeping);
     if (cold >= 0)

@@ -380,11 +380,15 @@ void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *in
     check_drained(invs);
 }
 
-bool ef_invocations_fail_oversized(struct ef_invocations *invs)
+bool ef_invocations_fail_oversized(struct ef_invocations *invs, const char *id, size_t len)
 {
-    if (invs->in_flight.n != 1)
+    struct ef_invocation *inv = NULL;
+    if (id)
+        inv = list_find(&invs->in_flight, id, len);
+    else if (invs->in_flight.n == 1)
+        inv = invs->in_flight.head;
+    if (!inv)
         return false;
-    struct ef_invocation *inv = invs->in_flight.head;
     char doc[256];
     snprintf(doc, sizeof(doc),
              "{\"errorMessage\":\"Response payload size exceeded maximum allowed payload size "

@@ -139,11 +139,12 @@ bool ef_invocations_finished_recently(const struct ef_invocations *invs, const c
 void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *inv,
                            const char *error_type, const char *payload, size_t len);
 
-/* Fails the one invocation in flight with Function.ResponseSizeTooLarge, for a response body the
- * Runtime API refused as too large before it could see whose it was. Returns true when there was
- * exactly one invocation in flight (it was failed); with none or several nothing is done, as the
- * body cannot be attributed. */
-bool ef_invocations_fail_oversized(struct ef_invocations *invs);
+/* Fails an invocation in flight with Function.ResponseSizeTooLarge, for a response body the
+ * Runtime API refused as too large: the one with request id `id` (`len` bytes) when the refused
+ * request named it, else the only one in flight. Returns true when one was failed; false when
+ * the id is not in flight, or without an id when none or several are (the body cannot be
+ * attributed then). */
+bool ef_invocations_fail_oversized(struct ef_invocations *invs, const char *id, size_t len);
 
 /* Answers every invocation (queued or in flight) whose deadline is at or before `now_ms` with
  * status "timeout" and its log. Returns how many were answered. */

@@ -352,10 +352,17 @@ static void on_protocol_error(ef_http_exchange *ex, int status, const char *mess
 {
     struct ef_runtime_api *api = user;
     if (status == 413) {
-        /* The server refuses the body before the path is known. A response too large for
-         * Lambda is the function's error, and with a single invocation in flight it can only be
-         * that one's: fail it now, as Lambda does, rather than at its deadline. */
-        if (ef_invocations_fail_oversized(api->invs))
+        /* A response too large for Lambda is the function's error: fail it now, as Lambda does,
+         * rather than at its deadline. The refused request's line names the invocation (a
+         * /response or /error post); a body refused without one can only be attributed when a
+         * single invocation is in flight. */
+        const struct ef_http_request *req = ef_http_exchange_request(ex);
+        const char *id = NULL;
+        size_t id_len = 0;
+        enum ef_rapi_route route = ef_runtime_api_route(req->method, req->path, &id, &id_len);
+        if (route != EF_RAPI_RESPONSE && route != EF_RAPI_ERROR)
+            id = NULL;
+        if (ef_invocations_fail_oversized(api->invs, id, id_len))
             ef_info("the runtime posted a body above %u bytes: the invocation in flight failed "
                     "with Function.ResponseSizeTooLarge",
                     EF_RESPONSE_MAX);

@@ -101,6 +101,9 @@ import json, sys
 c = [c for c in json.load(open(sys.argv[1])) if c["id"] == sys.argv[2]]
 sys.exit(0 if c and c[0]["state"] == "draining" and c[0]["in_flight"] == 1 else 1)' \
   "$EF_DATA/runtimes.json" "$host" || fail "GET /v1/runtimes during the drain: $(cat "$EF_DATA/runtimes.json")"
+metrics=$(curl -fsS "$EF_BASE/metrics")
+grep -qx 'easyfaas_containers{state="draining"} 1' <<<"$metrics" ||
+  fail "/metrics during the drain: $(grep easyfaas_containers <<<"$metrics")"
 note "while it drains, a new invocation goes to another container"
 [ "$(invoke tmo '{}' "$EF_DATA/t3.out")" = 200 ] || fail "during the drain: $(cat "$EF_DATA/t3.out")"
 [ "$(json_get "$EF_DATA/t3.out" 'j["host"]')" != "$host" ] ||

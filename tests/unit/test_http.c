@@ -446,6 +446,18 @@ static void client_post_body(struct fixture *f)
     CHECK(f, strcmp(resp.body, "POST /c ? len=11 body=hello world") == 0);
     free(resp.body);
 
+    /* Trailers are not headers: the handler sees only what came before the body. */
+    CHECK(f, send_str(r->fd, "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             "5\r\nhello\r\n0\r\nX-Test: trailer\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    char seen[64];
+    CHECK(f,
+          find_header(resp.head, "X-Test-Echo", seen, sizeof(seen)) && strcmp(seen, "(none)") == 0);
+    CHECK(f,
+          find_header(resp.head, "X-Header-Count", seen, sizeof(seen)) && strcmp(seen, "1") == 0);
+    CHECK(f, strcmp(resp.body, "POST /c ? len=5 body=hello") == 0);
+    free(resp.body);
+
     /* A body with a NUL byte keeps its full length. */
     CHECK(f, send_all(r->fd, "PUT /n HTTP/1.1\r\nContent-Length: 3\r\n\r\na\0b", 42));
     CHECK(f, read_response(r, &resp));
@@ -461,7 +473,7 @@ static void test_post_body(void **state)
     struct fixture f;
     fixture_init(&f);
     run(&f, client_post_body);
-    assert_int_equal(atomic_load(&f.handled), 3);
+    assert_int_equal(atomic_load(&f.handled), 4);
 }
 
 static void client_keep_alive(struct fixture *f)

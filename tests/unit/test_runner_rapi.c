@@ -578,6 +578,37 @@ static void test_concurrency(void **state)
     cJSON_Delete(a);
 }
 
+/* With several invocations in flight, a response refused as too large fails the one its path
+ * names, at once, and leaves the other alone. */
+static void test_oversized_response_concurrent(void **state)
+{
+    (void)state;
+    unsigned two = 2;
+    on_loop(set_max_in_flight, &two);
+    int first = send_invoke("o-1", "\"1\"", "");
+    int second = send_invoke("o-2", "\"2\"", "");
+    struct reply r;
+    http("GET", "invocation/next", NULL, NULL, &r);
+    reply_free(&r);
+    http("GET", "invocation/next", NULL, NULL, &r);
+    reply_free(&r);
+    int fd = http_send("POST", "invocation/o-2/response", NULL, NULL, EF_RESPONSE_MAX + 1, true);
+    assert_true(http_read(fd, 5000, &r));
+    assert_int_equal(r.status, 413);
+    reply_free(&r);
+    cJSON *a = await_answer(second, 5000);
+    assert_string_equal(str(a, "status"), "error");
+    assert_string_equal(str(a, "error_type"), "Function.ResponseSizeTooLarge");
+    cJSON_Delete(a);
+    http("POST", "invocation/o-1/response", NULL, "\"one\"", &r);
+    assert_int_equal(r.status, 202);
+    reply_free(&r);
+    a = await_answer(first, 5000);
+    assert_string_equal(str(a, "status"), "ok");
+    assert_string_equal(str(a, "payload"), "\"one\"");
+    cJSON_Delete(a);
+}
+
 static void expire_now(void *arg)
 {
     *(size_t *)arg = ef_invocations_expire(&L.invs, (long long)ef_now_epoch_ms());
@@ -684,6 +715,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bad_invoke_params, setup, teardown),
         cmocka_unit_test_setup_teardown(test_oversized_response, setup, teardown),
         cmocka_unit_test_setup_teardown(test_concurrency, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_oversized_response_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_tells_what_was_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_error, setup, teardown),
