@@ -50,32 +50,6 @@ static struct http_response get(const char *path)
     return r;
 }
 
-/* Asserts a Lambda-style error: status, x-amzn-ErrorType, a JSON body with Type and a message
- * containing `needle`. */
-static void expect_error(struct http_response *r, int status, const char *type, const char *needle)
-{
-    if (r->status != status)
-        fail_msg("expected %d, got %d: %s", status, r->status, r->body);
-    char *t = http_header(r, "x-amzn-ErrorType");
-    assert_non_null(t);
-    assert_string_equal(t, type);
-    free(t);
-    char *rid = http_header(r, "x-amzn-RequestId");
-    assert_non_null(rid);
-    assert_int_equal(strlen(rid), 36);
-    free(rid);
-    cJSON *j = cJSON_Parse(r->body);
-    assert_non_null(j);
-    cJSON *kind = cJSON_GetObjectItem(j, "Type");
-    cJSON *msg = cJSON_GetObjectItem(j, "message");
-    assert_true(cJSON_IsString(kind) && cJSON_IsString(msg));
-    assert_string_equal(kind->valuestring, status >= 500 ? "Service" : "User");
-    if (needle && !strstr(msg->valuestring, needle))
-        fail_msg("message '%s' lacks '%s'", msg->valuestring, needle);
-    cJSON_Delete(j);
-    http_response_free(r);
-}
-
 static void test_create_function_shape(void **state)
 {
     (void)state;
@@ -150,7 +124,7 @@ static void test_create_function_shape(void **state)
 
     /* The same name again conflicts. */
     r = post("/2015-03-31/functions", body, NULL);
-    expect_error(&r, 409, "ResourceConflictException", "hello");
+    expect_lambda_error(&r, 409, "ResourceConflictException", "hello");
 
     /* GetFunction returns the configuration and a code location. */
     r = get("/2015-03-31/functions/hello");
@@ -181,54 +155,54 @@ static void test_create_validation_errors(void **state)
     (void)state;
     char *b = create_body("f1", "python2.7", "lambda_function.lambda_handler", 3);
     struct http_response r = post("/2015-03-31/functions", b, NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "python2.7");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "python2.7");
     free(b);
 
     b = create_body("bad name", "python3.12", "lambda_function.lambda_handler", 3);
     r = post("/2015-03-31/functions", b, NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "functionName");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "functionName");
     free(b);
 
     b = create_body("f1", "python3.12", "nohandlerdot", 3);
     r = post("/2015-03-31/functions", b, NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "nohandlerdot");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "nohandlerdot");
     free(b);
 
     b = create_body("f1", "python3.12", "m.h", 901);
     r = post("/2015-03-31/functions", b, NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "timeout");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "timeout");
     free(b);
 
     r = post("/2015-03-31/functions",
              "{\"FunctionName\":\"f1\",\"Runtime\":\"python3.12\",\"Handler\":\"m.h\","
              "\"Code\":{\"ZipFile\":\"***not base64***\"}}",
              NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "base64");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "base64");
 
     /* Valid base64 of something that is not a zip. */
     r = post("/2015-03-31/functions",
              "{\"FunctionName\":\"f1\",\"Runtime\":\"python3.12\",\"Handler\":\"m.h\","
              "\"Code\":{\"ZipFile\":\"aGVsbG8gd29ybGQ=\"}}",
              NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "Could not unzip");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "Could not unzip");
 
     r = post("/2015-03-31/functions",
              "{\"FunctionName\":\"f1\",\"Runtime\":\"python3.12\",\"Handler\":\"m.h\","
              "\"MemorySize\":64,\"Code\":{\"ZipFile\":\"aGVsbG8=\"}}",
              NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "memorySize");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "memorySize");
 
     r = post("/2015-03-31/functions",
              "{\"FunctionName\":\"f1\",\"Runtime\":\"python3.12\",\"Handler\":\"m.h\"}", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "Code");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "Code");
 
     r = post("/2015-03-31/functions", "{not json", NULL);
-    expect_error(&r, 400, "InvalidRequestContentException", "json");
+    expect_lambda_error(&r, 400, "InvalidRequestContentException", "json");
 
     /* None of these created anything. */
     r = get("/2015-03-31/functions/f1");
-    expect_error(&r, 404, "ResourceNotFoundException",
-                 "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f1");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException",
+                        "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f1");
 }
 
 static void test_request_too_large(void **state)
@@ -245,7 +219,7 @@ static void test_request_too_large(void **state)
     assert_int_equal(
         http_request(H.port, "POST", "/2015-03-31/functions/hello/invocations", NULL, big, n, &r),
         0);
-    expect_error(&r, 413, "RequestTooLargeException", "65536");
+    expect_lambda_error(&r, 413, "RequestTooLargeException", "65536");
     free(big);
 
     /* The server is still serving. */
@@ -258,9 +232,9 @@ static void test_invoke_without_funclet(void **state)
 {
     (void)state;
     struct http_response r = post("/2015-03-31/functions/nope/invocations", "{}", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:nope");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:nope");
     r = post("/v1/functions/nope/invocations", "{}", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:nope");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:nope");
 
     char *b = create_body("fn", "python3.12", "lambda_function.lambda_handler", 3);
     r = post("/2015-03-31/functions", b, NULL);
@@ -269,17 +243,17 @@ static void test_invoke_without_funclet(void **state)
     free(b);
 
     r = post("/2015-03-31/functions/fn/invocations", "{\"a\":1}", NULL);
-    expect_error(&r, 503, "ServiceException", "funclet");
+    expect_lambda_error(&r, 503, "ServiceException", "funclet");
     r = post("/v1/functions/fn/invocations", "", NULL);
-    expect_error(&r, 503, "ServiceException", "funclet");
+    expect_lambda_error(&r, 503, "ServiceException", "funclet");
 
     /* Lambda accepts only JSON events. */
     r = post("/2015-03-31/functions/fn/invocations", "not json", NULL);
-    expect_error(&r, 400, "InvalidRequestContentException", "json");
+    expect_lambda_error(&r, 400, "InvalidRequestContentException", "json");
 
     /* Versions and aliases do not exist yet. */
     r = post("/2015-03-31/functions/fn/invocations?Qualifier=prod", "{}", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "fn");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "fn");
 
     /* A dry run checks the function and the payload without running anything. */
     r = post("/2015-03-31/functions/fn/invocations", "{}", "X-Amz-Invocation-Type: DryRun\r\n");
@@ -317,13 +291,13 @@ static void test_healthz_runtimes_and_routing(void **state)
     http_response_free(&r);
 
     r = get("/no/such/route");
-    expect_error(&r, 404, "UnrecognizedClientException", "/no/such/route");
+    expect_lambda_error(&r, 404, "UnrecognizedClientException", "/no/such/route");
     r = post("/healthz", "{}", NULL);
-    expect_error(&r, 405, "UnrecognizedClientException", "POST");
+    expect_lambda_error(&r, 405, "UnrecognizedClientException", "POST");
     r = get("/2015-03-31/functions/x/invocations");
-    expect_error(&r, 405, "UnrecognizedClientException", "GET");
+    expect_lambda_error(&r, 405, "UnrecognizedClientException", "GET");
     r = get("/2015-03-31/functions/x/other");
-    expect_error(&r, 404, "UnrecognizedClientException", NULL);
+    expect_lambda_error(&r, 404, "UnrecognizedClientException", NULL);
 }
 
 static void test_restart_keeps_functions(void **state)

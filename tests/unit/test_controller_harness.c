@@ -17,6 +17,8 @@
 
 #include <cmocka.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "controller/base64.h"
@@ -261,4 +263,29 @@ char *create_body(const char *name, const char *runtime, const char *handler, in
                          name, runtime, handler, timeout_s, b64) > 0);
     free(b64);
     return body;
+}
+
+void expect_lambda_error(struct http_response *r, int status, const char *type, const char *needle)
+{
+    if (r->status != status)
+        fail_msg("expected %d %s, got %d: %s", status, type, r->status, r->body);
+    char *t = http_header(r, "x-amzn-ErrorType");
+    assert_non_null(t);
+    if (strcmp(t, type) != 0)
+        fail_msg("expected %s, got %s: %s", type, t, r->body);
+    free(t);
+    char *rid = http_header(r, "x-amzn-RequestId");
+    assert_non_null(rid);
+    assert_int_equal(strlen(rid), 36);
+    free(rid);
+    cJSON *j = cJSON_Parse(r->body);
+    assert_non_null(j);
+    cJSON *kind = cJSON_GetObjectItem(j, "Type");
+    cJSON *msg = cJSON_GetObjectItem(j, "message");
+    assert_true(cJSON_IsString(kind) && cJSON_IsString(msg));
+    assert_string_equal(kind->valuestring, status >= 500 ? "Service" : "User");
+    if (needle && !strstr(msg->valuestring, needle))
+        fail_msg("message '%s' lacks '%s'", msg->valuestring, needle);
+    cJSON_Delete(j);
+    http_response_free(r);
 }

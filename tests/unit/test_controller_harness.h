@@ -61,6 +61,11 @@ char *http_header(const struct http_response *r, const char *name);
 
 void http_response_free(struct http_response *r);
 
+/* Asserts a Lambda-style error and frees the response: `status`, x-amzn-ErrorType `type`, an
+ * x-amzn-RequestId, and a JSON body with Type ("User" below 500, else "Service") and a message
+ * containing `needle` (NULL: any). */
+void expect_lambda_error(struct http_response *r, int status, const char *type, const char *needle);
+
 /* Builds an in-memory zip with one file `name` holding `content`, mode 0755 when `exec`. */
 void *make_zip1(const char *name, const char *content, bool exec, size_t *ret_len);
 

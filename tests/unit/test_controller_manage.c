@@ -62,28 +62,6 @@ static cJSON *expect_json(struct http_response *r, int status)
     return j;
 }
 
-/* Asserts a Lambda-style error: status, x-amzn-ErrorType and a message containing `needle`. */
-static void expect_error(struct http_response *r, int status, const char *type, const char *needle)
-{
-    if (r->status != status)
-        fail_msg("expected %d %s, got %d: %s", status, type, r->status, r->body);
-    char *t = http_header(r, "x-amzn-ErrorType");
-    assert_non_null(t);
-    if (strcmp(t, type) != 0)
-        fail_msg("expected %s, got %s: %s", type, t, r->body);
-    free(t);
-    cJSON *j = cJSON_Parse(r->body);
-    assert_non_null(j);
-    cJSON *msg = cJSON_GetObjectItem(j, "message");
-    assert_true(cJSON_IsString(msg));
-    assert_string_equal(cJSON_GetObjectItem(j, "Type")->valuestring,
-                        status >= 500 ? "Service" : "User");
-    if (needle && !strstr(msg->valuestring, needle))
-        fail_msg("message '%s' lacks '%s'", msg->valuestring, needle);
-    cJSON_Delete(j);
-    http_response_free(r);
-}
-
 static const char *str(const cJSON *o, const char *key)
 {
     const cJSON *v = cJSON_GetObjectItem(o, key);
@@ -180,15 +158,15 @@ static void test_list_paging(void **state)
     cJSON_Delete(j);
 
     r = call("GET", "/2015-03-31/functions/?MaxItems=0", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "maxItems");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "maxItems");
     r = call("GET", "/2015-03-31/functions/?MaxItems=lots", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "maxItems");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "maxItems");
     r = call("GET", "/2015-03-31/functions/?Marker=not%20a%20marker", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "Marker");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "Marker");
     r = call("GET", "/2015-03-31/functions/?FunctionVersion=SOME", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "ALL");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "ALL");
     r = call("DELETE", "/2015-03-31/functions/", NULL);
-    expect_error(&r, 405, "UnrecognizedClientException", "GET or POST");
+    expect_lambda_error(&r, 405, "UnrecognizedClientException", "GET or POST");
 }
 
 static void test_versions_and_qualifiers(void **state)
@@ -203,7 +181,7 @@ static void test_versions_and_qualifiers(void **state)
     cJSON_Delete(j);
 
     r = call("GET", "/2015-03-31/functions/v/configuration?Qualifier=1", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:v:1");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:v:1");
 
     /* PublishVersion without a body, then again: nothing changed, the same version. */
     r = call("POST", "/2015-03-31/functions/v/versions", NULL);
@@ -239,7 +217,7 @@ static void test_versions_and_qualifiers(void **state)
     cJSON_Delete(j);
     r = call("POST", "/2015-03-31/functions/v/versions",
              "{\"CodeSha256\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\"}");
-    expect_error(&r, 412, "PreconditionFailedException", "CodeSHA256");
+    expect_lambda_error(&r, 412, "PreconditionFailedException", "CodeSHA256");
 
     /* Every way of naming version 1 finds it. */
     const char *paths[] = {
@@ -262,15 +240,15 @@ static void test_versions_and_qualifiers(void **state)
     cJSON_Delete(j);
 
     r = call("GET", "/2015-03-31/functions/v%3A1?Qualifier=2", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "qualifier");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "qualifier");
     r = call("GET", "/2015-03-31/functions/v?Qualifier=a.b", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "qualifier");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "qualifier");
     r = call("GET", "/2015-03-31/functions/v?Qualifier=prod", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:v:prod");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:v:prod");
     r = call("POST", "/2015-03-31/functions/v/invocations?Qualifier=9", "{}");
-    expect_error(&r, 404, "ResourceNotFoundException", "function:v:9");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:v:9");
     r = call("PUT", "/2015-03-31/functions/v%3A1/configuration", "{\"Timeout\":5}");
-    expect_error(&r, 400, "InvalidParameterValueException", "immutable");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "immutable");
 
     /* ListVersionsByFunction: $LATEST first, then 1 and 2, paged. */
     r = call("GET", "/2015-03-31/functions/v/versions?MaxItems=2", NULL);
@@ -301,23 +279,23 @@ static void test_versions_and_qualifiers(void **state)
 
     /* Deleting: $LATEST alone cannot go, a version can (once), an alias does not exist. */
     r = call("DELETE", "/2015-03-31/functions/v?Qualifier=$LATEST", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "$LATEST");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "$LATEST");
     r = call("DELETE", "/2015-03-31/functions/v?Qualifier=1", NULL);
     assert_int_equal(r.status, 204);
     http_response_free(&r);
     r = call("DELETE", "/2015-03-31/functions/v%3A1", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:v:1");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:v:1");
     r = call("DELETE", "/2015-03-31/functions/v?Qualifier=live", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:v:live");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:v:live");
     r = call("POST", "/2015-03-31/functions/v/versions", NULL);
     j = expect_json(&r, 201);
     assert_string_equal(str(j, "Version"), "2"); /* unchanged since 2 */
     cJSON_Delete(j);
 
     r = call("GET", "/2015-03-31/functions/nope/versions", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:nope");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:nope");
     r = call("POST", "/2015-03-31/functions/nope/versions", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:nope");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:nope");
 }
 
 static void test_updates_and_garbage(void **state)
@@ -334,22 +312,22 @@ static void test_updates_and_garbage(void **state)
     /* Invalid configurations change nothing. */
     struct http_response r =
         call("PUT", "/2015-03-31/functions/u/configuration", "{\"MemorySize\":64}");
-    expect_error(&r, 400, "InvalidParameterValueException", "memorySize");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "memorySize");
     r = call("PUT", "/2015-03-31/functions/u/configuration", "{\"Timeout\":901}");
-    expect_error(&r, 400, "InvalidParameterValueException", "timeout");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "timeout");
     r = call("PUT", "/2015-03-31/functions/u/configuration", "{\"Runtime\":\"cobol85\"}");
-    expect_error(&r, 400, "InvalidParameterValueException", "cobol85");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "cobol85");
     r = call("PUT", "/2015-03-31/functions/u/configuration", "{\"Handler\":\"nodot\"}");
-    expect_error(&r, 400, "InvalidParameterValueException", "nodot");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "nodot");
     r = call("PUT", "/2015-03-31/functions/u/configuration",
              "{\"Environment\":{\"Variables\":{\"AWS_REGION\":\"x\"}}}");
-    expect_error(&r, 400, "InvalidParameterValueException", "reserved");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "reserved");
     r = call("PUT", "/2015-03-31/functions/u/configuration", "{\"MemorySize\":\"big\"}");
-    expect_error(&r, 400, "InvalidParameterValueException", "MemorySize");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "MemorySize");
     r = call("PUT", "/2015-03-31/functions/u/configuration", "[]");
-    expect_error(&r, 400, "InvalidRequestContentException", "json");
+    expect_lambda_error(&r, 400, "InvalidRequestContentException", "json");
     r = call("PUT", "/2015-03-31/functions/ghost/configuration", "{\"Timeout\":5}");
-    expect_error(&r, 404, "ResourceNotFoundException", "function:ghost");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:ghost");
     r = call("GET", "/2015-03-31/functions/u/configuration", NULL);
     cJSON *j = expect_json(&r, 200);
     assert_int_equal(cJSON_GetObjectItem(j, "MemorySize")->valueint, 128);
@@ -386,16 +364,16 @@ static void test_updates_and_garbage(void **state)
     wait_code_gone(old_hex);
 
     r = call("PUT", "/2015-03-31/functions/ghost/code", body);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:ghost");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:ghost");
     r = call("PUT", "/2015-03-31/functions/u%3A1/code", body);
-    expect_error(&r, 400, "InvalidParameterValueException", "immutable");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "immutable");
     free(body);
     r = call("PUT", "/2015-03-31/functions/u/code", "{\"ZipFile\":\"!!!\"}");
-    expect_error(&r, 400, "InvalidParameterValueException", "base64");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "base64");
     r = call("PUT", "/2015-03-31/functions/u/code", "{\"S3Bucket\":\"b\",\"S3Key\":\"k\"}");
-    expect_error(&r, 400, "InvalidParameterValueException", "S3");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "S3");
     r = call("PUT", "/2015-03-31/functions/u/code", "{\"ZipFile\":\"aGVsbG8=\"}");
-    expect_error(&r, 400, "InvalidParameterValueException", "unzip");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "unzip");
 
     /* Version 1 still refers to the new code: deleting $LATEST's reference alone keeps it. The
      * function's deletion drops both, and the code goes. */
@@ -404,11 +382,11 @@ static void test_updates_and_garbage(void **state)
     http_response_free(&r);
     wait_code_gone(new_hex);
     r = call("GET", "/2015-03-31/functions/u", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:u");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:u");
     r = call("GET", "/2015-03-31/functions/u?Qualifier=1", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:u:1");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:u:1");
     r = call("DELETE", "/2015-03-31/functions/u", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:u");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:u");
     free(b64);
     free(zip);
 }
@@ -447,20 +425,20 @@ static void test_concurrency(void **state)
     /* 900 may be reserved in all; c holds 5 of them. */
     r = call("PUT", "/2017-10-31/functions/d/concurrency",
              "{\"ReservedConcurrentExecutions\":896}");
-    expect_error(&r, 400, "InvalidParameterValueException", "UnreservedConcurrentExecution");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "UnreservedConcurrentExecution");
     r = call("PUT", "/2017-10-31/functions/d/concurrency",
              "{\"ReservedConcurrentExecutions\":895}");
     assert_int_equal(r.status, 200);
     http_response_free(&r);
     r = call("PUT", "/2017-10-31/functions/d/concurrency", "{\"ReservedConcurrentExecutions\":-1}");
-    expect_error(&r, 400, "InvalidParameterValueException", "greater than or equal to 0");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "greater than or equal to 0");
     r = call("PUT", "/2017-10-31/functions/d/concurrency", "{}");
-    expect_error(&r, 400, "InvalidParameterValueException", "ReservedConcurrentExecutions");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "ReservedConcurrentExecutions");
     r = call("PUT", "/2017-10-31/functions/ghost/concurrency",
              "{\"ReservedConcurrentExecutions\":1}");
-    expect_error(&r, 404, "ResourceNotFoundException", "function:ghost");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:ghost");
     r = call("PUT", "/2019-09-30/functions/c/concurrency", "{\"ReservedConcurrentExecutions\":1}");
-    expect_error(&r, 405, "UnrecognizedClientException", "GET");
+    expect_lambda_error(&r, 405, "UnrecognizedClientException", "GET");
 
     /* Zero throttles every invocation, with Lambda's reason; a dry run still checks out. */
     r = call("PUT", "/2017-10-31/functions/c/concurrency", "{\"ReservedConcurrentExecutions\":0}");
@@ -470,7 +448,7 @@ static void test_concurrency(void **state)
     j = cJSON_Parse(r.body);
     assert_string_equal(str(j, "Reason"), "ReservedFunctionConcurrentInvocationLimitExceeded");
     cJSON_Delete(j);
-    expect_error(&r, 429, "TooManyRequestsException", "Rate Exceeded");
+    expect_lambda_error(&r, 429, "TooManyRequestsException", "Rate Exceeded");
 
     r = call("DELETE", "/2017-10-31/functions/c/concurrency", NULL);
     assert_int_equal(r.status, 204);
@@ -480,10 +458,10 @@ static void test_concurrency(void **state)
     assert_null(cJSON_GetObjectItem(j, "ReservedConcurrentExecutions"));
     cJSON_Delete(j);
     r = call("DELETE", "/2017-10-31/functions/ghost/concurrency", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", "function:ghost");
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", "function:ghost");
     /* Without a reservation the invocation goes on (and meets the missing funclet). */
     r = call("POST", "/2015-03-31/functions/c/invocations", "{}");
-    expect_error(&r, 503, "ServiceException", "funclet");
+    expect_lambda_error(&r, 503, "ServiceException", "funclet");
 }
 
 static void test_size_limits(void **state)
@@ -505,24 +483,24 @@ static void test_size_limits(void **state)
     struct http_response r;
     assert_int_equal(
         http_request(H.port, "POST", "/2015-03-31/functions", NULL, big, strlen(big), &r), 0);
-    expect_error(&r, 400, "InvalidParameterValueException", "unzip");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "unzip");
 
     /* The same size as an invocation is over its limit, on both invoke paths. */
     memset(big, ' ', n);
     memcpy(big, "{}", 2);
     assert_int_equal(
         http_request(H.port, "POST", "/2015-03-31/functions/big/invocations", NULL, big, n, &r), 0);
-    expect_error(&r, 413, "RequestTooLargeException", "65536 bytes for the InvokeFunction");
+    expect_lambda_error(&r, 413, "RequestTooLargeException", "65536 bytes for the InvokeFunction");
     assert_int_equal(
         http_request(H.port, "POST", "/v1/functions/big/invocations", NULL, big, n, &r), 0);
-    expect_error(&r, 413, "RequestTooLargeException", "InvokeFunction");
+    expect_lambda_error(&r, 413, "RequestTooLargeException", "InvokeFunction");
     free(big);
 
     /* Beyond the management limit the server itself refuses. */
     n = 1100 * 1024;
     big = calloc(1, n);
     assert_int_equal(http_request(H.port, "POST", "/2015-03-31/functions", NULL, big, n, &r), 0);
-    expect_error(&r, 413, "RequestTooLargeException", NULL);
+    expect_lambda_error(&r, 413, "RequestTooLargeException", NULL);
     free(big);
 }
 
@@ -542,10 +520,10 @@ static void test_zip_over_50mb(void **state)
     struct http_response r;
     assert_int_equal(
         http_request(H.port, "POST", "/2015-03-31/functions", NULL, body, strlen(body), &r), 0);
-    expect_error(&r, 413, "RequestTooLargeException", "52428800");
+    expect_lambda_error(&r, 413, "RequestTooLargeException", "52428800");
     free(body);
     r = call("GET", "/2015-03-31/functions/huge", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", NULL);
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", NULL);
 }
 
 /* ---- 409 while an update is in progress ---- */
@@ -637,11 +615,11 @@ static void test_update_in_progress(void **state)
         http_response_free(&r); /* the upload request was not read yet */
         usleep(10000);
     }
-    expect_error(&r, 409, "ResourceConflictException", "update is in progress");
+    expect_lambda_error(&r, 409, "ResourceConflictException", "update is in progress");
     r = call("PUT", "/2015-03-31/functions/busy/code", body);
-    expect_error(&r, 409, "ResourceConflictException", "function:busy");
+    expect_lambda_error(&r, 409, "ResourceConflictException", "function:busy");
     r = call("POST", "/2015-03-31/functions/busy/versions", NULL);
-    expect_error(&r, 409, "ResourceConflictException", NULL);
+    expect_lambda_error(&r, 409, "ResourceConflictException", NULL);
     /* Reading and other functions are not held up. */
     r = call("GET", "/2015-03-31/functions/busy", NULL);
     assert_int_equal(r.status, 200);
@@ -738,11 +716,12 @@ static void test_auth(void **state)
     unlink(keys); /* read at start only */
 
     struct http_response r = call("GET", "/2015-03-31/functions/", NULL);
-    expect_error(&r, 403, "MissingAuthenticationTokenException", "Missing Authentication Token");
+    expect_lambda_error(&r, 403, "MissingAuthenticationTokenException",
+                        "Missing Authentication Token");
     r = call("POST", "/2015-03-31/functions/f/invocations", "{}");
-    expect_error(&r, 403, "MissingAuthenticationTokenException", NULL);
+    expect_lambda_error(&r, 403, "MissingAuthenticationTokenException", NULL);
     r = call("GET", "/v1/runtimes", NULL);
-    expect_error(&r, 403, "MissingAuthenticationTokenException", NULL);
+    expect_lambda_error(&r, 403, "MissingAuthenticationTokenException", NULL);
     r = call("GET", "/healthz", NULL); /* probes stay open */
     assert_int_equal(r.status, 200);
     http_response_free(&r);
@@ -752,11 +731,11 @@ static void test_auth(void **state)
     assert_non_null(cJSON_GetObjectItem(j, "Functions"));
     cJSON_Delete(j);
     r = signed_call("GET", "/2015-03-31/functions/nope", "AKIDPOD", "podsecret");
-    expect_error(&r, 404, "ResourceNotFoundException", NULL);
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", NULL);
     r = signed_call("GET", "/2015-03-31/functions/", "AKIDPOD", "wrongsecret");
-    expect_error(&r, 403, "InvalidSignatureException", "signature");
+    expect_lambda_error(&r, 403, "InvalidSignatureException", "signature");
     r = signed_call("GET", "/2015-03-31/functions/", "AKIDOTHER", "podsecret");
-    expect_error(&r, 403, "UnrecognizedClientException", "security token");
+    expect_lambda_error(&r, 403, "UnrecognizedClientException", "security token");
 }
 
 /* A body of CreateFunction for `name` (python3.12, a one-line handler) with `extra` members. */
@@ -813,17 +792,17 @@ static void test_network_mode(void **state)
 
     /* Bad values, and host without the flag, create nothing. */
     r = create_with("bad", ",\"NetworkMode\":\"Bridge\"");
-    expect_error(&r, 400, "InvalidParameterValueException", "at 'networkMode'");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "at 'networkMode'");
     r = create_with("bad", ",\"NetworkMode\":\"container\"");
-    expect_error(&r, 400, "InvalidParameterValueException", "[none, bridge, host]");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "[none, bridge, host]");
     r = create_with("bad", ",\"NetworkMode\":\"\"");
-    expect_error(&r, 400, "InvalidParameterValueException", "networkMode");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "networkMode");
     r = create_with("bad", ",\"NetworkMode\":1");
-    expect_error(&r, 400, "InvalidParameterValueException", "NetworkMode must be a string");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "NetworkMode must be a string");
     r = create_with("bad", ",\"NetworkMode\":\"host\"");
-    expect_error(&r, 400, "InvalidParameterValueException", "--allow-host-network");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "--allow-host-network");
     r = call("GET", "/2015-03-31/functions/bad", NULL);
-    expect_error(&r, 404, "ResourceNotFoundException", NULL);
+    expect_lambda_error(&r, 404, "ResourceNotFoundException", NULL);
 
     /* An update sets it, other updates keep it, refused values change nothing. */
     r = call("PUT", "/2015-03-31/functions/plain/configuration", "{\"NetworkMode\":\"bridge\"}");
@@ -835,10 +814,10 @@ static void test_network_mode(void **state)
     assert_string_equal(str(j, "NetworkMode"), "bridge");
     cJSON_Delete(j);
     r = call("PUT", "/2015-03-31/functions/plain/configuration", "{\"NetworkMode\":\"host\"}");
-    expect_error(&r, 400, "InvalidParameterValueException", "--allow-host-network");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "--allow-host-network");
     r = call("PUT", "/2015-03-31/functions/plain/configuration",
              "{\"NetworkMode\":\"nat\",\"Timeout\":9}");
-    expect_error(&r, 400, "InvalidParameterValueException", "networkMode");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "networkMode");
     expect_network("/2015-03-31/functions/plain/configuration", "bridge");
 
     /* A version keeps the mode it was published with; changing the mode is a new
@@ -884,7 +863,7 @@ static void test_network_mode(void **state)
     harness_start(&H, 64 * 1024, NULL);
     expect_network("/2015-03-31/functions/hosted/configuration", "host");
     r = call("POST", "/2015-03-31/functions/hosted/invocations", "{}");
-    expect_error(&r, 500, "ServiceException", "--allow-host-network");
+    expect_lambda_error(&r, 500, "ServiceException", "--allow-host-network");
     /* Moving it off host needs no flag. */
     r = call("PUT", "/2015-03-31/functions/hosted/configuration", "{\"NetworkMode\":\"none\"}");
     j = expect_json(&r, 200);
@@ -896,19 +875,19 @@ static void test_routing(void **state)
 {
     (void)state;
     struct http_response r = call("PATCH", "/2015-03-31/functions/x", NULL);
-    expect_error(&r, 405, "UnrecognizedClientException", "GET or DELETE");
+    expect_lambda_error(&r, 405, "UnrecognizedClientException", "GET or DELETE");
     r = call("GET", "/2015-03-31/functions/x/code", NULL);
-    expect_error(&r, 405, "UnrecognizedClientException", "PUT");
+    expect_lambda_error(&r, 405, "UnrecognizedClientException", "PUT");
     r = call("DELETE", "/2015-03-31/functions/x/versions", NULL);
-    expect_error(&r, 405, "UnrecognizedClientException", "GET or POST");
+    expect_lambda_error(&r, 405, "UnrecognizedClientException", "GET or POST");
     r = call("GET", "/2015-03-31/functions/x/y/z", NULL);
-    expect_error(&r, 404, "UnrecognizedClientException", NULL);
+    expect_lambda_error(&r, 404, "UnrecognizedClientException", NULL);
     r = call("GET", "/2017-10-31/functions/x/other", NULL);
-    expect_error(&r, 404, "UnrecognizedClientException", NULL);
+    expect_lambda_error(&r, 404, "UnrecognizedClientException", NULL);
     r = call("GET", "/2015-03-31/functions/bad%20name", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "functionName");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "functionName");
     r = call("GET", "/2015-03-31/functions/arn%3Aaws%3As3%3A%3A%3Abucket", NULL);
-    expect_error(&r, 400, "InvalidParameterValueException", "functionName");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "functionName");
 }
 
 int main(void)
