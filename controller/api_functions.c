@@ -274,7 +274,8 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
         ef_validate_description(description, &err) < 0 ||
         ef_validate_container_concurrency(concurrency, &err) < 0 ||
         ef_validate_network_mode(conf.network ? conf.network : "none", ctl->allow_host_network,
-                                 &network, &err) < 0) {
+                                 &network, &err) < 0 ||
+        (conf.role && ef_validate_role(conf.role, &err) < 0)) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s", err.msg);
         return;
     }
@@ -320,7 +321,9 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     fn->network = network;
     fn->description = strdup(description ? description : "");
     fn->environment = vars ? cJSON_PrintUnformatted(vars) : strdup("{}");
-    if (!fn->name || !fn->runtime || !fn->handler || !fn->description || !fn->environment) {
+    fn->role = strdup(conf.role ? conf.role : EF_DEFAULT_ROLE);
+    if (!fn->name || !fn->runtime || !fn->handler || !fn->description || !fn->environment ||
+        !fn->role) {
         free(zip);
         create_job_free(job);
         ef_lambda_error(ex, rid, 500, "ServiceException", "out of memory");

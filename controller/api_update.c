@@ -240,6 +240,7 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
         (conf.network &&
          ef_validate_network_mode(conf.network, ctl->allow_host_network, &network, &err) < 0) ||
         (has_env && ef_validate_environment(vars, &err) < 0) ||
+        (conf.role && ef_validate_role(conf.role, &err) < 0) ||
         ef_validate_description(description, &err) < 0) {
         ef_lambda_error(ex, rid, 400, "InvalidParameterValueException", "%s", err.msg);
         return;
@@ -264,7 +265,8 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
     if (r == 0 && ((runtime && !set_field(&fn->runtime, runtime)) ||
                    (handler && !set_field(&fn->handler, handler)) ||
                    (description && !set_field(&fn->description, description)) ||
-                   (env_text && !set_field(&fn->environment, env_text))))
+                   (env_text && !set_field(&fn->environment, env_text)) ||
+                   (conf.role && !set_field(&fn->role, conf.role))))
         r = -ENOMEM;
     if (has_memory)
         fn->memory_mb = memory;

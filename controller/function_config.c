@@ -66,7 +66,7 @@ cJSON *ef_function_configuration_json(const struct ef_function *fn, bool qualify
     if (!cJSON_AddStringToObject(c, "FunctionName", fn->name) ||
         !cJSON_AddStringToObject(c, "FunctionArn", arn) ||
         !cJSON_AddStringToObject(c, "Runtime", fn->runtime) ||
-        !cJSON_AddStringToObject(c, "Role", "arn:aws:iam::000000000000:role/easyfaas") ||
+        !cJSON_AddStringToObject(c, "Role", fn->role ? fn->role : EF_DEFAULT_ROLE) ||
         !cJSON_AddStringToObject(c, "Handler", fn->handler) ||
         !cJSON_AddNumberToObject(c, "CodeSize", (double)fn->code_size) ||
         !cJSON_AddStringToObject(c, "Description", fn->description) ||
@@ -85,6 +85,21 @@ cJSON *ef_function_configuration_json(const struct ef_function *fn, bool qualify
         !cJSON_AddItemToArray(arch, cJSON_CreateString("x86_64")))
         return NULL;
     return steal_pointer(&c);
+}
+
+int ef_validate_role(const char *role, ef_error *err)
+{
+    size_t n = strlen(role);
+    bool printable = n > 0 && n <= EF_ROLE_MAX;
+    for (size_t i = 0; printable && i < n; i++)
+        printable = role[i] >= 0x20 && role[i] < 0x7f;
+    if (!printable)
+        return ef_error_set(err, -EINVAL,
+                            "1 validation error detected: Value at 'role' failed to satisfy "
+                            "constraint: Member must have length between 1 and %d and consist "
+                            "of printable ASCII characters (an IAM role ARN)",
+                            EF_ROLE_MAX);
+    return 0;
 }
 
 int ef_validate_network_mode(const char *value, bool allow_host, enum ef_function_network *ret_mode,
@@ -165,8 +180,9 @@ int ef_config_request_read(const cJSON *body, struct ef_config_request *req,
                            const char **ret_member, const char **ret_type)
 {
     static const char *const string_members[] = {"Runtime", "Handler", "Description",
-                                                 EF_NETWORK_MODE_FIELD};
-    const char **strings[] = {&req->runtime, &req->handler, &req->description, &req->network};
+                                                 EF_NETWORK_MODE_FIELD, "Role"};
+    const char **strings[] = {&req->runtime, &req->handler, &req->description, &req->network,
+                              &req->role};
     static const char *const int_members[] = {"MemorySize", "Timeout",
                                               EF_CONTAINER_CONCURRENCY_FIELD};
     int64_t *ints[] = {&req->memory_mb, &req->timeout_s, &req->concurrency};

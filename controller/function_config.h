@@ -23,6 +23,15 @@
  * own network (the controller's API on loopback included), so it is refused unless the operator
  * started the controller with --allow-host-network (`allow_host`). Returns 0, or -EINVAL with a
  * message for an InvalidParameterValueException. */
+/* The longest Role accepted (IAM's limit for an ARN). */
+#define EF_ROLE_MAX 2048
+
+/* Checks a Role: 1 to EF_ROLE_MAX printable ASCII characters. Lambda also requires the pattern of
+ * an IAM role ARN; here nothing assumes the role (functions run as the container's user), so
+ * scripts written for this API that pass any name keep working. It is stored and reported back,
+ * as Lambda does. Returns 0, or -EINVAL with a Lambda-style validation message in `err`. */
+int ef_validate_role(const char *role, ef_error *err);
+
 int ef_validate_network_mode(const char *value, bool allow_host, enum ef_function_network *ret_mode,
                              ef_error *err);
 
@@ -56,6 +65,7 @@ bool ef_json_has(const cJSON *obj, const char *name);
 struct ef_config_request {
     const char *runtime, *handler, *description;
     const char *network; /* NetworkMode, not yet validated */
+    const char *role;    /* Role, not yet validated */
     bool has_memory, has_timeout, has_concurrency, has_environment;
     int64_t memory_mb, timeout_s, concurrency;
     const cJSON *variables; /* Environment.Variables; NULL when absent or null */

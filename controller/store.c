@@ -89,6 +89,10 @@ static const char *const migrations[] = {
     " CHECK (network IN ('none', 'bridge', 'host'));"
     "ALTER TABLE function_versions ADD COLUMN network TEXT NOT NULL DEFAULT 'none'"
     " CHECK (network IN ('none', 'bridge', 'host'));",
+    /* 4 → 5: the execution role as the caller gave it (Lambda echoes it); functions stored before
+     * show the placeholder they were always reported with. */
+    "ALTER TABLE functions ADD COLUMN role TEXT NOT NULL DEFAULT '" EF_DEFAULT_ROLE "';"
+    "ALTER TABLE function_versions ADD COLUMN role TEXT NOT NULL DEFAULT '" EF_DEFAULT_ROLE "';",
 };
 
 #define SCHEMA_VERSION ((int)EF_ARRAY_SIZE(migrations))
@@ -96,10 +100,11 @@ static const char *const migrations[] = {
 /* Every query that returns function records selects these columns in this order. */
 #define RECORD_COLUMNS                                                                             \
     "runtime, handler, memory_mb, timeout_s, environment, description, code_sha256_hex, "          \
-    "code_size, last_modified, config_hash, container_concurrency, network"
+    "code_size, last_modified, config_hash, container_concurrency, network, role"
 
-static const char insert_sql[] = "INSERT INTO functions (name, " RECORD_COLUMNS ") "
-                                 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13);";
+static const char insert_sql[] =
+    "INSERT INTO functions (name, " RECORD_COLUMNS ") "
+    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14);";
 
 static const char get_latest_sql[] = "SELECT name, 0, " RECORD_COLUMNS ", reserved_concurrency "
                                      "FROM functions WHERE name = ?1;";
@@ -107,7 +112,7 @@ static const char get_latest_sql[] = "SELECT name, 0, " RECORD_COLUMNS ", reserv
 static const char get_version_sql[] =
     "SELECT v.function_name, v.version, v.runtime, v.handler, v.memory_mb, v.timeout_s, "
     "v.environment, v.description, v.code_sha256_hex, v.code_size, v.last_modified, "
-    "v.config_hash, v.container_concurrency, v.network, f.reserved_concurrency "
+    "v.config_hash, v.container_concurrency, v.network, v.role, f.reserved_concurrency "
     "FROM function_versions v JOIN functions f ON f.name = v.function_name "
     "WHERE v.function_name = ?1 AND v.version = ?2;";
 
@@ -117,7 +122,7 @@ static const char list_sql[] =
     " UNION ALL"
     " SELECT v.function_name, v.version, v.runtime, v.handler, v.memory_mb, v.timeout_s,"
     " v.environment, v.description, v.code_sha256_hex, v.code_size, v.last_modified,"
-    " v.config_hash, v.container_concurrency, v.network, f.reserved_concurrency"
+    " v.config_hash, v.container_concurrency, v.network, v.role, f.reserved_concurrency"
     " FROM function_versions v JOIN functions f ON f.name = v.function_name"
     ") WHERE (?1 IS NULL OR name = ?1) AND (?2 OR vnum = 0)"
     " AND (name > ?3 OR (name = ?3 AND vnum > ?4))"
@@ -270,7 +275,7 @@ fail:
     return r;
 }
 
-/* Binds name and the record columns as ?1 … ?12. */
+/* Binds name and the record columns as ?1 … ?14. */
 static void bind_record(sqlite3_stmt *st, const struct ef_function *fn)
 {
     sqlite3_bind_text(st, 1, fn->name, -1, SQLITE_STATIC);
@@ -286,6 +291,7 @@ static void bind_record(sqlite3_stmt *st, const struct ef_function *fn)
     sqlite3_bind_text(st, 11, fn->config_hash, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 12, fn->container_concurrency);
     sqlite3_bind_text(st, 13, ef_function_network_name(fn->network), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 14, fn->role ? fn->role : EF_DEFAULT_ROLE, -1, SQLITE_STATIC);
 }
 
 int ef_store_insert_function(ef_store *store, const struct ef_function *fn, ef_error *err)
@@ -327,6 +333,7 @@ void ef_function_free(struct ef_function *fn)
     free(fn->code_sha256_hex);
     free(fn->last_modified);
     free(fn->config_hash);
+    free(fn->role);
     free(fn);
 }
 
@@ -404,10 +411,12 @@ static struct ef_function *read_record(sqlite3_stmt *st)
      * would get the most isolated mode rather than more network than it was given. */
     fn->network = EF_FN_NETWORK_NONE;
     ef_function_network_parse((const char *)sqlite3_column_text(st, 13), &fn->network);
-    fn->has_reserved_concurrency = sqlite3_column_type(st, 14) != SQLITE_NULL;
-    fn->reserved_concurrency = sqlite3_column_int64(st, 14);
+    fn->role = column_strdup(st, 14);
+    fn->has_reserved_concurrency = sqlite3_column_type(st, 15) != SQLITE_NULL;
+    fn->reserved_concurrency = sqlite3_column_int64(st, 15);
     if (!fn->name || !fn->version || !fn->runtime || !fn->handler || !fn->environment ||
-        !fn->description || !fn->code_sha256_hex || !fn->last_modified || !fn->config_hash) {
+        !fn->description || !fn->code_sha256_hex || !fn->last_modified || !fn->config_hash ||
+        !fn->role) {
         ef_function_free(fn);
         return NULL;
     }
@@ -457,8 +466,10 @@ static struct ef_function *function_dup(const struct ef_function *fn)
     c->code_sha256_hex = strdup_or_null(fn->code_sha256_hex);
     c->last_modified = strdup_or_null(fn->last_modified);
     c->config_hash = strdup_or_null(fn->config_hash);
+    c->role = strdup_or_null(fn->role ? fn->role : EF_DEFAULT_ROLE);
     if (!c->name || !c->version || !c->runtime || !c->handler || !c->environment ||
-        !c->description || !c->code_sha256_hex || !c->last_modified || !c->config_hash) {
+        !c->description || !c->code_sha256_hex || !c->last_modified || !c->config_hash ||
+        !c->role) {
         ef_function_free(c);
         return NULL;
     }
@@ -547,8 +558,8 @@ int ef_store_update_function(ef_store *store, const struct ef_function *fn, ef_e
         store,
         "UPDATE functions SET runtime = ?2, handler = ?3, memory_mb = ?4, timeout_s = ?5, "
         "environment = ?6, description = ?7, code_sha256_hex = ?8, code_size = ?9, "
-        "last_modified = ?10, config_hash = ?11, container_concurrency = ?12, network = ?13 "
-        "WHERE name = ?1;",
+        "last_modified = ?10, config_hash = ?11, container_concurrency = ?12, network = ?13, "
+        "role = ?14 WHERE name = ?1;",
         err);
     if (!st)
         return -EIO;
@@ -635,8 +646,8 @@ static int insert_version(ef_store *store, const struct ef_function *latest, int
         prepare(store,
                 "INSERT INTO function_versions (function_name, version, " RECORD_COLUMNS ") "
                 "SELECT name, ?2, runtime, handler, memory_mb, timeout_s, environment, ?3, "
-                "code_sha256_hex, code_size, ?4, config_hash, container_concurrency, network "
-                "FROM functions "
+                "code_sha256_hex, code_size, ?4, config_hash, container_concurrency, network, "
+                "role FROM functions "
                 "WHERE name = ?1;",
                 err);
     if (!st)

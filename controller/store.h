@@ -34,6 +34,8 @@ enum ef_function_network {
 
 /* The version name of a function's mutable head. */
 #define EF_VERSION_LATEST "$LATEST"
+/* The Role reported for a function created without one (and for those stored before Role was). */
+#define EF_DEFAULT_ROLE "arn:aws:iam::000000000000:role/easyfaas"
 
 /* One function version's metadata, as stored. Every string is owned by the struct. */
 struct ef_function {
@@ -55,6 +57,9 @@ struct ef_function {
     int64_t container_concurrency;
     /* NetworkMode in the API; part of the config hash when not none. */
     enum ef_function_network network;
+    /* The execution role ARN the caller gave (Role), reported back as Lambda does; nothing
+     * here assumes it. NULL stands for EF_DEFAULT_ROLE. Not part of the config hash. */
+    char *role;
     /* The function's reserved concurrency (shared by all its versions); false: none set. */
     bool has_reserved_concurrency;
     int64_t reserved_concurrency;

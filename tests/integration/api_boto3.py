@@ -93,6 +93,7 @@ r = create("py-echo", v1, MemorySize=256, Timeout=15, Description="boto3",
 check(r["ResponseMetadata"]["HTTPStatusCode"] == 201, f"create status: {r}")
 check(r["CodeSha256"] == sha_b64(v1) and r["CodeSize"] == len(v1), f"create code: {r}")
 check(r["FunctionArn"] == ACCOUNT_ARN + "py-echo" and r["Version"] == "$LATEST", f"create: {r}")
+check(r["Role"] == "arn:aws:iam::123456789012:role/lambda", f"create does not echo the Role: {r}")
 lam.get_waiter("function_active_v2").wait(FunctionName="py-echo")
 lam.get_waiter("function_exists").wait(FunctionName="py-echo")
 g = lam.get_function(FunctionName="py-echo")

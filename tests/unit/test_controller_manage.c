@@ -764,6 +764,76 @@ static struct http_response create_with(const char *name, const char *extra)
     return r;
 }
 
+/* Role: Lambda's ARN pattern, the caller's value reported back (a placeholder without one),
+ * changed by an update, kept by a version; it is not part of the container identity. */
+static void test_role(void **state)
+{
+    (void)state;
+    size_t zlen = 0;
+    void *zip =
+        make_zip1("lambda_function.py", "def lambda_handler(e, c):\n    return 1\n", false, &zlen);
+    char *b64 = ef_base64_encode(zip, zlen);
+    char *body = NULL;
+    assert_true(asprintf(&body,
+                         "{\"FunctionName\":\"norole\",\"Runtime\":\"python3.12\","
+                         "\"Handler\":\"lambda_function.lambda_handler\","
+                         "\"Code\":{\"ZipFile\":\"%s\"}}",
+                         b64) > 0);
+    struct http_response r = call("POST", "/2015-03-31/functions", body);
+    cJSON_Delete(expect_json(&r, 201));
+    free(body);
+    free(b64);
+    free(zip);
+    r = call("GET", "/2015-03-31/functions/norole/configuration", NULL);
+    cJSON *j = expect_json(&r, 200);
+    assert_string_equal(str(j, "Role"), "arn:aws:iam::000000000000:role/easyfaas");
+    char *hash_before = strdup(str(j, "CodeSha256"));
+    cJSON_Delete(j);
+
+    const char *role = "arn:aws:iam::123456789012:role/service-role/my-fn_role+x=y,z.@-";
+    char extra[160];
+    snprintf(extra, sizeof(extra), ",\"Role\":\"%s\"", role);
+    r = create_with("withrole", extra);
+    j = expect_json(&r, 201);
+    assert_string_equal(str(j, "Role"), role);
+    cJSON_Delete(j);
+
+    /* Any printable name is taken (Lambda would want an IAM role ARN); empty, control
+     * characters and more than 2048 characters are not. */
+    r = create_with("anyrole", ",\"Role\":\"r\"");
+    j = expect_json(&r, 201);
+    assert_string_equal(str(j, "Role"), "r");
+    cJSON_Delete(j);
+    r = create_with("badrole", ",\"Role\":\"\"");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "at 'role'");
+    r = create_with("badrole", ",\"Role\":\"a\\u0001b\"");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "at 'role'");
+    char *long_role = malloc(2100 + 32);
+    strcpy(long_role, ",\"Role\":\"");
+    memset(long_role + strlen(long_role), 'a', 2049);
+    strcpy(long_role + 9 + 2049, "\"");
+    r = create_with("badrole", long_role);
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "between 1 and 2048");
+    free(long_role);
+    r = create_with("badrole", ",\"Role\":7");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "Role must be a string");
+
+    /* An update changes it and nothing a container depends on. */
+    r = call("PUT", "/2015-03-31/functions/norole/configuration",
+             "{\"Role\":\"arn:aws-cn:iam::123456789012:role/other\"}");
+    j = expect_json(&r, 200);
+    assert_string_equal(str(j, "Role"), "arn:aws-cn:iam::123456789012:role/other");
+    assert_string_equal(str(j, "CodeSha256"), hash_before);
+    cJSON_Delete(j);
+    r = call("PUT", "/2015-03-31/functions/norole/configuration", "{\"Role\":\"\"}");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "at 'role'");
+    r = call("POST", "/2015-03-31/functions/norole/versions", "{}");
+    j = expect_json(&r, 201);
+    assert_string_equal(str(j, "Role"), "arn:aws-cn:iam::123456789012:role/other");
+    cJSON_Delete(j);
+    free(hash_before);
+}
+
 /* The NetworkMode of `path`'s FunctionConfiguration. */
 static void expect_network(const char *path, const char *mode)
 {
@@ -904,6 +974,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_update_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_role, setup, teardown),
         cmocka_unit_test_setup_teardown(test_network_mode, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -611,6 +611,7 @@ static void test_migration_from_v3(void **state)
     assert_int_equal(got->container_concurrency, 4);
     assert_int_equal(got->reserved_concurrency, 5);
     assert_int_equal(got->network, EF_FN_NETWORK_NONE);
+    assert_string_equal(got->role, EF_DEFAULT_ROLE);
     ef_function_free(got);
     assert_int_equal(ef_store_get_function_version(s, "f3", "1", &got, &err), 0);
     assert_int_equal(got->memory_mb, 128);
@@ -645,7 +646,7 @@ static void test_migration_from_v3(void **state)
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     user_version = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
-    assert_int_equal(user_version, 4);
+    assert_int_equal(user_version, 5);
     assert_int_equal(
         sqlite3_exec(db, "UPDATE functions SET network = 'container';", NULL, NULL, NULL),
         SQLITE_CONSTRAINT);
