@@ -27,7 +27,7 @@
 // runtime exits as with N = 1.
 
 const errors = require('./lib/errors');
-const { patchConsole, setRequestId, runWithRequestId } = require('./lib/console');
+const { patchConsole, setRequestId, runWithRequestId, outputDrained } = require('./lib/console');
 const { RapidClient, MAX_RESPONSE_BYTES } = require('./lib/rapid_client');
 const { buildContext } = require('./lib/context');
 const { loadHandler } = require('./lib/user_function');
@@ -54,9 +54,33 @@ const inFlight = new Set();
 let initialised = false;
 let dying = false;
 
-function postInvokeError(id, err) {
+// Posts once everything written so far is in the pipe, so that it lands in the log of the
+// invocation it belongs to (see lib/console.js).
+async function afterOutput(post) {
+  const drained = outputDrained();
+  if (drained !== null) await drained;
+  return post();
+}
+
+// A refusal other than 403 (already answered) or 413 (the runner failed the invocation as too
+// large) leaves the invocation unanswered until its deadline: the runtime's own error is
+// posted in place of the outcome the runner could not take.
+function isRefused(status) {
+  return status >= 400 && status < 500 && status !== 403 && status !== 413;
+}
+
+function postRefused(id, what, status) {
+  const err = new errors.ResponseRefused(
+    `The Runtime API refused the function's ${what} with HTTP ${status}`,
+  );
   console.error('Invoke Error', errors.toFormatted(err));
-  return client.postError(id, errors.toRapidResponse(err));
+  return afterOutput(() => client.postError(id, errors.toRapidResponse(err)));
+}
+
+async function postInvokeError(id, err) {
+  console.error('Invoke Error', errors.toFormatted(err));
+  const status = await afterOutput(() => client.postError(id, errors.toRapidResponse(err)));
+  return isRefused(status) ? postRefused(id, 'error', status) : status;
 }
 
 // Serialises and posts one outcome.
@@ -71,7 +95,8 @@ async function send(id, outcome) {
   }
   // JSON.stringify gives undefined for a function or a symbol: Lambda answers null.
   if (body === undefined) body = 'null';
-  const status = await client.postResponse(id, body);
+  const status = await afterOutput(() => client.postResponse(id, body));
+  if (isRefused(status)) return postRefused(id, 'response', status);
   if (status === 413) {
     return postInvokeError(
       id,
@@ -180,11 +205,11 @@ function fatal(err, exitCode) {
   dying = true;
   const doc = errors.toRapidResponse(err);
   const posts = [];
-  if (!initialised) posts.push(client.postInitError(doc));
+  if (!initialised) posts.push(afterOutput(() => client.postInitError(doc)));
   for (const state of inFlight) {
     if (!state.finished) {
       state.finished = true;
-      posts.push(client.postError(state.id, doc));
+      posts.push(afterOutput(() => client.postError(state.id, doc)));
     } else if (state.sent) {
       // The outcome is already on its way: let that finish.
       posts.push(state.sent);

@@ -9,7 +9,10 @@ It follows Lambda's Python handler contract: _HANDLER is "module.function" (dott
 module that cannot be loaded is reported once to /init/error (Runtime.ImportModuleError,
 Runtime.HandlerNotFound, Runtime.UserCodeSyntaxError, ...) and the bootstrap exits; then each
 event from /next is passed to handler(event, context) and its result (JSON) or exception goes to
-/response or /error, in the shapes Lambda's own runtime uses.
+/response or /error, in the shapes Lambda's own runtime uses. As in Lambda, the root logger of
+the logging module gets a handler that writes "[LEVEL]\t<UTC time>\t<request id>\t<message>"
+to stdout, unless the user's code configured it first; the bootstrap never imports logging
+itself (see setup_logging).
 
 When AWS_LAMBDA_MAX_CONCURRENCY is N above 1, the bootstrap imports the handler once, then forks
 N worker processes that each poll /next on their own connection and run one invocation at a
@@ -60,6 +63,8 @@ READ_BUFFER_BYTES = 64 * 1024
 # arrives afterwards against the mark, and could then wait for bytes that never come; a peek
 # takes nothing.
 BATCHED_WAKEUP_BYTES = 160
+# The longest Lambda-Runtime-Function-Error-Type value sent (see header_safe).
+MAX_HEADER_VALUE = 128
 # Frames of this file are left out of the stack traces of user errors.
 BOOTSTRAP_FILE = os.path.abspath(__file__)
 # The runner allows at most 64 concurrent invocations per runtime; a larger value in the
@@ -70,6 +75,14 @@ PR_SET_PDEATHSIG = 1
 # holds, for when prctl cannot be called.
 _libc_for_prctl = None
 _parent_pipe = None
+# The request id of the invocation this process serves, for the records of the logging handler
+# (see setup_logging); each worker process has its own.
+_request_id = None
+# Set once the logging module has been found loaded and the root logger seen to.
+_logging_done = False
+# Lambda's format of the records of the root logger's handler, with UTC times.
+LOG_FORMAT = "[%(levelname)s]\t%(asctime)s.%(msecs)03dZ\t%(aws_request_id)s\t%(message)s\n"
+LOG_DATE_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 
 def emulate_site():
@@ -403,10 +416,20 @@ class RuntimeAPI:
         head = "POST {}{} HTTP/1.1\r\n{}Content-Type: application/json\r\n".format(
             API_PREFIX, path, self.host_header)
         if error_type is not None:
-            head += ERROR_TYPE_HEADER + ": " + error_type.replace("\r", " ").replace("\n", " ") \
-                + "\r\n"
+            head += ERROR_TYPE_HEADER + ": " + header_safe(error_type) + "\r\n"
         head += "Content-Length: {}\r\n\r\n".format(len(body))
         return head.encode() + body
+
+
+def header_safe(text):
+    """A header value from any text (an exception's type name is the user's): what is not
+    printable ASCII becomes "?" and the value is cut to MAX_HEADER_VALUE characters, as the
+    Node.js runtime does. The runner's HTTP parser refuses a request with a control character
+    in a header, and the invocation would then never be answered."""
+    text = str(text)[:MAX_HEADER_VALUE]
+    if text.isascii() and text.isprintable():
+        return text
+    return "".join(c if " " <= c <= "~" else "?" for c in text)
 
 
 def check_next(response):
@@ -542,6 +565,39 @@ def log_error(error):
     sys.stdout.write("\n".join(lines) + "\n")
 
 
+def setup_logging():
+    """Gives the root logger the handler Lambda's runtime gives it, once the user's code has
+    imported logging: records go to stdout in LOG_FORMAT with the request id of the invocation
+    being served. Importing logging ourselves would cost every cold start about 10 ms, most
+    handlers never log through it, and one that does imports it first; so this runs after the
+    handler's module is loaded and then before each invocation until logging turns up (a module
+    imported during an invocation is handled from the next one on). A root logger that already
+    has handlers was configured by the user and is left as it is."""
+    global _logging_done
+    logging = sys.modules.get("logging")
+    if logging is None:
+        return
+    _logging_done = True
+    root = logging.getLogger()
+    if root.handlers:
+        return
+
+    class LambdaLoggerHandler(logging.Handler):
+        def emit(self, record):
+            try:
+                record.aws_request_id = _request_id or ""
+                # sys.stdout as it is now: the handler may have replaced it.
+                sys.stdout.write(self.format(record))
+            except Exception:
+                self.handleError(record)
+
+    formatter = logging.Formatter(LOG_FORMAT, LOG_DATE_FORMAT)
+    formatter.converter = time.gmtime
+    handler = LambdaLoggerHandler()
+    handler.setFormatter(formatter)
+    root.addHandler(handler)
+
+
 def load_handler(name):
     try:
         module_name, function_name = name.rsplit(".", 1)
@@ -589,10 +645,14 @@ def _json_header(headers, name):
 
 def handle_one(api, handler, response):
     """Runs one invocation; returns the path and the bytes of the request that answers it."""
+    global _request_id
     headers = response.headers
     request_id = headers.get("lambda-runtime-aws-request-id")
     if not request_id:
         raise RuntimeError("/invocation/next answered without Lambda-Runtime-Aws-Request-Id")
+    _request_id = request_id
+    if not _logging_done:
+        setup_logging()
     trace_id = headers.get("lambda-runtime-trace-id")
     if trace_id:
         os.environ["_X_AMZN_TRACE_ID"] = trace_id
@@ -642,12 +702,32 @@ def handle_one(api, handler, response):
     return path, api.post_request(path, payload)
 
 
+def answer_refused(api, path, posted):
+    """The Runtime API refused the post of an invocation's outcome: a refusal other than 403
+    (already answered) or 413 (the runner failed the invocation as too large) would leave the
+    invocation unanswered until its deadline, so the runtime's own error takes its place."""
+    check_post(path, posted)
+    status = posted.status
+    if status < 400 or status >= 500 or status in (403, 413):
+        return
+    prefix = "/invocation/"
+    request_id = path[len(prefix):path.rindex("/")]
+    error = make_error("The Runtime API refused the function's {} with HTTP {}".format(
+        path[path.rindex("/") + 1:], status), "Runtime.ResponseRefused", [], request_id)
+    log_error(error)
+    sys.stdout.flush()
+    error_path = prefix + request_id + "/error"
+    request = api.post_request(error_path, json_dumps_error(error), error["errorType"])
+    check_post(error_path, api.exchange([request])[0])
+
+
 def serve(api, handler):
     response = check_next(api.exchange([api.next_request])[0])
     while True:
         path, answer = handle_one(api, handler, response)
         posted, response = api.exchange([answer, api.next_request], batched_wakeup=True)
-        check_post(path, posted)
+        if posted.status != 202:
+            answer_refused(api, path, posted)
         check_next(response)
 
 
@@ -814,6 +894,9 @@ def main():
         check_post(path, answer)
         sys.exit(1)
 
+    # A handler module that imported logging has it set up before the first invocation (and,
+    # with N > 1, before the fork, so that every worker inherits it).
+    setup_logging()
     concurrency = max_concurrency()
     if concurrency > 1:
         serve_workers(address, handler, concurrency)

@@ -4,7 +4,7 @@
 # crashes), is kept in <data>/logs/<name>.log and read back with
 # GET /v1/functions/{name}/logs?tail=N; X-Amz-Log-Result is the base64 of the last 4 KB of the
 # same entry; the log survives a controller restart and is rotated by size (--log-max-size,
-# --log-files).
+# --log-files); Python's logging module writes Lambda's format to it.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/runtime_lib.sh"
 require_root
@@ -30,6 +30,8 @@ def handler(event, context):
     if a == "timeout":
         print("going to sleep")
         time.sleep(30)
+    if a == "modules":
+        return {"logging": "logging" in sys.modules}
     if a == "crash":
         print("about to crash")
         sys.stdout.flush()
@@ -140,6 +142,56 @@ grep -q 'to stdout: call 16$' "$out.log" || fail "the last invocation is missing
 "$EF_BUILD_DIR/easyfaas-controller" --data-dir "$EF_DATA" --port 0 --log-max-size 1K 2>"$out.err" \
   && fail "--log-max-size 1K was accepted"
 grep -q "log file size" "$out.err" || fail "a bad --log-max-size gives no clear error: $(cat "$out.err")"
+
+note "Python logging: Lambda's handler on the root logger, unless the function configured it"
+mkdir -p "$src/pylog" "$src/pylogconf"
+cat >"$src/pylog/app.py" <<'PY'
+import logging
+
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+
+
+def handler(event, context):
+    logger.info("an info line for %s", context.aws_request_id)
+    logger.debug("a debug line")
+    logging.getLogger("mod").warning("a warning")
+    return {"handlers": len(logger.handlers)}
+PY
+cat >"$src/pylogconf/app.py" <<'PY'
+import logging
+
+logging.basicConfig(format="OWN:%(levelname)s:%(message)s", level=logging.INFO)
+
+
+def handler(event, context):
+    logging.info("configured by the function")
+    return {"handlers": len(logging.getLogger().handlers)}
+PY
+for f in pylog pylogconf; do
+  status=$(create_function $f python3.12 app.handler "$src/$f")
+  [ "$status" = 201 ] || fail "CreateFunction $f gave $status: $(cat "$EF_DATA/create-$f.json")"
+done
+tab=$'\t'
+iso='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
+for i in 1 2; do
+  expect_ok pylog '{}' -H 'X-Amz-Log-Type: Tail'
+  rid=$(header X-Amzn-RequestId)
+  header X-Amz-Log-Result | base64 -d >"$out.tail"
+  [ "$(json_get "$out" 'j["handlers"]')" = 1 ] || fail "the root logger has not one handler: $(cat "$out")"
+  grep -Eq "^\[INFO\]$tab$iso$tab$rid${tab}an info line for $rid\$" "$out.tail" \
+    || fail "logger.info is not in Lambda's format with the request id: $(cat "$out.tail")"
+  grep -Eq "^\[WARNING\]$tab$iso$tab$rid${tab}a warning\$" "$out.tail" \
+    || fail "logger.warning is not in Lambda's format: $(cat "$out.tail")"
+  ! grep -q 'a debug line' "$out.tail" || fail "logger.debug came out at level INFO"
+done
+expect_ok pylogconf '{}' -H 'X-Amz-Log-Type: Tail'
+header X-Amz-Log-Result | base64 -d >"$out.tail"
+[ "$(json_get "$out" 'j["handlers"]')" = 1 ] || fail "a configured root logger got another handler: $(cat "$out")"
+grep -q '^OWN:INFO:configured by the function$' "$out.tail" || fail "the function's own format is not used: $(cat "$out.tail")"
+[ "$(grep -c 'configured by the function' "$out.tail")" = 1 ] || fail "the line came out twice: $(cat "$out.tail")"
+expect_ok silent '{"action":"modules"}'
+[ "$(json_get "$out" 'j["logging"]')" = False ] || fail "the runtime imported logging for a function that does not use it"
 
 note "stop and check nothing is left"
 runner_pids=$(funclet_containers | awk '{ print $2 }')

@@ -49,6 +49,9 @@ def handler(event, context):
                 "installation_id": cc.client.installation_id if cc and cc.client else None}
     if a == "raise":
         raise BadInput("bad input: %s" % event.get("x"))
+    if a == "ctltype":
+        # The runtime's Lambda-Runtime-Function-Error-Type header must stay printable.
+        raise type("Bad\x01Type", (Exception,), {})("ctl")
     if a == "string":
         return "just text"
     if a == "number":
@@ -296,6 +299,13 @@ for rt in $runtimes; do
 
   note "$rt: a thrown error"
   expect_error $fn '{"action":"raise","x":7}' BadInput '^bad input: 7$'
+  if [ $rt = python ]; then
+    note "$rt: an exception type with a control character is answered at once"
+    t0=$(date +%s%3N)
+    expect_error $fn '{"action":"ctltype"}' 'Bad'$'\x01''Type' '^ctl$'
+    took=$(($(date +%s%3N) - t0))
+    [ "$took" -lt 2000 ] || fail "$rt: the error took $took ms"
+  fi
 
   note "$rt: the remaining time shrinks across a sleep"
   expect_ok $fn '{"action":"sleep","s":1}'

@@ -66,6 +66,8 @@ new_fn node-no-module "$fns/node_styles" nosuchfile.handler
 new_fn node-syntax "$fns/node_broken" syntax.handler
 new_fn node-missing-dep "$fns/node_broken" needs_missing.handler
 new_fn node-init-throws "$fns/node_broken" throws_at_init.handler
+new_fn node-flood "$fns/node_logging" app.flood ',"Timeout":60'
+new_fn node-control-type "$fns/node_logging" app.controlType
 
 note "async handler, and warm reuse: the module-level counter grows in one container"
 pids=()
@@ -177,6 +179,52 @@ code=$(invoke node-throwing '{}' -H 'X-Amz-Log-Type: Tail')
 log=$(header X-Amz-Log-Result | base64 -d)
 grep -q "ERROR${tab}Invoke Error ${tab}{\"errorType\":\"ValidationError\"" <<<"$log" \
   || fail "a function error is not logged as Lambda logs it: $log"
+
+# check_flood RID N: the function log's entry of invocation RID ends with "line N" right before
+# its END line, and the lines it kept (the runner keeps the last 64 KiB) are consecutive.
+check_flood() {
+  curl -fsS -o "$out.log" "$EF_BASE/v1/functions/node-flood/logs?tail=5000" || fail "cannot read the log"
+  /usr/bin/python3 - "$out.log" "$1" "$2" <<'PY' || fail "flood of $2 lines: the log of $1 is wrong"
+import re, sys
+text = open(sys.argv[1], encoding="utf-8").read().split("\n")
+rid, n = sys.argv[2], int(sys.argv[3])
+end = text.index("END RequestId: " + rid)
+numbers = []
+for line in reversed(text[:end]):
+    m = re.search(r"(?:^|\t)line (\d+) x{70}$", line)
+    if not m:
+        break
+    numbers.append(int(m.group(1)))
+numbers.reverse()
+if not numbers or numbers[-1] != n or numbers != list(range(numbers[0], n + 1)) or len(numbers) < min(n, 300):
+    sys.exit("%d lines before END, the last %s: %s" % (len(numbers), numbers[-1:], text[end - 3:end + 1]))
+PY
+}
+
+note "a flood of output: every line is out, in order, before the response is posted"
+for how in console stdout mixed; do
+  code=$(invoke node-flood "{\"lines\": 20000, \"how\": \"$how\"}" -H 'X-Amz-Log-Type: Tail')
+  [ "$code" = 200 ] && [ -z "$(header X-Amz-Function-Error)" ] || fail "flood ($how): $code $(cat "$out")"
+  rid=$(header X-Amzn-RequestId)
+  log=$(header X-Amz-Log-Result | base64 -d)
+  last=$(grep -B1 "^END RequestId: $rid" <<<"$log" | head -n 1)
+  grep -Eq "(^|$tab)line 20000 x{70}\$" <<<"$last" \
+    || fail "flood ($how): the tail does not end with line 20000 before END: $(tail -n 4 <<<"$log")"
+  check_flood "$rid" 20000
+done
+# 200000 lines (20 MB) at 128 MB: output queued in memory would exhaust the heap.
+code=$(invoke node-flood '{"lines": 200000}')
+[ "$code" = 200 ] && [ -z "$(header X-Amz-Function-Error)" ] || fail "flood of 200000 lines: $code $(cat "$out")"
+check_flood "$(header X-Amzn-RequestId)" 200000
+expect_ok node-flood '{"lines": 3}'
+rid=$(header X-Amzn-RequestId)
+check_flood "$rid" 3
+
+note "an error type with a control character is answered at once, not at the deadline"
+start=$(date +%s%N)
+expect_error node-control-type 'Bad'$'\x01''Type' '^ctl$'
+elapsed=$((($(date +%s%N) - start) / 1000000))
+[ "$elapsed" -lt 2000 ] || fail "the error took $elapsed ms"
 
 note "unicode and a 1 MB payload round trip"
 expect_ok node-echo '{"text": "héllo wörld ✓ 😀 中文"}'

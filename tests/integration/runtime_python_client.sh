@@ -28,6 +28,31 @@ note() {
 }
 
 mkdir -p "$TMP/task"
+# A module that imports logging, as AWS documents it; and one that configures the root logger
+# itself, which the runtime must leave alone.
+cat >"$TMP/task/logapp.py" <<'PYEOF'
+import logging
+
+logger = logging.getLogger()
+logger.setLevel(logging.INFO)
+
+
+def handler(event, context):
+    logger.info("info line %s\nsecond line", event["n"])
+    logger.debug("debug line %s", event["n"])
+    logging.getLogger("child").warning("warning line %s", event["n"])
+    return {"handlers": len(logger.handlers)}
+PYEOF
+cat >"$TMP/task/logconf.py" <<'PYEOF'
+import logging
+
+logging.basicConfig(format="OWN %(levelname)s %(message)s", level=logging.INFO)
+
+
+def handler(event, context):
+    logging.info("configured %s", event["n"])
+    return {"handlers": len(logging.getLogger().handlers)}
+PYEOF
 cat >"$TMP/task/app.py" <<'PYEOF'
 import hashlib
 import os
@@ -47,10 +72,18 @@ def handler(event, context):
                 "installation_id": cc.client.installation_id if cc and cc.client else None,
                 "identity": context.identity.cognito_identity_id,
                 "trace": os.environ.get("_X_AMZN_TRACE_ID"),
-                "heavy_modules": [m for m in ("http.client", "email", "json", "re")
+                "heavy_modules": [m for m in ("http.client", "email", "json", "re", "logging")
                                   if m in sys.modules]}
     if a == "raise":
         raise ValueError("bad: %s" % event.get("x"))
+    if a == "raise_ctl":
+        raise type("Bad\x01Type\x7f" + "x" * 200, (Exception,), {})("ctl")
+    if a == "log_late":
+        # logging imported only now: the runtime sets it up from the next invocation on.
+        import logging
+        logging.getLogger().setLevel(logging.INFO)
+        logging.getLogger("late").info("late info %d", event["n"])
+        return {}
     if a == "set":
         return {1, 2}
     if a == "decimal":
@@ -149,6 +182,50 @@ check keep 'post(3).json == {"d": 1.5, "i": 2}' "Decimal values"
 check keep 'post(4).json["errorType"] == "Runtime.UnmarshalError" and post(4).json["errorMessage"] == "Unable to unmarshal input: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"' "json's own message for a bad event"
 check keep 'post(5).json["in"] == 3000000 and len(post(5).json["out"]) == 3000000' "a 3 MB event and a 3 MB result"
 grep -q "\[ERROR\] ValueError: bad: 7" "$TMP/keep.out" || fail "the error is not in the function's output"
+
+note "an exception type with control characters: a safe header, the type kept in the document"
+run_case ctl keep "$(events '[({"action": "raise_ctl"}, {}), ({"action": "echo"}, {})]')"
+check ctl 'post(0)["headers"]["lambda-runtime-function-error-type"] == "Bad?Type?" + "x" * 119' "header made printable and cut to 128 characters"
+check ctl 'post(0).json["errorType"] == "Bad\x01Type\x7f" + "x" * 200 and post(0).json["errorMessage"] == "ctl"' "error document"
+check ctl 'post(1).json["request_id"] == "req-1"' "the next invocation served"
+
+note "a refused post of an outcome is replaced by the runtime's own error"
+run_case refused refuse_first "$(events '[({"action": "echo"}, {}), ({"action": "echo"}, {})]')"
+check refused 'r["refused"] and post(0)["path"].endswith("/req-0/error")' "the refused invocation answered with an error"
+check refused 'post(0)["headers"]["lambda-runtime-function-error-type"] == "Runtime.ResponseRefused"' "its type"
+check refused 'post(0).json["errorMessage"] == "The Runtime API refused the function\x27s response with HTTP 400"' "its message"
+check refused 'post(1).json["request_id"] == "req-1"' "the next invocation served"
+
+note "logging: Lambda's handler on the root logger, with the request id; never imported by the runtime"
+run_case logging keep "$(events '[({"n": 0}, {}), ({"n": 1}, {})]')" _HANDLER=logapp.handler
+check logging 'post(0).json["handlers"] == 1 and post(1).json["handlers"] == 1' "one handler on the root logger"
+iso='[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z'
+tab=$'\t'
+for n in 0 1; do
+  grep -Eq "^\[INFO\]$tab$iso${tab}req-$n${tab}info line $n\$" "$TMP/logging.out" \
+    || fail "logger.info after setLevel(INFO) is not in Lambda's format: $(cat "$TMP/logging.out")"
+  grep -Eq "^\[WARNING\]$tab$iso${tab}req-$n${tab}warning line $n\$" "$TMP/logging.out" \
+    || fail "a child logger's warning is not in Lambda's format: $(cat "$TMP/logging.out")"
+done
+grep -q '^second line$' "$TMP/logging.out" || fail "a message's second line is lost: $(cat "$TMP/logging.out")"
+! grep -q 'debug line' "$TMP/logging.out" || fail "logger.debug came out at level INFO"
+now=$(date -u +%Y-%m-%dT%H)
+grep -Eq "^\[INFO\]$tab$now" "$TMP/logging.out" || fail "the time is not UTC ($now): $(cat "$TMP/logging.out")"
+run_case logconf keep "$(events '[({"n": 0}, {})]')" _HANDLER=logconf.handler
+check logconf 'post(0).json["handlers"] == 1' "the user's root logger keeps its one handler"
+grep -q '^OWN INFO configured 0$' "$TMP/logconf.err" || fail "the user's format is not used: $(cat "$TMP/logconf.err" "$TMP/logconf.out")"
+! grep -q 'configured' "$TMP/logconf.out" || fail "a configured root logger also got the runtime's handler"
+run_case loglate keep "$(events '[({"action": "echo"}, {}), ({"action": "log_late", "n": 1}, {}), ({"action": "log_late", "n": 2}, {})]')" \
+  AWS_LAMBDA_MAX_CONCURRENCY=1
+check loglate '"logging" not in post(0).json["heavy_modules"]' "logging not imported for a handler that does not use it"
+grep -Eq "^\[INFO\]$tab$iso${tab}req-2${tab}late info 2\$" "$TMP/loglate.out" \
+  || fail "logging imported during an invocation is not set up for the next one: $(cat "$TMP/loglate.out")"
+run_case logworkers keep "$(events '[({"n": i}, {}) for i in range(6)]')" _HANDLER=logapp.handler \
+  AWS_LAMBDA_MAX_CONCURRENCY=3
+for n in 0 1 2 3 4 5; do
+  grep -Eq "^\[INFO\]$tab$iso${tab}req-$n${tab}info line $n\$" "$TMP/logworkers.out" \
+    || fail "worker processes: the line of req-$n lacks its request id: $(cat "$TMP/logworkers.out")"
+done
 
 note "a bad event as the very first one (before anything has loaded the json package)"
 run_case badfirst keep "$(events '[("{\"a\" 1}", {})]')"

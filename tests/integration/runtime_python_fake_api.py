@@ -11,6 +11,8 @@ EVENTS_JSON is a list of {"body": str, "headers": {name: value}}. MODE is one of
   drop_post   the connection is closed without a word right after each 202
   bytewise    every response is written one byte at a time
   trickle     every response but its last 10 bytes, then those 20 ms later
+  refuse_first  keep-alive, but the first post of an invocation's outcome is refused with 400
+              (and not recorded), as the runner refuses a request it cannot parse
 Once every event has been answered (or after an init error), REPORT_JSON gets
 {"posts": [{"path", "headers", "body"}], "connections": n, "polls": n} and the server exits;
 the runtime then sees its connection refused and ends."""
@@ -44,8 +46,9 @@ def read_request(f):
 
 
 def send(conn, status, body, headers=None):
+    reason = {200: "OK", 202: "Accepted"}.get(status, "Bad Request")
     head = "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n" % (
-        status, "OK" if status == 200 else "Accepted", len(body))
+        status, reason, len(body))
     for name, value in (headers or {}).items():
         head += "%s: %s\r\n" % (name, value)
     if mode == "close_each":
@@ -65,7 +68,7 @@ def send(conn, status, body, headers=None):
 def finish():
     with open(report_path + ".tmp", "w") as f:
         json.dump({"posts": state["posts"], "connections": state["connections"],
-                   "polls": state["polls"]}, f)
+                   "polls": state["polls"], "refused": state.get("refused", False)}, f)
     import os
 
     os.rename(report_path + ".tmp", report_path)
@@ -96,6 +99,9 @@ def serve(conn):
                                      "arn:aws:lambda:us-east-1:000000000000:function:fake"}
                 event_headers.update(event.get("headers", {}))
                 send(conn, 200, event["body"].encode("utf-8"), event_headers)
+            elif mode == "refuse_first" and "/invocation/" in path and not state.get("refused"):
+                state["refused"] = True
+                send(conn, 400, b'{"errorType":"InvalidRequest","errorMessage":"refused"}')
             else:
                 with lock:
                     state["posts"].append({"path": path, "headers": headers,

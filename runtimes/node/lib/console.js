@@ -2,8 +2,15 @@
 // console.* in Lambda's log format: "<ISO time>\t<request id>\t<LEVEL>\t<message>", one write per
 // call. Outside an invocation the request id reads "undefined", as in Lambda.
 //
-// Writes go to stdout, which is a pipe to the runner: Node writes pipes synchronously on Linux,
-// so every line is out before the invocation's response is posted and lands in its log.
+// Writes go to stdout, a pipe to the runner that stderr shares. Node makes a pipe nonblocking
+// and queues in memory what the pipe cannot take at once, so a handler that logs faster than the
+// runner reads would have its response posted while its last lines are still queued (they then
+// land after END, or nowhere when the runtime ends), and a flood of lines would fill the heap.
+// makeOutputBlocking() therefore turns both streams' handles blocking at start: every write,
+// console.* or the handler's own process.stdout.write, is in the pipe when it returns, and a
+// handler that outruns the reader is held back instead. outputDrained() covers what could still
+// be queued (a handle without setBlocking, or a process sharing the pipe that made it
+// nonblocking again): the runtime waits for it before posting an outcome.
 //
 // With one invocation at a time the request id is a plain variable set when an invocation
 // starts. With several at once (AWS_LAMBDA_MAX_CONCURRENCY > 1) it travels with the
@@ -54,10 +61,34 @@ const levels = {
   fatal: 'FATAL',
 };
 
+// Blocking writes cost nothing when the pipe has room (the write is the same one system call)
+// and replace an unbounded in-memory queue when it has not. Both streams are created first:
+// creating one sets the shared pipe nonblocking again.
+function makeOutputBlocking() {
+  const streams = [process.stdout, process.stderr];
+  for (const stream of streams) {
+    const handle = stream._handle;
+    if (handle && typeof handle.setBlocking === 'function') handle.setBlocking(true);
+  }
+}
+
+// null when everything written to stdout and stderr has reached the pipe; otherwise a promise
+// that resolves once it has (a write's callback runs after those queued before it).
+function outputDrained() {
+  const pending = [];
+  for (const stream of [process.stdout, process.stderr]) {
+    if (stream.writableLength > 0) {
+      pending.push(new Promise((resolve) => stream.write('', () => resolve())));
+    }
+  }
+  return pending.length === 0 ? null : Promise.all(pending);
+}
+
 function patchConsole() {
+  makeOutputBlocking();
   for (const [method, level] of Object.entries(levels)) {
     console[method] = (...args) => write(level, args);
   }
 }
 
-module.exports = { patchConsole, setRequestId, runWithRequestId };
+module.exports = { patchConsole, setRequestId, runWithRequestId, outputDrained };

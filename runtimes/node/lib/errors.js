@@ -19,6 +19,8 @@ const classes = {
   UserCodeSyntaxError: class UserCodeSyntaxError extends RuntimeError {},
   MarshalError: class MarshalError extends RuntimeError {},
   UnmarshalError: class UnmarshalError extends RuntimeError {},
+  // Our own: the Runtime API refused the post of an outcome (see runtime.js).
+  ResponseRefused: class ResponseRefused extends RuntimeError {},
   UnhandledPromiseRejection: class UnhandledPromiseRejection extends RuntimeError {
     constructor(reason, promise) {
       super(reason);
