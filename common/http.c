@@ -132,6 +132,11 @@ struct ef_http_server {
     void *user;
     int port;
     bool closing;
+    /* ef_http_server_shutdown(): pending exchanges are still answered; the handles close with
+     * the last connection, or at drain_deadline at the latest. */
+    bool draining;
+    bool handles_closed;
+    uint64_t drain_deadline;
     unsigned n_conns;
     unsigned n_handles; /* open handles; the server is freed when the last one has closed */
     struct conn *conns;
@@ -213,6 +218,16 @@ static void on_server_handle_close(uv_handle_t *h)
     server_handle_closed(h->data);
 }
 
+/* Closes the timer and the idle handle; the listener is closed when `closing` is set. */
+static void server_close_handles(ef_http_server *s)
+{
+    if (s->handles_closed)
+        return;
+    s->handles_closed = true;
+    uv_close((uv_handle_t *)&s->sweep, on_server_handle_close);
+    uv_close((uv_handle_t *)&s->resume, on_server_handle_close);
+}
+
 static void on_conn_close(uv_handle_t *h)
 {
     struct conn *c = (struct conn *)h;
@@ -250,6 +265,9 @@ static void conn_close(struct conn *c)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
     s->n_conns--;
+    /* A draining server is done with its last connection. */
+    if (s->draining && s->n_conns == 0)
+        server_close_handles(s);
     if (c->resume_pending) {
         for (struct conn **p = &s->resume_head; *p; p = &(*p)->resume_next) {
             if (*p == c) {
@@ -1067,6 +1085,12 @@ static void on_sweep(uv_timer_t *t)
 {
     ef_http_server *s = t->data;
     uint64_t now = uv_now(s->loop);
+    if (s->draining && now >= s->drain_deadline) {
+        /* The grace period is over: exchanges still unanswered are aborted. */
+        while (s->conns)
+            conn_close(s->conns);
+        return;
+    }
     struct conn *next;
     for (struct conn *c = s->conns; c; c = next) {
         next = c->next;
@@ -1252,10 +1276,41 @@ void ef_http_server_close(ef_http_server *server)
         return;
     server->closing = true;
     uv_close((uv_handle_t *)&server->listener, on_server_handle_close);
-    uv_close((uv_handle_t *)&server->sweep, on_server_handle_close);
-    uv_close((uv_handle_t *)&server->resume, on_server_handle_close);
+    server_close_handles(server);
     while (server->conns)
         conn_close(server->conns);
+}
+
+void ef_http_server_shutdown(ef_http_server *server, unsigned grace_ms)
+{
+    if (!server || server->closing)
+        return;
+    server->closing = true;
+    server->draining = true;
+    server->drain_deadline = uv_now(server->loop) + grace_ms;
+    uv_close((uv_handle_t *)&server->listener, on_server_handle_close);
+    struct conn *next;
+    for (struct conn *c = server->conns; c; c = next) {
+        next = c->next;
+        switch (c->state) {
+        case CONN_READING:
+            /* Idle between requests, or a request not complete yet that no handler has seen:
+             * nothing is owed to the client. */
+            conn_close(c);
+            break;
+        case CONN_HANDLING:
+        case CONN_WRITING:
+            /* The answer (being written, or still to come from the handler) is the last one on
+             * this connection; what the client sent behind it is dropped. */
+            c->close_after = true;
+            c->in.len = 0;
+            break;
+        case CONN_LINGER:
+            break;
+        }
+    }
+    if (server->n_conns == 0)
+        server_close_handles(server);
 }
 
 /* ---- request helpers -------------------------------------------------------------------- */

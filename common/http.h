@@ -76,6 +76,14 @@ int ef_http_server_port(const ef_http_server *server);
  * freed once all its handles have closed. */
 void ef_http_server_close(ef_http_server *server);
 
+/* Stops listening and closes the idle connections, but lets every exchange already with its
+ * handler be answered: that response is the connection's last (Connection: close), and the
+ * connection closes once it is written. After `grace_ms` whatever is left is closed as by
+ * ef_http_server_close() (pending exchanges are aborted). The server frees itself once its last
+ * connection has closed; the caller drops its pointer now and calls neither this nor
+ * ef_http_server_close() on it again. */
+void ef_http_server_shutdown(ef_http_server *server, unsigned grace_ms);
+
 /* Looks up a request header, case-insensitively; NULL when absent. */
 const char *ef_http_request_header(const struct ef_http_request *req, const char *name);
 

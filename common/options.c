@@ -38,6 +38,21 @@ static int parse_int(const struct ef_option *o, const char *value, ef_error *err
     return 0;
 }
 
+/* Formats a byte count with the largest suffix that divides it exactly, as a user would type
+ * it back ("64M" rather than "67108864"). */
+static void format_size(char *buf, size_t len, uint64_t v)
+{
+    static const char suffix[] = {'G', 'M', 'K'};
+    static const unsigned shift[] = {30, 20, 10};
+    for (size_t i = 0; i < sizeof(suffix); i++) {
+        if (v && (v & ((UINT64_C(1) << shift[i]) - 1)) == 0) {
+            snprintf(buf, len, "%" PRIu64 "%c", v >> shift[i], suffix[i]);
+            return;
+        }
+    }
+    snprintf(buf, len, "%" PRIu64, v);
+}
+
 static int parse_size(const struct ef_option *o, const char *value, ef_error *err)
 {
     char *end = NULL;
@@ -76,7 +91,15 @@ static int parse_size(const struct ef_option *o, const char *value, ef_error *er
                             "--%s: expected a size in bytes, optionally with a suffix K, M or "
                             "G (such as 512K, 64M or 2G), got '%s'",
                             o->name, value);
-    *(uint64_t *)o->target = (uint64_t)v << shift;
+    uint64_t bytes = (uint64_t)v << shift;
+    if ((o->min != 0 || o->max != 0) && (bytes < (uint64_t)o->min || bytes > (uint64_t)o->max)) {
+        char lo[32], hi[32];
+        format_size(lo, sizeof(lo), (uint64_t)o->min);
+        format_size(hi, sizeof(hi), (uint64_t)o->max);
+        return ef_error_set(err, -EINVAL, "--%s: expected a size between %s and %s, got '%s'",
+                            o->name, lo, hi, value);
+    }
+    *(uint64_t *)o->target = bytes;
     return 0;
 }
 
@@ -178,21 +201,6 @@ static const char *default_metavar(enum ef_option_type type)
     }
 }
 
-/* Formats a byte count with the largest suffix that divides it exactly, as a user would type
- * it back ("64M" rather than "67108864"). */
-static void format_size(char *buf, size_t len, uint64_t v)
-{
-    static const char suffix[] = {'G', 'M', 'K'};
-    static const unsigned shift[] = {30, 20, 10};
-    for (size_t i = 0; i < sizeof(suffix); i++) {
-        if (v && (v & ((UINT64_C(1) << shift[i]) - 1)) == 0) {
-            snprintf(buf, len, "%" PRIu64 "%c", v >> shift[i], suffix[i]);
-            return;
-        }
-    }
-    snprintf(buf, len, "%" PRIu64, v);
-}
-
 void ef_options_usage(FILE *out, const char *usage_line, const char *description,
                       const struct ef_option *opts)
 {
@@ -220,25 +228,40 @@ void ef_options_usage(FILE *out, const char *usage_line, const char *description
                      o->metavar ? o->metavar : default_metavar(o->type));
         fprintf(out, "  %-*s  %s", (int)width, left, o->help ? o->help : "");
 
-        char def[64] = "";
+        /* The range checked by the parser is shown with the default, so that the help text
+         * never has to repeat (and drift from) the table: "(1 to 4096, default: 64)". */
+        char range[80] = "", num[32];
+        const char *def = NULL;
+        bool ranged = o->min != 0 || o->max != 0;
         switch (o->type) {
-        case EF_OPT_STRING: {
-            const char *s = *(const char *const *)o->target;
-            if (s)
-                fprintf(out, " (default: %s)", s);
+        case EF_OPT_STRING:
+            def = *(const char *const *)o->target; /* none when NULL */
             break;
-        }
         case EF_OPT_INT:
-            snprintf(def, sizeof(def), "%" PRId64, *(const int64_t *)o->target);
+            if (ranged)
+                snprintf(range, sizeof(range), "%" PRId64 " to %" PRId64, o->min, o->max);
+            snprintf(num, sizeof(num), "%" PRId64, *(const int64_t *)o->target);
+            def = num;
             break;
         case EF_OPT_SIZE:
-            format_size(def, sizeof(def), *(const uint64_t *)o->target);
+            if (ranged) {
+                char lo[32], hi[32];
+                format_size(lo, sizeof(lo), (uint64_t)o->min);
+                format_size(hi, sizeof(hi), (uint64_t)o->max);
+                snprintf(range, sizeof(range), "%s to %s", lo, hi);
+            }
+            format_size(num, sizeof(num), *(const uint64_t *)o->target);
+            def = num;
             break;
         case EF_OPT_BOOL:
-            snprintf(def, sizeof(def), "%s", *(const bool *)o->target ? "true" : "false");
+            def = *(const bool *)o->target ? "true" : "false";
             break;
         }
-        if (def[0])
+        if (range[0] && def)
+            fprintf(out, " (%s, default: %s)", range, def);
+        else if (range[0])
+            fprintf(out, " (%s)", range);
+        else if (def)
             fprintf(out, " (default: %s)", def);
         fputc('\n', out);
     }

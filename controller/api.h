@@ -81,6 +81,11 @@ void ef_api_delete_concurrency(struct ef_controller *ctl, ef_http_exchange *ex, 
 void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
                    const struct ef_http_request *req, const char *name, const char *qualifier);
 
+/* Answers every synchronous invocation still waiting with 503 ServiceException ("the controller
+ * is stopping") and lets go of it; the invocations themselves are detached (invoke.h). Called by
+ * an orderly stop before the containers are destroyed. */
+void ef_api_invoke_stop(struct ef_controller *ctl);
+
 /* Lambda's FunctionConfiguration document for a stored function version (FunctionArn qualified
  * for a numbered version); NULL when memory runs out. */
 cJSON *ef_api_function_configuration(const struct ef_function *fn);

@@ -22,7 +22,12 @@
 /* Lambda's limit on X-Amz-Client-Context (base64). */
 #define CLIENT_CONTEXT_MAX 3583
 
-struct invoke_ctx {
+/* A synchronous invocation waiting for its answer; linked in ctl->api_invocations so that an
+ * orderly stop can answer it (ef_api_invoke_stop). */
+struct ef_api_invocation {
+    struct ef_controller *ctl;
+    struct ef_api_invocation *prev, *next;
+    bool linked;
     ef_http_exchange *ex;
     char request_id[EF_REQUEST_ID_LEN + 1];
     char *function_name;
@@ -31,8 +36,27 @@ struct invoke_ctx {
     bool want_log;
 };
 
-static void invoke_ctx_free(struct invoke_ctx *ctx)
+static void invoke_ctx_link(struct ef_api_invocation *ctx)
 {
+    struct ef_controller *ctl = ctx->ctl;
+    ctx->prev = NULL;
+    ctx->next = ctl->api_invocations;
+    if (ctx->next)
+        ctx->next->prev = ctx;
+    ctl->api_invocations = ctx;
+    ctx->linked = true;
+}
+
+static void invoke_ctx_free(struct ef_api_invocation *ctx)
+{
+    if (ctx->linked) {
+        if (ctx->prev)
+            ctx->prev->next = ctx->next;
+        else
+            ctx->ctl->api_invocations = ctx->next;
+        if (ctx->next)
+            ctx->next->prev = ctx->prev;
+    }
     free(ctx->function_name);
     free(ctx->version);
     free(ctx);
@@ -145,7 +169,7 @@ static int client_context_from_header(const struct ef_http_request *req, char **
 
 static void on_invoke_done(const struct ef_invoke_outcome *o, void *user)
 {
-    struct invoke_ctx *ctx = user;
+    struct ef_api_invocation *ctx = user;
     ef_http_exchange *ex = ctx->ex;
 
     if (o->status == EF_INVOKE_SERVICE_ERROR) {
@@ -175,7 +199,7 @@ static void on_invoke_done(const struct ef_invoke_outcome *o, void *user)
 static void on_client_gone(ef_http_exchange *ex, void *user)
 {
     (void)ex;
-    struct invoke_ctx *ctx = user;
+    struct ef_api_invocation *ctx = user;
     /* The invocation keeps running, and its container returns to the pool; only the answer
      * has nowhere to go. */
     ef_info("the client of invocation %s went away; it completes unread", ctx->request_id);
@@ -257,7 +281,7 @@ void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
     }
     /* Reserved concurrency (0 throttles every invocation, as in Lambda), the node's limit and
      * the queues are the scheduler's (scheduler.h). */
-    struct invoke_ctx *ctx = calloc(1, sizeof(*ctx));
+    struct ef_api_invocation *ctx = calloc(1, sizeof(*ctx));
     if (!ctx || !(ctx->function_name = strdup(name)) ||
         !(ctx->version = strdup(ef_function_version(fn)))) {
         if (ctx)
@@ -267,12 +291,14 @@ void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
         ef_lambda_error(ex, rid, 500, "ServiceException", "out of memory");
         return;
     }
+    ctx->ctl = ctl;
     ctx->ex = ex;
     memcpy(ctx->request_id, rid, sizeof(rid));
     const char *log_type = ef_http_request_header(req, "X-Amz-Log-Type");
     ctx->want_log = log_type && strcasecmp(log_type, "Tail") == 0;
 
     const struct ef_invoke_extra extra = {.client_context = client_context};
+    invoke_ctx_link(ctx);
     r = ef_invoke_start_ex(ctl, fn, rid, payload, payload_len, &extra, on_invoke_done, ctx,
                            &ctx->inv, &err);
     if (r < 0) {
@@ -289,4 +315,19 @@ void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
         return;
     }
     ef_http_exchange_on_abort(ex, on_client_gone, ctx);
+}
+
+void ef_api_invoke_stop(struct ef_controller *ctl)
+{
+    while (ctl->api_invocations) {
+        struct ef_api_invocation *ctx = ctl->api_invocations;
+        /* Its container is about to be destroyed, which would fail it as if the function had
+         * crashed; the client learns instead that the service gave up, and may retry. */
+        ef_invoke_detach(ctx->inv);
+        ef_info("invocation %s of %s is answered 503: the controller is stopping", ctx->request_id,
+                ctx->function_name);
+        ef_lambda_error(ctx->ex, ctx->request_id, 503, "ServiceException",
+                        "the controller is stopping; the invocation was cut off, try again");
+        invoke_ctx_free(ctx);
+    }
 }

@@ -1,11 +1,16 @@
 /* Start-up and orderly stop of the controller's parts. */
 #include "controller/controller.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
@@ -48,6 +53,85 @@ static void on_funclet_disconnected(void *user)
     ef_metrics_funclet_disconnect(ctl->metrics);
 }
 
+/* Takes an exclusive flock on `path` (created when missing) for as long as the returned fd
+ * stays open, and writes this process's pid into it so that a second controller can name the
+ * first. Returns the fd; -EBUSY when another process holds the lock, with *ret_holder the pid
+ * found in the file (0 when there is none); another negative errno when the file cannot be
+ * opened. */
+static int lock_file(const char *path, pid_t *ret_holder)
+{
+    cleanup_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK)
+            return -errno;
+        char buf[24] = "";
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        *ret_holder = n > 0 ? (pid_t)strtol(buf, NULL, 10) : 0;
+        return -EBUSY;
+    }
+    char buf[24];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    /* The pid is only a hint for the message of a second controller; the lock is what counts. */
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)n, 0) < 0)
+        ef_debug("cannot write the pid into %s: %s", path, strerror(errno));
+    return steal_fd(&fd);
+}
+
+/* Two controllers on one data dir would share controller.db and the async queue, and the
+ * second one's resync with funclet would give the first one's warm containers back; two on one
+ * funclet socket (with different data dirs) would do the latter. The data dir's lock is
+ * required. The socket's lock file sits next to the socket and is taken when its directory can
+ * be written (funclet may not have created it yet: then the check is skipped). */
+static int lock_instance(struct ef_controller *ctl, const char *funclet_socket, ef_error *err)
+{
+    cleanup_free char *data_lock = ef_path_join(ctl->data_dir, "controller.lock");
+    cleanup_free char *sock_lock = NULL;
+    if (!data_lock || asprintf(&sock_lock, "%s.controller.lock", funclet_socket) < 0)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    pid_t holder = 0;
+    int fd = lock_file(data_lock, &holder);
+    if (fd == -EBUSY)
+        return ef_error_set(err, -EBUSY,
+                            "another controller (pid %d) is running on the data dir %s (it "
+                            "holds %s); stop it, or give this one another --data-dir",
+                            (int)holder, ctl->data_dir, data_lock);
+    if (fd < 0)
+        return ef_error_set_errno(err, fd, "cannot lock %s", data_lock);
+    ctl->data_lock_fd = fd;
+
+    holder = 0;
+    fd = lock_file(sock_lock, &holder);
+    if (fd == -EBUSY)
+        return ef_error_set(err, -EBUSY,
+                            "another controller (pid %d) is using the funclet socket %s (it "
+                            "holds %s); a funclet serves one controller: give this one its own "
+                            "funclet and --funclet-socket",
+                            (int)holder, funclet_socket, sock_lock);
+    if (fd < 0) {
+        ef_debug("cannot lock %s (%s); a second controller on this funclet socket would not be "
+                 "detected",
+                 sock_lock, strerror(-fd));
+        return 0;
+    }
+    ctl->funclet_lock_fd = fd;
+    return 0;
+}
+
+/* Whether `host` (an IPv4 or IPv6 literal) is a loopback address, which only this machine (or
+ * this pod's network namespace) can reach. */
+static bool loopback_address(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, host, &a6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&a6) || (IN6_IS_ADDR_V4MAPPED(&a6) && a6.s6_addr[12] == 127);
+    return false;
+}
+
 static const struct ef_funclet_events funclet_events = {
     .on_container_exited = on_container_exited,
     .on_container_oom = on_container_oom,
@@ -60,6 +144,8 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
 {
     cleanup_free char *db_path = NULL;
     memset(ctl, 0, sizeof(*ctl));
+    ctl->data_lock_fd = -1;
+    ctl->funclet_lock_fd = -1;
     ctl->loop = loop;
     ctl->max_request_size = config->max_request_size;
     ctl->allow_host_network = config->allow_host_network;
@@ -80,6 +166,10 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
         r = ef_error_set_errno(err, -errno, "cannot resolve %s", config->data_dir);
         goto fail;
     }
+    /* Before anything in the data dir is opened or changed. */
+    r = lock_instance(ctl, config->funclet_socket, err);
+    if (r < 0)
+        goto fail;
     ctl->code_root = ef_path_join(ctl->data_dir, "code");
     db_path = ef_path_join(ctl->data_dir, "controller.db");
     if (!ctl->code_root || !db_path) {
@@ -153,11 +243,17 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
     uv_timer_init(loop, &ctl->shutdown_timer);
     ctl->shutdown_timer.data = ctl;
     ctl->shutdown_timer_open = true;
-    ef_info("listening on http://%s:%d (data dir %s)", config->listen,
-            ef_http_server_port(ctl->http), ctl->data_dir);
+    bool v6 = strchr(config->listen, ':') != NULL;
+    ef_info("listening on http://%s%s%s:%d (data dir %s)", v6 ? "[" : "", config->listen,
+            v6 ? "]" : "", ef_http_server_port(ctl->http), ctl->data_dir);
     if (ctl->auth_keys)
         ef_info("requests must be signed (SigV4) with one of %zu key(s) from %s",
                 ef_auth_keys_count(ctl->auth_keys), config->auth_keys_path);
+    else if (!loopback_address(config->listen))
+        ef_warn("the API listens on %s without --auth-keys: anyone who can reach port %d can "
+                "create functions and run code in this pod; give --auth-keys, or listen on "
+                "loopback only",
+                config->listen, ef_http_server_port(ctl->http));
     /* Code left unreferenced by a crash between storing a zip and committing its function. */
     ef_code_lane_collect(ctl->code_lane);
     ef_async_run(ctl->async); /* async: start delivering */
@@ -214,9 +310,15 @@ void ef_controller_stop(struct ef_controller *ctl, void (*on_stopped)(struct ef_
      * start instead of failing. */
     ef_async_stop(ctl->async);
     if (ctl->http) {
-        ef_http_server_close(ctl->http); /* aborts exchanges still waiting for an answer */
+        /* No new requests; a request whose answer is coming (an Event being stored, code being
+         * written) still gets it, for as long as the stop waits for funclet. The server frees
+         * itself once its last connection is closed. */
+        ef_http_server_shutdown(ctl->http, STOP_TIMEOUT_MS);
         ctl->http = NULL;
     }
+    /* Before the containers go: their invocations would otherwise fail as if the function had
+     * crashed, or (the old way) the client's connection would just be closed. */
+    ef_api_invoke_stop(ctl);
     ef_code_lane_close(ctl->code_lane);
     /* scheduler: queued invocations get 503, housekeeping ends, before the containers go. */
     ef_sched_close(ctl->sched);
@@ -248,4 +350,11 @@ void ef_controller_free(struct ef_controller *ctl)
     ctl->data_dir = NULL;
     free(ctl->code_root);
     ctl->code_root = NULL;
+    /* Last: the data dir is free for the next controller only once this one has let go. */
+    if (ctl->funclet_lock_fd >= 0)
+        close(ctl->funclet_lock_fd);
+    ctl->funclet_lock_fd = -1;
+    if (ctl->data_lock_fd >= 0)
+        close(ctl->data_lock_fd);
+    ctl->data_lock_fd = -1;
 }

@@ -62,6 +62,12 @@ struct ef_controller {
     struct ef_scheduler *sched;           /* scheduler: admission and queues (scheduler.h) */
     struct ef_housekeeping *housekeeping; /* scheduler: keep-alive, health (housekeeping.h) */
     struct ef_metrics *metrics;           /* scheduler: GET /metrics (metrics.h) */
+    /* Synchronous invocations waiting for their answer (api_invoke.c). */
+    struct ef_api_invocation *api_invocations;
+    /* <data>/controller.lock and <funclet socket>.controller.lock, flock'ed for the process's
+     * lifetime so that a second controller on either refuses to start; -1 when not held. */
+    int data_lock_fd;
+    int funclet_lock_fd;
 
     bool shutting_down;
     unsigned pending_destroys; /* container.destroy calls not answered yet */
@@ -71,13 +77,17 @@ struct ef_controller {
     void (*on_stopped)(struct ef_controller *ctl);
 };
 
-/* Opens the store, prepares the code directories, starts connecting to funclet and starts
- * serving HTTP. On failure everything already set up is released and `err` says what failed. */
+/* Locks the data dir (and, where it can, funclet's socket) against a second controller, opens
+ * the store, prepares the code directories, starts connecting to funclet and starts serving
+ * HTTP. On failure everything already set up is released and `err` says what failed (-EBUSY:
+ * another controller holds the data dir or the funclet socket). */
 int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
                         const struct ef_controller_config *config, ef_error *err);
 
-/* Begins the orderly stop: no new HTTP requests, every container this controller created is
- * destroyed through funclet (waiting at most ~5 s for the answers), then every handle is closed.
+/* Begins the orderly stop: no new HTTP requests, synchronous invocations still waiting are
+ * answered 503 ServiceException, other requests with their handler may still be answered (for
+ * ~5 s), every container this controller created is destroyed through funclet (waiting at most
+ * ~5 s for the answers), then every handle is closed.
  * `on_stopped` (may be NULL) runs once nothing of the controller is left on the loop except what
  * uv_run() will finish closing; the caller then lets uv_run() return and calls
  * ef_controller_free(). Safe to call more than once. */

@@ -15,6 +15,9 @@
 #include "controller/duration.h" /* async flags */
 #include "controller/function_logs.h"
 
+/* The largest body either request size flag allows. */
+#define MAX_REQUEST_SIZE (1 << 30)
+
 static const char usage_line[] = "easyfaas-controller [OPTIONS]";
 static const char description[] =
     "Serves the Lambda-compatible HTTP API of an EasyFaaS pod: stores functions and their code "
@@ -86,19 +89,27 @@ int main(int argc, char **argv)
     const struct ef_option opts[] = {
         {"data-dir", EF_OPT_STRING, &data_dir, "DIR",
          "Directory for controller.db and the function code (code/zips, code/extracted).", 0, 0},
-        {"listen", EF_OPT_STRING, &listen, "ADDR", "IPv4 or IPv6 address the HTTP API listens on.",
+        {"listen", EF_OPT_STRING, &listen, "ADDR",
+         "IPv4 or IPv6 address the HTTP API listens on. Anyone who can reach it can create "
+         "functions and run code: beyond loopback (0.0.0.0, ::, a routable address) give "
+         "--auth-keys too; the controller warns at start when it is not given.",
          0, 0},
         {"port", EF_OPT_INT, &port, "N", "TCP port of the HTTP API (0 picks a free one).", 0,
          65535},
         {"funclet-socket", EF_OPT_STRING, &funclet_socket, "PATH",
-         "funclet's JSON-RPC socket (default: <data-dir>/run/funclet.sock).", 0, 0},
+         "funclet's JSON-RPC socket (default: <data-dir>/run/funclet.sock). A funclet serves "
+         "one controller: a second one on the same socket would take over the first one's "
+         "containers, so the controller locks <PATH>.controller.lock and refuses to start when "
+         "another one holds it (the lock is skipped when that directory cannot be written).",
+         0, 0},
         {"max-request-size", EF_OPT_SIZE, &max_request_size, "SIZE",
-         "Largest invocation payload accepted; larger ones get 413 RequestTooLargeException.", 0,
-         0},
+         "Largest invocation payload accepted; larger ones get 413 RequestTooLargeException.", 1,
+         MAX_REQUEST_SIZE},
         {"max-code-request-size", EF_OPT_SIZE, &max_code_request_size, "SIZE",
          "Largest body of CreateFunction and UpdateFunctionCode, which carry the zip in base64 "
-         "(4/3 of its size); other management requests may have 1 MiB.",
-         0, 0},
+         "(4/3 of its size), at least --max-request-size; other management requests may have "
+         "1 MiB.",
+         1, MAX_REQUEST_SIZE},
         {"auth-keys", EF_OPT_STRING, &auth_keys, "FILE",
          "Require AWS SigV4-signed requests, by the keys in FILE (lines 'ACCESS_KEY_ID SECRET', "
          "mode 0600); without it signatures are not checked.",
@@ -112,15 +123,15 @@ int main(int argc, char **argv)
          0, 0},
         {"log-level", EF_OPT_STRING, &log_level, "LEVEL", "One of debug, info, warn, error.", 0, 0},
         {"log-max-size", EF_OPT_SIZE, &log_max_size, "SIZE",
-         "Size at which a function's log file (<data-dir>/logs/<name>.log) is rotated (4K to 1G).",
-         0, 0},
+         "Size at which a function's log file (<data-dir>/logs/<name>.log) is rotated.",
+         EF_FUNCTION_LOGS_MIN_SIZE, EF_FUNCTION_LOGS_MAX_SIZE},
         {"log-files", EF_OPT_INT, &log_files, "N",
          "Log files kept per function, the current one included.", 1, EF_FUNCTION_LOGS_MAX_FILES},
         /* async */
         {"async-concurrency", EF_OPT_INT, &async_concurrency, "N",
          "Event invocations delivered at once.", 1, EF_ASYNC_MAX_CONCURRENCY},
         {"async-max-retries", EF_OPT_INT, &async_max_retries, "N",
-         "Retries of an Event invocation after a function error or timeout (0-2).", 0,
+         "Retries of an Event invocation after a function error or timeout.", 0,
          EF_ASYNC_DEFAULT_MAX_ATTEMPTS - 1},
         {"async-max-throttle-retries", EF_OPT_INT, &async_max_throttle_retries, "N",
          "Retries of an Event invocation that was throttled (429) or refused (5xx) before it "
@@ -128,19 +139,19 @@ int main(int argc, char **argv)
          "as Lambda does.",
          0, EF_ASYNC_MAX_REFUSALS},
         {"async-retry-delay", EF_OPT_STRING, &async_retry_delay, "DURATION",
-         "Wait before the first retry after a function error; each further retry waits twice "
-         "as long (e.g. 1s, 60s).",
+         "Wait before the first retry after a function error, 1ms to 1h; each further retry "
+         "waits twice as long (e.g. 1s, 60s).",
          0, 0},
         {"async-max-age", EF_OPT_STRING, &async_max_age, "DURATION",
-         "Events older than this are not attempted again but dead-lettered (1s to 6h).", 0, 0},
+         "Events older than this, 1s to 6h, are not attempted again but dead-lettered.", 0, 0},
         {"async-ordering", EF_OPT_STRING, &async_ordering, "ORDER",
          "oldest-first: any due event, several of a function at once; per-function: one event "
          "of a function at a time, in the order accepted.",
          0, 0},
         {"async-retention", EF_OPT_STRING, &async_retention, "DURATION",
-         "How long a succeeded event's status stays readable.", 0, 0},
+         "How long a succeeded event's status stays readable, 1s to 366d.", 0, 0},
         {"async-dead-letter-retention", EF_OPT_STRING, &async_dl_retention, "DURATION",
-         "How long dead letters are kept.", 0, 0},
+         "How long dead letters are kept, 1s to 366d.", 0, 0},
         {"async-max-queued", EF_OPT_INT, &async_max_queued, "N",
          "Unfinished Event invocations held at most; more get 429.", 1, 100000000},
         {"async-interrupted", EF_OPT_STRING, &async_interrupted, "MODE",
@@ -156,14 +167,16 @@ int main(int argc, char **argv)
          "(0: throttle at once with 429).",
          0, EF_SCHED_MAX_QUEUE_DEPTH},
         {"queue-wait", EF_OPT_STRING, &queue_wait, "DURATION",
-         "Longest wait in a function's queue before 429 (e.g. 500ms, 10s).", 0, 0},
+         "Longest wait in a function's queue before 429, 1ms to 15m (e.g. 500ms, 10s).", 0, 0},
         {"max-concurrency", EF_OPT_INT, &max_concurrency, "N",
          "Invocations in flight on this node at most (Lambda's account limit); more wait.", 1,
          EF_SCHED_MAX_CONCURRENCY},
         {"idle-timeout", EF_OPT_STRING, &idle_timeout, "DURATION",
-         "Idle warm containers unused this long are cooled down (keep-alive).", 0, 0},
+         "Idle warm containers unused this long, 1s to 24h, are cooled down (keep-alive).", 0, 0},
         {"health-interval", EF_OPT_STRING, &health_interval, "DURATION",
-         "Time between health checks of idle runners and of funclet's container list.", 0, 0},
+         "Time between health checks of idle runners and of funclet's container list, 1s to "
+         "1h.",
+         0, 0},
         {"cooldown", EF_OPT_STRING, &cooldown, "HOW",
          "reset: funclet resets cooled-down containers (every process but the runner killed, "
          "code unmounted, /tmp emptied, base limits) and keeps them as spares for any function "
@@ -190,13 +203,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "easyfaas-controller: --log-level must be debug, info, warn or error\n");
         return 2;
     }
-    if (max_request_size == 0 || max_request_size > (uint64_t)1 << 30) {
-        fprintf(stderr, "easyfaas-controller: --max-request-size must be between 1 and 1G\n");
-        return 2;
-    }
-    if (max_code_request_size < max_request_size || max_code_request_size > (uint64_t)1 << 30) {
-        fprintf(stderr, "easyfaas-controller: --max-code-request-size must be between "
-                        "--max-request-size and 1G\n");
+    /* The table checks each size against its range; this is the rule between the two. */
+    if (max_code_request_size < max_request_size) {
+        fprintf(stderr, "easyfaas-controller: --max-code-request-size must be at least "
+                        "--max-request-size\n");
         return 2;
     }
     /* async: durations and the ordering. */
@@ -209,19 +219,26 @@ int main(int argc, char **argv)
     const struct {
         const char *flag, *text;
         uint64_t *target, min, max;
+        const char *range; /* as the help text says it */
     } durations[] = {
-        {"async-retry-delay", async_retry_delay, &async.retry_delay_ms, 1, 3600 * 1000},
-        {"async-max-age", async_max_age, &async.max_age_ms, 1000, EF_ASYNC_DEFAULT_MAX_AGE},
-        {"async-retention", async_retention, &async.retention_ms, 1000, 366 * 24 * 3600 * 1000ULL},
+        {"async-retry-delay", async_retry_delay, &async.retry_delay_ms, 1, 3600 * 1000,
+         "1ms and 1h"},
+        {"async-max-age", async_max_age, &async.max_age_ms, 1000, EF_ASYNC_DEFAULT_MAX_AGE,
+         "1s and 6h"},
+        {"async-retention", async_retention, &async.retention_ms, 1000, 366 * 24 * 3600 * 1000ULL,
+         "1s and 366d"},
         {"async-dead-letter-retention", async_dl_retention, &async.dead_letter_retention_ms, 1000,
-         366 * 24 * 3600 * 1000ULL},
+         366 * 24 * 3600 * 1000ULL, "1s and 366d"},
     };
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
         ef_error_clear(&err);
-        if (ef_parse_duration_ms(durations[i].text, durations[i].target, &err) < 0 ||
-            *durations[i].target < durations[i].min || *durations[i].target > durations[i].max) {
-            fprintf(stderr, "easyfaas-controller: --%s: %s\n", durations[i].flag,
-                    err.code ? err.msg : "out of range (see --help)");
+        if (ef_parse_duration_ms(durations[i].text, durations[i].target, &err) < 0) {
+            fprintf(stderr, "easyfaas-controller: --%s: %s\n", durations[i].flag, err.msg);
+            return 2;
+        }
+        if (*durations[i].target < durations[i].min || *durations[i].target > durations[i].max) {
+            fprintf(stderr, "easyfaas-controller: --%s must be between %s, not '%s'\n",
+                    durations[i].flag, durations[i].range, durations[i].text);
             return 2;
         }
     }

@@ -17,3 +17,6 @@ ef_add_integration_test(http_limits SCRIPT integration/http_limits.sh TIMEOUT 18
 # A function's NetworkMode (none, bridge, host with --allow-host-network) seen from a handler
 # in a real pod, and a mode update giving the function new containers.
 ef_add_integration_test(function_network SCRIPT integration/function_network.sh TIMEOUT 240)
+# Operator-facing behaviour of the controller: flags refused by name, one controller per data
+# dir and per funclet socket, the listen warning, and SIGTERM answering a running invocation 503.
+ef_add_integration_test(controller_ops SCRIPT integration/controller_ops.sh TIMEOUT 180)

@@ -141,7 +141,7 @@ grep -q 'to stdout: call 16$' "$out.log" || fail "the last invocation is missing
 ! grep -q 'call 1$' "$out.log" || fail "the oldest entries were not rotated away"
 "$EF_BUILD_DIR/easyfaas-controller" --data-dir "$EF_DATA" --port 0 --log-max-size 1K 2>"$out.err" \
   && fail "--log-max-size 1K was accepted"
-grep -q "log file size" "$out.err" || fail "a bad --log-max-size gives no clear error: $(cat "$out.err")"
+grep -q -- "--log-max-size: expected a size between 4K and 1G" "$out.err" || fail "a bad --log-max-size gives no clear error: $(cat "$out.err")"
 
 note "Python logging: Lambda's handler on the root logger, unless the function configured it"
 mkdir -p "$src/pylog" "$src/pylogconf"

@@ -34,6 +34,10 @@ enum handler_mode {
     MODE_ASYNC,   /* answer from a timer 50 ms later */
     MODE_PENDING, /* never answer; wait for the client to go away */
     MODE_STATUS,  /* answer with the status given in the X-Status header */
+    /* /wait is left pending; /stop shuts the server down (ef_http_server_shutdown with
+     * grace_ms), answers itself and, when answer_pending is set, the pending /wait; anything
+     * else is echoed. */
+    MODE_SHUTDOWN,
 };
 
 struct fixture {
@@ -54,6 +58,9 @@ struct fixture {
     atomic_int protocol_errors;
     atomic_int last_error_status;
     bool server_closing;
+    bool server_shut; /* ef_http_server_shutdown was called: the server is no longer ours */
+    unsigned grace_ms;
+    bool answer_pending;
     int kept_fd; /* a client socket left open until the loop has ended */
     /* What the body_limit and protocol error hooks saw (written on the loop thread, read once
      * the loop has ended). */
@@ -311,6 +318,24 @@ static void handler(ef_http_exchange *ex, const struct ef_http_request *req, voi
         f->pending = ex;
         ef_http_exchange_on_abort(ex, on_abort, f);
         break;
+    case MODE_SHUTDOWN:
+        if (strcmp(req->path, "/wait") == 0) {
+            f->pending = ex;
+            ef_http_exchange_on_abort(ex, on_abort, f);
+        } else if (strcmp(req->path, "/stop") == 0) {
+            f->server_shut = true;
+            f->server_closing = true;
+            ef_http_server_shutdown(f->server, f->grace_ms);
+            ef_http_respond(ex, 200, NULL, 0, "text/plain", "stopping", 8);
+            if (f->answer_pending && f->pending) {
+                ef_http_exchange *w = f->pending;
+                f->pending = NULL;
+                ef_http_respond(w, 503, NULL, 0, "text/plain", "stopped", 7);
+            }
+        } else {
+            echo(ex, req);
+        }
+        break;
     case MODE_STATUS: {
         const char *s = ef_http_request_header(req, "X-Status");
         /* Headers the server owns, or that would inject a line, must not get through. */
@@ -354,7 +379,8 @@ static void on_done(uv_async_t *a)
 {
     struct fixture *f = a->data;
     f->server_closing = true;
-    ef_http_server_close(f->server);
+    if (!f->server_shut)
+        ef_http_server_close(f->server);
     uv_close((uv_handle_t *)&f->done, NULL);
     if (f->timer_used)
         uv_close((uv_handle_t *)&f->timer, NULL);
@@ -833,6 +859,75 @@ static void test_abort_on_server_close(void **state)
     assert_int_equal(atomic_load(&f.aborted_by_close), 1);
 }
 
+/* An idle keep-alive connection, a pending exchange and the request that shuts the server down:
+ * the idle one is closed, the others are answered with Connection: close and then closed, and
+ * no new connection is accepted. */
+static void client_shutdown(struct fixture *f)
+{
+    struct reader *idle = reader_new(f);
+    CHECK(f, idle->fd >= 0);
+    CHECK(f, send_str(idle->fd, "GET /idle HTTP/1.1\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(idle, &resp));
+    CHECK(f, resp.status == 200);
+    free(resp.body);
+
+    struct reader *w = reader_new(f);
+    CHECK(f, w->fd >= 0);
+    CHECK(f, send_str(w->fd, "GET /wait HTTP/1.1\r\n\r\n"));
+    CHECK(f, wait_for(&f->handled, 2));
+
+    struct reader *stop = reader_new(f);
+    CHECK(f, stop->fd >= 0);
+    CHECK(f, send_str(stop->fd, "GET /stop HTTP/1.1\r\n\r\n"));
+    char v[64];
+    CHECK(f, read_response(stop, &resp));
+    CHECK(f, resp.status == 200);
+    CHECK(f, find_header(resp.head, "Connection", v, sizeof(v)) && !strcmp(v, "close"));
+    free(resp.body);
+    CHECK(f, wait_closed(stop));
+
+    if (f->answer_pending) {
+        CHECK(f, read_response(w, &resp));
+        CHECK(f, resp.status == 503);
+        CHECK(f, strcmp(resp.body, "stopped") == 0);
+        CHECK(f, find_header(resp.head, "Connection", v, sizeof(v)) && !strcmp(v, "close"));
+        free(resp.body);
+    }
+    /* Unanswered, the exchange is aborted once the grace period is over. */
+    CHECK(f, wait_closed(w));
+    CHECK(f, wait_closed(idle));
+    CHECK(f, client_connect(f->port) < 0);
+    reader_free(idle);
+    reader_free(w);
+    reader_free(stop);
+}
+
+static void test_shutdown_answers_pending(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_SHUTDOWN;
+    f.grace_ms = 10000;
+    f.answer_pending = true;
+    run(&f, client_shutdown);
+    assert_int_equal(atomic_load(&f.aborted), 0);
+    assert_int_equal(atomic_load(&f.handled), 3);
+}
+
+static void test_shutdown_grace_ends(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_SHUTDOWN;
+    f.grace_ms = 200;
+    run(&f, client_shutdown);
+    assert_int_equal(atomic_load(&f.aborted), 1);
+    assert_int_equal(atomic_load(&f.aborted_by_close), 1);
+}
+
 static void client_connection_close(struct fixture *f)
 {
     struct reader *r = reader_new(f);
@@ -1255,6 +1350,8 @@ int main(void)
         cmocka_unit_test(test_async_response),
         cmocka_unit_test(test_abort_on_disconnect),
         cmocka_unit_test(test_abort_on_server_close),
+        cmocka_unit_test(test_shutdown_answers_pending),
+        cmocka_unit_test(test_shutdown_grace_ends),
         cmocka_unit_test(test_connection_close),
         cmocka_unit_test(test_protocol_error_hook),
         cmocka_unit_test(test_idle_timeout),

@@ -23,6 +23,7 @@ struct flags {
     bool verbose;
     bool colour;
     uint64_t memory;
+    uint64_t cache; /* a size with a range */
 };
 
 static void flags_defaults(struct flags *f)
@@ -33,6 +34,7 @@ static void flags_defaults(struct flags *f)
     f->verbose = false;
     f->colour = true;
     f->memory = 64ull << 20;
+    f->cache = 1ull << 20;
 }
 
 #define OPTS(f)                                                                                    \
@@ -42,7 +44,8 @@ static void flags_defaults(struct flags *f)
             {"offset", EF_OPT_INT, &(f).offset, NULL, "An unbounded number.", 0, 0},               \
             {"verbose", EF_OPT_BOOL, &(f).verbose, NULL, "Log debug messages.", 0, 0},             \
             {"colour", EF_OPT_BOOL, &(f).colour, NULL, "Colour the output.", 0, 0},                \
-            {"memory", EF_OPT_SIZE, &(f).memory, "SIZE", "Memory for containers.", 0, 0}, {0},     \
+            {"memory", EF_OPT_SIZE, &(f).memory, "SIZE", "Memory for containers.", 0, 0},          \
+            {"cache", EF_OPT_SIZE, &(f).cache, "SIZE", "Cache size.", 4096, 1 << 30}, {0},         \
     }
 
 static int parse(struct flags *f, int argc, char **argv, int *next, ef_error *err)
@@ -128,6 +131,39 @@ static void test_sizes(void **state)
         assert_non_null(strstr(err.msg, "--memory: expected a size"));
         assert_int_equal(f.memory, 64ull << 20); /* untouched */
     }
+
+    /* A size with a range: both ends are allowed, and a refusal names the range as sizes. */
+    static const struct {
+        const char *text;
+        uint64_t want;
+    } in_range[] = {{"4K", 4096}, {"4096", 4096}, {"1G", 1ull << 30}, {"512M", 512ull << 20}};
+    for (size_t i = 0; i < sizeof(in_range) / sizeof(in_range[0]); i++) {
+        struct flags f;
+        flags_defaults(&f);
+        char *argv[] = {"prog", "--cache", (char *)in_range[i].text};
+        assert_int_equal(parse(&f, 3, argv, NULL, NULL), 0);
+        assert_int_equal(f.cache, in_range[i].want);
+    }
+    static const char *const out_of_range[] = {"0", "4095", "1073741825", "2G"};
+    for (size_t i = 0; i < sizeof(out_of_range) / sizeof(out_of_range[0]); i++) {
+        struct flags f;
+        flags_defaults(&f);
+        char *argv[] = {"prog", "--cache", (char *)out_of_range[i]};
+        ef_error err = {0};
+        assert_int_equal(parse(&f, 3, argv, NULL, &err), -EINVAL);
+        char want[128];
+        snprintf(want, sizeof(want), "--cache: expected a size between 4K and 1G, got '%s'",
+                 out_of_range[i]);
+        assert_string_equal(err.msg, want);
+        assert_int_equal(f.cache, 1ull << 20); /* untouched */
+    }
+    /* A malformed size is refused as such, not as out of range. */
+    struct flags f;
+    flags_defaults(&f);
+    char *argv[] = {"prog", "--cache=lots"};
+    ef_error err = {0};
+    assert_int_equal(parse(&f, 2, argv, NULL, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "--cache: expected a size in bytes"));
 }
 
 static void expect_error(char **argv, int argc, const char *msg)
@@ -207,14 +243,18 @@ static void check_usage_text(const char *out)
     assert_non_null(strstr(out, "--data-dir DIR"));
     assert_non_null(strstr(out, "Where state is kept. (default: /var/lib/easyfaas)"));
     assert_non_null(strstr(out, "--port PORT"));
-    assert_non_null(strstr(out, "TCP port to listen on. (default: "));
+    /* A number with a range shows it before the default; one without shows the default only. */
+    assert_non_null(strstr(out, "TCP port to listen on. (1 to 65535, default: "));
     assert_non_null(strstr(out, "--offset N"));
-    assert_non_null(strstr(out, "(default: -3)"));
+    assert_non_null(strstr(out, "An unbounded number. (default: -3)\n"));
     assert_non_null(strstr(out, "--verbose "));
     assert_non_null(strstr(out, "Log debug messages. (default: false)"));
     assert_non_null(strstr(out, "Colour the output. (default: true)"));
     assert_non_null(strstr(out, "--memory SIZE"));
-    assert_non_null(strstr(out, "Memory for containers. (default: 64M)"));
+    assert_non_null(strstr(out, "Memory for containers. (default: 64M)\n"));
+    /* A size's range is written as sizes are typed. */
+    assert_non_null(strstr(out, "--cache SIZE"));
+    assert_non_null(strstr(out, "Cache size. (4K to 1G, default: 1M)\n"));
     assert_non_null(strstr(out, "-h, --help"));
 }
 
@@ -228,14 +268,14 @@ static void test_help(void **state)
     assert_int_equal(ret, 1);
     check_usage_text(out);
     /* The default shown is the target's value at the time, here already changed by --port. */
-    assert_non_null(strstr(out, "TCP port to listen on. (default: 1234)"));
+    assert_non_null(strstr(out, "TCP port to listen on. (1 to 65535, default: 1234)"));
     free(out);
 
     flags_defaults(&help_flags);
     char *argv2[] = {"prog", "-h", "--port=notanumber"};
     out = capture_stdout(run_help, argv2, &ret);
     assert_int_equal(ret, 1);
-    assert_non_null(strstr(out, "(default: 8080)"));
+    assert_non_null(strstr(out, "(1 to 65535, default: 8080)"));
     free(out);
 }
 
@@ -252,7 +292,7 @@ static void test_usage_to_stream(void **state)
     ef_options_usage(mem, "prog [FLAGS] CMD", "Does things.", opts);
     fclose(mem);
     check_usage_text(buf);
-    assert_non_null(strstr(buf, "TCP port to listen on. (default: 8080)"));
+    assert_non_null(strstr(buf, "TCP port to listen on. (1 to 65535, default: 8080)\n"));
     /* A string flag without a default shows none. */
     assert_null(strstr(buf, "(null)"));
     free(buf);
