@@ -3,6 +3,8 @@
 #include "controller/async_worker.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -303,6 +305,53 @@ static void refused(struct ef_async *a, const struct ef_async_event *ev, const c
     finish(a, ev, &o);
 }
 
+/* Whether a result can be kept as the event's Result: at most EF_ASYNC_MAX_RESULT bytes of
+ * UTF-8 without NUL bytes. The queue keeps results as SQLite TEXT and the status embeds them in
+ * JSON, so a binary result (one the runner sent as payload_b64) is not kept, only its size, as an
+ * oversized one is: Result null, ResultSize its bytes (docs/async.md). */
+static bool keep_result(const char *s, size_t len)
+{
+    if (len > EF_ASYNC_MAX_RESULT)
+        return false;
+    const unsigned char *p = (const unsigned char *)s, *end = p + len;
+    while (p < end) {
+        unsigned char b = *p;
+        size_t n;
+        uint32_t cp;
+        if (b == 0)
+            return false;
+        if (b < 0x80) {
+            p++;
+            continue;
+        }
+        if (b >= 0xc2 && b <= 0xdf) {
+            n = 1;
+            cp = b & 0x1f;
+        } else if (b >= 0xe0 && b <= 0xef) {
+            n = 2;
+            cp = b & 0x0f;
+        } else if (b >= 0xf0 && b <= 0xf4) {
+            n = 3;
+            cp = b & 0x07;
+        } else {
+            return false;
+        }
+        if ((size_t)(end - p) <= n)
+            return false;
+        for (size_t i = 1; i <= n; i++) {
+            if ((p[i] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i] & 0x3f);
+        }
+        /* Overlong forms, UTF-16 surrogates and code points beyond U+10FFFF are not UTF-8. */
+        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        p += n + 1;
+    }
+    return true;
+}
+
 /* The function's error document names the error: {"errorType": ..., "errorMessage": ...}. */
 static void function_failed(struct ef_async *a, const struct ef_async_event *ev,
                             const struct ef_invoke_outcome *io)
@@ -313,7 +362,7 @@ static void function_failed(struct ef_async *a, const struct ef_async_event *ev,
     struct ef_async_step step;
     ef_async_policy_after_failure(&a->policy, EF_ASYNC_FUNCTION_ERROR, ev->attempts, ev->refusals,
                                   ev->created_ms, ef_async_now_ms(), &step);
-    bool keep = io->payload_len <= EF_ASYNC_MAX_RESULT;
+    bool keep = keep_result(io->payload, io->payload_len);
     struct ef_async_outcome o = {
         .status = step.dead_letter ? EF_EVENT_DEAD_LETTERED : EF_EVENT_FAILED,
         .next_attempt_ms = step.next_attempt_ms,
@@ -334,7 +383,7 @@ static void on_delivered(const struct ef_invoke_outcome *io, void *user)
     struct ef_async *a = d->a;
     unlink_delivery(a, d);
     if (io->status == EF_INVOKE_OK) {
-        bool keep = io->payload_len <= EF_ASYNC_MAX_RESULT;
+        bool keep = keep_result(io->payload, io->payload_len);
         struct ef_async_outcome o = {
             .status = EF_EVENT_SUCCEEDED,
             .result = keep ? io->payload : NULL,

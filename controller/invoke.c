@@ -12,6 +12,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "controller/base64.h"
 #include "controller/controller.h"
 #include "controller/function_config.h"
 #include "controller/function_logs.h"
@@ -442,6 +443,24 @@ static void complete_spawn_failure(struct ef_invocation *inv, const ef_error *er
     }
 }
 
+/* The container could not start the function's runtime because of the function's own code: a
+ * provided runtime's `bootstrap` that is missing or cannot be executed (ef_pool_spawn's -ENOEXEC,
+ * whose message says why as Lambda words it). Lambda answers that as the function's error,
+ * Runtime.InvalidEntrypoint, and logs it; the container was discarded by the pool. */
+static void complete_invalid_entrypoint(struct ef_invocation *inv, const ef_error *err)
+{
+    static const char type[] = "Runtime.InvalidEntrypoint";
+    inv->init_ms = (double)(uv_hrtime() - inv->t_spawn_ns) / 1e6;
+    char message[EF_REQUEST_ID_LEN + sizeof(err->msg) + 32];
+    snprintf(message, sizeof(message), "RequestId: %s Error: %s", inv->request_id, err->msg);
+    cleanup_free char *extra = NULL;
+    if (asprintf(&extra, "%s\n%s", message, type) < 0)
+        extra = NULL;
+    ef_info("invocation %s of %s: %s (%s)", inv->request_id, inv->fn->name, err->msg, type);
+    const struct log_note note = {.extra = extra, .status = "error", .error_type = type};
+    complete_function_error(inv, 0, type, message, NULL, -1, &note);
+}
+
 /* The runtime of a warm container had died before this invocation reached it (the runner's
  * runtime.exited notification was still on its way): the invocation never ran, so it is moved
  * once to a fresh container instead of failing. */
@@ -490,6 +509,83 @@ static void redirect_from_draining(struct ef_invocation *inv, struct ef_containe
         complete_spawn_failure(inv, &err);
 }
 
+/* Whether `text` (of `len` bytes) is padded base64 of the standard alphabet and nothing else: no
+ * whitespace, a length that is a multiple of 4, '=' only as the last one or two characters.
+ * ef_base64_decode() is lenient with whitespace; a runner's answer must be exact. */
+static bool strict_base64(const char *text, size_t len)
+{
+    if (len % 4 != 0)
+        return false;
+    size_t pad = 0;
+    while (pad < 2 && pad < len && text[len - 1 - pad] == '=')
+        pad++;
+    for (size_t i = 0; i < len - pad; i++) {
+        unsigned char ch = (unsigned char)text[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '+' || ch == '/'))
+            return false;
+    }
+    return true;
+}
+
+/* The function's answer (result, error document, or the runner's own document) as bytes: the
+ * "payload" string, or the decoded "payload_b64" that the runner sends instead for a body that
+ * is not text (not UTF-8, or with control bytes other than tab, newline and return; docs/rpc.md).
+ * On success *ret_payload and *ret_len are the bytes (NUL-terminated; a decoded body may hold NUL
+ * bytes), pointing into `result` or into *ret_owned (malloc'd, for the caller to free). Returns
+ * -EPROTO with *ret_why saying what the answer lacks, or -ENOMEM. */
+static int answer_payload(const cJSON *result, const char **ret_payload, size_t *ret_len,
+                          char **ret_owned, const char **ret_why)
+{
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(result, "payload");
+    const cJSON *b64 = cJSON_GetObjectItemCaseSensitive(result, "payload_b64");
+    if (text && b64) {
+        *ret_why = "exactly one of payload and payload_b64 (it sent both)";
+        return -EPROTO;
+    }
+    if (cJSON_IsString(text)) {
+        *ret_payload = text->valuestring;
+        *ret_len = strlen(text->valuestring);
+        return 0;
+    }
+    if (!cJSON_IsString(b64)) {
+        *ret_why = "a payload";
+        return -EPROTO;
+    }
+    size_t len = strlen(b64->valuestring);
+    unsigned char *bytes = NULL;
+    size_t n = 0;
+    int r = strict_base64(b64->valuestring, len)
+                ? ef_base64_decode(b64->valuestring, len, &bytes, &n)
+                : -EINVAL;
+    if (r == -ENOMEM)
+        return r;
+    if (r < 0) {
+        *ret_why = "valid base64 in payload_b64";
+        return -EPROTO;
+    }
+    *ret_payload = (const char *)bytes;
+    *ret_len = n;
+    *ret_owned = (char *)bytes;
+    return 0;
+}
+
+/* The runner's answer says (wait_ms) how long the invocation waited in the runner before its
+ * runtime took the event: a cold start's runtime init (a module's imports), or a worker slot
+ * with per-container concurrency. Lambda counts that apart from Duration, so the handler's
+ * Duration is the round trip less the wait, and on a cold start the wait joins the container's
+ * start in Init Duration. An answer without wait_ms (an older runner) keeps the round trip. */
+static double handler_duration(struct ef_invocation *inv, const cJSON *result, double round_trip)
+{
+    const cJSON *wait = cJSON_GetObjectItemCaseSensitive(result, "wait_ms");
+    if (!cJSON_IsNumber(wait) || !(wait->valuedouble >= 0))
+        return round_trip;
+    double wait_ms = wait->valuedouble < round_trip ? wait->valuedouble : round_trip;
+    if (!inv->warm)
+        inv->init_ms += wait_ms;
+    return round_trip - wait_ms;
+}
+
 static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
                              const struct ef_rpc_error *error, void *user)
 {
@@ -532,7 +628,6 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
     }
 
     const cJSON *status = cJSON_GetObjectItemCaseSensitive(result, "status");
-    const cJSON *payload = cJSON_GetObjectItemCaseSensitive(result, "payload");
     const cJSON *error_type = cJSON_GetObjectItemCaseSensitive(result, "error_type");
     const cJSON *log = cJSON_GetObjectItemCaseSensitive(result, "log");
     const cJSON *memory = cJSON_GetObjectItemCaseSensitive(result, "max_memory_used_mb");
@@ -541,12 +636,27 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
     bool ok = cJSON_IsString(status) && strcmp(status->valuestring, "ok") == 0;
     bool failed = cJSON_IsString(status) && strcmp(status->valuestring, "error") == 0;
     bool timed_out = cJSON_IsString(status) && strcmp(status->valuestring, "timeout") == 0;
-    if ((!ok && !failed && !timed_out) || !cJSON_IsString(payload)) {
-        ef_pool_discard(c, "its runner answered invoke without status or payload");
+    cleanup_free char *owned = NULL;
+    const char *payload = NULL, *bad = "a status";
+    size_t payload_len = 0;
+    int r = ok || failed || timed_out ? answer_payload(result, &payload, &payload_len, &owned, &bad)
+                                      : -EPROTO;
+    if (r == -ENOMEM) {
+        /* The container is fine; only this answer is lost. */
+        ef_pool_release(c);
+        complete_service_error(inv, 500, "ServiceException",
+                               "out of memory while decoding the function's result");
+        return;
+    }
+    if (r < 0) {
+        char why[160];
+        snprintf(why, sizeof(why), "its runner answered invoke without %s", bad);
+        ef_pool_discard(c, why);
         complete_service_error(inv, 500, "ServiceException",
                                "the runner's answer to the invocation was malformed");
         return;
     }
+    duration_ms = handler_duration(inv, result, duration_ms);
     const char *log_text = cJSON_IsString(log) ? log->valuestring : NULL;
     long long memory_mb =
         cJSON_IsNumber(memory) && memory->valuedouble >= 0 ? (long long)memory->valuedouble : -1;
@@ -562,10 +672,10 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
         return;
     }
     if (exited) {
-        cleanup_cjson cJSON *doc = cJSON_Parse(payload->valuestring);
+        cleanup_cjson cJSON *doc = cJSON_ParseWithLength(payload, payload_len);
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(doc, "errorMessage");
         const char *msg = cJSON_IsString(m) ? m->valuestring : "";
-        finish_exit(inv, c, payload->valuestring, msg, log_text, memory_mb, duration_ms,
+        finish_exit(inv, c, payload, msg, log_text, memory_mb, duration_ms,
                     ends_with(msg, KILLED_STATUS), "its runtime exited");
         return;
     }
@@ -577,8 +687,8 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
 
     struct ef_invoke_outcome o = {
         .status = ok ? EF_INVOKE_OK : EF_INVOKE_FUNCTION_ERROR,
-        .payload = payload->valuestring,
-        .payload_len = strlen(payload->valuestring),
+        .payload = payload,
+        .payload_len = payload_len,
         .log = log_text,
         .duration_ms = duration_ms,
         .init_ms = inv->init_ms,
@@ -699,6 +809,10 @@ static void on_spawned(struct ef_container *c, const ef_error *err, void *user)
         ef_error e2 = {0};
         if (spawn(inv, &e2) < 0)
             complete_spawn_failure(inv, &e2);
+        return;
+    }
+    if (!c && err->code == -ENOEXEC) {
+        complete_invalid_entrypoint(inv, err);
         return;
     }
     if (!c) {

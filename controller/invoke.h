@@ -30,8 +30,8 @@ struct ef_invoke_outcome {
     const char *payload;
     size_t payload_len;
     const char *log;         /* runtime output during the invocation (may be NULL) */
-    double duration_ms;      /* from sending `invoke` to its answer */
-    double init_ms;          /* container start time on a cold start, else 0 */
+    double duration_ms;      /* from sending `invoke` to its answer, less the runner's wait_ms */
+    double init_ms;          /* cold start: the container's start plus wait_ms; else 0 */
     long long max_memory_mb; /* the runtime's peak memory as the runner measured it; -1 unknown */
     /* The invocation's entry in the function's log (START … REPORT), as appended to
      * <data>/logs/<name>.log; NULL for service errors or when memory ran out. */

@@ -1,11 +1,13 @@
 #include "controller/pool.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
@@ -16,6 +18,7 @@
 #include "controller/metrics.h"
 #include "controller/scheduler.h"
 #include "controller/store.h"
+#include "controller/validate.h"
 
 /* funclet answers container.create once the runner is accepting; creating namespaces, cgroups
  * and a rootfs takes milliseconds, so 10 s means something is wrong. */
@@ -46,6 +49,9 @@ struct ef_pool_spawn {
     unsigned max_in_flight; /* the function's per-container concurrency */
     enum ef_function_network network;
     char *key;
+    /* A provided runtime's bootstrap as the controller extracted it (<code dir>/bootstrap), to
+     * tell a missing one from one that cannot run; NULL for the other runtimes. */
+    char *bootstrap;
     ef_spawn_cb cb;
     void *user;
 };
@@ -498,6 +504,7 @@ static void spawn_free(struct ef_pool_spawn *sp)
     free(sp->function_name);
     free(sp->version);
     free(sp->key);
+    free(sp->bootstrap);
     free(sp);
 }
 
@@ -597,6 +604,50 @@ static bool spawn_abandoned(struct ef_pool_spawn *sp)
     return true;
 }
 
+/* Whether a failed runtime.start is the function's own fault, and why as Lambda words it. The
+ * runner answers a runtime it could not start with -32013 and "cannot start <path>: <step>:
+ * <strerror>" (runner/spawn.c); for a provided runtime, an execve that failed with ENOENT, EACCES
+ * or ENOEXEC is the function's `bootstrap` (missing, not executable, a directory, an
+ * interpreter line naming nothing, not a program): Lambda's Runtime.InvalidEntrypoint. Anything
+ * else (a step before execve, the runtimes of the pod, memory) stays a service failure. Fills
+ * `why` ("Couldn't find valid bootstrap(s): [/var/task/bootstrap]" or "fork/exec
+ * /var/task/bootstrap: permission denied") and returns true when it is the function's. */
+static bool invalid_entrypoint(const struct ef_pool_spawn *sp, const struct ef_rpc_error *error,
+                               char *why, size_t len)
+{
+    static const struct {
+        const char *text; /* strerror() as the runner's C library words it */
+        const char *go;   /* as Lambda's own runtime interface (Go) words it */
+    } causes[] = {
+        {"No such file or directory", "no such file or directory"},
+        {"Permission denied", "permission denied"},
+        {"Exec format error", "exec format error"},
+    };
+    static const char prefix[] = "cannot start ", step[] = ": execve: ";
+    if (!sp->bootstrap || error->code != EF_RPC_ERR_SYSTEM || !error->message ||
+        strncmp(error->message, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *path = error->message + sizeof(prefix) - 1;
+    const char *at = strstr(path, step);
+    if (!at || at == path)
+        return false;
+    const char *cause = at + sizeof(step) - 1;
+    int path_len = (int)(at - path);
+    for (size_t i = 0; i < EF_ARRAY_SIZE(causes); i++) {
+        if (strcmp(cause, causes[i].text) != 0)
+            continue;
+        /* ENOENT also comes from an interpreter line naming a missing program: only a
+         * bootstrap that is not there at all is "not found". */
+        if (i == 0 && faccessat(AT_FDCWD, sp->bootstrap, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
+            errno == ENOENT)
+            snprintf(why, len, "Couldn't find valid bootstrap(s): [%.*s]", path_len, path);
+        else
+            snprintf(why, len, "fork/exec %.*s: %s", path_len, path, causes[i].go);
+        return true;
+    }
+    return false;
+}
+
 static void on_runtime_started(ef_rpc_conn *conn, const cJSON *result,
                                const struct ef_rpc_error *error, void *user)
 {
@@ -613,6 +664,13 @@ static void on_runtime_started(ef_rpc_conn *conn, const cJSON *result,
                    "the runner of container %s refused to start the runtime as its previous "
                    "runtime is still running or it cannot start a second one: %s",
                    sp->c->id, error->message);
+        return;
+    }
+    char why[400];
+    if (error && invalid_entrypoint(sp, error, why, sizeof(why))) {
+        /* The container itself is fine, but it is discarded all the same (spawn_fail): it was
+         * warmed up for this function, and a reset would cost about what a new one does. */
+        spawn_fail(sp, -ENOEXEC, "%s", why);
         return;
     }
     if (error) {
@@ -789,6 +847,12 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
         !(sp->version = strdup(ef_function_version(fn))) || !(sp->key = strdup(key))) {
         if (sp)
             spawn_free(sp);
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    }
+    if (ef_runtime_is_custom(fn->runtime) &&
+        asprintf(&sp->bootstrap, "%s/bootstrap", code_dir) < 0) {
+        sp->bootstrap = NULL;
+        spawn_free(sp);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
     sp->ctl = ctl;

@@ -136,7 +136,9 @@ void ef_pool_container_exited(struct ef_pool *pool, const char *id, const char *
  * errno (codes as for ef_spawn_cb) with `err` set and `cb` never called. A container whose
  * runner refuses runtime.start as busy (one recycled through funclet's pool whose runner still
  * has a runtime, or an older runner that starts only one) fails with -EAGAIN: a new spawn may
- * succeed. */
+ * succeed. A provided runtime whose `bootstrap` is missing or cannot be executed fails with
+ * -ENOEXEC and Lambda's wording of the cause as the message ("Couldn't find valid bootstrap(s):
+ * [/var/task/bootstrap]"): the function's error (Runtime.InvalidEntrypoint), not the service's. */
 int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const char *key,
                   ef_spawn_cb cb, void *user, ef_error *err);
 

@@ -120,6 +120,9 @@ static void on_runtime_exit(struct runner *r, int status, ef_rpc_conn *quiet)
     r->invs.runtime_pid = 0;
     if (r->stopping)
         ef_info("runtime (pid %d) ended: %s", (int)pid, how);
+    else if (r->invs.failed && r->invs.fail_doc)
+        ef_info("runtime (pid %d) ended: %s; invocations now fail with its init error %s", (int)pid,
+                how, r->invs.fail_type ? r->invs.fail_type : "");
     else
         ef_warn("runtime (pid %d) ended: %s; invocations now fail with Runtime.ExitError", (int)pid,
                 how);
@@ -145,6 +148,21 @@ static void on_drained(void *user)
         return;
     ef_warn("killing the runtime (pid %d): an invocation timed out in it and the last other "
             "invocation has ended",
+            (int)r->runtime_pid);
+    kill_runtime_and_descendants(r->runtime_pid);
+}
+
+/* The runtime reported an init error (invocations.h): it may poll on or sleep, but it cannot
+ * serve, so it ends now rather than keep the container failing with that error. Its exit sends
+ * runtime.exited, and the controller replaces the container: the next invocation runs init
+ * again, as Lambda resets the environment after a failed init. */
+static void on_init_failed(void *user)
+{
+    struct runner *r = user;
+    if (r->runtime_pid <= 0)
+        return;
+    ef_warn("killing the runtime (pid %d) after its init error: only a new runtime runs init "
+            "again",
             (int)r->runtime_pid);
     kill_runtime_and_descendants(r->runtime_pid);
 }
@@ -711,6 +729,8 @@ int ef_runner_init(int argc, char **argv, int start)
     r.invs.on_deadline_set_user = &r;
     r.invs.on_drained = on_drained;
     r.invs.on_drained_user = &r;
+    r.invs.on_init_failed = on_init_failed;
+    r.invs.on_init_failed_user = &r;
 
     ef_prestart_init(&r.prestart);
     rc = run(&r, (int)rpc_fd, (int)api_port, strcmp(prestart, "python") == 0, &err);

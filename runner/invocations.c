@@ -10,6 +10,7 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
+#include "runner/payload.h"
 #include "runner/proc_memory.h"
 
 bool ef_request_id_valid(const char *id, size_t len)
@@ -121,6 +122,7 @@ int ef_invocation_parse(const cJSON *params, long long default_deadline_ms, cons
     memcpy(inv->payload, payload->valuestring, payload_len + 1);
     inv->payload_len = payload_len;
     inv->deadline_ms = deadline;
+    inv->received_ns = uv_hrtime();
     *ret_inv = inv;
     return 0;
 }
@@ -178,18 +180,31 @@ static struct ef_invocation *list_find(const struct ef_invocation_list *l, const
     return NULL;
 }
 
-/* Where the output of an invocation that starts now begins. Output that is still in the pipes
- * belongs to invocations in flight when there are any, so it is read first; with none in
- * flight it is the new invocation's anyway (Lambda shows what a runtime prints between two
- * invocations in the next one's log), and the pipes are not read: a warm invocation of a
- * runtime that printed nothing then costs no empty read(2). */
+/* The capture's byte count after reading what the pipes hold (0 without a capture). */
 static uint64_t current_mark(struct ef_invocations *invs)
 {
+    return invs->capture ? ef_log_capture_mark(invs->capture) : 0;
+}
+
+/* The invocation's log, which ends now; NULL without a capture or memory. Output nobody's log
+ * has held yet goes to exactly one invocation, so that it is neither lost nor shown twice: an
+ * invocation handed out while none was in flight starts where the last log ended (its
+ * log_mark); one never handed out gets that output only when none is in flight (the runtime
+ * failed at start-up: its output says why), else nothing, being no part of what runs. */
+static char *take_log(struct ef_invocations *invs, const struct ef_invocation *inv, bool delivered)
+{
     if (!invs->capture)
-        return 0;
-    if (invs->in_flight.n == 0)
-        return invs->capture->ring.total;
-    return ef_log_capture_mark(invs->capture);
+        return NULL;
+    /* Output written right before the runtime posted must not be lost: read it now. */
+    uint64_t end = current_mark(invs);
+    uint64_t from = end;
+    if (delivered)
+        from = inv->log_mark;
+    else if (invs->in_flight.n == 0)
+        from = invs->log_consumed;
+    if (end > invs->log_consumed)
+        invs->log_consumed = end;
+    return ef_log_ring_excerpt(&invs->capture->ring, from);
 }
 
 /* The runtime's peak memory in MB (rounded up), or -1 when it was never measured. */
@@ -217,29 +232,25 @@ static void answer(struct ef_invocations *invs, struct ef_invocation *inv,
                    enum ef_invocation_status status, const char *error_type, const char *payload,
                    size_t len, bool with_log, bool delivered)
 {
-    cleanup_free char *log = NULL;
-    if (with_log && invs->capture) {
-        /* Output written right before the runtime posted must not be lost: read it now. */
-        ef_log_capture_drain(invs->capture);
-        log = ef_log_ring_since(&invs->capture->ring, inv->log_mark);
-    }
-    cleanup_free char *clean = NULL;
-    if (!ef_utf8_is_clean(payload, len)) {
-        ef_warn("invocation %s: the payload is not UTF-8 text; invalid bytes were replaced",
-                inv->request_id);
-        clean = ef_utf8_sanitize(payload, len, false);
-        payload = clean ? clean : "";
-    }
+    cleanup_free char *log = with_log ? take_log(invs, inv, delivered) : NULL;
     long memory_mb = peak_memory_mb(invs);
+    /* Time spent waiting for the runtime to poll: its init on a cold start, which the caller
+     * bills apart from the function's duration. Microseconds are plenty. */
+    double wait_ms = -1;
+    if (delivered && inv->handed_ns >= inv->received_ns)
+        wait_ms = (double)((inv->handed_ns - inv->received_ns) / 1000u) / 1000.0;
 
+    cleanup_free char *b64 = NULL;
     cleanup_cjson cJSON *res = cJSON_CreateObject();
     bool ok =
         res && cJSON_AddStringToObject(res, "status", status_names[status]) &&
-        cJSON_AddStringToObject(res, "payload", payload) &&
+        ef_payload_add(res, payload, len, &b64) &&
         (!error_type || cJSON_AddStringToObject(res, "error_type", error_type)) &&
         cJSON_AddStringToObject(res, "log", log ? log : "") &&
         cJSON_AddBoolToObject(res, "delivered", delivered) &&
+        (wait_ms < 0 || cJSON_AddNumberToObject(res, "wait_ms", wait_ms)) &&
         (memory_mb < 0 || cJSON_AddNumberToObject(res, "max_memory_used_mb", (double)memory_mb));
+    /* The payload item refers to `payload` or `b64`: both live until the answer is sent. */
     if (ok)
         ef_rpc_reply(inv->req, steal_pointer(&res));
     else
@@ -304,7 +315,9 @@ int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv
     if (invs->draining)
         return -ESHUTDOWN;
     if (invs->failed) {
-        answer_failure(invs, inv, false, false);
+        /* With its log: the runtime may have failed before any invocation arrived (an init
+         * error in its first milliseconds), and what it wrote then says why. */
+        answer_failure(invs, inv, true, false);
         return 0;
     }
     size_t len = strlen(inv->request_id);
@@ -313,9 +326,6 @@ int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv
         return -EEXIST;
     if (invs->queued.n >= EF_QUEUE_MAX)
         return -ENOSPC;
-    /* Until it is handed out, its log is what the runtime writes from now on: if the runtime
-     * fails before taking it (an init error), the caller still sees why. */
-    inv->log_mark = current_mark(invs);
     inv->in_flight = false;
     list_append(&invs->queued, inv);
     notify_ready(invs);
@@ -335,12 +345,12 @@ struct ef_invocation *ef_invocations_next(struct ef_invocations *invs)
     bool deadline_set = inv->timeout_ms > 0;
     if (deadline_set)
         inv->deadline_ms = (long long)ef_now_epoch_ms() + inv->timeout_ms;
-    /* The first invocation keeps its mark from when it was queued: what the runtime printed
-     * while starting belongs to that cold start. Later ones start here, so that output of an
-     * invocation still in flight is not counted twice. */
-    if (invs->handed_out_any)
-        inv->log_mark = current_mark(invs);
-    invs->handed_out_any = true;
+    inv->handed_ns = uv_hrtime();
+    /* With none in flight, what the runtime wrote since the last log ended (its start-up on a
+     * cold start; a background thread's output, a late print) is nobody's yet: it comes first
+     * in this log. Otherwise the invocations in flight hold it, and this one starts here, so
+     * that it is shown once. */
+    inv->log_mark = invs->in_flight.n == 0 ? invs->log_consumed : current_mark(invs);
     /* Measured here too when it never was: a runtime that dies during its first invocation can
      * no longer be asked. Later, the measurement at the previous answer stands in (the peak only
      * grows, and it saves a read of /proc per invocation). */
@@ -471,12 +481,15 @@ static void fail_everything(struct ef_invocations *invs)
 
 void ef_invocations_fail_init(struct ef_invocations *invs, const char *error_type, const char *doc)
 {
-    if (!invs->failed) {
+    bool first = !invs->failed;
+    if (first) {
         invs->fail_type = strdup(error_type);
         invs->fail_doc = strdup(doc);
         invs->failed = true;
     }
     fail_everything(invs);
+    if (first && invs->on_init_failed)
+        invs->on_init_failed(invs->on_init_failed_user);
 }
 
 void ef_invocations_fail_exit(struct ef_invocations *invs, const char *how)
@@ -504,7 +517,7 @@ void ef_invocations_reset(struct ef_invocations *invs, const char *how)
     ef_invocations_free(invs, how);
     memset(invs->recent, 0, sizeof(invs->recent));
     invs->recent_next = 0;
-    invs->handed_out_any = false;
+    invs->log_consumed = 0;
     invs->draining = false;
     invs->drained = false;
     invs->runtime_pid = 0;

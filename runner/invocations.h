@@ -47,7 +47,12 @@ struct ef_invocation {
     char *client_context;   /* Lambda-Runtime-Client-Context, NULL when none */
     char *cognito_identity; /* Lambda-Runtime-Cognito-Identity, NULL when none */
     ef_rpc_request *req;    /* answered when the invocation ends */
-    uint64_t log_mark;      /* capture byte count when handed out */
+    /* Capture byte count where its log starts, set when handed out: where the previous
+     * invocation's log ended when none was in flight (so that what the runtime wrote in between
+     * is in this log), else the count then. */
+    uint64_t log_mark;
+    uint64_t received_ns; /* uv_hrtime() when the `invoke` arrived */
+    uint64_t handed_ns;   /* uv_hrtime() when the runtime took it from /next; 0 until then */
 };
 
 /* How an invocation ended: the `status` of its `invoke` answer. */
@@ -75,6 +80,10 @@ struct ef_invocations {
     char *fail_exit; /* "exit status 1" / "signal: killed" for an exit */
 
     struct ef_log_capture *capture;
+    /* The capture byte count up to which the runtime's output is in a log already answered:
+     * output after it and before the next hand-out was written while no invocation was in
+     * flight, and goes to the next invocation handed out. */
+    uint64_t log_consumed;
     /* Runs when an invocation may be handed out (one was queued, or one in flight ended), so
      * that a parked /next poll can take it. */
     void (*on_queued)(void *user);
@@ -92,9 +101,13 @@ struct ef_invocations {
     /* Runs once while draining, when nothing is queued or in flight any more. */
     void (*on_drained)(void *user);
     void *on_drained_user;
+    /* Runs once when an init error is recorded, after the invocations were answered with it:
+     * the runtime is of no further use and is ended, so that the container is replaced and the
+     * next invocation runs init again (as Lambda resets the environment after an init error). */
+    void (*on_init_failed)(void *user);
+    void *on_init_failed_user;
 
     unsigned max_in_flight; /* 0 is taken as 1 */
-    bool handed_out_any;    /* the first hand-out's log also holds the runtime's start-up */
     pid_t runtime_pid;      /* whose peak memory is reported; 0 when none */
     long peak_rss_kb;       /* the highest VmHWM seen, kept after the runtime is gone */
 };
@@ -121,9 +134,10 @@ void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *cap
  * queue is full); `inv` stays the caller's then. */
 int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv);
 
-/* Hands out the oldest queued invocation: it moves in flight and its log starts here (for the
- * very first one: where it was queued, so that the runtime's start-up output is in it). NULL when
- * nothing is queued or `max_in_flight` invocations are already in flight. */
+/* Hands out the oldest queued invocation: it moves in flight and its log starts here, or, when
+ * no other invocation is in flight, where the last answered log ended: what the runtime wrote
+ * while idle (its start-up output, for the first one) comes first in it. NULL when nothing is
+ * queued or `max_in_flight` invocations are already in flight. */
 struct ef_invocation *ef_invocations_next(struct ef_invocations *invs);
 
 /* The in-flight invocation with this id, or NULL. */
@@ -134,8 +148,9 @@ bool ef_invocations_finished_recently(const struct ef_invocations *invs, const c
                                       size_t len);
 
 /* Answers the invocation's `invoke` with status "ok" (error_type NULL) or "error", the payload
- * and its log, then frees it. The payload is made valid UTF-8 if it is not. Runs the on_queued
- * hook, as the invocation's place in flight is free again. */
+ * (`len` bytes with a NUL after them; as "payload" or "payload_b64", see ef_payload_add), its
+ * log and, when it was handed out, "wait_ms", then frees it. Runs the on_queued hook, as the
+ * invocation's place in flight is free again. */
 void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *inv,
                            const char *error_type, const char *payload, size_t len);
 
@@ -161,7 +176,8 @@ size_t ef_invocations_pending(const struct ef_invocations *invs);
 long long ef_invocations_next_deadline(const struct ef_invocations *invs);
 
 /* Records an init error (`doc` is the error document) as the terminal failure, unless one is
- * already recorded, and fails every queued and in-flight invocation with it. */
+ * already recorded, and fails every queued and in-flight invocation with it; then, the first
+ * time, runs on_init_failed. */
 void ef_invocations_fail_init(struct ef_invocations *invs, const char *error_type, const char *doc);
 
 /* Records the runtime's exit (`how` is "exit status N" or "signal: NAME") as the terminal
@@ -179,7 +195,7 @@ void ef_invocations_free(struct ef_invocations *invs, const char *how);
 
 /* Makes the invocations ready for a new runtime after the previous one ended: whatever is still
  * queued or in flight fails (as an exit with `how`), and the terminal failure, the drain, the
- * recently finished ids, the peak memory and the first hand-out are forgotten. The capture and
- * the on_queued and on_drained hooks stay; `runtime_pid` and `max_in_flight` are the caller's to
- * set. */
+ * recently finished ids, the peak memory and the log position are forgotten (the caller empties
+ * the capture with ef_log_capture_reset). The capture and the hooks stay; `runtime_pid` and
+ * `max_in_flight` are the caller's to set. */
 void ef_invocations_reset(struct ef_invocations *invs, const char *how);

@@ -39,14 +39,10 @@ void ef_log_ring_append(struct ef_log_ring *ring, const char *data, size_t len)
     }
 }
 
-char *ef_log_ring_since(const struct ef_log_ring *ring, uint64_t mark)
+/* A sanitized copy of the last `avail` (at most EF_LOG_TAIL_MAX) bytes appended; `cut` when the
+ * bytes before them are lost, so that a sequence they cut in two is dropped. */
+static char *ring_tail(const struct ef_log_ring *ring, uint64_t avail, bool cut)
 {
-    uint64_t avail = mark < ring->total ? ring->total - mark : 0;
-    bool cut = false;
-    if (avail > EF_LOG_TAIL_MAX) {
-        avail = EF_LOG_TAIL_MAX;
-        cut = true;
-    }
     /* The bytes may wrap around the end of the ring: make them contiguous first. */
     cleanup_free char *tmp = malloc(avail ? (size_t)avail : 1);
     if (!tmp)
@@ -58,6 +54,40 @@ char *ef_log_ring_since(const struct ef_log_ring *ring, uint64_t mark)
     memcpy(tmp, ring->buf + start, first);
     memcpy(tmp + first, ring->buf, (size_t)avail - first);
     return ef_utf8_sanitize(tmp, (size_t)avail, cut);
+}
+
+char *ef_log_ring_since(const struct ef_log_ring *ring, uint64_t mark)
+{
+    uint64_t avail = mark < ring->total ? ring->total - mark : 0;
+    if (avail > EF_LOG_TAIL_MAX)
+        return ring_tail(ring, EF_LOG_TAIL_MAX, true);
+    return ring_tail(ring, avail, false);
+}
+
+/* Room kept for the line that says how much was dropped. */
+#define DROPPED_NOTE_MAX 128
+
+char *ef_log_ring_excerpt(const struct ef_log_ring *ring, uint64_t mark)
+{
+    uint64_t avail = mark < ring->total ? ring->total - mark : 0;
+    if (avail <= EF_LOG_TAIL_MAX)
+        return ring_tail(ring, avail, false);
+    uint64_t keep = EF_LOG_TAIL_MAX - DROPPED_NOTE_MAX;
+    char note[DROPPED_NOTE_MAX];
+    int n = snprintf(note, sizeof(note),
+                     "[easyfaas] %llu bytes of output before this line were dropped: a log keeps "
+                     "the last 64 KiB\n",
+                     (unsigned long long)(avail - keep));
+    cleanup_free char *tail = ring_tail(ring, keep, true);
+    if (!tail || n < 0)
+        return NULL;
+    size_t tail_len = strlen(tail);
+    char *out = malloc((size_t)n + tail_len + 1);
+    if (!out)
+        return NULL;
+    memcpy(out, note, (size_t)n);
+    memcpy(out + n, tail, tail_len + 1);
+    return out;
 }
 
 /* Length of the well-formed UTF-8 sequence at s[0..len), or 0 when it is not one. */

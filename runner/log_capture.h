@@ -30,6 +30,13 @@ void ef_log_ring_append(struct ef_log_ring *ring, const char *data, size_t len);
  * allocation failure. */
 char *ef_log_ring_since(const struct ef_log_ring *ring, uint64_t mark);
 
+/* Like ef_log_ring_since, but when bytes after `mark` were already overwritten, the copy starts
+ * with a line that says how many were dropped:
+ *   "[easyfaas] N bytes of output before this line were dropped: a log keeps the last 64 KiB\n"
+ * and that line and the tail after it together take at most EF_LOG_TAIL_MAX bytes (before
+ * invalid bytes grow to U+FFFD). NULL on allocation failure. */
+char *ef_log_ring_excerpt(const struct ef_log_ring *ring, uint64_t mark);
+
 /* Returns a malloc'd NUL-terminated string holding `data` as valid UTF-8 that can travel in a
  * JSON string: every NUL byte and every byte that is not part of a well-formed sequence
  * (overlong forms, surrogates and code points above U+10FFFF included) becomes U+FFFD. With

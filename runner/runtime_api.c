@@ -58,6 +58,51 @@ enum ef_rapi_route ef_runtime_api_route(const char *method, const char *path, co
     return route;
 }
 
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int ef_runtime_api_decode_id(const char *seg, size_t len, char *buf, size_t size, size_t *ret_len,
+                             ef_error *err)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = seg[i];
+        if (c == '%') {
+            int hi = i + 2 < len ? hex_value(seg[i + 1]) : -1;
+            int lo = hi >= 0 ? hex_value(seg[i + 2]) : -1;
+            if (lo < 0)
+                return ef_error_set(err, -EINVAL,
+                                    "the request id in the path has a malformed %%-escape at "
+                                    "byte %zu: %% must be followed by two hex digits",
+                                    i + 1);
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        /* A longer id is invalid anyway: stop before the buffer ends. */
+        if (o + 1 >= size || o >= EF_REQUEST_ID_MAX) {
+            o = EF_REQUEST_ID_MAX + 1;
+            break;
+        }
+        buf[o++] = c;
+    }
+    if (o > EF_REQUEST_ID_MAX || !ef_request_id_valid(buf, o))
+        return ef_error_set(err, -EINVAL,
+                            "the request id in the path, once %%-decoded, must be 1 to %d "
+                            "characters from [A-Za-z0-9._:-]",
+                            EF_REQUEST_ID_MAX);
+    buf[o] = '\0';
+    *ret_len = o;
+    return 0;
+}
+
 /* Cuts an error type to ERROR_TYPE_MAX bytes of valid UTF-8. */
 static char *clean_type(const char *type)
 {
@@ -326,9 +371,19 @@ static void handle_init_error(struct ef_runtime_api *api, ef_http_exchange *ex,
 static void on_request(ef_http_exchange *ex, const struct ef_http_request *req, void *user)
 {
     struct ef_runtime_api *api = user;
-    const char *id = NULL;
+    const char *seg = NULL;
+    size_t seg_len = 0;
+    enum ef_rapi_route route = ef_runtime_api_route(req->method, req->path, &seg, &seg_len);
+    char id[EF_REQUEST_ID_MAX + 1];
     size_t id_len = 0;
-    switch (ef_runtime_api_route(req->method, req->path, &id, &id_len)) {
+    if (route == EF_RAPI_RESPONSE || route == EF_RAPI_ERROR) {
+        ef_error err = {0};
+        if (ef_runtime_api_decode_id(seg, seg_len, id, sizeof(id), &id_len, &err) < 0) {
+            respond_error(ex, 400, "InvalidRequestID", "Invalid request ID: %s", err.msg);
+            return;
+        }
+    }
+    switch (route) {
     case EF_RAPI_NEXT:
         handle_next(api, ex);
         return;
@@ -357,12 +412,16 @@ static void on_protocol_error(ef_http_exchange *ex, int status, const char *mess
          * /response or /error post); a body refused without one can only be attributed when a
          * single invocation is in flight. */
         const struct ef_http_request *req = ef_http_exchange_request(ex);
-        const char *id = NULL;
+        const char *seg = NULL;
+        size_t seg_len = 0;
+        enum ef_rapi_route route = ef_runtime_api_route(req->method, req->path, &seg, &seg_len);
+        char id[EF_REQUEST_ID_MAX + 1];
         size_t id_len = 0;
-        enum ef_rapi_route route = ef_runtime_api_route(req->method, req->path, &id, &id_len);
-        if (route != EF_RAPI_RESPONSE && route != EF_RAPI_ERROR)
-            id = NULL;
-        if (ef_invocations_fail_oversized(api->invs, id, id_len))
+        bool named = route == EF_RAPI_RESPONSE || route == EF_RAPI_ERROR;
+        /* A path that names no valid id attributes the body to nobody. */
+        bool attributable =
+            !named || ef_runtime_api_decode_id(seg, seg_len, id, sizeof(id), &id_len, NULL) == 0;
+        if (attributable && ef_invocations_fail_oversized(api->invs, named ? id : NULL, id_len))
             ef_info("the runtime posted a body above %u bytes: the invocation in flight failed "
                     "with Function.ResponseSizeTooLarge",
                     EF_RESPONSE_MAX);

@@ -10,7 +10,8 @@
  * -Trace-Id and, when the invocation has them, -Client-Context and -Cognito-Identity. Up to
  * `max_in_flight` polls are served at once (AWS_LAMBDA_MAX_CONCURRENCY); further polls wait.
  *
- * As Lambda's Runtime API answers: an unknown id gets 400 InvalidRequestID, a second answer for
+ * The {id} may be percent-encoded. As Lambda's Runtime API answers: an unknown or malformed id
+ * gets 400 InvalidRequestID, a second answer for
  * one id 403 InvalidStateTransition, a body above 6 MiB + 100 bytes 413 RequestEntityTooLarge
  * (and the invocation in flight fails with Function.ResponseSizeTooLarge), other paths 404. */
 #pragma once
@@ -35,6 +36,14 @@ enum ef_rapi_route {
  * EF_RAPI_NOT_FOUND, as is an empty id. */
 enum ef_rapi_route ef_runtime_api_route(const char *method, const char *path, const char **ret_id,
                                         size_t *ret_id_len);
+
+/* Decodes the {id} segment of a path (`len` bytes, as ef_runtime_api_route returns it): each %XX
+ * escape (hex digits of either case) becomes its byte, as runtime clients that escape every
+ * path segment send it. Returns 0 with the id NUL-terminated in `buf` (`size` at least
+ * EF_REQUEST_ID_MAX + 1) and its length in *ret_len; -EINVAL, with a message, for a malformed
+ * escape or an id that ef_request_id_valid refuses once decoded. */
+int ef_runtime_api_decode_id(const char *seg, size_t len, char *buf, size_t size, size_t *ret_len,
+                             ef_error *err);
 
 /* Normalises an error posted by the runtime. The type is `header_type` (the
  * Lambda-Runtime-Function-Error-Type header) when given, else the body's "errorType", else

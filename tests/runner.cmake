@@ -13,3 +13,6 @@ ef_add_integration_test(runner_init SCRIPT integration/runner_init.sh TIMEOUT 12
 ef_add_integration_test(runner_prestart SCRIPT integration/runner_prestart.sh TIMEOUT 120)
 # A timeout with several invocations per runtime drains the runtime instead of killing it at once.
 ef_add_integration_test(runner_drain SCRIPT integration/runner_drain.sh TIMEOUT 120)
+# Through a pod: output written between invocations in the next invocation's log entry, and a
+# runtime that reported an init error ended so that the next invocation runs init again.
+ef_add_integration_test(runner_pod SCRIPT integration/runner_pod.sh TIMEOUT 180)

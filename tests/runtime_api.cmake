@@ -13,3 +13,6 @@ ef_add_unit_test(test_runner_protocol
   LIBS efcontroller)
 ef_add_integration_test(runtime_concurrency SCRIPT integration/runtime_concurrency.sh TIMEOUT 120)
 ef_add_integration_test(runtime_logs SCRIPT integration/runtime_logs.sh TIMEOUT 300)
+# Through a real pod: Runtime.InvalidEntrypoint for a missing or non-executable bootstrap,
+# binary response bodies byte for byte, and a slow import reported as Init Duration (root).
+ef_add_integration_test(invoke_contract SCRIPT integration/invoke_contract.sh TIMEOUT 300)

@@ -2,7 +2,9 @@
 # `easyfaas-runner init` on the host as an ordinary process, driven over JSON-RPC as the
 # controller drives it: the bundled Python runtime runs a real handler as uid 1001 without
 # capabilities, and results, errors, logs, init errors and runtime exits come back per
-# docs/rpc.md. Also checks `easyfaas-runner prepare` and the Runtime API's refusals.
+# docs/rpc.md. Also checks `easyfaas-runner prepare`, the Runtime API's refusals (and its
+# percent-decoded request ids), output written between invocations reaching the next one's log,
+# and a runtime that reports an init error being ended so that a new one runs init again.
 set -euo pipefail
 
 source "$(dirname "$0")/lib.sh"
@@ -61,6 +63,12 @@ def handler(event, context):
         return "ignoring"
     if action == "set":
         return {1, 2}
+    if action == "background":
+        # Output after the handler has returned: a background printer and a late thread.
+        import threading
+        proc = subprocess.Popen(["/bin/sh", "-c", "while :; do echo bg-tick; sleep 0.2; done"])
+        threading.Timer(0.5, lambda: print("late from a thread", flush=True)).start()
+        return proc.pid
     if action == "unicode":
         import decimal
         print("h\u00e9llo \u20ac")
@@ -178,6 +186,11 @@ code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X POST --data '{}' "$API/invoca
 [ "$code" = 403 ] && grep -q InvalidStateTransition "$TMP/body" || fail "second response: $code $(cat "$TMP/body")"
 code=$(curl -s -o "$TMP/body" -w '%{http_code}' "$API/invocation/req-1/response")
 [ "$code" = 404 ] || fail "GET on a POST route: $code"
+# Percent-encoded ids are decoded: req%2D1 is req-1, which has responded.
+code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X POST --data '{}' "$API/invocation/req%2D1/response")
+[ "$code" = 403 ] && grep -q InvalidStateTransition "$TMP/body" || fail "encoded id: $code $(cat "$TMP/body")"
+code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X POST --data '{}' "$API/invocation/req%2/response")
+[ "$code" = 400 ] && grep -q InvalidRequestID "$TMP/body" || fail "malformed escape: $code $(cat "$TMP/body")"
 code=$(curl -s -o "$TMP/body" -w '%{http_code}' "$API/unknown")
 [ "$code" = 404 ] || fail "unknown path: $code"
 head -c $((6 * 1024 * 1024 + 101)) /dev/zero >"$TMP/big"
@@ -280,5 +293,69 @@ expect "$out" 'r["status"] == "ok" and p == {"handler": "function.handler", "eve
 expect "$out" "r['log'] == 'custom runtime handling f-1 in $CUSTOM as 1001\n'" "custom runtime log"
 stop_runner F
 
-check_runner_logs "$TMP"/[a-f].log
+# ---------------------------------------------------------------------------------------------
+note "runner G: what the runtime writes between invocations is in the next invocation's log"
+start_runner g "$TASK"
+rpc runtime.start '{"function_name":"hello","handler":"app.handler","runtime":"python3.11","memory_mb":128}' >/dev/null
+out=$(rpc invoke '{"request_id":"g-1","payload":"{\"action\":\"background\"}"}')
+expect "$out" 'r["status"] == "ok" and isinstance(p, int)' "background printer started"
+BG=$($PY -c 'import json,sys; print(json.loads(json.loads(sys.argv[1])["payload"]))' "$out")
+sleep 2
+out=$(rpc invoke '{"request_id":"g-2","payload":"{\"name\":\"g\"}"}')
+expect "$out" 'r["status"] == "ok" and p["echo"] == "g"' "the invocation after the idle spell"
+expect "$out" 'r["log"].count("bg-tick\n") >= 5' "idle bg-tick lines in the next log"
+expect "$out" '"late from a thread\n" in r["log"]' "a thread's print after the handler returned"
+expect "$out" 'r["log"].index("bg-tick") < r["log"].index("hello from the handler g")' \
+  "idle output comes before the invocation's own"
+expect "$out" 'r["log"].index("late from a thread") < r["log"].index("hello from the handler g")' \
+  "the late print comes before the invocation's own output"
+out=$(rpc invoke '{"request_id":"g-3","payload":"{\"name\":\"g3\"}"}')
+expect "$out" '"hello from the handler g\n" not in r["log"] and "hello from the handler g3" in r["log"]' \
+  "the next log does not repeat what the previous one held"
+stop_runner G
+[ -d "/proc/$BG" ] && fail "the background printer outlived its runtime"
+
+note "runner H: a runtime that reports an init error and sleeps on is ended; a new one runs init again"
+BROKEN="$TMP/broken"
+mkdir -p "$BROKEN" "$TMP/state"
+chmod 0777 "$TMP/state"
+cat >"$BROKEN/bootstrap" <<SHEOF
+#!/bin/sh
+# Counts its inits, reports an init error, then sleeps on instead of exiting. The init takes a
+# moment, so that the invocation is queued when it fails.
+echo init >>"$TMP/state/inits"
+sleep 0.5
+echo "init failed: no config"
+curl -sS -o /dev/null -X POST -H "Lambda-Runtime-Function-Error-Type: Custom.InitBroken" \
+  -d '{"errorType":"Custom.InitBroken","errorMessage":"no config"}' \
+  "http://\$AWS_LAMBDA_RUNTIME_API/2018-06-01/runtime/init/error"
+exec sleep 3600
+SHEOF
+chmod -R a+rX "$BROKEN"
+chmod 0755 "$BROKEN/bootstrap"
+start_runner h "$BROKEN"
+BROKEN_START='{"function_name":"broken","handler":"x","runtime":"provided.al2023","memory_mb":128}'
+out=$(rpc runtime.start "$BROKEN_START")
+RUNTIME_PID=$(pid_of "$out")
+"$RPC" --timeout 20000 --notifications 1 "$SOCK" invoke '{"request_id":"h-1","payload":"{}"}' \
+  >"$TMP/h1.out" || fail "invoke h-1 failed: $(cat "$TMP/h1.out")"
+out=$(sed -n 1p "$TMP/h1.out")
+expect "$out" 'r["status"] == "error" and r["error_type"] == "Custom.InitBroken" and p["errorMessage"] == "no config"' "the init error"
+expect "$out" '"init failed: no config" in r["log"] and "wait_ms" not in r' "the init output, no wait_ms"
+note=$(sed -n 2p "$TMP/h1.out")
+expect "$note" 'r["method"] == "runtime.exited" and r["params"]["status"] == "signal: killed" and r["params"]["pid"] == '"$RUNTIME_PID" \
+  "runtime.exited after the init error"
+[ -d "/proc/$RUNTIME_PID" ] && fail "the runtime that reported an init error still runs"
+grep -q "killing the runtime (pid $RUNTIME_PID) after its init error" "$TMP/h.log" ||
+  fail "the runner did not log why it killed the runtime"
+out=$(rpc invoke '{"request_id":"h-2","payload":"{}"}')
+expect "$out" 'r["error_type"] == "Custom.InitBroken" and r["delivered"] == False' "later invocations until a new runtime"
+[ "$(wc -l <"$TMP/state/inits")" = 1 ] || fail "init ran $(wc -l <"$TMP/state/inits") times, not once"
+out=$(rpc runtime.start "$BROKEN_START")
+out=$(rpc invoke '{"request_id":"h-3","payload":"{}"}')
+expect "$out" 'r["error_type"] == "Custom.InitBroken"' "the new runtime's init error"
+[ "$(wc -l <"$TMP/state/inits")" = 2 ] || fail "the new runtime did not run init again"
+stop_runner H
+
+check_runner_logs "$TMP"/[a-h].log
 echo "PASS: runner_init"

@@ -1,11 +1,14 @@
 /* The runner's log capture on literal bytes: the 64 KiB ring, "since the invocation was handed
- * out", and the UTF-8 cleaning that lets any output travel in a JSON string. Also the params of
- * `invoke`. */
+ * out" (with the line that tells what a wrapped ring dropped), and the UTF-8 cleaning that lets
+ * any output travel in a JSON string. Also the params of `invoke`, the rule that sends a body as
+ * "payload" or "payload_b64" and its base64, and the percent-decoding of a request id in a
+ * Runtime API path. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,6 +17,8 @@
 
 #include "runner/invocations.h"
 #include "runner/log_capture.h"
+#include "runner/payload.h"
+#include "runner/runtime_api.h"
 
 static void test_ring_since_mark(void **state)
 {
@@ -84,6 +89,129 @@ static void test_tail_does_not_start_mid_character(void **state)
     assert_int_equal((unsigned char)s[0], 0xc3);
     assert_int_equal(strlen(s), EF_LOG_TAIL_MAX - 1);
     free(s);
+}
+
+static void test_excerpt_says_what_was_dropped(void **state)
+{
+    (void)state;
+    static struct ef_log_ring ring;
+    memset(&ring, 0, sizeof(ring));
+    /* Within the ring: the same as ef_log_ring_since, no note. */
+    ef_log_ring_append(&ring, "idle\n", 5);
+    char *s = ef_log_ring_excerpt(&ring, 0);
+    assert_string_equal(s, "idle\n");
+    free(s);
+    /* 100000 bytes since the mark: the note says how many of them are gone, and the note and
+     * the tail together fit in the ring's size. */
+    static char big[100000];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (char)('a' + i % 26);
+    ef_log_ring_append(&ring, big, sizeof(big) - 4);
+    ef_log_ring_append(&ring, "END\n", 4);
+    s = ef_log_ring_excerpt(&ring, 5);
+    size_t len = strlen(s);
+    assert_true(len <= EF_LOG_TAIL_MAX);
+    unsigned long long dropped = 0;
+    assert_int_equal(sscanf(s,
+                            "[easyfaas] %llu bytes of output before this line were dropped: a "
+                            "log keeps the last 64 KiB\n",
+                            &dropped),
+                     1);
+    const char *tail = strchr(s, '\n') + 1;
+    /* What is dropped and what is kept add up to what was written. */
+    assert_int_equal(dropped + strlen(tail), sizeof(big));
+    assert_memory_equal(tail, big + dropped, strlen(tail) - 4);
+    assert_string_equal(s + len - 4, "END\n");
+    free(s);
+}
+
+static void test_payload_rule_and_base64(void **state)
+{
+    (void)state;
+    /* Text: UTF-8 with tabs, newlines and carriage returns. */
+    assert_true(ef_payload_is_text("", 0));
+    assert_true(ef_payload_is_text("{\"a\":\"h\xc3\xa9\"}\t\r\n", 14));
+    /* Not text: another control byte, a NUL, invalid UTF-8, a surrogate. */
+    assert_false(ef_payload_is_text("a\x1b[0m", 5));
+    assert_false(ef_payload_is_text("a\0b", 3));
+    assert_false(ef_payload_is_text("\x7f\x01", 2));
+    assert_false(ef_payload_is_text("\xff", 1));
+    assert_false(ef_payload_is_text("\xed\xa0\x80", 3));
+    assert_true(ef_payload_is_text("\x7f", 1));
+
+    /* RFC 4648's test vectors, and every byte value. */
+    const char *vectors[][2] = {{"", ""},
+                                {"f", "Zg=="},
+                                {"fo", "Zm8="},
+                                {"foo", "Zm9v"},
+                                {"foob", "Zm9vYg=="},
+                                {"fooba", "Zm9vYmE="},
+                                {"foobar", "Zm9vYmFy"}};
+    for (size_t i = 0; i < sizeof(vectors) / sizeof(vectors[0]); i++) {
+        char *b = ef_payload_base64(vectors[i][0], strlen(vectors[i][0]));
+        assert_string_equal(b, vectors[i][1]);
+        free(b);
+    }
+    char *b = ef_payload_base64("\x00\xff\xfe\x10", 4);
+    assert_string_equal(b, "AP/+EA==");
+    free(b);
+
+    /* In an answer: one of the two members, never both. */
+    cJSON *a = cJSON_CreateObject();
+    char *keep = (char *)"x";
+    assert_true(ef_payload_add(a, "\"ok\"", 4, &keep));
+    assert_null(keep);
+    assert_string_equal(cJSON_GetObjectItem(a, "payload")->valuestring, "\"ok\"");
+    assert_null(cJSON_GetObjectItem(a, "payload_b64"));
+    cJSON_Delete(a);
+    a = cJSON_CreateObject();
+    assert_true(ef_payload_add(a, "\x01\xff", 2, &keep));
+    assert_non_null(keep);
+    assert_string_equal(cJSON_GetObjectItem(a, "payload_b64")->valuestring, "Af8=");
+    assert_null(cJSON_GetObjectItem(a, "payload"));
+    cJSON_Delete(a);
+    free(keep);
+}
+
+static void test_decode_request_id(void **state)
+{
+    (void)state;
+    char id[EF_REQUEST_ID_MAX + 1];
+    size_t len = 0;
+    ef_error err = {0};
+    const char *ok[][2] = {
+        {"b6c2%2D41a0", "b6c2-41a0"},
+        {"b6c2%2d41a0", "b6c2-41a0"},
+        {"plain-id_1.2:3", "plain-id_1.2:3"},
+        {"%41%42", "AB"},
+        {"%3A", ":"},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(
+            ef_runtime_api_decode_id(ok[i][0], strlen(ok[i][0]), id, sizeof(id), &len, &err), 0);
+        assert_string_equal(id, ok[i][1]);
+        assert_int_equal(len, strlen(ok[i][1]));
+    }
+    const char *bad[] = {"a%2",   "a%",  "%zz1", "a%g0",   "a%2F", "a%00b",
+                         "a%20b", "a b", "%25",  "%C3%A9", ""};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        len = 99;
+        assert_int_equal(
+            ef_runtime_api_decode_id(bad[i], strlen(bad[i]), id, sizeof(id), &len, &err), -EINVAL);
+        assert_int_equal(len, 99);
+        assert_non_null(strstr(err.msg, "request id"));
+    }
+    /* The length limit applies to the decoded id: 128 characters, however they are escaped. */
+    char seg[3 * EF_REQUEST_ID_MAX + 4];
+    for (int i = 0; i < EF_REQUEST_ID_MAX; i++)
+        memcpy(seg + 3 * i, "%61", 3);
+    assert_int_equal(
+        ef_runtime_api_decode_id(seg, 3 * EF_REQUEST_ID_MAX, id, sizeof(id), &len, &err), 0);
+    assert_int_equal(len, EF_REQUEST_ID_MAX);
+    memcpy(seg + 3 * EF_REQUEST_ID_MAX, "a", 1);
+    assert_int_equal(
+        ef_runtime_api_decode_id(seg, 3 * EF_REQUEST_ID_MAX + 1, id, sizeof(id), &len, &err),
+        -EINVAL);
 }
 
 static void test_utf8_sanitize(void **state)
@@ -212,6 +340,9 @@ int main(void)
         cmocka_unit_test(test_ring_since_mark),
         cmocka_unit_test(test_ring_keeps_the_last_bytes),
         cmocka_unit_test(test_tail_does_not_start_mid_character),
+        cmocka_unit_test(test_excerpt_says_what_was_dropped),
+        cmocka_unit_test(test_payload_rule_and_base64),
+        cmocka_unit_test(test_decode_request_id),
         cmocka_unit_test(test_utf8_sanitize),
         cmocka_unit_test(test_invoke_params),
         cmocka_unit_test(test_payload_limit),

@@ -4,8 +4,11 @@
  * on a fresh container of an invocation that met a dead runtime before it was delivered (and
  * only then), an invocation refused by a runner draining after a timeout placed again elsewhere
  * (a bounded number of times), the "timeout" status with the runtime's output, X-Amz-Client-Context
- * passed on as client_context, Max Memory Used in REPORT, and the function log read back with GET
- * /v1/functions/{name}/logs. */
+ * passed on as client_context, Max Memory Used in REPORT, the function log read back with GET
+ * /v1/functions/{name}/logs, a binary result sent as payload_b64 returned byte for byte (and a
+ * malformed one refused; an Event's kept by size only), Duration and Init Duration split by the
+ * runner's wait_ms, and a runtime.start that failed on the function's bootstrap answered as
+ * Runtime.InvalidEntrypoint. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -59,6 +62,53 @@ static cJSON *answer(const char *status, const char *type, const char *payload, 
     return r;
 }
 
+/* The bytes of a binary result: every byte value, NUL included, over `len` bytes. */
+static unsigned char *binary_body(size_t len)
+{
+    unsigned char *b = malloc(len);
+    for (size_t i = 0; i < len; i++)
+        b[i] = (unsigned char)(i * 7 + i / 256);
+    return b;
+}
+
+/* The answers of the modes that test payload_b64 and wait_ms; false for other modes. The
+ * runner's work is simulated by a sleep before the answer ("sleep_ms"), of which it says it
+ * waited "wait_ms" before its runtime took the event. */
+static bool binary_answer(ef_rpc_request *req, const char *mode, const cJSON *event)
+{
+    const cJSON *sleep_ms = cJSON_GetObjectItem(event, "sleep_ms");
+    const cJSON *wait_ms = cJSON_GetObjectItem(event, "wait_ms");
+    const cJSON *size = cJSON_GetObjectItem(event, "size");
+    if (cJSON_IsNumber(sleep_ms))
+        usleep((useconds_t)sleep_ms->valueint * 1000);
+    cJSON *r = NULL;
+    if (strcmp(mode, "b64") == 0 || strcmp(mode, "b64_error") == 0) {
+        size_t len = cJSON_IsNumber(size) ? (size_t)size->valuedouble : 1000;
+        unsigned char *b = binary_body(len);
+        char *text = ef_base64_encode(b, len);
+        free(b);
+        r = answer(strcmp(mode, "b64") == 0 ? "ok" : "error", NULL, "", "binary\n", true);
+        cJSON_DeleteItemFromObject(r, "payload");
+        cJSON_AddStringToObject(r, "payload_b64", text);
+        free(text);
+    } else if (strncmp(mode, "b64_bad:", 8) == 0) {
+        r = answer("ok", NULL, "", "", true);
+        cJSON_DeleteItemFromObject(r, "payload");
+        cJSON_AddStringToObject(r, "payload_b64", mode + 8);
+    } else if (strcmp(mode, "b64_both") == 0) {
+        r = answer("ok", NULL, "{}", "", true);
+        cJSON_AddStringToObject(r, "payload_b64", "e30=");
+    } else if (strcmp(mode, "text") == 0) {
+        r = answer("ok", NULL, "{\"done\":true}", "", true);
+    } else {
+        return false;
+    }
+    if (cJSON_IsNumber(wait_ms))
+        cJSON_AddNumberToObject(r, "wait_ms", wait_ms->valuedouble);
+    ef_rpc_reply(req, r);
+    return true;
+}
+
 static void runner_invoke(ef_rpc_conn *conn, struct fake_container *fc, ef_rpc_request *req,
                           const cJSON *params)
 {
@@ -82,6 +132,10 @@ static void runner_invoke(ef_rpc_conn *conn, struct fake_container *fc, ef_rpc_r
     cJSON *event = cJSON_Parse(cJSON_GetObjectItem(params, "payload")->valuestring);
     const cJSON *m = cJSON_GetObjectItem(event, "mode");
     const char *mode = cJSON_IsString(m) ? m->valuestring : "ok";
+    if (binary_answer(req, mode, event)) {
+        cJSON_Delete(event);
+        return;
+    }
     char payload[64], log[64];
     snprintf(payload, sizeof(payload), "{\"container\":\"%s\"}", fc->id);
     snprintf(log, sizeof(log), "line from %s\n", fc->id);
@@ -105,6 +159,20 @@ static void runner_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *m
 {
     struct fake_container *fc = user;
     if (strcmp(method, "runtime.start") == 0) {
+        /* Functions named for it fail to start, as the runner words it (runner/spawn.c). */
+        const char *name = cJSON_GetObjectItem(params, "function_name")->valuestring;
+        const char *cause = strncmp(name, "noboot", 6) == 0    ? "execve: No such file or directory"
+                            : strncmp(name, "noexec", 6) == 0  ? "execve: Permission denied"
+                            : strncmp(name, "badarch", 7) == 0 ? "execve: Exec format error"
+                            : strncmp(name, "nouser", 6) == 0 ? "setresuid: Operation not permitted"
+                                                              : NULL;
+        if (cause) {
+            ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, NULL, "cannot start %s: %s",
+                               strstr(name, "py") ? "/var/runtime/python/bootstrap"
+                                                  : "/var/task/bootstrap",
+                               cause);
+            return;
+        }
         cJSON *r = cJSON_CreateObject();
         cJSON_AddNumberToObject(r, "pid", 2);
         ef_rpc_reply(req, r);
@@ -543,6 +611,270 @@ static void test_function_log(void **state)
     http_response_free(&r);
 }
 
+static void create_fn_runtime(const char *name, const char *runtime)
+{
+    char *b = create_body(name, runtime, "lambda_function.lambda_handler", 3);
+    struct http_response r;
+    assert_int_equal(http_request(H.port, "POST", "/2015-03-31/functions", NULL, b, strlen(b), &r),
+                     0);
+    if (r.status != 201)
+        fail_msg("create %s: %d %s", name, r.status, r.body);
+    http_response_free(&r);
+    free(b);
+}
+
+/* The REPORT line of an invocation's Tail (X-Amz-Log-Result), malloc'd. */
+static char *report_of(struct http_response *r)
+{
+    char *b64 = http_header(r, "X-Amz-Log-Result");
+    assert_non_null(b64);
+    unsigned char *log = NULL;
+    size_t len = 0;
+    assert_int_equal(ef_base64_decode(b64, strlen(b64), &log, &len), 0);
+    free(b64);
+    char *rep = strstr((char *)log, "REPORT RequestId: ");
+    assert_non_null(rep);
+    char *line = strdup(rep);
+    free(log);
+    return line;
+}
+
+/* The value of REPORT's `field` ("Duration: "), or -1 when it is absent. */
+static double report_field(const char *report, const char *field)
+{
+    char key[64];
+    snprintf(key, sizeof(key), "\t%s", field);
+    const char *at = strstr(report, key);
+    return at ? strtod(at + strlen(key), NULL) : -1;
+}
+
+static void test_binary_payload(void **state)
+{
+    (void)state;
+    create_fn("bin", 3);
+    /* 3,000,000 bytes of every value: as JSON text (\u0001 and so on) it would not fit the
+     * runner's message; as base64 it does, and comes back exactly. */
+    struct http_response r = invoke("bin", "{\"mode\":\"b64\",\"size\":3000000}", NULL);
+    assert_int_equal(r.status, 200);
+    char *fe = http_header(&r, "X-Amz-Function-Error");
+    assert_null(fe);
+    unsigned char *want = binary_body(3000000);
+    assert_int_equal(r.body_len, 3000000);
+    assert_memory_equal(r.body, want, 3000000);
+    free(want);
+    http_response_free(&r);
+
+    /* A function error whose document is binary: the bytes, as a function error. */
+    r = invoke("bin", "{\"mode\":\"b64_error\",\"size\":300}", "X-Amz-Log-Type: Tail\r\n");
+    assert_int_equal(r.status, 200);
+    fe = http_header(&r, "X-Amz-Function-Error");
+    assert_string_equal(fe, "Unhandled");
+    free(fe);
+    want = binary_body(300);
+    assert_int_equal(r.body_len, 300);
+    assert_memory_equal(r.body, want, 300);
+    free(want);
+    /* The log is the runtime's output as before. */
+    char *b64 = http_header(&r, "X-Amz-Log-Result");
+    unsigned char *log = NULL;
+    size_t len = 0;
+    assert_int_equal(ef_base64_decode(b64, strlen(b64), &log, &len), 0);
+    assert_non_null(strstr((char *)log, "\nbinary\nEND RequestId: "));
+    free(log);
+    free(b64);
+    http_response_free(&r);
+    /* An empty body is empty base64. */
+    r = invoke("bin", "{\"mode\":\"b64\",\"size\":0}", NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    http_response_free(&r);
+    struct counters c = counters();
+    assert_int_equal(c.creates, 1);
+    assert_int_equal(c.destroys, 0);
+
+    /* A malformed answer is the runner's fault: 500, and its container goes. */
+    const char *bad[] = {
+        "{\"mode\":\"b64_bad:not base64!\"}", "{\"mode\":\"b64_bad:QUJD RA==\"}",
+        "{\"mode\":\"b64_bad:QUJDRA\"}",      "{\"mode\":\"b64_bad:QU=DRA==\"}",
+        "{\"mode\":\"b64_bad:QUJDR===\"}",    "{\"mode\":\"b64_both\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r = invoke("bin", bad[i], NULL);
+        expect_lambda_error(&r, 500, "ServiceException", "malformed");
+        for (int k = 0; k < 50 && counters().destroys < (int)i + 1; k++)
+            usleep(20 * 1000);
+        assert_int_equal(counters().destroys, (int)i + 1);
+    }
+    /* A well-formed one after them still works, on a new container. */
+    r = invoke("bin", "{\"mode\":\"b64_bad:QUJDRA==\"}", NULL);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 4);
+    assert_memory_equal(r.body, "ABCD", 4);
+    http_response_free(&r);
+}
+
+static void test_wait_ms_is_init(void **state)
+{
+    (void)state;
+    create_fn("slowinit", 3);
+    const char *tail = "X-Amz-Log-Type: Tail\r\n";
+    /* Cold: the runner waited 300 of its 400 ms for the runtime's init. */
+    struct http_response r =
+        invoke("slowinit", "{\"mode\":\"text\",\"sleep_ms\":400,\"wait_ms\":300}", tail);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"done\":true}");
+    char *rep = report_of(&r);
+    double d = report_field(rep, "Duration: "), init = report_field(rep, "Init Duration: ");
+    double billed = report_field(rep, "Billed Duration: ");
+    if (d < 100 || d > 250 || init < 300)
+        fail_msg("cold: Duration %.2f, Init Duration %.2f: %s", d, init, rep);
+    assert_true(billed >= d && billed < d + 1);
+    free(rep);
+    http_response_free(&r);
+
+    /* Warm: no init, and a wait (here none) is not counted. */
+    r = invoke("slowinit", "{\"mode\":\"text\",\"sleep_ms\":100,\"wait_ms\":0}", tail);
+    rep = report_of(&r);
+    d = report_field(rep, "Duration: ");
+    if (d < 100 || d > 250 || report_field(rep, "Init Duration: ") >= 0)
+        fail_msg("warm: %s", rep);
+    free(rep);
+    http_response_free(&r);
+
+    /* An older runner without wait_ms: the round trip, as before. */
+    r = invoke("slowinit", "{\"mode\":\"text\",\"sleep_ms\":200}", tail);
+    rep = report_of(&r);
+    d = report_field(rep, "Duration: ");
+    if (d < 200 || d > 350)
+        fail_msg("no wait_ms: %s", rep);
+    free(rep);
+    http_response_free(&r);
+
+    /* A wait longer than the round trip is cut to it (no negative Duration); a wait that is
+     * not a number is ignored. */
+    r = invoke("slowinit", "{\"mode\":\"text\",\"sleep_ms\":10,\"wait_ms\":99999}", tail);
+    rep = report_of(&r);
+    assert_non_null(strstr(rep, "\tDuration: 0.00 ms\tBilled Duration: 1 ms\t"));
+    free(rep);
+    http_response_free(&r);
+    r = invoke("slowinit", "{\"mode\":\"text\",\"sleep_ms\":100,\"wait_ms\":-5}", tail);
+    rep = report_of(&r);
+    d = report_field(rep, "Duration: ");
+    if (d < 100)
+        fail_msg("negative wait_ms: %s", rep);
+    free(rep);
+    http_response_free(&r);
+}
+
+/* Invokes `name`, expects Runtime.InvalidEntrypoint with `message` after "Error: ". */
+static void expect_invalid_entrypoint(const char *name, const char *message)
+{
+    struct http_response r = invoke(name, "{}", "X-Amz-Log-Type: Tail\r\n");
+    if (r.status != 200)
+        fail_msg("%s: %d %s", name, r.status, r.body);
+    char *fe = http_header(&r, "X-Amz-Function-Error");
+    assert_string_equal(fe, "Unhandled");
+    free(fe);
+    char *rid = http_header(&r, "x-amzn-RequestId");
+    cJSON *doc = cJSON_Parse(r.body);
+    assert_string_equal(cJSON_GetObjectItem(doc, "errorType")->valuestring,
+                        "Runtime.InvalidEntrypoint");
+    char want[512];
+    snprintf(want, sizeof(want), "RequestId: %s Error: %s", rid, message);
+    assert_string_equal(cJSON_GetObjectItem(doc, "errorMessage")->valuestring, want);
+    cJSON_Delete(doc);
+    char *rep = report_of(&r);
+    assert_non_null(strstr(rep, "\tStatus: error\tError Type: Runtime.InvalidEntrypoint"));
+    assert_true(report_field(rep, "Init Duration: ") > 0);
+    free(rep);
+    free(rid);
+    http_response_free(&r);
+}
+
+static void test_invalid_entrypoint(void **state)
+{
+    (void)state;
+    create_fn_runtime("noboot", "provided.al2023");
+    create_fn_runtime("noexec", "provided.al2023");
+    create_fn_runtime("badarch", "provided.al2");
+    create_fn_runtime("nouser", "provided.al2023");
+    create_fn_runtime("noboot-py", "python3.12");
+    expect_invalid_entrypoint("noboot", "Couldn't find valid bootstrap(s): [/var/task/bootstrap]");
+    expect_invalid_entrypoint("noexec", "fork/exec /var/task/bootstrap: permission denied");
+    expect_invalid_entrypoint("badarch", "fork/exec /var/task/bootstrap: exec format error");
+    /* Each failed start discarded its container: none is kept as if it were healthy. */
+    for (int i = 0; i < 50 && counters().destroys < 3; i++)
+        usleep(20 * 1000);
+    struct counters c = counters();
+    assert_int_equal(c.creates, 3);
+    assert_int_equal(c.destroys, 3);
+    assert_int_equal(c.invokes, 0);
+    /* Again: a new container each time, as Lambda tries the init again. */
+    expect_invalid_entrypoint("noboot", "Couldn't find valid bootstrap(s): [/var/task/bootstrap]");
+    assert_int_equal(counters().creates, 4);
+
+    /* Not the function's fault: a step before execve, or the pod's own Python runtime. */
+    struct http_response r = invoke("nouser", "{}", NULL);
+    expect_lambda_error(&r, 500, "ServiceException", "setresuid: Operation not permitted");
+    r = invoke("noboot-py", "{}", NULL);
+    expect_lambda_error(&r, 500, "ServiceException",
+                        "/var/runtime/python/bootstrap: execve: No such file or directory");
+
+    /* The function's log has the error, as Lambda's has. */
+    get("/v1/functions/noexec/logs?tail=10", &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "Error: fork/exec /var/task/bootstrap: permission denied\n"
+                                   "Runtime.InvalidEntrypoint\nEND RequestId: "));
+    http_response_free(&r);
+}
+
+/* Sends `event` as an Event invocation of `name` and returns its status document once it has
+ * succeeded. */
+static cJSON *event_result(const char *name, const char *event)
+{
+    struct http_response r = invoke(name, event, "X-Amz-Invocation-Type: Event\r\n");
+    assert_int_equal(r.status, 202);
+    char *rid = http_header(&r, "x-amzn-RequestId");
+    http_response_free(&r);
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/invocations/%s", rid);
+    free(rid);
+    for (int i = 0; i < 250; i++) {
+        get(path, &r);
+        assert_int_equal(r.status, 200);
+        cJSON *doc = cJSON_Parse(r.body);
+        http_response_free(&r);
+        if (strcmp(cJSON_GetObjectItem(doc, "Status")->valuestring, "succeeded") == 0)
+            return doc;
+        cJSON_Delete(doc);
+        usleep(20 * 1000);
+    }
+    fail_msg("event %s did not succeed", event);
+    return NULL;
+}
+
+static void test_binary_event_result(void **state)
+{
+    (void)state;
+    create_fn("bin", 3);
+    /* A binary result is not kept as text: Result null, ResultSize its bytes. */
+    cJSON *doc = event_result("bin", "{\"mode\":\"b64\",\"size\":1000}");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItem(doc, "Result")));
+    assert_int_equal(cJSON_GetObjectItem(doc, "ResultSize")->valueint, 1000);
+    cJSON_Delete(doc);
+    /* UTF-8 sent as base64 (the runner does so for control bytes) is kept as it is. */
+    doc = event_result("bin", "{\"mode\":\"b64_bad:4pyTAQ==\"}"); /* U+2713, then 0x01 */
+    const cJSON *res = cJSON_GetObjectItem(doc, "Result");
+    assert_true(cJSON_IsString(res));
+    assert_string_equal(res->valuestring, "\xe2\x9c\x93\x01");
+    assert_int_equal(cJSON_GetObjectItem(doc, "ResultSize")->valueint, 4);
+    cJSON_Delete(doc);
+    /* Text results as before. */
+    doc = event_result("bin", "{\"mode\":\"text\"}");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(doc, "Result"), "done")));
+    cJSON_Delete(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -555,6 +887,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timeout_status_keeps_the_output, setup, teardown),
         cmocka_unit_test_setup_teardown(test_client_context, setup, teardown),
         cmocka_unit_test_setup_teardown(test_function_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_binary_payload, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_binary_event_result, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_ms_is_init, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_invalid_entrypoint, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

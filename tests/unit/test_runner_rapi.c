@@ -8,10 +8,14 @@
  * (403) and an oversized response (413, with the invocation failing as
  * Function.ResponseSizeTooLarge), per-container concurrency (max_in_flight polls served at once,
  * the next one parked until one ends), deadlines, init errors and the runtime's exit (with
- * "delivered" telling which invocations never reached it). */
+ * "delivered" telling which invocations never reached it), percent-encoded request ids, bodies
+ * that are not text coming back byte-exact as "payload_b64" (a 6 MiB one within the RPC frame),
+ * "wait_ms" on cold and warm hand-outs, and, with a real log capture on a pipe, what the runtime
+ * writes between invocations reaching the next one's log. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -51,6 +55,9 @@ static struct {
 
     struct ef_runtime_api api;
     struct ef_invocations invs;
+    struct ef_log_capture capture;
+    int out_fd;       /* the runtime's end of the captured pipe (setup_capture); -1 without */
+    int init_failed;  /* times on_init_failed ran */
     ef_rpc_conn *rpc; /* the runner's end of the socketpair */
     int port;
 } L;
@@ -96,6 +103,7 @@ static void on_wake(uv_async_t *a)
     if (stop) {
         ef_invocations_free(&L.invs, "the test is over");
         ef_runtime_api_close(&L.api);
+        ef_log_capture_close(&L.capture);
         ef_rpc_conn_close(L.rpc);
         uv_close((uv_handle_t *)&L.wake, NULL);
     }
@@ -352,10 +360,18 @@ static void set_max_in_flight(void *arg)
     L.invs.max_in_flight = *(unsigned *)arg;
 }
 
+static void on_init_failed(void *user)
+{
+    (void)user;
+    L.init_failed++;
+}
+
 static int setup(void **state)
 {
     (void)state;
     memset(&L, 0, sizeof(L));
+    L.out_fd = -1;
+    ef_log_capture_init(&L.capture);
     memset(stash, 0, sizeof(stash));
     next_id = 1;
     assert_int_equal(uv_loop_init(&L.loop), 0);
@@ -363,6 +379,7 @@ static int setup(void **state)
     uv_cond_init(&L.cond);
     uv_async_init(&L.loop, &L.wake, on_wake);
     ef_invocations_init(&L.invs, NULL);
+    L.invs.on_init_failed = on_init_failed;
     /* The test process stands in for the runtime whose peak memory is reported. */
     L.invs.runtime_pid = getpid();
     int sv[2];
@@ -375,9 +392,31 @@ static int setup(void **state)
     return 0;
 }
 
+static void start_capture(void *arg)
+{
+    int fd = *(int *)arg;
+    ef_error err = {0};
+    assert_int_equal(ef_log_capture_start(&L.capture, &L.loop, fd, -1, &err), 0);
+    L.invs.capture = &L.capture;
+}
+
+/* setup, and the runtime's output captured from a pipe that the test writes to as L.out_fd. */
+static int setup_capture(void **state)
+{
+    setup(state);
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+    L.out_fd = p[1];
+    on_loop(start_capture, &p[0]);
+    return 0;
+}
+
 static int teardown(void **state)
 {
     (void)state;
+    if (L.out_fd >= 0)
+        close(L.out_fd);
     uv_mutex_lock(&L.lock);
     L.stop = true;
     uv_mutex_unlock(&L.lock);
@@ -659,6 +698,13 @@ static void test_deadlines(void **state)
     cJSON_Delete(a);
 }
 
+static double wait_ms_of(const cJSON *a)
+{
+    const cJSON *w = cJSON_GetObjectItem(a, "wait_ms");
+    assert_true(cJSON_IsNumber(w));
+    return w->valuedouble;
+}
+
 static void fail_exit(void *arg)
 {
     ef_invocations_fail_exit(&L.invs, (const char *)arg);
@@ -676,17 +722,29 @@ static void test_exit_tells_what_was_delivered(void **state)
     cJSON *a = await_answer(handed, 5000);
     assert_string_equal(str(a, "error_type"), "Runtime.ExitError");
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "delivered")));
+    assert_true(wait_ms_of(a) >= 0);
     assert_non_null(strstr(str(a, "payload"), "Runtime exited with error: signal: killed"));
     cJSON_Delete(a);
     a = await_answer(queued, 5000);
     assert_string_equal(str(a, "error_type"), "Runtime.ExitError");
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a, "delivered")));
+    /* Never handed out: no wait to tell. */
+    assert_null(cJSON_GetObjectItem(a, "wait_ms"));
     cJSON_Delete(a);
     /* After the exit, an invocation is answered at once and was never delivered. */
     int late = send_invoke("e-3", "\"{}\"", "");
     a = await_answer(late, 5000);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a, "delivered")));
     cJSON_Delete(a);
+}
+
+static int init_failed_count(void)
+{
+    int n;
+    uv_mutex_lock(&L.lock);
+    n = L.init_failed;
+    uv_mutex_unlock(&L.lock);
+    return n;
 }
 
 static void test_init_error(void **state)
@@ -706,6 +764,308 @@ static void test_init_error(void **state)
     assert_non_null(strstr(str(a, "payload"), "Unable to import module 'app'"));
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a, "delivered")));
     cJSON_Delete(a);
+    /* The runner is told once to end the runtime, also when the runtime posts again. */
+    assert_int_equal(init_failed_count(), 1);
+    http("POST", "init/error", NULL, "{\"errorType\":\"Again\"}", &r);
+    assert_int_equal(r.status, 202);
+    reply_free(&r);
+    assert_int_equal(init_failed_count(), 1);
+}
+
+/* ---- percent-encoded ids, binary bodies, wait_ms, output between invocations ---- */
+
+/* Decodes standard base64 (the test's own decoder, to check the runner's encoder). */
+static unsigned char *b64_decode(const char *text, size_t *ret_len)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t len = strlen(text);
+    assert_int_equal(len % 4, 0);
+    unsigned char *out = malloc(len / 4 * 3 + 1);
+    assert_non_null(out);
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 4) {
+        uint32_t v = 0;
+        int pad = 0;
+        for (int k = 0; k < 4; k++) {
+            char c = text[i + k];
+            v <<= 6;
+            if (c == '=') {
+                assert_true(i + 4 == len && k >= 2);
+                pad++;
+                continue;
+            }
+            assert_int_equal(pad, 0);
+            const char *at = strchr(alphabet, c);
+            assert_true(at && c);
+            v |= (uint32_t)(at - alphabet);
+        }
+        out[o++] = (unsigned char)(v >> 16);
+        if (pad < 2)
+            out[o++] = (unsigned char)(v >> 8);
+        if (pad < 1)
+            out[o++] = (unsigned char)v;
+    }
+    *ret_len = o;
+    return out;
+}
+
+/* Hands out `rid` (already sent) to a poll and posts `body` (`len` bytes) to its `what`
+ * ("response" or "error"); the post must be accepted. */
+static void run_to(const char *rid, const char *what, const char *body, size_t len)
+{
+    struct reply r;
+    http("GET", "invocation/next", NULL, NULL, &r);
+    char h[160];
+    assert_string_equal(header(&r, "Lambda-Runtime-Aws-Request-Id", h, sizeof(h)), rid);
+    reply_free(&r);
+    char path[200];
+    snprintf(path, sizeof(path), "invocation/%s/%s", rid, what);
+    int fd = http_send("POST", path, NULL, body, len, false);
+    assert_true(http_read(fd, 10000, &r));
+    assert_int_equal(r.status, 202);
+    reply_free(&r);
+}
+
+static void test_percent_encoded_ids(void **state)
+{
+    (void)state;
+    int id = send_invoke("b6c2-41a0", "\"{}\"", "");
+    struct reply r;
+    http("GET", "invocation/next", NULL, NULL, &r);
+    reply_free(&r);
+    /* Malformed escapes and ids that are not valid once decoded: 400, the invocation runs on. */
+    const char *bad[] = {"invocation/b6c2%2/response", "invocation/b6c2%zz41a0/response",
+                         "invocation/b6c2%2F41a0/response", "invocation/b6c2%00/error",
+                         "invocation/%/response"};
+    for (size_t i = 0; i < EF_ARRAY_SIZE(bad); i++) {
+        http("POST", bad[i], NULL, "{}", &r);
+        assert_int_equal(r.status, 400);
+        assert_non_null(strstr(r.body, "\"InvalidRequestID\""));
+        assert_non_null(strstr(r.body, "request id"));
+        reply_free(&r);
+    }
+    /* Every byte escaped, hex digits of both cases. */
+    http("POST", "invocation/%62%36%63%32%2D%34%31%61%30/response", NULL, "\"pct\"", &r);
+    assert_int_equal(r.status, 202);
+    reply_free(&r);
+    cJSON *a = await_answer(id, 5000);
+    assert_string_equal(str(a, "status"), "ok");
+    assert_string_equal(str(a, "payload"), "\"pct\"");
+    cJSON_Delete(a);
+    /* The decoded id is the one that already responded. */
+    http("POST", "invocation/b6c2%2d41a0/error", NULL, "{}", &r);
+    assert_int_equal(r.status, 403);
+    reply_free(&r);
+}
+
+static void test_binary_payloads(void **state)
+{
+    (void)state;
+    /* Text, with tabs, newlines, carriage returns and non-ASCII characters: "payload". */
+    const char text[] = "{\"t\":\"h\xc3\xa9\tl\xe2\x82\xac\"}\r\n";
+    int id = send_invoke("t-1", "\"{}\"", "");
+    run_to("t-1", "response", text, strlen(text));
+    cJSON *a = await_answer(id, 5000);
+    assert_string_equal(str(a, "payload"), text);
+    assert_null(cJSON_GetObjectItem(a, "payload_b64"));
+    cJSON_Delete(a);
+
+    /* NUL, other control bytes, invalid UTF-8 (a lone continuation byte, an overlong form, a
+     * truncated sequence): "payload_b64" with the exact bytes, and no "payload". */
+    const char bin[] = "\x00\x01\x1b[0m\xff\xfe\x80h\xc3\xa9\xc0\xaf\xe2\x82";
+    size_t bin_len = sizeof(bin) - 1;
+    id = send_invoke("b-1", "\"{}\"", "");
+    run_to("b-1", "response", bin, bin_len);
+    a = await_answer(id, 5000);
+    assert_string_equal(str(a, "status"), "ok");
+    assert_null(cJSON_GetObjectItem(a, "payload"));
+    size_t len = 0;
+    unsigned char *got = b64_decode(str(a, "payload_b64"), &len);
+    assert_int_equal(len, bin_len);
+    assert_memory_equal(got, bin, bin_len);
+    free(got);
+    cJSON_Delete(a);
+
+    /* An error document (a JSON object) whose strings are not UTF-8 is sent as it came too. */
+    const char doc[] = "{\"errorType\":\"Bin\",\"errorMessage\":\"\xff\x01\"}";
+    id = send_invoke("b-2", "\"{}\"", "");
+    run_to("b-2", "error", doc, sizeof(doc) - 1);
+    a = await_answer(id, 5000);
+    assert_string_equal(str(a, "status"), "error");
+    assert_string_equal(str(a, "error_type"), "Bin");
+    got = b64_decode(str(a, "payload_b64"), &len);
+    assert_int_equal(len, sizeof(doc) - 1);
+    assert_memory_equal(got, doc, len);
+    free(got);
+    cJSON_Delete(a);
+}
+
+/* The largest response the Runtime API takes, all control bytes: as \u0001 escapes it would be
+ * 36 MiB, far above the 16 MiB RPC frame; as base64 it is 8 MiB and comes back whole. */
+static void test_large_control_byte_body(void **state)
+{
+    (void)state;
+    char *body = malloc(EF_RESPONSE_MAX);
+    assert_non_null(body);
+    for (size_t i = 0; i < EF_RESPONSE_MAX; i++)
+        body[i] = (char)(1 + i % 31);
+    int id = send_invoke("big-b", "\"{}\"", "");
+    run_to("big-b", "response", body, EF_RESPONSE_MAX);
+    cJSON *a = await_answer(id, 20000);
+    assert_non_null(a);
+    assert_string_equal(str(a, "status"), "ok");
+    assert_null(cJSON_GetObjectItem(a, "error"));
+    size_t len = 0;
+    unsigned char *got = b64_decode(str(a, "payload_b64"), &len);
+    assert_int_equal(len, EF_RESPONSE_MAX);
+    assert_memory_equal(got, body, EF_RESPONSE_MAX);
+    free(got);
+    free(body);
+    cJSON_Delete(a);
+}
+
+static void test_wait_ms(void **state)
+{
+    (void)state;
+    /* Cold: the runtime polls 300 ms after the invoke arrived. */
+    int id = send_invoke("w-1", "\"{}\"", "");
+    usleep(300 * 1000);
+    run_to("w-1", "response", "{}", 2);
+    cJSON *a = await_answer(id, 5000);
+    double w = wait_ms_of(a);
+    assert_true(w >= 290 && w < 5000);
+    /* Milliseconds with at most 3 decimals. */
+    assert_true(w * 1000 == (double)(long long)(w * 1000 + 0.5));
+    cJSON_Delete(a);
+
+    /* Warm: the poll is parked when the invoke arrives, and the response takes 300 ms, which
+     * is the function's time, not the wait's. */
+    int fd = http_send("GET", "invocation/next", NULL, NULL, 0, false);
+    usleep(100 * 1000);
+    id = send_invoke("w-2", "\"{}\"", "");
+    struct reply r;
+    assert_true(http_read(fd, 5000, &r));
+    reply_free(&r);
+    usleep(300 * 1000);
+    http("POST", "invocation/w-2/response", NULL, "{}", &r);
+    reply_free(&r);
+    a = await_answer(id, 5000);
+    w = wait_ms_of(a);
+    assert_true(w >= 0 && w < 100);
+    cJSON_Delete(a);
+}
+
+/* Reads the capture now, so that output the test wrote is in the ring before the next step
+ * (otherwise the loop reads it whenever its poll fires). */
+static void drain_capture(void *arg)
+{
+    (void)arg;
+    ef_log_capture_drain(&L.capture);
+}
+
+/* Writes `s` as the runtime's output, and waits until the runner has read it. */
+static void runtime_prints(const char *s)
+{
+    write_all(L.out_fd, s, strlen(s));
+    on_loop(drain_capture, NULL);
+}
+
+static void test_output_between_invocations(void **state)
+{
+    (void)state;
+    runtime_prints("starting\n");
+    int id = send_invoke("l-1", "\"{}\"", "");
+    struct reply r;
+    http("GET", "invocation/next", NULL, NULL, &r);
+    reply_free(&r);
+    runtime_prints("during l-1\n");
+    http("POST", "invocation/l-1/response", NULL, "{}", &r);
+    reply_free(&r);
+    cJSON *a = await_answer(id, 5000);
+    assert_string_equal(str(a, "log"), "starting\nduring l-1\n");
+    cJSON_Delete(a);
+
+    /* Idle: a background printer and a late print. They are read at once, as the pipes are read
+     * all the time, and still reach the next invocation's log, before its own output. */
+    runtime_prints("bg-tick\n");
+    runtime_prints("bg-tick\n");
+    id = send_invoke("l-2", "\"{}\"", "");
+    http("GET", "invocation/next", NULL, NULL, &r);
+    reply_free(&r);
+    runtime_prints("during l-2\n");
+    http("POST", "invocation/l-2/response", NULL, "{}", &r);
+    reply_free(&r);
+    a = await_answer(id, 5000);
+    assert_string_equal(str(a, "log"), "bg-tick\nbg-tick\nduring l-2\n");
+    cJSON_Delete(a);
+
+    /* Two handed out at once after an idle spell: the idle output goes to the first only. */
+    unsigned two = 2;
+    on_loop(set_max_in_flight, &two);
+    runtime_prints("idle\n");
+    int id1 = send_invoke("l-3", "\"{}\"", "");
+    int id2 = send_invoke("l-4", "\"{}\"", "");
+    http("GET", "invocation/next", NULL, NULL, &r);
+    reply_free(&r);
+    http("GET", "invocation/next", NULL, NULL, &r);
+    reply_free(&r);
+    runtime_prints("both\n");
+    http("POST", "invocation/l-3/response", NULL, "{}", &r);
+    reply_free(&r);
+    runtime_prints("l-4 alone\n");
+    http("POST", "invocation/l-4/response", NULL, "{}", &r);
+    reply_free(&r);
+    a = await_answer(id1, 5000);
+    assert_string_equal(str(a, "log"), "idle\nboth\n");
+    cJSON_Delete(a);
+    a = await_answer(id2, 5000);
+    assert_string_equal(str(a, "log"), "both\nl-4 alone\n");
+    cJSON_Delete(a);
+
+    /* More idle output than the ring holds: the log says how much was dropped, keeps the rest
+     * and ends with the invocation's own output. */
+    static char chunk[10001];
+    memset(chunk, 'z', sizeof(chunk) - 2);
+    chunk[sizeof(chunk) - 2] = '\n';
+    for (int i = 0; i < 10; i++)
+        runtime_prints(chunk);
+    id = send_invoke("l-5", "\"{}\"", "");
+    http("GET", "invocation/next", NULL, NULL, &r);
+    reply_free(&r);
+    runtime_prints("during l-5\n");
+    http("POST", "invocation/l-5/response", NULL, "{}", &r);
+    reply_free(&r);
+    a = await_answer(id, 5000);
+    const char *log = str(a, "log");
+    unsigned long long dropped = 0;
+    assert_int_equal(
+        sscanf(log, "[easyfaas] %llu bytes of output before this line were dropped", &dropped), 1);
+    const char *kept = strchr(log, '\n') + 1;
+    assert_int_equal(dropped + strlen(kept), 100000 + strlen("during l-5\n"));
+    assert_true(strlen(log) <= EF_LOG_TAIL_MAX);
+    assert_string_equal(log + strlen(log) - 11, "during l-5\n");
+    cJSON_Delete(a);
+}
+
+/* A runtime that fails at init before taking an invocation: the queued invocation's log is what
+ * it wrote, once; one queued behind it gets nothing more. */
+static void test_init_error_output(void **state)
+{
+    (void)state;
+    runtime_prints("loading app\nTraceback: boom\n");
+    int id1 = send_invoke("f-1", "\"{}\"", "");
+    int id2 = send_invoke("f-2", "\"{}\"", "");
+    struct reply r;
+    http("POST", "init/error", NULL, "{\"errorType\":\"Runtime.ImportModuleError\"}", &r);
+    reply_free(&r);
+    cJSON *a = await_answer(id1, 5000);
+    assert_string_equal(str(a, "log"), "loading app\nTraceback: boom\n");
+    assert_null(cJSON_GetObjectItem(a, "wait_ms"));
+    cJSON_Delete(a);
+    a = await_answer(id2, 5000);
+    assert_string_equal(str(a, "log"), "");
+    cJSON_Delete(a);
 }
 
 int main(void)
@@ -719,6 +1079,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_deadlines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_exit_tells_what_was_delivered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_init_error, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_percent_encoded_ids, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_binary_payloads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_large_control_byte_body, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wait_ms, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_output_between_invocations, setup_capture, teardown),
+        cmocka_unit_test_setup_teardown(test_init_error_output, setup_capture, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

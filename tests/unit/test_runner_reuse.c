@@ -82,7 +82,7 @@ static void test_invocations_reset(void **state)
     static struct ef_invocations invs;
     ef_invocations_init(&invs, NULL);
     invs.max_in_flight = 8;
-    invs.handed_out_any = true;
+    invs.log_consumed = 500;
     invs.runtime_pid = 1234;
     invs.peak_rss_kb = 50000;
     memcpy(invs.recent[0], "req-1", 6);
@@ -96,7 +96,7 @@ static void test_invocations_reset(void **state)
     assert_null(invs.fail_type);
     assert_null(invs.fail_exit);
     assert_false(ef_invocations_finished_recently(&invs, "req-1", 5));
-    assert_false(invs.handed_out_any);
+    assert_int_equal(invs.log_consumed, 0);
     assert_int_equal(invs.runtime_pid, 0);
     assert_int_equal(invs.peak_rss_kb, 0);
     assert_int_equal(invs.max_in_flight, 1);
