@@ -22,6 +22,7 @@
 #include "funclet/capacity.h"
 #include "funclet/funclet.h"
 #include "funclet/hostmnt.h"
+#include "funclet/lock.h"
 #include "funclet/pool.h"
 #include "funclet/rpc_handlers.h"
 #include "funclet/sandbox.h"
@@ -62,6 +63,9 @@ struct flags {
 
 static struct ef_funclet funclet;
 static uv_signal_t sig_chld, sig_term, sig_int;
+/* The locks of the data dir and of the host id range (lock.h): held until the process ends. */
+static int data_dir_lock = -1;
+static int userns_lock = -1;
 
 /* Makes `path` absolute and canonical; it must exist. */
 static int canonical(const char *path, const char *what, char **ret, ef_error *err)
@@ -114,6 +118,15 @@ static int parse_nproc(const char *text, bool *ret_auto, uint64_t *ret, ef_error
 
 static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, ef_error *err)
 {
+    /* What can be checked on the text alone is, before anything is created. */
+    const size_t sun_path_max = sizeof(((struct sockaddr_un *)0)->sun_path) - 1;
+    if (fl->socket && fl->socket[0] != '/')
+        return ef_error_set(err, -EINVAL, "--socket must be an absolute path");
+    if (fl->socket && strlen(fl->socket) > sun_path_max)
+        return ef_error_set(err, -ENAMETOOLONG,
+                            "--socket %.60s... is %zu bytes long; a Unix socket path has at most "
+                            "%zu",
+                            fl->socket, strlen(fl->socket), sun_path_max);
     int r = ef_mkdir_p(fl->data_dir, 0755, err);
     if (r < 0)
         return r;
@@ -124,13 +137,17 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     cfg->containers_dir = cfg->run_dir ? ef_path_join(cfg->run_dir, "containers") : NULL;
     if (!cfg->containers_dir)
         return ef_error_set(err, -ENOMEM, "out of memory");
-    if ((r = private_dir(cfg->run_dir, err)) < 0 || (r = private_dir(cfg->containers_dir, err)) < 0)
+    if ((r = private_dir(cfg->run_dir, err)) < 0)
+        return r;
+    /* Before anything of the data dir is touched: start-up recycling would destroy the
+     * containers of a funclet that runs on it. */
+    if ((r = ef_lock_data_dir(cfg->run_dir, cfg->data_dir, &data_dir_lock, err)) < 0)
+        return r;
+    if ((r = private_dir(cfg->containers_dir, err)) < 0)
         return r;
 
     if (fl->socket) {
         cfg->socket_path = strdup(fl->socket);
-        if (cfg->socket_path && cfg->socket_path[0] != '/')
-            return ef_error_set(err, -EINVAL, "--socket must be an absolute path");
     } else {
         cfg->socket_path = ef_path_join(cfg->run_dir, "funclet.sock");
     }
@@ -219,6 +236,25 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     return 0;
 }
 
+/* Claims the containers' host id range on this host (lock.h), so that two funclets never map
+ * the same host ids: their containers would share RLIMIT_NPROC and the ownership of each
+ * other's files. Another funclet's overlapping range stops funclet; a lock directory that
+ * cannot be made (a read-only /run in a container) is a warning, since the check is a
+ * safeguard and a container's /run is private to it anyway. */
+static int claim_userns_range(const struct ef_funclet_config *cfg, ef_error *err)
+{
+    ef_error e;
+    int r =
+        ef_lock_userns(cfg->userns_base, cfg->max_containers, EF_USERNS_RANGE, &userns_lock, &e);
+    if (r == -EBUSY)
+        return ef_error_set(err, r, "%s", e.msg);
+    if (r < 0)
+        ef_warn("the containers' host ids are not claimed, so another funclet on this host "
+                "could use them too: %s",
+                e.msg);
+    return 0;
+}
+
 /* Decides whether containers get a user namespace (--userns), probing the kernel unless it is
  * off, and sets up the id ranges. With "auto", a failed probe is one warning and containers go
  * without; with "on" it stops funclet. */
@@ -237,13 +273,20 @@ static int probe_userns(struct ef_funclet *f, ef_error *err)
                          EF_USERNS_RANGE);
     if (r == 0)
         r = ef_userns_slots_init(&f->userns_slots, cfg->userns_base, cfg->max_containers, &e);
-    /* The configuration errors above stop funclet whatever the mode; only what the kernel
-     * refuses lets "auto" go on without. */
+    /* The configuration errors above and a range another funclet holds stop funclet whatever
+     * the mode; only what the kernel refuses lets "auto" go on without. */
     if (r < 0)
         return ef_error_set(err, r, "%s", e.msg);
+    r = claim_userns_range(cfg, err);
+    if (r < 0) {
+        ef_userns_slots_free(&f->userns_slots);
+        return r;
+    }
     r = ef_userns_probe(cfg->userns_base, &e);
     if (r < 0) {
         ef_userns_slots_free(&f->userns_slots);
+        close(userns_lock);
+        userns_lock = -1;
         if (cfg->userns_mode == EF_USERNS_ON)
             return ef_error_set(err, r,
                                 "--userns on: containers cannot have a user namespace "
@@ -280,6 +323,33 @@ static int setup_userns(struct ef_funclet *f, ef_error *err)
             nproc = rl.rlim_max;
     }
     f->cfg.rlimit_nproc = nproc;
+    return 0;
+}
+
+/* Makes sure --cgroup-parent can hold the containers' cgroups by creating and removing one
+ * below it, as every container create will: a name that is taken by a file (cgroup.procs) or
+ * that the kernel refuses would otherwise fail every create, and the pool would retry forever. */
+static int check_cgroup_parent(struct ef_funclet *f, ef_error *err)
+{
+    /* Named after the process: funclets that share the parent may start at the same time. */
+    char probe_id[32];
+    snprintf(probe_id, sizeof(probe_id), "funclet-check-%d", (int)getpid());
+    struct ef_cgroup_limits limits = {
+        .memory_bytes = f->cfg.cold_memory_mb << 20,
+        .pids_max = f->cfg.cold_pids_max,
+    };
+    struct ef_cgroup *cg = NULL;
+    ef_error e;
+    int r = ef_cgroup_create(f->cgroups, probe_id, &limits, &cg, &e);
+    if (r == 0) {
+        r = ef_cgroup_destroy(cg, &e);
+        ef_cgroup_free(cg);
+    }
+    if (r < 0)
+        return ef_error_set(err, r,
+                            "--cgroup-parent '%s' cannot hold the containers' cgroups (%s): name "
+                            "a cgroup directory below funclet's own cgroup, or a new name",
+                            f->cfg.cgroup_parent, e.msg);
     return 0;
 }
 
@@ -356,7 +426,9 @@ static void shutdown_funclet(void)
     f->shutting_down = true;
     ef_container_destroy_all(f);
     ef_pool_close(f);
-    ef_network_cleanup(&f->network);
+    /* Only a bridge this funclet made goes (a start-up that failed early made none). */
+    if (f->network.bridge_index)
+        ef_network_cleanup(&f->network);
     if (f->containers_root_mounted)
         ef_hostmnt_release_root(f->cfg.containers_dir);
     f->containers_root_mounted = false;
@@ -430,15 +502,20 @@ int main(int argc, char **argv)
          "<data-dir>/runtime)",
          0, 0},
         {"sandbox-uid", EF_OPT_INT, &fl.sandbox_uid, "N",
-         "Unprivileged uid the user's code runs as", 1, 4294967294LL},
+         "Unprivileged uid the user's code runs as; below 65536 when containers have a user "
+         "namespace (--userns), as it is an id inside their range",
+         1, 4294967294LL},
         {"sandbox-gid", EF_OPT_INT, &fl.sandbox_gid, "N",
-         "Unprivileged gid the user's code runs as", 1, 4294967294LL},
+         "Unprivileged gid the user's code runs as; below 65536 with a user namespace", 1,
+         4294967294LL},
         {"max-containers", EF_OPT_INT, &fl.max_containers, "N",
          "Most containers that may exist at once", 1, 4096},
         {"cgroup-parent", EF_OPT_STRING, &fl.cgroup_parent, "NAME",
-         "Cgroup below funclet's own one that holds the containers' cgroups", 0, 0},
+         "Cgroup below funclet's own one that holds the containers' cgroups (1-64 letters, "
+         "digits, '_', '.', '-'; created when missing, checked at start)",
+         0, 0},
         {"tmp-size", EF_OPT_SIZE, &fl.tmp_size, "SIZE",
-         "Size of each container's /tmp (and /dev/shm) tmpfs", 0, 0},
+         "Size of each container's /tmp (and /dev/shm) tmpfs, 1M to 64G", 0, 0},
         {"cgroup-root", EF_OPT_STRING, &fl.cgroup_root, "DIR",
          "Where the cgroup file system is mounted (cgroup v2, or the v1 hierarchies below it)", 0,
          0},
@@ -461,7 +538,8 @@ int main(int argc, char **argv)
          0, 0},
         {"userns-base", EF_OPT_INT, &fl.userns_base, "N",
          "First host uid/gid of the containers' ranges: container slot K maps uid 0 to N + "
-         "K*65536",
+         "K*65536, so funclet uses N to N + max-containers*65536 - 1, claimed host-wide in "
+         "/run/easyfaas/userns.lock; two funclets on one host need ranges that do not overlap",
          1, 4294967294LL},
         {"pool-size", EF_OPT_INT, &fl.pool_size, "N",
          "Cold containers kept ready for the next warmup (0: create each on demand)", 0, 1024},
@@ -471,15 +549,20 @@ int main(int argc, char **argv)
          "interpreter's start; none: runtimes start when a function does",
          0, 0},
         {"cold-memory", EF_OPT_SIZE, &fl.cold_memory, "SIZE",
-         "Memory limit of a cold container (the runner waiting); a warmup raises it", 0, 0},
+         "Memory limit of a cold container (the runner waiting), 8M to 64M; a warmup raises it", 0,
+         0},
         {"cold-pids", EF_OPT_INT, &fl.cold_pids, "N", "Pids limit of a cold container", 16, 65536},
         {"reserved-memory", EF_OPT_SIZE, &fl.reserved_memory, "SIZE",
          "Memory of the node (or of funclet's own cgroup) never given to containers", 0, 0},
         {"bridge-name", EF_OPT_STRING, &fl.bridge_name, "NAME",
-         "Bridge of the containers warmed up with network \"bridge\" (created when first needed)",
+         "Bridge of the containers warmed up with network \"bridge\" (created when first needed, "
+         "marked as this data dir's; 1-15 letters, digits, '_', '.', '-'). Two funclets on one "
+         "host need distinct names",
          0, 0},
         {"bridge-cidr", EF_OPT_STRING, &fl.bridge_cidr, "CIDR",
-         "Their network: the bridge takes the first address, containers the others", 0, 0},
+         "Their IPv4 network, /16 to /29: the bridge takes the first address, containers the "
+         "others. Two funclets on one host need distinct networks",
+         0, 0},
         {"log-level", EF_OPT_STRING, &fl.log_level, "LEVEL", "debug, info, warn or error", 0, 0},
         {0},
     };
@@ -490,9 +573,13 @@ int main(int argc, char **argv)
     int r = ef_options_parse(usage_line, description, opts, argc, argv, 1, &next, &err);
     if (r == 1)
         return 0;
-    if (r < 0 || next != argc) {
-        fprintf(stderr, "easyfaas-funclet: %s\n",
-                r < 0 ? err.msg : "unexpected argument (see --help)");
+    if (r < 0) {
+        fprintf(stderr, "easyfaas-funclet: %s\n", err.msg);
+        return 2;
+    }
+    if (next != argc) {
+        fprintf(stderr, "easyfaas-funclet: unexpected argument '%.200s' (see --help)\n",
+                argv[next]);
         return 2;
     }
     enum ef_log_level level;
@@ -519,8 +606,10 @@ int main(int argc, char **argv)
         (f->cfg.seccomp && ef_seccomp_filter_build(&f->seccomp, &err) < 0) ||
         setup_userns(f, &err) < 0 ||
         ef_cgroup_manager_open(f->cfg.cgroup_root, f->cfg.cgroup_parent, &f->cgroups, &err) < 0 ||
-        setup_capacity(f, &err) < 0 || ef_host_facts_probe(&f->host_facts, &err) < 0 ||
-        ef_network_init(&f->network, f->cfg.bridge_name, f->cfg.bridge_cidr, &err) < 0) {
+        check_cgroup_parent(f, &err) < 0 || setup_capacity(f, &err) < 0 ||
+        ef_host_facts_probe(&f->host_facts, &err) < 0 ||
+        ef_network_init(&f->network, f->cfg.bridge_name, f->cfg.bridge_cidr, f->cfg.data_dir,
+                        &err) < 0) {
         ef_error("%s", err.msg);
         ef_cgroup_manager_close(f->cgroups);
         ef_network_free(&f->network);

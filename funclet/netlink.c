@@ -7,6 +7,7 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 #include <net/if.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -88,13 +89,19 @@ static int talk(struct ef_netlink *n, struct nlmsghdr *nlh, mnl_cb_t cb, void *d
     unsigned seq = ++n->seq;
     nlh->nlmsg_seq = seq;
     nlh->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
-    if (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0)
-        return -errno;
+    while (mnl_socket_sendto(n->nl, nlh, nlh->nlmsg_len) < 0) {
+        if (errno != EINTR)
+            return -errno;
+    }
     char buf[NL_BUFSIZE];
     for (;;) {
         ssize_t len = mnl_socket_recvfrom(n->nl, buf, sizeof(buf));
+        /* A signal (a runner's SIGCHLD during a shutdown) interrupts the wait, not the
+         * request: the answer is still coming. */
+        if (len < 0 && errno == EINTR)
+            continue;
         if (len < 0)
-            return errno == EINTR ? -EINTR : -errno;
+            return -errno;
         int r = mnl_cb_run(buf, (size_t)len, seq, n->portid, cb, data);
         if (r < 0)
             return errno > 0 ? -errno : -EIO;
@@ -143,6 +150,67 @@ int ef_netlink_link_index(struct ef_netlink *n, const char *name, unsigned *ret_
         return ef_error_set_errno(err, r == -ENOENT ? -ENODEV : r, "cannot find interface %s",
                                   name);
     *ret_index = index;
+    return 0;
+}
+
+int ef_netlink_link_set_alias(struct ef_netlink *n, unsigned index, const char *alias,
+                              ef_error *err)
+{
+    if (strlen(alias) >= EF_NETLINK_ALIAS_MAX)
+        return ef_error_set(err, -ENAMETOOLONG, "interface alias '%.40s...' is too long", alias);
+    char buf[MNL_SOCKET_BUFFER_SIZE];
+    struct nlmsghdr *nlh = new_request(buf, RTM_NEWLINK, 0);
+    put_ifinfo(nlh, AF_UNSPEC, index);
+    mnl_attr_put_strz(nlh, IFLA_IFALIAS, alias);
+    int r = talk(n, nlh, NULL, NULL);
+    if (r < 0)
+        return ef_error_set_errno(err, r, "cannot set the alias of interface %u", index);
+    return 0;
+}
+
+struct alias_ctx {
+    unsigned index;
+    char *buf;
+    size_t len;
+};
+
+static int alias_attr_cb(const struct nlattr *attr, void *data)
+{
+    struct alias_ctx *ctx = data;
+    if (mnl_attr_get_type(attr) == IFLA_IFALIAS &&
+        mnl_attr_validate(attr, MNL_TYPE_NUL_STRING) >= 0)
+        snprintf(ctx->buf, ctx->len, "%s", mnl_attr_get_str(attr));
+    return MNL_CB_OK;
+}
+
+static int alias_cb(const struct nlmsghdr *nlh, void *data)
+{
+    struct alias_ctx *ctx = data;
+    if (nlh->nlmsg_type != RTM_NEWLINK)
+        return MNL_CB_OK;
+    const struct ifinfomsg *ifm = mnl_nlmsg_get_payload(nlh);
+    ctx->index = (unsigned)ifm->ifi_index;
+    mnl_attr_parse(nlh, sizeof(*ifm), alias_attr_cb, ctx);
+    return MNL_CB_OK;
+}
+
+int ef_netlink_link_alias(struct ef_netlink *n, const char *name, unsigned *ret_index,
+                          char *ret_alias, size_t len, ef_error *err)
+{
+    char buf[MNL_SOCKET_BUFFER_SIZE];
+    struct nlmsghdr *nlh = new_request(buf, RTM_GETLINK, 0);
+    put_ifinfo(nlh, AF_UNSPEC, 0);
+    mnl_attr_put_strz(nlh, IFLA_IFNAME, name);
+    char alias[EF_NETLINK_ALIAS_MAX] = "";
+    struct alias_ctx ctx = {0, alias, sizeof(alias)};
+    int r = talk(n, nlh, alias_cb, &ctx);
+    if (r == 0 && ctx.index == 0)
+        r = -ENODEV;
+    if (r < 0)
+        return ef_error_set_errno(err, r == -ENOENT ? -ENODEV : r, "cannot find interface %s",
+                                  name);
+    *ret_index = ctx.index;
+    snprintf(ret_alias, len, "%s", alias);
     return 0;
 }
 

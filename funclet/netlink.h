@@ -3,6 +3,7 @@
  * which is how funclet configures a container's namespace (network.c opens one there). */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/error.h"
@@ -29,6 +30,19 @@ void ef_netlink_close(struct ef_netlink *n);
 /* The index of interface `name`; -ENODEV when there is none. */
 int ef_netlink_link_index(struct ef_netlink *n, const char *name, unsigned *ret_index,
                           ef_error *err);
+
+/* The longest interface alias with its NUL (the kernel's IFALIASZ). */
+#define EF_NETLINK_ALIAS_MAX 256
+
+/* Sets the alias (IFLA_IFALIAS, `ip link set X alias ...`) of interface `index`, a free text
+ * the kernel keeps with the interface; funclet marks its bridge with it. */
+int ef_netlink_link_set_alias(struct ef_netlink *n, unsigned index, const char *alias,
+                              ef_error *err);
+
+/* The index and the alias ("" when it has none) of interface `name`; -ENODEV when there is no
+ * such interface. The alias is cut to `len` - 1 bytes. */
+int ef_netlink_link_alias(struct ef_netlink *n, const char *name, unsigned *ret_index,
+                          char *ret_alias, size_t len, ef_error *err);
 
 /* Sets interface `index` up. */
 int ef_netlink_link_set_up(struct ef_netlink *n, unsigned index, ef_error *err);

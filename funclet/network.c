@@ -11,10 +11,13 @@
 
 #include "common/cleanup.h"
 #include "common/log.h"
+#include "funclet/lock.h"
 #include "funclet/netlink.h"
 
 /* The interface name inside the container. */
 #define PEER_NAME "eth0"
+/* What the alias of a funclet's bridge starts with; the data dir follows. */
+#define MARK_PREFIX "easyfaas:"
 
 static void cleanup_netlink(struct ef_netlink *n)
 {
@@ -34,7 +37,8 @@ static bool valid_ifname(const char *name)
     return true;
 }
 
-int ef_network_init(struct ef_network *n, const char *bridge, const char *cidr, ef_error *err)
+int ef_network_init(struct ef_network *n, const char *bridge, const char *cidr,
+                    const char *data_dir, ef_error *err)
 {
     memset(n, 0, sizeof(*n));
     n->host_netns = -1;
@@ -48,6 +52,12 @@ int ef_network_init(struct ef_network *n, const char *bridge, const char *cidr, 
     int r = ef_ipam_init(&n->ipam, cidr, err);
     if (r < 0)
         return r;
+    int len = snprintf(n->mark, sizeof(n->mark), "%s%s", MARK_PREFIX, data_dir);
+    if (len < 0 || (size_t)len >= sizeof(n->mark)) {
+        ef_ipam_free(&n->ipam);
+        return ef_error_set(err, -ENAMETOOLONG, "data dir %.60s... is too long to mark a bridge",
+                            data_dir);
+    }
     snprintf(n->bridge, sizeof(n->bridge), "%s", bridge);
     snprintf(n->cidr, sizeof(n->cidr), "%s", cidr);
     n->host_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -68,22 +78,72 @@ void ef_network_free(struct ef_network *n)
 }
 
 struct port_list {
-    unsigned bridge; /* index of our bridge, 0 if absent */
-    const char *bridge_name;
+    unsigned bridge; /* the bridge's index */
     char names[256][IFNAMSIZ];
     size_t n;
-    unsigned masters[256];
 };
 
 static void collect(const char *name, unsigned index, unsigned master, void *user)
 {
     struct port_list *l = user;
-    if (strcmp(name, l->bridge_name) == 0)
-        l->bridge = index;
-    if (master && l->n < EF_ARRAY_SIZE(l->names)) {
-        snprintf(l->names[l->n], IFNAMSIZ, "%s", name);
-        l->masters[l->n++] = master;
+    (void)index;
+    if (master == l->bridge && l->n < EF_ARRAY_SIZE(l->names))
+        snprintf(l->names[l->n++], IFNAMSIZ, "%s", name);
+}
+
+/* Deletes bridge `index` of our name and every port on it: a port's veth would survive its
+ * bridge, and the container behind it is gone. Failures are logged. */
+static void remove_bridge(struct ef_network *n, struct ef_netlink *nl, unsigned index)
+{
+    ef_error e;
+    struct port_list *l = calloc(1, sizeof(*l));
+    if (!l)
+        return;
+    l->bridge = index;
+    if (ef_netlink_links(nl, collect, l, &e) < 0)
+        ef_warn("network cleanup: %s", e.msg);
+    for (size_t i = 0; i < l->n; i++) {
+        if (ef_netlink_link_del(nl, l->names[i], &e) < 0 && e.code != -ENODEV)
+            ef_warn("network cleanup: %s", e.msg);
+        else
+            ef_info("removed veth %s from bridge %s", l->names[i], n->bridge);
     }
+    free(l);
+    if (ef_netlink_link_del(nl, n->bridge, &e) < 0 && e.code != -ENODEV)
+        ef_warn("network cleanup: %s", e.msg);
+    else
+        ef_info("removed bridge %s", n->bridge);
+}
+
+/* Who owns the bridge of our name, from its alias `alias`. */
+enum owner { OWNER_US, OWNER_STALE, OWNER_LIVE, OWNER_FOREIGN };
+
+/* Decides from the alias; for another data dir's mark, whether a funclet holds that data dir's
+ * lock now (*ret_pid). */
+static enum owner owner_of(const struct ef_network *n, const char *alias, pid_t *ret_pid)
+{
+    *ret_pid = 0;
+    if (strcmp(alias, n->mark) == 0)
+        return OWNER_US;
+    if (strncmp(alias, MARK_PREFIX, strlen(MARK_PREFIX)) != 0 || alias[strlen(MARK_PREFIX)] != '/')
+        return OWNER_FOREIGN;
+    *ret_pid = ef_lock_data_dir_holder(alias + strlen(MARK_PREFIX));
+    return *ret_pid ? OWNER_LIVE : OWNER_STALE;
+}
+
+/* The error of a bridge warmup that finds the name taken by someone else. */
+static int taken_error(const struct ef_network *n, enum owner o, const char *alias, pid_t pid,
+                       ef_error *err)
+{
+    if (o == OWNER_LIVE)
+        return ef_error_set(err, -EEXIST,
+                            "bridge %s belongs to the funclet (pid %d) of data dir %s: give this "
+                            "funclet another --bridge-name and --bridge-cidr",
+                            n->bridge, (int)pid, alias + strlen(MARK_PREFIX));
+    return ef_error_set(err, -EEXIST,
+                        "bridge %s exists and was not made by funclet (alias '%.80s'): delete it "
+                        "(ip link del %s) or give funclet another --bridge-name",
+                        n->bridge, alias, n->bridge);
 }
 
 void ef_network_cleanup(struct ef_network *n)
@@ -94,32 +154,52 @@ void ef_network_cleanup(struct ef_network *n)
         ef_warn("network cleanup: %s", e.msg);
         return;
     }
-    struct port_list *l = calloc(1, sizeof(*l));
-    if (!l)
-        return;
-    l->bridge_name = n->bridge;
-    if (ef_netlink_links(&nl, collect, l, &e) < 0) {
-        ef_warn("network cleanup: %s", e.msg);
-        free(l);
-        return;
-    }
-    if (l->bridge) {
-        /* A port's veth would survive its bridge; the container behind it is gone. */
-        for (size_t i = 0; i < l->n; i++) {
-            if (l->masters[i] != l->bridge)
-                continue;
-            if (ef_netlink_link_del(&nl, l->names[i], &e) < 0 && e.code != -ENODEV)
-                ef_warn("network cleanup: %s", e.msg);
-            else
-                ef_info("removed veth %s from bridge %s", l->names[i], n->bridge);
-        }
-        if (ef_netlink_link_del(&nl, n->bridge, &e) < 0 && e.code != -ENODEV)
-            ef_warn("network cleanup: %s", e.msg);
-        else
-            ef_info("removed bridge %s", n->bridge);
-    }
     n->bridge_index = 0;
-    free(l);
+    unsigned index = 0;
+    char alias[EF_NETLINK_ALIAS_MAX];
+    int r = ef_netlink_link_alias(&nl, n->bridge, &index, alias, sizeof(alias), &e);
+    if (r == -ENODEV)
+        return;
+    if (r < 0) {
+        ef_warn("network cleanup: %s", e.msg);
+        return;
+    }
+    pid_t pid;
+    enum owner o = owner_of(n, alias, &pid);
+    if (o == OWNER_US) {
+        remove_bridge(n, &nl, index);
+        return;
+    }
+    /* Said once at start, so that the operator learns it before a bridge warmup fails. */
+    taken_error(n, o, alias, pid, &e);
+    if (o == OWNER_STALE)
+        ef_info("bridge %s belongs to data dir %s, whose funclet is not running: the first "
+                "bridge warmup takes it over",
+                n->bridge, alias + strlen(MARK_PREFIX));
+    else
+        ef_warn("%s (left alone; warmups with network bridge fail meanwhile)", e.msg);
+}
+
+/* Makes way for our bridge when bridge_add found the name taken: deletes a leftover of ours or
+ * of a funclet that is gone, refuses otherwise. */
+static int reclaim_bridge(struct ef_network *n, struct ef_netlink *nl, ef_error *err)
+{
+    unsigned index = 0;
+    char alias[EF_NETLINK_ALIAS_MAX];
+    int r = ef_netlink_link_alias(nl, n->bridge, &index, alias, sizeof(alias), err);
+    if (r == -ENODEV)
+        return 0; /* gone meanwhile */
+    if (r < 0)
+        return r;
+    pid_t pid;
+    enum owner o = owner_of(n, alias, &pid);
+    if (o == OWNER_LIVE || o == OWNER_FOREIGN)
+        return taken_error(n, o, alias, pid, err);
+    if (o == OWNER_STALE)
+        ef_info("taking over bridge %s of data dir %s, whose funclet is not running", n->bridge,
+                alias + strlen(MARK_PREFIX));
+    remove_bridge(n, nl, index);
+    return 0;
 }
 
 /* Creates the bridge with the gateway address, once. */
@@ -129,8 +209,14 @@ static int ensure_bridge(struct ef_network *n, struct ef_netlink *nl, ef_error *
         return 0;
     unsigned index = 0;
     int r = ef_netlink_bridge_add(nl, n->bridge, err);
+    if (r == -EEXIST && (r = reclaim_bridge(n, nl, err)) == 0)
+        r = ef_netlink_bridge_add(nl, n->bridge, err);
     if (r == 0)
         r = ef_netlink_link_index(nl, n->bridge, &index, err);
+    /* The mark first: until it is set, no other funclet deletes the bridge, but none takes it
+     * for its own either. */
+    if (r == 0)
+        r = ef_netlink_link_set_alias(nl, index, n->mark, err);
     if (r == 0)
         r = ef_netlink_addr_add(nl, index, ef_ipam_gateway(&n->ipam), n->ipam.prefix, err);
     if (r < 0) {
@@ -142,7 +228,8 @@ static int ensure_bridge(struct ef_network *n, struct ef_netlink *nl, ef_error *
     n->bridge_index = index;
     char gw[16];
     ef_ipam_format(ef_ipam_gateway(&n->ipam), gw, sizeof(gw));
-    ef_info("created bridge %s with address %s/%u", n->bridge, gw, n->ipam.prefix);
+    ef_info("created bridge %s with address %s/%u (alias %s)", n->bridge, gw, n->ipam.prefix,
+            n->mark);
     return 0;
 }
 

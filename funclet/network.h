@@ -8,7 +8,20 @@
  *   host    no network namespace at all (decided when the container is created).
  *
  * The bridge is created at the first bridge warmup and deleted at shutdown; one a previous
- * funclet left is deleted at start. Everything goes over rtnetlink (netlink.c). */
+ * funclet of the same data dir left is deleted at start. Everything goes over rtnetlink
+ * (netlink.c).
+ *
+ * Ownership: the bridge name is host-wide, so funclet marks the bridge it creates with its
+ * data dir, as the interface's alias "easyfaas:<canonical data dir>" (`ip link show` lists it),
+ * and deletes a bridge of its name (with the veths on it) only when the mark is its own. A
+ * bridge of that name found at a bridge warmup is
+ *   - marked by this data dir: a leftover, deleted and created anew;
+ *   - marked by another data dir whose funclet is not running (no one holds its lock, lock.h):
+ *     taken over the same way;
+ *   - marked by a running funclet, or not made by funclet at all: left alone, and the warmup
+ *     fails with an error that says so (choose another --bridge-name).
+ * Two funclets on one host therefore need distinct --bridge-name (and --bridge-cidr) values to
+ * both use network "bridge"; one that never warms a bridge container never touches a bridge. */
 #pragma once
 
 #include <net/if.h>
@@ -18,9 +31,13 @@
 #include "common/error.h"
 #include "funclet/ipam.h"
 
+/* Room for the bridge's mark, as for an interface alias (the kernel's IFALIASZ). */
+#define EF_NETWORK_MARK_MAX 256
+
 struct ef_network {
     char bridge[IFNAMSIZ];
     char cidr[32];
+    char mark[EF_NETWORK_MARK_MAX]; /* "easyfaas:<data dir>": the alias of our bridge */
     struct ef_ipam ipam;
     unsigned bridge_index; /* 0 until funclet has created the bridge */
     int host_netns;        /* funclet's own network namespace (fd) */
@@ -33,19 +50,23 @@ struct ef_network_attachment {
 };
 
 /* Checks the bridge name (1-15 of letters, digits, '_', '.', '-') and the CIDR, and opens
- * funclet's own network namespace. Touches no interface. */
-int ef_network_init(struct ef_network *n, const char *bridge, const char *cidr, ef_error *err);
+ * funclet's own network namespace; `data_dir` (canonical) makes the bridge's mark. Touches no
+ * interface. */
+int ef_network_init(struct ef_network *n, const char *bridge, const char *cidr,
+                    const char *data_dir, ef_error *err);
 
-/* Deletes the bridge and its ports if they exist (at start: a previous funclet's; at shutdown:
- * ours). Failures are logged. */
+/* Deletes the bridge and its ports if they exist and the bridge carries our mark (at start: a
+ * previous funclet's of this data dir; at shutdown: ours); a bridge of the name that is not
+ * ours is left alone, with a warning. Failures are logged. */
 void ef_network_cleanup(struct ef_network *n);
 
 /* Closes what ef_network_init opened. */
 void ef_network_free(struct ef_network *n);
 
 /* Gives the container of `id`, whose network namespace is `netns_fd`, an address and a veth on
- * the bridge (creating the bridge first if needed). -ENOSPC when the CIDR is exhausted. Nothing
- * is left behind on failure. */
+ * the bridge (creating the bridge first if needed). -ENOSPC when the CIDR is exhausted; -EEXIST
+ * when the bridge's name is another running funclet's or not funclet's (see above). Nothing is
+ * left behind on failure. */
 int ef_network_attach(struct ef_network *n, const char *id, int netns_fd,
                       struct ef_network_attachment *ret, ef_error *err);
 

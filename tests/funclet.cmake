@@ -35,6 +35,8 @@ foreach(_t test_funclet_validate test_funclet_mount_plan test_funclet_wait_statu
 endforeach()
 
 ef_add_integration_test(funclet_containers SCRIPT integration/funclet_containers.sh TIMEOUT 180)
+# Start-up checks; two funclets on one host: data dir, host id range and bridge are never shared.
+ef_add_integration_test(funclet_start SCRIPT integration/funclet_start.sh TIMEOUT 180)
 # The warm pool, warmup/reset, busy and capacity errors, network modes, recycling.
 ef_add_integration_test(funclet_pool SCRIPT integration/funclet_pool.sh TIMEOUT 300)
 # 500 create -> warmup -> reset -> destroy cycles, then every resource back to its baseline.

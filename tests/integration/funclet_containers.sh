@@ -39,7 +39,7 @@ mkdir -p "$DATA/code/extracted/fn1" "$DATA/code/extracted/fn2"
 echo 'def handler(event, context): return event' >"$DATA/code/extracted/fn1/app.py"
 ln -s /etc "$DATA/code/extracted/escape"
 "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
-  --max-containers 2 --tmp-size 64M --pool-size 0 --log-level debug 2>"$DATA/funclet.log" &
+  --userns-base "$EF_USERNS_BASE" --max-containers 2 --tmp-size 64M --pool-size 0 --log-level debug 2>"$DATA/funclet.log" &
 FUNCLET_PID=$!
 for _ in $(seq 100); do
   [ -S "$SOCK" ] && break

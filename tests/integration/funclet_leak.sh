@@ -44,7 +44,7 @@ echo 'def handler(event, context): return event' >"$CODE/app.py"
 grep -q "100.65.$NET3." <<<"$(ip -o route)" && fail "$CIDR is in use on this host"
 
 "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" --pool-size 0 \
-  --bridge-name "$BRIDGE" --bridge-cidr "$CIDR" --log-level info 2>"$DATA/funclet.log" &
+  --userns-base "$EF_USERNS_BASE" --bridge-name "$BRIDGE" --bridge-cidr "$CIDR" --log-level info 2>"$DATA/funclet.log" &
 FUNCLET_PID=$!
 for _ in $(seq 200); do
   "$EF_BUILD_DIR/ef-rpc-call" --timeout 1000 "$SOCK" node.info >/dev/null 2>&1 && break

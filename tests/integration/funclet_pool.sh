@@ -54,7 +54,8 @@ field() { # ID EXPR: an expression on the container.list entry `c` of ID
 
 start_funclet() {
   "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
-    --bridge-name "$BRIDGE" --bridge-cidr "$CIDR" --tmp-size 64M --log-level debug "$@" \
+    --bridge-name "$BRIDGE" --bridge-cidr "$CIDR" --userns-base "$EF_USERNS_BASE" --tmp-size 64M \
+    --log-level debug "$@" \
     2>>"$DATA/funclet.log" &
   FUNCLET_PID=$!
   # Until it answers: a killed funclet's socket file may still be there.

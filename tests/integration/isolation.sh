@@ -40,7 +40,8 @@ call() { "$EF_BUILD_DIR/ef-rpc-call" --timeout 60000 "$SOCK" "$@"; }
 # start_funclet [FLAGS...]
 start_funclet() {
   "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
-    --tmp-size 16M --log-level debug --userns "$USERNS" "$@" 2>>"$DATA/funclet.log" &
+    --tmp-size 16M --log-level debug --userns "$USERNS" --userns-base "$EF_USERNS_BASE" "$@" \
+    2>>"$DATA/funclet.log" &
   FUNCLET_PID=$!
   for _ in $(seq 100); do
     [ -S "$SOCK" ] && break
@@ -119,7 +120,7 @@ if [ "$USERNS" = on ]; then
   [ "$inside_map" != "0 0 4294967295" ] || fail "the container has the host's identity map"
   BASE=$(host_ids "$PID")
   [ "$inside_map" = "0 $BASE 65536" ] || fail "uid_map inside: '$inside_map', host side base $BASE"
-  [ "$(host_ids "$PID")" -ge 1000000 ] || fail "range below --userns-base: $BASE"
+  [ "$(host_ids "$PID")" -ge "$EF_USERNS_BASE" ] || fail "range below --userns-base: $BASE"
   [ "$(awk '{ print $1, $2, $3 }' "/proc/$PID/gid_map")" = "0 $BASE 65536" ] ||
     fail "gid_map: $(cat "/proc/$PID/gid_map")"
   [ "$(host_uids "$PID")" = "$BASE $BASE $BASE $BASE" ] ||
@@ -158,7 +159,7 @@ if [ "$USERNS" = on ]; then
     kids=$(cat /proc/"$FUNCLET_PID"/task/*/children)
     bases=$(for c in $kids; do host_ids "$c" 2>/dev/null; done | sort -n)
     n=$(wc -l <<<"$bases")
-    want=$(for k in $(seq 0 $((n - 1))); do echo $((1000000 + k * 65536)); done)
+    want=$(for k in $(seq 0 $((n - 1))); do echo $((EF_USERNS_BASE + k * 65536)); done)
     if [ "$bases" = "$want" ]; then compact=1 && break; fi
     sleep 0.05
   done

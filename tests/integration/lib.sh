@@ -47,6 +47,12 @@ remove_data() {
   grep -q " $1" /proc/self/mountinfo || rm -rf "$1"
 }
 
+# A --userns-base of this test's own, from its pid: funclet claims its containers' host ids
+# host-wide and refuses to start on a range another funclet holds, so the funclets of tests that
+# run at the same time (in other build directories) must not share the default. 511 blocks of
+# 64 ranges of 65536 ids from 2^31 on; every test's funclet passes it.
+EF_USERNS_BASE=${EF_USERNS_BASE:-$((2147483648 + ($$ % 511) * 4194304))}
+
 # free_port: a TCP port on 127.0.0.1 that was free a moment ago.
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -63,7 +69,7 @@ pod_start() {
   "$EF_BUILD_DIR/easyfaas-runner" prepare --dest "$EF_DATA/runtime" >/dev/null
   # shellcheck disable=SC2086 # word splitting of EF_FUNCLET_ARGS is intended
   "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$EF_DATA" --cgroup-parent "$EF_CGROUP_PARENT" \
-    ${EF_FUNCLET_ARGS:-} 2>"$EF_DATA/funclet.log" &
+    --userns-base "$EF_USERNS_BASE" ${EF_FUNCLET_ARGS:-} 2>"$EF_DATA/funclet.log" &
   FUNCLET_PID=$!
   for _ in $(seq 200); do
     [ -S "$EF_DATA/run/funclet.sock" ] && break

@@ -31,7 +31,7 @@ funclet_start() {
   rm -f "$EF_DATA/run/funclet.sock"
   # shellcheck disable=SC2086 # word splitting of EF_FUNCLET_ARGS is intended
   "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$EF_DATA" --cgroup-parent "$EF_CGROUP_PARENT" \
-    ${EF_FUNCLET_ARGS:-} 2>>"$EF_DATA/funclet.log" &
+    --userns-base "$EF_USERNS_BASE" ${EF_FUNCLET_ARGS:-} 2>>"$EF_DATA/funclet.log" &
   FUNCLET_PID=$!
   for _ in $(seq 200); do
     [ -S "$EF_DATA/run/funclet.sock" ] && return 0
