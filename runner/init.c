@@ -39,6 +39,8 @@
 
 /* How long the runtime gets between SIGTERM and SIGKILL when the runner is stopped. */
 #define SHUTDOWN_GRACE_MS 1000
+/* How long a runtime that reported an init error has to exit on its own before it is killed. */
+#define INIT_ERROR_GRACE_MS 100
 /* How long an invocation without a deadline_ms may wait for a runtime that has not polled yet,
  * on top of its Timeout: Lambda's limit for a function's init phase. */
 #define INIT_ALLOWANCE_MS 10000
@@ -58,7 +60,9 @@ struct runner {
     struct ef_log_capture capture;
     uv_signal_t sig_chld, sig_term, sig_int, sig_usr1;
     uv_timer_t grace;
-    uv_timer_t deadline; /* armed at the earliest deadline of a pending invocation */
+    uv_timer_t init_grace; /* after an init error: the runtime's time to exit on its own */
+    pid_t init_failed_pid; /* the runtime that reported it */
+    uv_timer_t deadline;   /* armed at the earliest deadline of a pending invocation */
     struct rpc_peer *peers;
     struct ef_prestart prestart; /* a Python runtime waiting for its function (--prestart) */
     bool prestart_python;        /* --prestart python: also again after each reset */
@@ -152,19 +156,30 @@ static void on_drained(void *user)
     kill_runtime_and_descendants(r->runtime_pid);
 }
 
+static void on_init_grace_over(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+    if (r->runtime_pid <= 0 || r->runtime_pid != r->init_failed_pid)
+        return; /* it exited on its own (its status is reported), or a new one runs */
+    ef_warn("killing the runtime (pid %d) after its init error: only a new runtime runs init "
+            "again",
+            (int)r->runtime_pid);
+    kill_runtime_and_descendants(r->runtime_pid);
+}
+
 /* The runtime reported an init error (invocations.h): it may poll on or sleep, but it cannot
- * serve, so it ends now rather than keep the container failing with that error. Its exit sends
+ * serve, so it ends rather than keep the container failing with that error. A runtime that
+ * exits by itself after reporting (the bundled ones do) gets INIT_ERROR_GRACE_MS for that, so
+ * that its own exit status is what runtime.exited reports; then it is killed. Its exit sends
  * runtime.exited, and the controller replaces the container: the next invocation runs init
  * again, as Lambda resets the environment after a failed init. */
 static void on_init_failed(void *user)
 {
     struct runner *r = user;
-    if (r->runtime_pid <= 0)
+    if (r->runtime_pid <= 0 || r->closed)
         return;
-    ef_warn("killing the runtime (pid %d) after its init error: only a new runtime runs init "
-            "again",
-            (int)r->runtime_pid);
-    kill_runtime_and_descendants(r->runtime_pid);
+    r->init_failed_pid = r->runtime_pid;
+    uv_timer_start(&r->init_grace, on_init_grace_over, INIT_ERROR_GRACE_MS, 0);
 }
 
 static void on_deadline(uv_timer_t *t)
@@ -549,6 +564,7 @@ static void close_everything(struct runner *r)
     uv_close((uv_handle_t *)&r->sig_int, NULL);
     uv_close((uv_handle_t *)&r->sig_usr1, NULL);
     uv_close((uv_handle_t *)&r->grace, NULL);
+    uv_close((uv_handle_t *)&r->init_grace, NULL);
     uv_close((uv_handle_t *)&r->deadline, NULL);
 }
 
@@ -595,6 +611,8 @@ static int run(struct runner *r, int rpc_fd, int api_port, bool prestart, ef_err
     /* Handlers first: a runtime must never exist without someone to reap it. */
     uv_timer_init(r->loop, &r->grace);
     r->grace.data = r;
+    uv_timer_init(r->loop, &r->init_grace);
+    r->init_grace.data = r;
     uv_timer_init(r->loop, &r->deadline);
     r->deadline.data = r;
     uv_signal_init(r->loop, &r->sig_chld);
