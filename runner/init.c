@@ -719,7 +719,13 @@ int ef_runner_init(int argc, char **argv, int start)
         fprintf(stderr, "easyfaas-runner init: %s; see --help\n", problem);
         return 1;
     }
-    ef_log_init("runner", level);
+    /* As PID 1 of a container, whose hostname funclet sets to the container's id, the log lines
+     * (funclet's log gathers every runner's) say which container they come from. */
+    static char log_name[80] = "runner";
+    char host[65];
+    if (getpid() == 1 && gethostname(host, sizeof(host)) == 0 && host[0])
+        snprintf(log_name, sizeof(log_name), "runner:%s", host);
+    ef_log_init(log_name, level);
     /* Outside a container (tests, development) we are not PID 1; becoming a subreaper makes the
      * runtime's orphans ours to reap all the same. */
     if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)

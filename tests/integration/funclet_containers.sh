@@ -71,6 +71,13 @@ RSOCK=$(echo "$res" | json 'j["runner_socket"]')
 [ "$(mode "$RSOCK")" = 600 ] || fail "runner socket has mode $(mode "$RSOCK"), want 600"
 [ "$(mode "$DATA/run/containers/$ID")" = 700 ] || fail "container dir is not 0700"
 kill -0 "$PID" || fail "runner $PID is not running"
+# Its lines in funclet's log name its container.
+for _ in $(seq 100); do
+  grep -q "runner:$ID\[1\] INFO ready" "$DATA/funclet.log" && break
+  sleep 0.05
+done
+grep -q "runner:$ID\[1\] INFO ready" "$DATA/funclet.log" ||
+  fail "the runner's log lines do not name container $ID: $(grep 'runner' "$DATA/funclet.log" | tail -3)"
 tr '\0' ' ' <"/proc/$PID/cmdline" | grep -q "^easyfaas-runner init --rpc-fd 3 --uid 1001 --gid 1001" ||
   fail "runner command line: $(tr '\0' ' ' <"/proc/$PID/cmdline")"
 
