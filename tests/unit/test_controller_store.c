@@ -209,10 +209,12 @@ static void test_config_hash(void **state)
     assert_int_equal(ef_function_compute_config_hash(&a), 0);
     assert_int_equal(strlen(a.config_hash), 64);
 
-    /* Every setting a container depends on changes the hash; the description does not. */
+    /* Every setting a container depends on changes the hash; the description and the role
+     * do not. */
     struct ef_function b = sample("h");
     b.config_hash = NULL;
     b.description = "other words";
+    b.role = "arn:aws:iam::123456789012:role/other";
     assert_int_equal(ef_function_compute_config_hash(&b), 0);
     assert_string_equal(a.config_hash, b.config_hash);
     free(b.config_hash);
