@@ -13,6 +13,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -29,11 +30,11 @@
 #include "funclet/oom_watch.h"
 #include "funclet/pool.h"
 #include "funclet/sandbox.h"
+#include "funclet/spawn.h"
 #include "funclet/userns.h"
 #include "funclet/wait_status.h"
 
-#define CHILD_STACK_SIZE (256 * 1024)
-#define CLONE_FLAGS      (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC)
+#define CLONE_FLAGS (CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC)
 /* How often a reset looks whether the function's processes are gone. */
 #define RESET_POLL_MS 1
 
@@ -52,7 +53,8 @@ struct ef_container_op {
     int sync_fd;
     unsigned long long deadline_ms;
     bool release;
-    bool frozen; /* OP_RESET: the kill happened frozen; otherwise it is repeated */
+    bool started; /* OP_CREATE: the child's first packet came */
+    bool frozen;  /* OP_RESET: the kill happened frozen; otherwise it is repeated */
     ef_container_done_cb cb;
     void *user;
 };
@@ -417,40 +419,6 @@ static void create_done(struct ef_container_op *op)
     op_complete(op, c, 0, NULL);
 }
 
-/* The child's report: end-of-file once the runner was exec'd, or the step that failed. */
-static void on_sync_readable(uv_poll_t *h, int status, int events)
-{
-    struct ef_container_op *op = h->data;
-    (void)events;
-    if (!op->c)
-        return;
-    if (status < 0) {
-        op_fail(op, -EIO, "waiting for the sandbox: %s", uv_strerror(status));
-        return;
-    }
-    struct ef_sandbox_report report;
-    ssize_t n = read(op->sync_fd, &report, sizeof(report));
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    if (n < 0) {
-        op_fail(op, -errno, "read from the sandbox: %s", strerror(errno));
-        return;
-    }
-    if (n > 0) {
-        report.msg[sizeof(report.msg) - 1] = '\0';
-        int e = report.err > 0 ? report.err : EIO;
-        op_fail(op, -e, "%s: %s", report.msg, strerror(e));
-        return;
-    }
-    if (op->c->exited) {
-        char how[64];
-        ef_wait_status_string(op->c->wait_status, how, sizeof(how));
-        op_fail(op, -ECHILD, "the runner ended as it started: %s", how);
-        return;
-    }
-    create_done(op);
-}
-
 static void on_create_timeout(uv_timer_t *t)
 {
     struct ef_container_op *op = t->data;
@@ -490,12 +458,12 @@ static void on_runner_pidfd(void *user)
     }
 }
 
-/* Starts the child in its namespaces, puts it into the cgroups and lets it build its root;
- * *ret_sync_fd is the parent's end of the socket it reports on. */
-static int start_child(struct ef_funclet *f, struct ef_container *c,
-                       const struct ef_mount_plan *plan, int runner_fd, int *ret_sync_fd,
-                       ef_error *err)
+/* Starts the child in its namespaces (spawn.h); it reports on *ret_sync_fd, the parent's end of
+ * the sync socket. Takes `plan` and *runner_fd. */
+static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_mount_plan *plan,
+                       int *runner_fd, int *ret_sync_fd, ef_error *err)
 {
+    cleanup_close int child_runner_fd = steal_fd(runner_fd);
     cleanup_free char *rootfs = ef_path_join(c->dir, "rootfs");
     if (!rootfs)
         return ef_error_set(err, -ENOMEM, "out of memory");
@@ -507,13 +475,17 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
         return ef_error_set_errno(err, -errno, "socketpair");
     cleanup_close int parent_fd = sv[0];
     cleanup_close int child_fd = sv[1];
+    /* The child's pid comes with its first packet: the clone happens on another thread. */
+    int one = 1;
+    if (setsockopt(parent_fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0 ||
+        fcntl(parent_fd, F_SETFL, O_NONBLOCK) < 0)
+        return ef_error_set_errno(err, -errno, "set up the sync socket");
 
     struct ef_sandbox_args args = {
-        .plan = plan,
         .rootfs = rootfs,
         .hostname = c->id,
-        .sync_fd = child_fd,
-        .runner_fd = runner_fd,
+        .sync_fd = steal_fd(&child_fd),
+        .runner_fd = steal_fd(&child_runner_fd),
         .sandbox_uid = f->cfg.sandbox_uid,
         .sandbox_gid = f->cfg.sandbox_gid,
         .cgroup_ns = f->cfg.cgroup_ns,
@@ -527,35 +499,35 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
         .seccomp = f->cfg.seccomp ? &f->seccomp : NULL,
         .ignored_signals = f->ignored_signals,
     };
-    /* Without CLONE_VM the child runs on its own copy of this memory, which funclet itself never
-     * touches: one buffer serves every clone, without an mmap and munmap (and its TLB
-     * shootdown) per container. */
-    static char stack[CHILD_STACK_SIZE] __attribute__((aligned(64)));
-    int flags = CLONE_FLAGS | (c->own_netns ? CLONE_NEWNET : 0) |
-                (c->userns_slot >= 0 ? CLONE_NEWUSER : 0) | SIGCHLD;
-    /* With a pidfd for the runner where the kernel has them (5.2 and later). */
+    int flags =
+        CLONE_FLAGS | (c->own_netns ? CLONE_NEWNET : 0) | (c->userns_slot >= 0 ? CLONE_NEWUSER : 0);
+    int r = ef_sandbox_spawn(f->loop, &args, plan, flags, err);
+    if (r < 0)
+        return r;
+    *ret_sync_fd = steal_fd(&parent_fd);
+    return 0;
+}
+
+/* The child runs in its namespaces and waits: its maps, its cgroups, then the go byte. */
+static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid, ef_error *err)
+{
+    c->pid = pid;
+    /* With a pidfd for the runner where the kernel has them (5.3 and later). The child cannot
+     * have been reaped: it waits for the go byte. */
     static bool no_pidfd;
-    int pidfd = -1;
-    pid_t pid = -1;
     if (!no_pidfd) {
-        pid = clone(ef_sandbox_child, stack + CHILD_STACK_SIZE, flags | CLONE_PIDFD, &args, &pidfd);
-        if (pid < 0 && errno == EINVAL) {
+        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+        if (pidfd < 0 && (errno == ENOSYS || errno == EINVAL)) {
             ef_info("the kernel gives no pidfds: runners are reaped from SIGCHLD alone");
             no_pidfd = true;
+        } else if (pidfd < 0) {
+            return ef_error_set_errno(err, -errno, "pidfd_open %d", (int)pid);
+        } else {
+            ef_error e;
+            if (ef_exit_watch_start(f->loop, pidfd, on_runner_pidfd, c, &c->exit_watch, &e) < 0)
+                ef_warn("container %s: %s; its runner is reaped from SIGCHLD", c->id, e.msg);
         }
     }
-    if (no_pidfd)
-        pid = clone(ef_sandbox_child, stack + CHILD_STACK_SIZE, flags, &args);
-    if (pid < 0)
-        return ef_error_set_errno(err, -errno, "clone");
-    c->pid = pid;
-    close(steal_fd(&child_fd));
-    if (pidfd >= 0) {
-        ef_error e;
-        if (ef_exit_watch_start(f->loop, pidfd, on_runner_pidfd, c, &c->exit_watch, &e) < 0)
-            ef_warn("container %s: %s; its runner is reaped from SIGCHLD", c->id, e.msg);
-    }
-
     int r = c->userns_slot >= 0 ? ef_userns_write_maps(pid, c->userns_id, err) : 0;
     if (r == 0)
         r = ef_cgroup_attach(c->cgroup, pid, err);
@@ -563,12 +535,74 @@ static int start_child(struct ef_funclet *f, struct ef_container *c,
         return r;
     protect_runner(pid);
     char go = 1;
-    if (write(parent_fd, &go, 1) != 1)
+    if (write(c->op->sync_fd, &go, 1) != 1)
         return ef_error_set_errno(err, -errno, "start the sandbox");
-    if (fcntl(parent_fd, F_SETFL, O_NONBLOCK) < 0)
-        return ef_error_set_errno(err, -errno, "fcntl");
-    *ret_sync_fd = steal_fd(&parent_fd);
     return 0;
+}
+
+/* The child's packets: EF_SANDBOX_STARTED with its credentials, then end-of-file once the
+ * runner was exec'd, or a report of the step that failed. */
+static void on_sync_readable(uv_poll_t *h, int status, int events)
+{
+    struct ef_container_op *op = h->data;
+    (void)events;
+    if (!op->c)
+        return;
+    if (status < 0) {
+        op_fail(op, -EIO, "waiting for the sandbox: %s", uv_strerror(status));
+        return;
+    }
+    struct ef_sandbox_report report;
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(struct ucred))];
+    } control;
+    struct iovec iov = {.iov_base = &report, .iov_len = sizeof(report)};
+    struct msghdr msg = {
+        .msg_iov = &iov,
+        .msg_iovlen = 1,
+        .msg_control = &control,
+        .msg_controllen = sizeof(control),
+    };
+    ssize_t n = recvmsg(op->sync_fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    if (n < 0) {
+        op_fail(op, -errno, "read from the sandbox: %s", strerror(errno));
+        return;
+    }
+    if (n == 1 && !op->started && *(char *)&report == EF_SANDBOX_STARTED) {
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_CREDENTIALS) {
+            op_fail(op, -EPROTO, "the sandbox's first packet came without credentials");
+            return;
+        }
+        struct ucred cred;
+        memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
+        op->started = true;
+        ef_error e;
+        int r = child_started(op->f, op->c, cred.pid, &e);
+        if (r < 0)
+            op_fail(op, r, "%s", e.msg);
+        return;
+    }
+    if (n > 0) {
+        report.msg[sizeof(report.msg) - 1] = '\0';
+        int e = report.err > 0 ? report.err : EIO;
+        op_fail(op, -e, "%s: %s", report.msg, strerror(e));
+        return;
+    }
+    if (!op->started) {
+        op_fail(op, -ECHILD, "the sandbox ended before it started");
+        return;
+    }
+    if (op->c->exited) {
+        char how[64];
+        ef_wait_status_string(op->c->wait_status, how, sizeof(how));
+        op_fail(op, -ECHILD, "the runner ended as it started: %s", how);
+        return;
+    }
+    create_done(op);
 }
 
 static struct ef_cgroup_limits cold_limits(const struct ef_funclet *f)
@@ -607,7 +641,7 @@ static int create_parts(struct ef_funclet *f, struct ef_container *c, int *ret_s
     struct ef_cgroup_limits limits = cold_limits(f);
     r = ef_cgroup_create(f->cgroups, c->id, &limits, &c->cgroup, err);
     if (r == 0)
-        r = start_child(f, c, &plan, runner_fd, ret_sync_fd, err);
+        r = start_child(f, c, &plan, &runner_fd, ret_sync_fd, err);
     ef_mount_plan_free(&plan);
     return r;
 }

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <net/if.h>
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -20,12 +22,13 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "common/fsutil.h"
-#include "funclet/netlink.h"
 #include "funclet/seccomp.h"
 
-/* The child is a copy of funclet made by clone() without CLONE_VM in a single-threaded process,
- * so ordinary library calls are safe here; it only ever ends in execve or _exit. */
+/* The child runs on funclet's memory (clone with CLONE_VM | CLONE_VFORK, spawn.h) and on the
+ * TLS of the pool thread that cloned it, while funclet's other threads run on. So nothing here
+ * allocates or takes a lock (malloc, stdio, libmnl): a child killed while holding one would
+ * leave it held in funclet. Credentials change through raw system calls, since glibc's wrappers
+ * would try to change those of funclet's threads too. It only ever ends in execve or _exit. */
 
 static int sync_fd = -1;
 
@@ -50,12 +53,6 @@ static void report(int err, const char *fmt, ...)
         _exit(127);                                                                                \
     } while (0)
 
-static void fail_error(const ef_error *e)
-{
-    report(e->code < 0 ? -e->code : EIO, "%s", e->msg);
-    _exit(127);
-}
-
 /* Creates `path`; its parents only when it is missing them, since walking every component
  * from / for each of the plan's entries costs more than the mounts themselves. */
 static void make_dir(const char *path)
@@ -64,9 +61,22 @@ static void make_dir(const char *path)
         return;
     if (errno != ENOENT)
         FAIL("mkdir %s", path);
-    ef_error e;
-    if (ef_mkdir_p(path, 0755, &e) < 0)
-        fail_error(&e);
+    char p[PATH_MAX];
+    if (snprintf(p, sizeof(p), "%s", path) >= (int)sizeof(p)) {
+        errno = ENAMETOOLONG;
+        FAIL("mkdir %s", path);
+    }
+    /* Each prefix ending before a '/', then the whole path. */
+    for (char *s = p + 1; *s; s++) {
+        if (*s != '/' || s[-1] == '/')
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0755) < 0 && errno != EEXIST)
+            FAIL("mkdir %s", p);
+        *s = '/';
+    }
+    if (mkdir(p, 0755) < 0 && errno != EEXIST)
+        FAIL("mkdir %s", p);
 }
 
 static void make_parent(const char *path)
@@ -216,19 +226,19 @@ static void set_death_signal(void)
 /* Opens every BIND source as an O_PATH fd while the child is still host root: the sources below
  * funclet's data directory (the runtimes, the container's mnt/) may sit below directories that
  * only host root may enter, and a mount of /proc/self/fd/N reaches them without a path walk.
- * Returns an array with one fd (or -1) per plan entry. */
-static int *open_sources(const struct ef_mount_plan *plan)
+ * Fills `fds` with one fd (or -1) per plan entry. */
+static void open_sources(const struct ef_mount_plan *plan, int fds[EF_SANDBOX_MAX_ENTRIES])
 {
-    int *fds = malloc((plan->n ? plan->n : 1) * sizeof(*fds));
-    if (!fds)
-        FAIL("allocate the source fds");
+    if (plan->n > EF_SANDBOX_MAX_ENTRIES) {
+        errno = E2BIG;
+        FAIL("a mount plan of %zu entries", plan->n);
+    }
     for (size_t i = 0; i < plan->n; i++) {
         const struct ef_mount_entry *e = &plan->entries[i];
         fds[i] = -1;
         if (e->kind == EF_MOUNT_BIND && (fds[i] = open(e->source, O_PATH | O_CLOEXEC)) < 0)
             FAIL("open %s", e->source);
     }
-    return fds;
 }
 
 /* Becomes uid and gid 0 of the user namespace (host id `base`), with the namespace's full
@@ -236,11 +246,11 @@ static int *open_sources(const struct ef_mount_plan *plan)
  * supplementary group of funclet's. */
 static void become_root_inside(void)
 {
-    if (setresgid(0, 0, 0) < 0)
+    if (syscall(SYS_setresgid, 0, 0, 0) < 0)
         FAIL("setresgid to root of the user namespace");
-    if (setgroups(0, NULL) < 0)
+    if (syscall(SYS_setgroups, 0, NULL) < 0)
         FAIL("drop the supplementary groups");
-    if (setresuid(0, 0, 0) < 0)
+    if (syscall(SYS_setresuid, 0, 0, 0) < 0)
         FAIL("setresuid to root of the user namespace");
     /* A change of credentials clears the parent-death signal: set it again, then make sure
      * funclet did not end in between (its end of the sync socket would be closed). */
@@ -320,11 +330,34 @@ void ef_sandbox_ignored_signals(sigset_t *ret)
     }
 }
 
+/* Sets loopback up in the container's own network namespace, with an ioctl: netlink through
+ * libmnl would allocate. */
+static void loopback_up(void)
+{
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        FAIL("socket for lo");
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof(ifr));
+    strcpy(ifr.ifr_name, "lo");
+    if (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0)
+        FAIL("read the flags of lo");
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(fd, SIOCSIFFLAGS, &ifr) < 0)
+        FAIL("set lo up");
+    close(fd);
+}
+
 int ef_sandbox_child(void *arg)
 {
     const struct ef_sandbox_args *a = arg;
     sync_fd = move_high(a->sync_fd, "sync socket");
     int runner_fd = move_high(a->runner_fd, "runner socket");
+
+    /* The parent learns this process's pid from the credentials of this packet. */
+    char started = EF_SANDBOX_STARTED;
+    if (write(sync_fd, &started, 1) != 1)
+        _exit(127);
 
     /* Wait until the parent has put this process into its cgroups (nothing may run outside
      * the limits) and, in a user namespace, written its maps. End-of-file means the parent
@@ -349,9 +382,8 @@ int ef_sandbox_child(void *arg)
 
     /* In the pod's network namespace (network "host") loopback is not the container's to
      * touch. */
-    ef_error e;
-    if (a->own_netns && ef_netlink_link_up("lo", &e) < 0)
-        fail_error(&e);
+    if (a->own_netns)
+        loopback_up();
     if (sethostname(a->hostname, strlen(a->hostname)) < 0)
         FAIL("sethostname %s", a->hostname);
 
@@ -366,17 +398,16 @@ int ef_sandbox_child(void *arg)
         FAIL("mount the root tmpfs on %s", a->rootfs);
     if (chdir(a->rootfs) < 0)
         FAIL("chdir %s", a->rootfs);
-    int *source_fds = a->userns ? open_sources(a->plan) : NULL;
-    if (a->userns)
+    int source_fds[EF_SANDBOX_MAX_ENTRIES];
+    if (a->userns) {
+        open_sources(a->plan, source_fds);
         become_root_inside();
+    }
     for (size_t i = 0; i < a->plan->n; i++)
-        apply(a, &a->plan->entries[i], source_fds ? source_fds[i] : -1);
-    if (source_fds) {
-        for (size_t i = 0; i < a->plan->n; i++) {
-            if (source_fds[i] >= 0)
-                close(source_fds[i]);
-        }
-        free(source_fds);
+        apply(a, &a->plan->entries[i], a->userns ? source_fds[i] : -1);
+    for (size_t i = 0; a->userns && i < a->plan->n; i++) {
+        if (source_fds[i] >= 0)
+            close(source_fds[i]);
     }
 
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the

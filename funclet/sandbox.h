@@ -11,8 +11,10 @@
  * becomes root inside (host id `base`) and builds the rest as that user, so that what it creates
  * on the tmpfs belongs to the container.
  *
- * Protocol on `sync_fd` (a SOCK_SEQPACKET socket, close-on-exec): the child first waits for one
- * byte from the parent (sent once the child is in its cgroups); then either it sends one
+ * Protocol on `sync_fd` (a SOCK_SEQPACKET socket, close-on-exec): the child first sends one
+ * packet of the single byte EF_SANDBOX_STARTED (the parent, with SO_PASSCRED, learns the child's
+ * pid from it: the clone runs on another thread, spawn.h), then waits for one byte from the
+ * parent (sent once the child is in its cgroups); then either it sends one
  * struct ef_sandbox_report naming the step that failed and exits, or its exec succeeds and the
  * parent reads end-of-file. */
 #pragma once
@@ -29,6 +31,11 @@ struct ef_seccomp_filter;
 /* Where the runner is inside the container, and the fd its listening socket gets. */
 #define EF_RUNNER_PATH   "/var/runtime/bin/easyfaas-runner"
 #define EF_RUNNER_RPC_FD 3
+
+/* The child's first packet on the sync socket. */
+#define EF_SANDBOX_STARTED 'S'
+/* The most mount plan entries a child applies (a plan has about 60). */
+#define EF_SANDBOX_MAX_ENTRIES 512
 
 struct ef_sandbox_report {
     int32_t err; /* positive errno */

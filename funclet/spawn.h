@@ -1,0 +1,30 @@
+/* Starts a sandbox child (sandbox.h) without copying funclet's address space.
+ *
+ * The child is cloned with CLONE_VM | CLONE_VFORK from a thread of libuv's pool: it runs on
+ * funclet's memory until its exec of the runner, so that no page tables are copied at the
+ * clone, the child takes no copy-on-write faults and the exec tears down nothing (on a
+ * paravirtualised guest these three are most of a container's start). CLONE_VFORK suspends
+ * only the cloning thread, so funclet's loop runs on meanwhile: it writes the child's uid and
+ * gid maps, puts it into its cgroups and sends the go byte as before (sandbox.h), and a child
+ * that hangs is still killed by the loop's start timeout.
+ *
+ * Clones are one at a time: they share one stack. The thread stays in clone() until the child
+ * has exec'd or ended; the child's parent-death signal is tied to that thread, which libuv
+ * keeps for the life of the process. A clone that fails is reported on the sync socket as a
+ * struct ef_sandbox_report, like a failure of the child itself. */
+#pragma once
+
+#include <uv.h>
+
+#include "common/error.h"
+#include "funclet/mount_plan.h"
+#include "funclet/sandbox.h"
+
+/* Queues the clone of a sandbox child with `args` and the namespace `clone_flags`. Takes
+ * ownership of `plan` (args->plan is set to it), of args->sync_fd and of args->runner_fd in
+ * every case; copies args->rootfs and args->hostname; args->seccomp must outlive the loop.
+ * The caller waits on its end of the sync socket: first the child's "started" packet
+ * (EF_SANDBOX_STARTED; its sender's pid comes with SO_PASSCRED), then a report or end-of-file.
+ * When the caller closes its end before the clone, no child is made. */
+int ef_sandbox_spawn(uv_loop_t *loop, const struct ef_sandbox_args *args,
+                     struct ef_mount_plan *plan, int clone_flags, ef_error *err);
