@@ -17,10 +17,6 @@ struct ef_netlink {
     unsigned seq;
 };
 
-/* Sets the interface `ifname` (e.g. "lo") up in the caller's network namespace and waits for
- * the kernel's acknowledgement (its own short-lived socket; used by the sandbox child). */
-int ef_netlink_link_up(const char *ifname, ef_error *err);
-
 /* Opens and binds a socket in the caller's current network namespace. */
 int ef_netlink_open(struct ef_netlink *n, ef_error *err);
 
