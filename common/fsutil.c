@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
+#include "common/log.h"
 
 /* ---- directories ---- */
 
@@ -54,6 +55,42 @@ int ef_mkdir_p(const char *path, mode_t mode, ef_error *err)
             return r;
     }
     return mkdir_one(p, mode, err);
+}
+
+int ef_private_data_dir(const char *path, const char *holds, ef_error *err)
+{
+    int r = mkdir(path, 0700) < 0 ? -errno : 0;
+    if (r == -ENOENT) {
+        cleanup_free char *parent = strdup(path);
+        if (!parent)
+            return ef_error_set(err, -ENOMEM, "out of memory");
+        char *slash = strrchr(parent, '/');
+        if (slash && slash != parent) {
+            *slash = '\0';
+            if ((r = ef_mkdir_p(parent, 0755, err)) < 0)
+                return r;
+        }
+        r = mkdir(path, 0700) < 0 ? -errno : 0;
+    }
+    if (r < 0 && r != -EEXIST)
+        return ef_error_set_errno(err, r, "cannot create the directory %s", path);
+    struct stat st;
+    if (stat(path, &st) < 0)
+        return ef_error_set_errno(err, -errno, "cannot inspect %s", path);
+    if (!S_ISDIR(st.st_mode))
+        return ef_error_set(err, -ENOTDIR, "%s is not a directory", path);
+    mode_t mode = st.st_mode & 07777;
+    if (!(mode & 077))
+        return 0;
+    mode_t private_mode = mode & ~(mode_t)077;
+    if (chmod(path, private_mode) < 0)
+        return ef_error_set_errno(err, -errno,
+                                  "cannot take the group's and others' access to %s (mode %04o) "
+                                  "away; it holds %s",
+                                  path, (unsigned)mode, holds);
+    ef_info("data dir %s was mode %04o, open to other users; made it %04o, since it holds %s", path,
+            (unsigned)mode, (unsigned)private_mode, holds);
+    return 0;
 }
 
 /* Identifies a file system mount: st_dev alone misses a bind mount of the same file system,

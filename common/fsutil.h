@@ -9,6 +9,11 @@
 /* Creates `path` and its missing parents with `mode`; an existing directory is fine. */
 int ef_mkdir_p(const char *path, mode_t mode, ef_error *err);
 
+/* Makes the directory `path` (its missing parents 0755) private to its owner: created 0700, or
+ * the group's and others' access taken away from an existing one, with an INFO line naming what
+ * it `holds`, since an operator may have shared it on purpose. */
+int ef_private_data_dir(const char *path, const char *holds, ef_error *err);
+
 /* Removes `path` recursively without following symlinks and without crossing mount points
  * (a mount point inside is an error, -EBUSY). A missing path is success. */
 int ef_rm_rf(const char *path, ef_error *err);

@@ -85,19 +85,24 @@ static int make_dir(const char *path, bool exist_ok, ef_error *err)
 
 int ef_codestore_init(const char *code_root, ef_error *err)
 {
-    const char *subdirs[] = {"", "/zips", "/extracted"};
+    /* Whatever mode an existing directory had, the container's user must be able to read the
+     * extracted code through the mount (only the mounted directory's own mode counts there, not
+     * the host path's). The zips are never mounted: only root may read them. */
+    static const struct {
+        const char *name;
+        mode_t mode;
+    } subdirs[] = {{"", 0755}, {"/zips", 0700}, {"/extracted", 0755}};
     int r = ef_mkdir_p(code_root, 0755, err);
     if (r < 0)
         return r;
     for (size_t i = 0; i < EF_ARRAY_SIZE(subdirs); i++) {
         cleanup_free char *p = NULL;
-        if (asprintf(&p, "%s%s", code_root, subdirs[i]) < 0)
+        if (asprintf(&p, "%s%s", code_root, subdirs[i].name) < 0)
             return ef_error_set(err, -ENOMEM, "out of memory");
         r = make_dir(p, true, err);
         if (r < 0)
             return r;
-        /* Whatever mode an existing directory had, the container's user must traverse it. */
-        if (chmod(p, 0755) < 0)
+        if (chmod(p, subdirs[i].mode) < 0)
             return ef_error_set_errno(err, -errno, "cannot chmod %s", p);
     }
 
@@ -438,7 +443,7 @@ int ef_codestore_put(const char *code_root, const void *zip, size_t len,
             return r;
     }
     if (stat(zpath, &st) < 0 || (uint64_t)st.st_size != len) {
-        r = ef_write_file_atomic(zpath, zip, len, 0644, err);
+        r = ef_write_file_atomic(zpath, zip, len, 0600, err);
         if (r < 0)
             return r;
     }

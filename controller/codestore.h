@@ -1,6 +1,7 @@
 /* Function code on disk, content-addressed by the zip's sha256 (see docs/architecture.md):
  *
- *   <code_root>/zips/<hex>.zip        the uploaded zip, written atomically
+ *   <code_root>/zips/<hex>.zip        the uploaded zip, written atomically, 0600 in a 0700
+ *                                     directory: only the controller reads it
  *   <code_root>/extracted/<hex>/      its contents: files 0644 (0755 when the zip marks them
  *                                     executable), directories 0755, readable by any uid
  *
@@ -38,7 +39,7 @@ void ef_sha256(const void *data, size_t len, unsigned char digest[EF_SHA256_LEN]
 /* sha256 of `len` bytes as 64 lower-case hex digits and a NUL. */
 void ef_sha256_hex(const void *data, size_t len, char hex[EF_SHA256_HEX_LEN + 1]);
 
-/* Creates <code_root>, zips/ and extracted/ (0755) and removes temporary directories a
+/* Creates <code_root> and extracted/ (0755), zips/ (0700), and removes temporary directories a
  * previous run left behind. */
 int ef_codestore_init(const char *code_root, ef_error *err);
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -156,7 +157,8 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
         ctl->max_code_request_size = ctl->max_request_size;
     ef_pool_init(&ctl->pool);
 
-    int r = ef_mkdir_p(config->data_dir, 0755, err);
+    int r = ef_private_data_dir(config->data_dir,
+                                "the functions' environment variables, code and logs", err);
     if (r < 0)
         goto fail;
     /* funclet checks code_dir against its --code-root after realpath, so the paths handed to it

@@ -90,9 +90,16 @@ int ef_function_logs_open(const char *dir, uint64_t max_file_size, unsigned file
     if (files > EF_FUNCTION_LOGS_MAX_FILES)
         return ef_error_set(err, -EINVAL, "at most %d log files can be kept per function",
                             EF_FUNCTION_LOGS_MAX_FILES);
-    int r = ef_mkdir_p(dir, 0750, err);
+    /* The functions' output is their users' data: only root may read it. A directory an older
+     * controller created 0750 is made private too. */
+    int r = ef_mkdir_p(dir, 0700, err);
     if (r < 0)
         return r;
+    struct stat st;
+    if (stat(dir, &st) < 0)
+        return ef_error_set_errno(err, -errno, "cannot inspect %s", dir);
+    if ((st.st_mode & 077) && chmod(dir, st.st_mode & 07700) < 0)
+        return ef_error_set_errno(err, -errno, "cannot make %s private", dir);
     struct ef_function_logs *logs = calloc(1, sizeof(*logs));
     if (!logs || !(logs->dir = strdup(dir))) {
         free(logs);
@@ -162,12 +169,19 @@ static struct open_file *open_file_slot(ef_function_logs *logs, const char *func
 static int open_file_open(struct open_file *f, const char *function, const char *path,
                           ef_error *err)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0640);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
     if (fd < 0)
         return ef_error_set_errno(err, -errno, "cannot open %s", path);
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int r = ef_error_set_errno(err, -errno, "cannot stat %s", path);
+        close(fd);
+        return r;
+    }
+    /* A file an older controller created 0640 is made private as it is next written; the
+     * rotated ones keep the mode they had. */
+    if ((st.st_mode & 077) && fchmod(fd, st.st_mode & 07700) < 0) {
+        int r = ef_error_set_errno(err, -errno, "cannot make %s private", path);
         close(fd);
         return r;
     }

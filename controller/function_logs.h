@@ -26,7 +26,8 @@ struct ef_controller;
 
 typedef struct ef_function_logs ef_function_logs;
 
-/* Opens (creating it 0750 if needed) the log directory `dir`. A file is rotated before an
+/* Opens (creating it 0700 if needed, and taking the group's and others' access away from an
+ * existing one) the log directory `dir`; log files are created 0600. A file is rotated before an
  * append would take it past `max_file_size` bytes (0: the default, 1 MiB); `files` files are kept
  * per function, the current one included (0: the default, 3). */
 int ef_function_logs_open(const char *dir, uint64_t max_file_size, unsigned files,

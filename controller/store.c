@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/cleanup.h"
@@ -220,22 +221,52 @@ static int migrate(ef_store *s, ef_error *err)
     return end_transaction(s, r, err);
 }
 
+/* Takes the group's and others' access to the open file `fd` away. */
+static int tighten_fd(int fd, const char *path, ef_error *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return ef_error_set_errno(err, -errno, "cannot inspect %s", path);
+    if ((st.st_mode & 077) && fchmod(fd, st.st_mode & 07700) < 0)
+        return ef_error_set_errno(err, -errno, "cannot make %s private", path);
+    return 0;
+}
+
+/* The database holds the functions' environment variables, which are often secrets: it is
+ * created 0600, and SQLite gives its -wal and -shm files the mode of the database as it creates
+ * them. A database (or a -wal or -shm a crash left behind) that an older controller created
+ * with a wider mode is made private too. */
+static int private_database(const char *path, ef_error *err)
+{
+    cleanup_close int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return ef_error_set_errno(err, -errno, "cannot open database %s", path);
+    int r = tighten_fd(fd, path, err);
+    for (size_t i = 0; r == 0 && i < 2; i++) {
+        cleanup_free char *side = NULL;
+        if (asprintf(&side, "%s%s", path, i == 0 ? "-wal" : "-shm") < 0)
+            return ef_error_set(err, -ENOMEM, "out of memory");
+        cleanup_close int sfd = open(side, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+        if (sfd < 0 && errno != ENOENT)
+            return ef_error_set_errno(err, -errno, "cannot open %s", side);
+        if (sfd >= 0)
+            r = tighten_fd(sfd, side, err);
+    }
+    return r;
+}
+
 int ef_store_open(const char *path, ef_store **ret_store, ef_error *err)
 {
     ef_store *s = calloc(1, sizeof(*s));
     if (!s)
         return ef_error_set(err, -ENOMEM, "out of memory");
 
-    /* The database holds the functions' environment variables, which are often secrets: create
-     * it 0600 (SQLite gives its -wal and -shm files the same mode). */
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
+    int r = private_database(path, err);
+    if (r < 0) {
         free(s);
-        return ef_error_set_errno(err, -errno, "cannot open database %s", path);
+        return r;
     }
-    close(fd);
 
-    int r;
     int rc = sqlite3_open_v2(
         path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {

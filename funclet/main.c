@@ -127,7 +127,7 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
                             "--socket %.60s... is %zu bytes long; a Unix socket path has at most "
                             "%zu",
                             fl->socket, strlen(fl->socket), sun_path_max);
-    int r = ef_mkdir_p(fl->data_dir, 0755, err);
+    int r = ef_private_data_dir(fl->data_dir, "the functions' code and the containers' state", err);
     if (r < 0)
         return r;
     r = canonical(fl->data_dir, "data dir", &cfg->data_dir, err);

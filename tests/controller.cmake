@@ -13,3 +13,4 @@ ef_add_unit_test(test_controller_api
 # tests/integration/scheduler_*.sh (tests/scheduler.cmake), end_to_end.sh and runtime_*.sh.
 ef_add_unit_test(test_controller_request_id
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_request_id.c LIBS efcontroller)
+ef_add_integration_test(data_dir_modes SCRIPT integration/data_dir_modes.sh TIMEOUT 180)
