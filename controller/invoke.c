@@ -477,6 +477,25 @@ static void retry_on_fresh_container(struct ef_invocation *inv)
 
 static int place(struct ef_invocation *inv, ef_error *err);
 
+/* The invocation was sent to a warm container (one serving several invocations at once) whose
+ * runtime had failed its init, and another invocation had already been answered with that error
+ * when it arrived (the runner said "late"): it never waited for that init, so, as Lambda runs
+ * init again for the next invocation, it is placed once more (never on that container) instead
+ * of getting the error of another invocation's init. The runtime never took it: at most once
+ * holds. Invocations that started the container or joined its start share its init, and its
+ * error. */
+static void retry_after_init_error(struct ef_invocation *inv)
+{
+    ef_info("invocation %s reached a container whose runtime had already failed its init; "
+            "placing it again",
+            inv->request_id);
+    inv->retried = true;
+    inv->init_ms = 0;
+    ef_error err = {0};
+    if (place(inv, &err) < 0)
+        complete_spawn_failure(inv, &err);
+}
+
 /* Whether the runner refused the invocation because its runtime is draining after a timeout
  * (docs/rpc.md): the event never reached the runtime. A busy refusal from a container the
  * controller already knows to be draining is one too, even without the data (a runner short of
@@ -663,6 +682,24 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
     if (timed_out) {
         complete_timeout(inv, c, duration_ms, log_text, memory_mb);
         return;
+    }
+    /* "late": the runner had already answered another invocation with this failure when this
+     * one arrived (docs/rpc.md). */
+    bool late = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "late"));
+    if (failed && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(result, "init_error"))) {
+        /* The runtime failed its init and will never serve: from now on the container takes
+         * no invocation, and runtime.exited discards it. */
+        if (!c->init_failed)
+            ef_info("container %s of function %s: its runtime's init failed (%s); it takes no "
+                    "new invocation",
+                    c->id, c->function_name,
+                    cJSON_IsString(error_type) ? error_type->valuestring : "no error type");
+        c->init_failed = true;
+        if (late && !delivered && inv->warm && !inv->retried) {
+            ef_pool_release(c);
+            retry_after_init_error(inv);
+            return;
+        }
     }
     bool exited = failed && cJSON_IsString(error_type) &&
                   strcmp(error_type->valuestring, "Runtime.ExitError") == 0;

@@ -118,13 +118,19 @@ static void container_maybe_free(struct ef_container *c)
         container_free(c);
 }
 
-/* Whether `c` can take one more invocation of `key`: never one whose runtime has exited or is
- * draining after a timeout. */
+/* Whether `c` can take one more invocation: never one whose runtime has exited, has failed its
+ * init, or is draining after a timeout. */
+static bool serves_more(const struct ef_container *c)
+{
+    return !c->runtime_exited && !c->init_failed && !c->timed_out;
+}
+
+/* Whether `c` can take one more invocation of `key` now. */
 static bool has_slot(const struct ef_container *c, const char *key)
 {
     return (c->state == EF_CONTAINER_IDLE ||
             (c->state == EF_CONTAINER_BUSY && c->in_flight < c->max_in_flight)) &&
-           !c->runtime_exited && !c->timed_out && strcmp(c->key, key) == 0;
+           serves_more(c) && strcmp(c->key, key) == 0;
 }
 
 struct ef_container *ef_pool_take_slot(struct ef_pool *pool, const char *key)
@@ -262,7 +268,8 @@ void ef_pool_discard_dead(struct ef_container *c, const char *why)
     if (!c->in_pool)
         return;
     struct ef_controller *ctl = c->ctl;
-    bool idle = c->state == EF_CONTAINER_IDLE;
+    /* A container whose init failed is not replaced: the replacement would fail it too. */
+    bool idle = c->state == EF_CONTAINER_IDLE && !c->init_failed;
     bool unused = c->reborn && c->invocations == 0;
     /* Copies: discarding may free the container. */
     cleanup_free char *name = idle ? strdup(c->function_name) : NULL;
@@ -513,8 +520,7 @@ static void serve_waiters(struct spawn_waiter *w, struct ef_container *c, const 
 {
     while (w) {
         struct spawn_waiter *next = w->next;
-        if (c && c->in_pool && !c->runtime_exited && !c->timed_out &&
-            c->in_flight < c->max_in_flight) {
+        if (c && c->in_pool && serves_more(c) && c->in_flight < c->max_in_flight) {
             c->state = EF_CONTAINER_BUSY;
             c->in_flight++;
             w->cb(c, NULL, w->user);
@@ -556,9 +562,10 @@ static void spawn_finish(struct ef_pool_spawn *sp, struct ef_container *c, const
 bool ef_pool_join_spawn(struct ef_pool *pool, const char *key, ef_spawn_cb cb, void *user)
 {
     for (struct ef_pool_spawn *sp = pool->spawns; sp; sp = sp->next_spawn) {
-        if (sp->promised >= sp->max_in_flight || (sp->c && (!sp->c->in_pool || sp->c->timed_out)) ||
+        if (sp->promised >= sp->max_in_flight ||
+            (sp->c && (!sp->c->in_pool || !serves_more(sp->c))) ||
             strcmp(sp->key ? sp->key : sp->c->key, key) != 0)
-            continue; /* full, already lost or draining, or another function's */
+            continue; /* full, already lost, failed or draining, or another function's */
         struct spawn_waiter *w = calloc(1, sizeof(*w));
         if (!w)
             return false;
@@ -605,44 +612,42 @@ static bool spawn_abandoned(struct ef_pool_spawn *sp)
 }
 
 /* Whether a failed runtime.start is the function's own fault, and why as Lambda words it. The
- * runner answers a runtime it could not start with -32013 and "cannot start <path>: <step>:
- * <strerror>" (runner/spawn.c); for a provided runtime, an execve that failed with ENOENT, EACCES
- * or ENOEXEC is the function's `bootstrap` (missing, not executable, a directory, an
- * interpreter line naming nothing, not a program): Lambda's Runtime.InvalidEntrypoint. Anything
- * else (a step before execve, the runtimes of the pod, memory) stays a service failure. Fills
- * `why` ("Couldn't find valid bootstrap(s): [/var/task/bootstrap]" or "fork/exec
+ * runner answers a runtime it could not start with -32013 and the data {"step", "errno", "path"}
+ * (docs/rpc.md); for a provided runtime, step "execve" with ENOENT, EACCES or ENOEXEC is the
+ * function's `bootstrap` (missing, not executable, a directory, an interpreter line naming
+ * nothing, not a program): Lambda's Runtime.InvalidEntrypoint. Anything else (a step before
+ * execve, the runtimes of the pod, memory, an answer without data) stays a service failure.
+ * Fills `why` ("Couldn't find valid bootstrap(s): [/var/task/bootstrap]" or "fork/exec
  * /var/task/bootstrap: permission denied") and returns true when it is the function's. */
 static bool invalid_entrypoint(const struct ef_pool_spawn *sp, const struct ef_rpc_error *error,
                                char *why, size_t len)
 {
     static const struct {
-        const char *text; /* strerror() as the runner's C library words it */
+        const char *name; /* the errno's name, as the runner sends it */
         const char *go;   /* as Lambda's own runtime interface (Go) words it */
     } causes[] = {
-        {"No such file or directory", "no such file or directory"},
-        {"Permission denied", "permission denied"},
-        {"Exec format error", "exec format error"},
+        {"ENOENT", "no such file or directory"},
+        {"EACCES", "permission denied"},
+        {"ENOEXEC", "exec format error"},
     };
-    static const char prefix[] = "cannot start ", step[] = ": execve: ";
-    if (!sp->bootstrap || error->code != EF_RPC_ERR_SYSTEM || !error->message ||
-        strncmp(error->message, prefix, sizeof(prefix) - 1) != 0)
+    if (!sp->bootstrap || error->code != EF_RPC_ERR_SYSTEM || !cJSON_IsObject(error->data))
         return false;
-    const char *path = error->message + sizeof(prefix) - 1;
-    const char *at = strstr(path, step);
-    if (!at || at == path)
+    const cJSON *step = cJSON_GetObjectItemCaseSensitive(error->data, "step");
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(error->data, "errno");
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(error->data, "path");
+    if (!cJSON_IsString(step) || strcmp(step->valuestring, "execve") != 0 || !cJSON_IsString(err) ||
+        !cJSON_IsString(path) || path->valuestring[0] != '/' || strlen(path->valuestring) > 4096)
         return false;
-    const char *cause = at + sizeof(step) - 1;
-    int path_len = (int)(at - path);
     for (size_t i = 0; i < EF_ARRAY_SIZE(causes); i++) {
-        if (strcmp(cause, causes[i].text) != 0)
+        if (strcmp(err->valuestring, causes[i].name) != 0)
             continue;
         /* ENOENT also comes from an interpreter line naming a missing program: only a
          * bootstrap that is not there at all is "not found". */
         if (i == 0 && faccessat(AT_FDCWD, sp->bootstrap, F_OK, AT_SYMLINK_NOFOLLOW) < 0 &&
             errno == ENOENT)
-            snprintf(why, len, "Couldn't find valid bootstrap(s): [%.*s]", path_len, path);
+            snprintf(why, len, "Couldn't find valid bootstrap(s): [%s]", path->valuestring);
         else
-            snprintf(why, len, "fork/exec %.*s: %s", path_len, path, causes[i].go);
+            snprintf(why, len, "fork/exec %s: %s", path->valuestring, causes[i].go);
         return true;
     }
     return false;

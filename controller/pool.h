@@ -61,6 +61,11 @@ struct ef_container {
      * ef_pool_release discards it; the runner kills the runtime then (docs/rpc.md). */
     bool timed_out;
     bool oom_killed; /* funclet reported an OOM kill in it (container.oom), see invoke.c */
+    /* An invoke answer said that its runtime's init failed ("init_error", docs/rpc.md): the
+     * runtime will never serve, so the container takes no new invocation (like `timed_out`)
+     * and is discarded once its runtime has ended (runtime.exited), as Lambda starts a new
+     * environment, with a new init, for the next invocation. */
+    bool init_failed;
 };
 
 struct ef_pool {
@@ -85,21 +90,22 @@ void ef_pool_init(struct ef_pool *pool);
 char *ef_pool_function_key(const struct ef_function *fn);
 
 /* Takes a slot for one invocation in a started container with `key` whose runtime has not
- * exited and is not draining after a timeout: one that already serves invocations and has a free
- * slot, else the most recently used idle one. Marks it BUSY and returns it; NULL when there is
- * none. */
+ * exited, has not failed its init and is not draining after a timeout: one that already serves
+ * invocations and has a free slot, else the most recently used idle one. Marks it BUSY and returns
+ * it; NULL when there is none. */
 struct ef_container *ef_pool_take_slot(struct ef_pool *pool, const char *key);
 
 /* Finds a container by funclet id (any state); NULL when it is not in the pool. */
 struct ef_container *ef_pool_find(struct ef_pool *pool, const char *id);
 
-/* Whether a container with `key` whose runtime has not exited and is not draining after a timeout
- * has a free slot. */
+/* Whether a container with `key` whose runtime has not exited, has not failed its init and is not
+ * draining after a timeout has a free slot. */
 bool ef_pool_has_slot(const struct ef_pool *pool, const char *key);
 
 /* Gives back the slot of one invocation; a container with none left in flight becomes the most
  * recently used idle one, or is discarded when its runtime exited or one of its invocations
- * timed out (`timed_out`). */
+ * timed out (`timed_out`). One whose init failed (`init_failed`) stays idle without being handed
+ * out until runtime.exited discards it. */
 void ef_pool_release(struct ef_container *c);
 
 /* Removes a container from the pool for good: asks funclet to destroy it (once) and closes the
@@ -108,7 +114,7 @@ void ef_pool_discard(struct ef_container *c, const char *why);
 
 /* Discards a container found dead (its runner or runtime ended, or it failed a health check),
  * counting it as unhealthy; an idle one is replaced by a new warm container of the same
- * identity (ef_housekeeping_reborn). */
+ * identity (ef_housekeeping_reborn), unless its init had failed (a new one would fail it too). */
 void ef_pool_discard_dead(struct ef_container *c, const char *why);
 
 /* Asks funclet to destroy a container the pool does not hold (found by a re-sync). */
@@ -142,7 +148,8 @@ void ef_pool_container_exited(struct ef_pool *pool, const char *id, const char *
 int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const char *key,
                   ef_spawn_cb cb, void *user, ef_error *err);
 
-/* Joins a container of `key` that is being started and has a slot nobody was promised yet (its
+/* Joins a container of `key` that is being started (and has not failed its init) and has a slot
+ * nobody was promised yet (its
  * function serves several invocations per container): returns true, and `cb` is called once
  * the start ends, with the container and a slot taken for the caller, or NULL and the error
  * (-EAGAIN when the container went away first: a spawn of one's own may succeed). Returns false

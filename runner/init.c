@@ -351,6 +351,28 @@ static int ensure_runtime_api(struct runner *r, ef_error *err)
     return 0;
 }
 
+/* The error data of a runtime that could not be started (docs/rpc.md, `runtime.start`):
+ * {"step": "execve", "errno": "ENOENT", "path": "/var/task/bootstrap"}, so that the client tells
+ * the function's own fault (its bootstrap) from the pod's without reading the message. NULL when
+ * memory runs out: the error is sent without data then. */
+static cJSON *start_failure_data(const struct ef_spawn_failure *f, const char *path)
+{
+    const char *name = strerrorname_np(f->err);
+    char number[24];
+    if (!name) {
+        snprintf(number, sizeof(number), "%d", f->err);
+        name = number;
+    }
+    cJSON *data = cJSON_CreateObject();
+    if (!data || !cJSON_AddStringToObject(data, "step", f->step) ||
+        !cJSON_AddStringToObject(data, "errno", name) ||
+        !cJSON_AddStringToObject(data, "path", path)) {
+        cJSON_Delete(data);
+        return NULL;
+    }
+    return data;
+}
+
 static void rpc_runtime_start(struct runner *r, ef_rpc_conn *conn, ef_rpc_request *req,
                               const cJSON *params)
 {
@@ -398,6 +420,7 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_conn *conn, ef_rpc_reques
     pid_t pid = 0;
     int log_fd = -1;
     bool adopted = false;
+    struct ef_spawn_failure failure = {0};
     int rc = ef_runtime_build_env(&cfg, &r->settings, &env, &err);
     if (rc == 0 && ef_prestart_fits(&r->prestart, &cfg)) {
         ef_error why = {0};
@@ -408,7 +431,7 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_conn *conn, ef_rpc_reques
     if (rc == 0 && !adopted) {
         /* A runtime started ahead that does not fit this function is of no further use. */
         ef_prestart_discard(&r->prestart);
-        rc = ef_runtime_spawn(path, env, &r->settings, -1, &pid, &log_fd, &err);
+        rc = ef_runtime_spawn_ex(path, env, &r->settings, -1, &pid, &log_fd, &failure, &err);
     }
     ef_strv_free(env);
     if (rc == 0) {
@@ -424,7 +447,8 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_conn *conn, ef_rpc_reques
     if (rc < 0) {
         ef_error("runtime.start for function %s failed: %s", cfg.function_name, err.msg);
         ef_runtime_config_free(&cfg);
-        ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, NULL, "%s", err.msg);
+        ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM,
+                           failure.step ? start_failure_data(&failure, path) : NULL, "%s", err.msg);
         return;
     }
     r->started = true;

@@ -225,12 +225,18 @@ static const char *const status_names[] = {
     [EF_INVOCATION_TIMEOUT] = "timeout",
 };
 
+/* Marks of an answer with the terminal failure (docs/rpc.md, `invoke`). */
+enum {
+    ANSWER_INIT_ERROR = 1 << 0, /* "init_error": the runtime's init failed; it never serves */
+    ANSWER_LATE = 1 << 1,       /* "late": the failure was answered before this one arrived */
+};
+
 /* Sends the `invoke` answer and frees the invocation, which is in no list any more.
  * `delivered` says whether the runtime ever received the event: the controller retries an
- * invocation that met a dead runtime before it was handed out. */
+ * invocation that met a dead runtime before it was handed out. `marks` are ANSWER_* flags. */
 static void answer(struct ef_invocations *invs, struct ef_invocation *inv,
                    enum ef_invocation_status status, const char *error_type, const char *payload,
-                   size_t len, bool with_log, bool delivered)
+                   size_t len, bool with_log, bool delivered, unsigned marks)
 {
     cleanup_free char *log = with_log ? take_log(invs, inv, delivered) : NULL;
     long memory_mb = peak_memory_mb(invs);
@@ -248,6 +254,8 @@ static void answer(struct ef_invocations *invs, struct ef_invocation *inv,
         (!error_type || cJSON_AddStringToObject(res, "error_type", error_type)) &&
         cJSON_AddStringToObject(res, "log", log ? log : "") &&
         cJSON_AddBoolToObject(res, "delivered", delivered) &&
+        (!(marks & ANSWER_INIT_ERROR) || cJSON_AddTrueToObject(res, "init_error")) &&
+        (!(marks & ANSWER_LATE) || cJSON_AddTrueToObject(res, "late")) &&
         (wait_ms < 0 || cJSON_AddNumberToObject(res, "wait_ms", wait_ms)) &&
         (memory_mb < 0 || cJSON_AddNumberToObject(res, "max_memory_used_mb", (double)memory_mb));
     /* The payload item refers to `payload` or `b64`: both live until the answer is sent. */
@@ -275,21 +283,24 @@ char *ef_exit_error_doc(const char *request_id, const char *how)
     return cJSON_PrintUnformatted(doc);
 }
 
-/* Answers one invocation with the recorded terminal failure. */
+/* Answers one invocation with the recorded terminal failure. `late`: it arrived after the
+ * failure had been answered to another invocation (see ef_invocations.fail_answered). */
 static void answer_failure(struct ef_invocations *invs, struct ef_invocation *inv, bool with_log,
-                           bool delivered)
+                           bool delivered, bool late)
 {
     /* The strings are NULL only after an allocation failure while recording the failure. */
     const char *type = invs->fail_type ? invs->fail_type : "Runtime.Unknown";
+    unsigned marks = late ? ANSWER_LATE : 0;
+    invs->fail_answered++;
     if (invs->fail_doc) {
         answer(invs, inv, EF_INVOCATION_ERROR, type, invs->fail_doc, strlen(invs->fail_doc),
-               with_log, delivered);
+               with_log, delivered, marks | ANSWER_INIT_ERROR);
         return;
     }
     cleanup_free char *doc =
         ef_exit_error_doc(inv->request_id, invs->fail_exit ? invs->fail_exit : "unknown");
     const char *d = doc ? doc : "{\"errorType\":\"Runtime.ExitError\"}";
-    answer(invs, inv, EF_INVOCATION_ERROR, type, d, strlen(d), with_log, delivered);
+    answer(invs, inv, EF_INVOCATION_ERROR, type, d, strlen(d), with_log, delivered, marks);
 }
 
 static void notify_ready(struct ef_invocations *invs)
@@ -316,8 +327,10 @@ int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv
         return -ESHUTDOWN;
     if (invs->failed) {
         /* With its log: the runtime may have failed before any invocation arrived (an init
-         * error in its first milliseconds), and what it wrote then says why. */
-        answer_failure(invs, inv, true, false);
+         * error in its first milliseconds), and what it wrote then says why. Such a first
+         * invocation is the one the init was for; one arriving after the failure was already
+         * answered is late: its caller may place it elsewhere for an init of its own. */
+        answer_failure(invs, inv, true, false, invs->fail_answered > 0);
         return 0;
     }
     size_t len = strlen(inv->request_id);
@@ -385,7 +398,7 @@ void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *in
     bool was_in_flight = inv->in_flight;
     list_remove(inv->in_flight ? &invs->in_flight : &invs->queued, inv);
     answer(invs, inv, error_type ? EF_INVOCATION_ERROR : EF_INVOCATION_OK, error_type, payload, len,
-           true, was_in_flight);
+           true, was_in_flight, 0);
     notify_ready(invs);
     check_drained(invs);
 }
@@ -417,7 +430,7 @@ static void answer_timeout(struct ef_invocations *invs, struct ef_invocation *in
              "\"Sandbox.Timedout\"}",
              inv->request_id);
     answer(invs, inv, EF_INVOCATION_TIMEOUT, "Sandbox.Timedout", doc, strlen(doc), true,
-           inv->in_flight);
+           inv->in_flight, 0);
 }
 
 size_t ef_invocations_expire(struct ef_invocations *invs, long long now_ms)
@@ -471,11 +484,11 @@ static void fail_everything(struct ef_invocations *invs)
     struct ef_invocation *inv;
     while ((inv = invs->in_flight.head)) {
         list_remove(&invs->in_flight, inv);
-        answer_failure(invs, inv, true, true);
+        answer_failure(invs, inv, true, true, false);
     }
     while ((inv = invs->queued.head)) {
         list_remove(&invs->queued, inv);
-        answer_failure(invs, inv, true, false);
+        answer_failure(invs, inv, true, false, false);
     }
 }
 
@@ -510,6 +523,7 @@ void ef_invocations_free(struct ef_invocations *invs, const char *how)
     free(invs->fail_exit);
     invs->fail_type = invs->fail_doc = invs->fail_exit = NULL;
     invs->failed = false;
+    invs->fail_answered = 0;
 }
 
 void ef_invocations_reset(struct ef_invocations *invs, const char *how)

@@ -78,6 +78,10 @@ struct ef_invocations {
     char *fail_type; /* error_type of the failure */
     char *fail_doc;  /* the error document of an init error; NULL for an exit */
     char *fail_exit; /* "exit status 1" / "signal: killed" for an exit */
+    /* Invocations answered with the failure so far. One that arrives when this is above 0 is
+     * "late" in its answer (docs/rpc.md): the caller sent it only because that earlier answer
+     * had not reached it yet, so it never waited for this runtime's init. */
+    unsigned fail_answered;
 
     struct ef_log_capture *capture;
     /* The capture byte count up to which the runtime's output is in a log already answered:
@@ -129,9 +133,10 @@ void ef_invocation_free(struct ef_invocation *inv);
 void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *capture);
 
 /* Takes ownership of `inv` (whose `req` is set). After a terminal failure it is answered at
- * once with that failure. Returns 0, or -ESHUTDOWN (the runtime is draining after a timeout:
- * it takes no new invocation), -EEXIST (its request id is queued or in flight) or -ENOSPC (the
- * queue is full); `inv` stays the caller's then. */
+ * once with that failure, marked "late" when the failure was already answered to another
+ * invocation (see `fail_answered`). Returns 0, or -ESHUTDOWN (the runtime is draining after a
+ * timeout: it takes no new invocation), -EEXIST (its request id is queued or in flight) or -ENOSPC
+ * (the queue is full); `inv` stays the caller's then. */
 int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv);
 
 /* Hands out the oldest queued invocation: it moves in flight and its log starts here, or, when
@@ -177,7 +182,8 @@ long long ef_invocations_next_deadline(const struct ef_invocations *invs);
 
 /* Records an init error (`doc` is the error document) as the terminal failure, unless one is
  * already recorded, and fails every queued and in-flight invocation with it; then, the first
- * time, runs on_init_failed. */
+ * time, runs on_init_failed. Every answer carrying an init error has "init_error": true, so that
+ * the caller hands the container no new invocation. */
 void ef_invocations_fail_init(struct ef_invocations *invs, const char *error_type, const char *doc);
 
 /* Records the runtime's exit (`how` is "exit status N" or "signal: NAME") as the terminal

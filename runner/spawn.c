@@ -685,27 +685,46 @@ static void close_pair(int p[2])
         }
 }
 
+/* Records the failed step for ef_runtime_spawn_ex()'s caller and returns `code`. */
+static int spawn_failed(struct ef_spawn_failure *ret_failure, const char *step, int code)
+{
+    if (ret_failure) {
+        ret_failure->step = step;
+        ret_failure->err = -code;
+    }
+    return code;
+}
+
 int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_settings *s,
                      int pass_fd, pid_t *ret_pid, int *ret_log_fd, ef_error *err)
+{
+    return ef_runtime_spawn_ex(path, env, s, pass_fd, ret_pid, ret_log_fd, NULL, err);
+}
+
+int ef_runtime_spawn_ex(const char *path, char *const *env, const struct ef_spawn_settings *s,
+                        int pass_fd, pid_t *ret_pid, int *ret_log_fd,
+                        struct ef_spawn_failure *ret_failure, ef_error *err)
 {
     int out[2] = {-1, -1}, status[2] = {-1, -1};
     cleanup_close int devnull = -1;
     int r = prepare_parent(err);
     if (r < 0)
-        return r;
+        return spawn_failed(ret_failure, "emptying the capability bounding set", r);
 
     if (pipe2(out, O_CLOEXEC) < 0 || pipe2(status, O_CLOEXEC) < 0) {
         r = -errno;
         close_pair(out);
         close_pair(status);
-        return ef_error_set_errno(err, r, "cannot create the runtime's pipes");
+        return spawn_failed(ret_failure, "pipe2",
+                            ef_error_set_errno(err, r, "cannot create the runtime's pipes"));
     }
     devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) {
         r = -errno;
         close_pair(out);
         close_pair(status);
-        return ef_error_set_errno(err, r, "cannot open /dev/null");
+        return spawn_failed(ret_failure, "opening /dev/null",
+                            ef_error_set_errno(err, r, "cannot open /dev/null"));
     }
 
     /* Blocked across fork so that no signal reaches the loop's handlers in the child, where
@@ -747,7 +766,8 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
     if (pid < 0) {
         close_pair(out);
         close_pair(status);
-        return ef_error_set_errno(err, r, "cannot start %s: fork", path);
+        return spawn_failed(ret_failure, "fork",
+                            ef_error_set_errno(err, r, "cannot start %s: fork", path));
     }
 
     struct child_failure f;
@@ -772,7 +792,9 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
         const char *step = f.step >= 0 && (size_t)f.step < EF_ARRAY_SIZE(step_names)
                                ? step_names[f.step]
                                : "setup";
-        return ef_error_set(err, -f.err, "cannot start %s: %s: %s", path, step, strerror(f.err));
+        return spawn_failed(
+            ret_failure, step,
+            ef_error_set(err, -f.err, "cannot start %s: %s: %s", path, step, strerror(f.err)));
     }
 
     if (fcntl(out[0], F_SETFL, O_NONBLOCK) < 0) {
@@ -781,7 +803,9 @@ int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_s
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
         close_pair(out);
-        return ef_error_set_errno(err, r, "cannot make the runtime's pipes nonblocking");
+        return spawn_failed(
+            ret_failure, "fcntl(O_NONBLOCK)",
+            ef_error_set_errno(err, r, "cannot make the runtime's pipes nonblocking"));
     }
     *ret_pid = pid;
     *ret_log_fd = out[0];

@@ -86,3 +86,17 @@ void ef_format_wait_status(int status, char *buf, size_t len);
  * errno with `err` naming the step that failed (nothing is left running then). */
 int ef_runtime_spawn(const char *path, char *const *env, const struct ef_spawn_settings *s,
                      int pass_fd, pid_t *ret_pid, int *ret_log_fd, ef_error *err);
+
+/* Where a start failed, for a caller that tells its causes apart without reading the message:
+ * `step` is a static name ("execve", "setresuid", "chdir to the task dir", "fork", ...) and
+ * `err` the positive errno of that step. */
+struct ef_spawn_failure {
+    const char *step;
+    int err;
+};
+
+/* As ef_runtime_spawn(), and on failure also fills *ret_failure (when not NULL) with the step
+ * that failed and its errno; *ret_failure is untouched on success. */
+int ef_runtime_spawn_ex(const char *path, char *const *env, const struct ef_spawn_settings *s,
+                        int pass_fd, pid_t *ret_pid, int *ret_log_fd,
+                        struct ef_spawn_failure *ret_failure, ef_error *err);

@@ -88,7 +88,7 @@ PY
 [ "$(logs chatty '?tail=1')" = 200 ] && grep -q "^REPORT RequestId: $rid2" "$out.log" && [ "$(wc -l <"$out.log")" = 1 ] \
   || fail "tail=1 is not the last REPORT line: $(cat "$out.log")"
 [ -f "$EF_DATA/logs/chatty.log" ] || fail "no $EF_DATA/logs/chatty.log"
-[ "$(stat -c %a "$EF_DATA/logs/chatty.log")" = 640 ] || fail "the log file is not mode 0640"
+[ "$(stat -c %a "$EF_DATA/logs/chatty.log")" = 600 ] || fail "the log file is not mode 0600"
 
 note "X-Amz-Log-Result is the base64 of the last 4 KB of the entry"
 expect_ok chatty '{"n":3,"action":"lots"}' -H 'X-Amz-Log-Type: Tail'

@@ -159,18 +159,32 @@ static void runner_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *m
 {
     struct fake_container *fc = user;
     if (strcmp(method, "runtime.start") == 0) {
-        /* Functions named for it fail to start, as the runner words it (runner/spawn.c). */
+        /* Functions named for it fail to start, as the runner words it and with its error
+         * data (runner/init.c, docs/rpc.md); "old" ones with the words only. */
         const char *name = cJSON_GetObjectItem(params, "function_name")->valuestring;
-        const char *cause = strncmp(name, "noboot", 6) == 0    ? "execve: No such file or directory"
-                            : strncmp(name, "noexec", 6) == 0  ? "execve: Permission denied"
-                            : strncmp(name, "badarch", 7) == 0 ? "execve: Exec format error"
-                            : strncmp(name, "nouser", 6) == 0 ? "setresuid: Operation not permitted"
-                                                              : NULL;
-        if (cause) {
-            ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, NULL, "cannot start %s: %s",
-                               strstr(name, "py") ? "/var/runtime/python/bootstrap"
-                                                  : "/var/task/bootstrap",
-                               cause);
+        static const struct {
+            const char *prefix, *step, *errno_name, *text;
+        } failures[] = {
+            {"noboot", "execve", "ENOENT", "No such file or directory"},
+            {"noexec", "execve", "EACCES", "Permission denied"},
+            {"badarch", "execve", "ENOEXEC", "Exec format error"},
+            {"nouser", "setresuid", "EPERM", "Operation not permitted"},
+            {"old", "execve", "ENOENT", "No such file or directory"},
+        };
+        for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
+            if (strncmp(name, failures[i].prefix, strlen(failures[i].prefix)) != 0)
+                continue;
+            const char *path =
+                strstr(name, "py") ? "/var/runtime/python/bootstrap" : "/var/task/bootstrap";
+            cJSON *data = NULL;
+            if (strcmp(failures[i].prefix, "old") != 0) {
+                data = cJSON_CreateObject();
+                cJSON_AddStringToObject(data, "step", failures[i].step);
+                cJSON_AddStringToObject(data, "errno", failures[i].errno_name);
+                cJSON_AddStringToObject(data, "path", path);
+            }
+            ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, data, "cannot start %s: %s: %s", path,
+                               failures[i].step, failures[i].text);
             return;
         }
         cJSON *r = cJSON_CreateObject();
@@ -799,6 +813,7 @@ static void test_invalid_entrypoint(void **state)
     create_fn_runtime("badarch", "provided.al2");
     create_fn_runtime("nouser", "provided.al2023");
     create_fn_runtime("noboot-py", "python3.12");
+    create_fn_runtime("oldboot", "provided.al2023");
     expect_invalid_entrypoint("noboot", "Couldn't find valid bootstrap(s): [/var/task/bootstrap]");
     expect_invalid_entrypoint("noexec", "fork/exec /var/task/bootstrap: permission denied");
     expect_invalid_entrypoint("badarch", "fork/exec /var/task/bootstrap: exec format error");
@@ -819,6 +834,11 @@ static void test_invalid_entrypoint(void **state)
     r = invoke("noboot-py", "{}", NULL);
     expect_lambda_error(&r, 500, "ServiceException",
                         "/var/runtime/python/bootstrap: execve: No such file or directory");
+    /* The cause is read from the error's data, never from its words: without data, the same
+     * message is the service's failure. */
+    r = invoke("oldboot", "{}", NULL);
+    expect_lambda_error(&r, 500, "ServiceException",
+                        "/var/task/bootstrap: execve: No such file or directory");
 
     /* The function's log has the error, as Lambda's has. */
     get("/v1/functions/noexec/logs?tail=10", &r);

@@ -724,10 +724,12 @@ static void test_exit_tells_what_was_delivered(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "delivered")));
     assert_true(wait_ms_of(a) >= 0);
     assert_non_null(strstr(str(a, "payload"), "Runtime exited with error: signal: killed"));
+    assert_null(cJSON_GetObjectItem(a, "init_error")); /* an exit is no init error */
     cJSON_Delete(a);
     a = await_answer(queued, 5000);
     assert_string_equal(str(a, "error_type"), "Runtime.ExitError");
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a, "delivered")));
+    assert_null(cJSON_GetObjectItem(a, "late"));
     /* Never handed out: no wait to tell. */
     assert_null(cJSON_GetObjectItem(a, "wait_ms"));
     cJSON_Delete(a);
@@ -735,6 +737,7 @@ static void test_exit_tells_what_was_delivered(void **state)
     int late = send_invoke("e-3", "\"{}\"", "");
     a = await_answer(late, 5000);
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a, "delivered")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")));
     cJSON_Delete(a);
 }
 
@@ -762,6 +765,18 @@ static void test_init_error(void **state)
     assert_string_equal(str(a, "status"), "error");
     assert_string_equal(str(a, "error_type"), "Runtime.ImportModuleError");
     assert_non_null(strstr(str(a, "payload"), "Unable to import module 'app'"));
+    assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a, "delivered")));
+    /* Marked as the init error, and not late: this invocation waited for that init. */
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "init_error")));
+    assert_null(cJSON_GetObjectItem(a, "late"));
+    cJSON_Delete(a);
+    /* One sent after that answer gets the same error, marked late: it never waited for the
+     * init, and its caller may place it elsewhere. */
+    id = send_invoke("i-2", "\"{}\"", "");
+    a = await_answer(id, 5000);
+    assert_string_equal(str(a, "error_type"), "Runtime.ImportModuleError");
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "init_error")));
+    assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "late")));
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(a, "delivered")));
     cJSON_Delete(a);
     /* The runner is told once to end the runtime, also when the runtime posts again. */
