@@ -508,7 +508,8 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
     return 0;
 }
 
-/* The child runs in its namespaces and waits: its maps, its cgroups, then the go byte. */
+/* The child runs in its namespaces and waits for its maps; it builds its root while it is put
+ * into its cgroups (sandbox.h). */
 static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid, ef_error *err)
 {
     c->pid = pid;
@@ -528,13 +529,18 @@ static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid
                 ef_warn("container %s: %s; its runner is reaped from SIGCHLD", c->id, e.msg);
         }
     }
+    /* Two bytes (sandbox.h): the maps are written, so the child builds its root while this
+     * loop puts it into its cgroups; then it is in them. */
+    char go = 1;
     int r = c->userns_slot >= 0 ? ef_userns_write_maps(pid, c->userns_id, err) : 0;
-    if (r == 0)
-        r = ef_cgroup_attach(c->cgroup, pid, err);
+    if (r < 0)
+        return r;
+    if (write(c->op->sync_fd, &go, 1) != 1)
+        return ef_error_set_errno(err, -errno, "start the sandbox");
+    r = ef_cgroup_attach(c->cgroup, pid, err);
     if (r < 0)
         return r;
     protect_runner(pid);
-    char go = 1;
     if (write(c->op->sync_fd, &go, 1) != 1)
         return ef_error_set_errno(err, -errno, "start the sandbox");
     return 0;

@@ -330,6 +330,18 @@ void ef_sandbox_ignored_signals(sigset_t *ret)
     }
 }
 
+/* Waits for the parent's next byte on the sync socket; end-of-file means it gave up. */
+static void wait_for_parent(void)
+{
+    char byte;
+    ssize_t n;
+    do {
+        n = read(sync_fd, &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1)
+        _exit(127);
+}
+
 /* Sets loopback up in the container's own network namespace, with an ioctl: netlink through
  * libmnl would allocate. */
 static void loopback_up(void)
@@ -359,21 +371,9 @@ int ef_sandbox_child(void *arg)
     if (write(sync_fd, &started, 1) != 1)
         _exit(127);
 
-    /* Wait until the parent has put this process into its cgroups (nothing may run outside
-     * the limits) and, in a user namespace, written its maps. End-of-file means the parent
-     * gave up. */
-    char go;
-    ssize_t n;
-    do {
-        n = read(sync_fd, &go, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n != 1)
-        _exit(127);
-
-    /* Now that the cgroups are joined, a cgroup namespace rooted at them makes the container's
-     * /proc/self/cgroup read "/" and hides where on the host it is. */
-    if (a->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
-        FAIL("unshare the cgroup namespace");
+    /* In a user namespace, the maps must be written before the root tmpfs (owned by uid 0
+     * inside) and the switch to root inside. */
+    wait_for_parent();
 
     /* If funclet dies, so does the container. */
     set_death_signal();
@@ -423,6 +423,14 @@ int ef_sandbox_child(void *arg)
     reset_signals(&a->ignored_signals);
     umask(022);
     set_rlimits(a);
+
+    /* The runner may only run within the container's limits: wait until the parent has put
+     * this process into its cgroups, which it did while the root was being built. Then a cgroup
+     * namespace rooted at them makes the container's /proc/self/cgroup read "/" and hides where
+     * on the host it is. */
+    wait_for_parent();
+    if (a->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
+        FAIL("unshare the cgroup namespace");
 
     char uid[16], gid[16], fd[16];
     snprintf(uid, sizeof(uid), "%u", (unsigned)a->sandbox_uid);

@@ -2,8 +2,8 @@
  * run inside the new namespaces. The child builds the root file system from a mount plan
  * (mount_plan.h), pivots into it and execs `runner init` as PID 1.
  *
- * Once in its cgroups it unshares a cgroup namespace; right before the exec it sets the rlimits
- * and installs the seccomp filter, which the runner and everything it starts inherit.
+ * Once in its cgroups it unshares a cgroup namespace; right before the exec it installs the
+ * seccomp filter, which the runner and everything it starts inherit.
  *
  * In a user namespace (`userns`), the parent has written the child's uid and gid maps before the
  * go byte. The child starts as host root without a mapping; it mounts the root tmpfs, enters it
@@ -13,10 +13,14 @@
  *
  * Protocol on `sync_fd` (a SOCK_SEQPACKET socket, close-on-exec): the child first sends one
  * packet of the single byte EF_SANDBOX_STARTED (the parent, with SO_PASSCRED, learns the child's
- * pid from it: the clone runs on another thread, spawn.h), then waits for one byte from the
- * parent (sent once the child is in its cgroups); then either it sends one
- * struct ef_sandbox_report naming the step that failed and exits, or its exec succeeds and the
- * parent reads end-of-file. */
+ * pid from it: the clone runs on another thread, spawn.h). The parent answers with two bytes:
+ * the first once the uid and gid maps are written (at once without a user namespace), which lets
+ * the child build its root, the second once the child is in its cgroups, which the child waits
+ * for right before its cgroup namespace, the seccomp filter and the exec. The cgroup attach, a
+ * slow write on cgroup v1, so overlaps the root's construction; what the kernel allocates for
+ * that root (mounts, the small files on its tmpfs) is charged to funclet's cgroups. Then either
+ * the child sends one struct ef_sandbox_report naming the step that failed and exits, or its
+ * exec succeeds and the parent reads end-of-file. */
 #pragma once
 
 #include <signal.h>
