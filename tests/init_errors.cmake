@@ -6,5 +6,6 @@
 ef_add_unit_test(test_controller_init_error
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_init_error.c
           ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_harness.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/fake_funclet.c
   LIBS efcontroller)
 ef_add_integration_test(init_error SCRIPT integration/init_error.sh TIMEOUT 180)

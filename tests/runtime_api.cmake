@@ -10,6 +10,7 @@ ef_add_integration_test(runtime_matrix SCRIPT integration/runtime_matrix.sh TIME
 ef_add_unit_test(test_runner_protocol
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_runner_protocol.c
           ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_harness.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/fake_funclet.c
   LIBS efcontroller)
 ef_add_integration_test(runtime_concurrency SCRIPT integration/runtime_concurrency.sh TIMEOUT 120)
 ef_add_integration_test(runtime_logs SCRIPT integration/runtime_logs.sh TIMEOUT 300)

@@ -22,29 +22,20 @@
 
 #include <cmocka.h>
 
-#include "common/rpc.h"
 #include "controller/base64.h"
+#include "fake_funclet.h"
 #include "test_controller_harness.h"
 
-struct fake_container {
-    char id[16];
-    char sock[160];
-    ef_rpc_server *srv;
-    bool dead;     /* answers every invoke as a runtime that exited before it (delivered: false) */
-    bool draining; /* refuses every invoke as a runner draining after a timeout */
-    bool destroyed;
-    struct fake_container *next;
+/* How a fake runner answers `invoke` (the containers' fake_container.mode). */
+enum mode {
+    MODE_LIVE,     /* as the event's "mode" says */
+    MODE_DEAD,     /* as a runtime that exited before it (delivered: false) */
+    MODE_DRAINING, /* refused, as by a runner draining after a timeout */
 };
 
 static struct harness H;
-static struct {
-    ef_rpc_server *funclet;
-    int creates, destroys, invokes;
-    bool new_ones_dead;     /* containers are created dead */
-    bool new_ones_draining; /* containers are created draining */
-    cJSON *last_invoke;
-    struct fake_container *containers;
-} F;
+static struct fake_funclet F;
+static cJSON *last_invoke; /* the params of the last invoke */
 
 /* ---- the runners ---- */
 
@@ -109,19 +100,18 @@ static bool binary_answer(ef_rpc_request *req, const char *mode, const cJSON *ev
     return true;
 }
 
-static void runner_invoke(ef_rpc_conn *conn, struct fake_container *fc, ef_rpc_request *req,
+static void runner_invoke(struct fake_container *fc, ef_rpc_conn *conn, ef_rpc_request *req,
                           const cJSON *params)
 {
-    F.invokes++;
-    cJSON_Delete(F.last_invoke);
-    F.last_invoke = cJSON_Duplicate(params, 1);
-    if (fc->draining) {
+    cJSON_Delete(last_invoke);
+    last_invoke = cJSON_Duplicate(params, 1);
+    if (fc->mode == MODE_DRAINING) {
         cJSON *data = cJSON_CreateObject();
         cJSON_AddTrueToObject(data, "draining");
         ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, data, "an invocation timed out in this runtime");
         return;
     }
-    if (fc->dead) {
+    if (fc->mode == MODE_DEAD) {
         ef_rpc_reply(req,
                      answer("error", "Runtime.ExitError",
                             "{\"errorType\":\"Runtime.ExitError\",\"errorMessage\":\"RequestId:"
@@ -145,209 +135,76 @@ static void runner_invoke(ef_rpc_conn *conn, struct fake_container *fc, ef_rpc_r
         ef_rpc_reply(req, answer("ok", NULL, payload, log, true));
         if (strcmp(mode, "exit_after") == 0) {
             /* The runtime ends right after answering; the runner says so. */
-            cJSON *n = cJSON_CreateObject();
-            cJSON_AddNumberToObject(n, "pid", 2);
-            cJSON_AddStringToObject(n, "status", "exit status 0");
-            assert_int_equal(ef_rpc_notify(conn, "runtime.exited", n), 0);
+            fake_runner_exited(conn, "exit status 0");
         }
     }
     cJSON_Delete(event);
 }
 
-static void runner_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
-                           const cJSON *params, void *user)
+/* Functions named for it fail to start, as the runner words it and with its error data
+ * (runner/init.c, docs/rpc.md); "old" ones with the words only. Others start. */
+static bool runner_start(struct fake_container *fc, ef_rpc_request *req, const cJSON *params)
 {
-    struct fake_container *fc = user;
-    if (strcmp(method, "runtime.start") == 0) {
-        /* Functions named for it fail to start, as the runner words it and with its error
-         * data (runner/init.c, docs/rpc.md); "old" ones with the words only. */
-        const char *name = cJSON_GetObjectItem(params, "function_name")->valuestring;
-        static const struct {
-            const char *prefix, *step, *errno_name, *text;
-        } failures[] = {
-            {"noboot", "execve", "ENOENT", "No such file or directory"},
-            {"noexec", "execve", "EACCES", "Permission denied"},
-            {"badarch", "execve", "ENOEXEC", "Exec format error"},
-            {"nouser", "setresuid", "EPERM", "Operation not permitted"},
-            {"old", "execve", "ENOENT", "No such file or directory"},
-        };
-        for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
-            if (strncmp(name, failures[i].prefix, strlen(failures[i].prefix)) != 0)
-                continue;
-            const char *path =
-                strstr(name, "py") ? "/var/runtime/python/bootstrap" : "/var/task/bootstrap";
-            cJSON *data = NULL;
-            if (strcmp(failures[i].prefix, "old") != 0) {
-                data = cJSON_CreateObject();
-                cJSON_AddStringToObject(data, "step", failures[i].step);
-                cJSON_AddStringToObject(data, "errno", failures[i].errno_name);
-                cJSON_AddStringToObject(data, "path", path);
-            }
-            ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, data, "cannot start %s: %s: %s", path,
-                               failures[i].step, failures[i].text);
-            return;
+    (void)fc;
+    const char *name = cJSON_GetObjectItem(params, "function_name")->valuestring;
+    static const struct {
+        const char *prefix, *step, *errno_name, *text;
+    } failures[] = {
+        {"noboot", "execve", "ENOENT", "No such file or directory"},
+        {"noexec", "execve", "EACCES", "Permission denied"},
+        {"badarch", "execve", "ENOEXEC", "Exec format error"},
+        {"nouser", "setresuid", "EPERM", "Operation not permitted"},
+        {"old", "execve", "ENOENT", "No such file or directory"},
+    };
+    for (size_t i = 0; i < sizeof(failures) / sizeof(failures[0]); i++) {
+        if (strncmp(name, failures[i].prefix, strlen(failures[i].prefix)) != 0)
+            continue;
+        const char *path =
+            strstr(name, "py") ? "/var/runtime/python/bootstrap" : "/var/task/bootstrap";
+        cJSON *data = NULL;
+        if (strcmp(failures[i].prefix, "old") != 0) {
+            data = cJSON_CreateObject();
+            cJSON_AddStringToObject(data, "step", failures[i].step);
+            cJSON_AddStringToObject(data, "errno", failures[i].errno_name);
+            cJSON_AddStringToObject(data, "path", path);
         }
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddNumberToObject(r, "pid", 2);
-        ef_rpc_reply(req, r);
-    } else if (strcmp(method, "invoke") == 0) {
-        runner_invoke(conn, fc, req, params);
-    } else {
-        ef_rpc_reply_error(req, EF_RPC_METHOD_NOT_FOUND, NULL, "no method %s", method);
+        ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, data, "cannot start %s: %s: %s", path,
+                           failures[i].step, failures[i].text);
+        return true;
     }
+    return false;
 }
 
-static const struct ef_rpc_handlers runner_handlers = {.on_request = runner_request};
-
-/* ---- funclet ---- */
-
-static void funclet_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *method,
-                            const cJSON *params, void *user)
-{
-    (void)conn;
-    (void)user;
-    if (strcmp(method, "container.create") == 0) {
-        struct fake_container *fc = calloc(1, sizeof(*fc));
-        F.creates++;
-        fc->dead = F.new_ones_dead;
-        fc->draining = F.new_ones_draining;
-        snprintf(fc->id, sizeof(fc->id), "c%d", F.creates);
-        snprintf(fc->sock, sizeof(fc->sock), "%s/runner-%d.sock", H.dir, F.creates);
-        ef_error err = {0};
-        if (ef_rpc_server_listen(&H.loop, fc->sock, -1, 0600, &runner_handlers, fc, &fc->srv,
-                                 &err) < 0)
-            fail_msg("runner socket: %s", err.msg);
-        fc->next = F.containers;
-        F.containers = fc;
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "id", fc->id);
-        cJSON_AddNumberToObject(r, "pid", 1000 + F.creates);
-        cJSON_AddStringToObject(r, "runner_socket", fc->sock);
-        ef_rpc_reply(req, r);
-    } else if (strcmp(method, "container.destroy") == 0) {
-        const cJSON *id = cJSON_GetObjectItem(params, "id");
-        for (struct fake_container *fc = F.containers; fc; fc = fc->next) {
-            if (cJSON_IsString(id) && strcmp(fc->id, id->valuestring) == 0 && !fc->destroyed) {
-                fc->destroyed = true;
-                F.destroys++;
-                ef_rpc_server_close(fc->srv);
-                fc->srv = NULL;
-                ef_rpc_reply(req, NULL);
-                return;
-            }
-        }
-        ef_rpc_reply_error(req, EF_RPC_ERR_NOT_FOUND, NULL, "no container");
-    } else {
-        ef_rpc_reply_error(req, EF_RPC_METHOD_NOT_FOUND, NULL, "no method %s", method);
-    }
-}
-
-static const struct ef_rpc_handlers funclet_handlers = {.on_request = funclet_request};
-
-static void fake_listen(struct harness *h)
-{
-    ef_error err = {0};
-    if (ef_rpc_server_listen(&h->loop, h->funclet_socket, -1, 0600, &funclet_handlers, NULL,
-                             &F.funclet, &err) < 0)
-        fail_msg("funclet socket: %s", err.msg);
-}
-
-static void fake_stop(struct harness *h)
-{
-    (void)h;
-    if (F.funclet)
-        ef_rpc_server_close(F.funclet);
-    F.funclet = NULL;
-    for (struct fake_container *fc = F.containers; fc; fc = fc->next)
-        if (fc->srv) {
-            ef_rpc_server_close(fc->srv);
-            fc->srv = NULL;
-        }
-}
+static const struct fake_runner_ops runner_ops = {.invoke = runner_invoke, .start = runner_start};
 
 static int setup(void **state)
 {
     (void)state;
-    memset(&H, 0, sizeof(H));
-    memset(&F, 0, sizeof(F));
-    H.on_stopped = fake_stop;
-    harness_start(&H, 0, fake_listen);
+    fake_funclet_start(&F, &H, &runner_ops);
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    harness_stop(&H, false);
-    while (F.containers) {
-        struct fake_container *fc = F.containers;
-        F.containers = fc->next;
-        free(fc);
-    }
-    cJSON_Delete(F.last_invoke);
+    fake_funclet_stop(&F);
+    cJSON_Delete(last_invoke);
+    last_invoke = NULL;
     return 0;
 }
 
-/* ---- helpers (every F access happens on the loop thread) ---- */
-
-struct counters {
-    int creates, destroys, invokes;
-};
-
-static void read_counters(struct harness *h, void *arg)
-{
-    (void)h;
-    struct counters *c = arg;
-    c->creates = F.creates;
-    c->destroys = F.destroys;
-    c->invokes = F.invokes;
-}
-
-static struct counters counters(void)
-{
-    struct counters c;
-    harness_on_loop(&H, read_counters, &c);
-    return c;
-}
-
-static void kill_runtime_of(struct harness *h, void *arg)
-{
-    (void)h;
-    for (struct fake_container *fc = F.containers; fc; fc = fc->next)
-        if (strcmp(fc->id, (const char *)arg) == 0)
-            fc->dead = true;
-}
-
-static void drain_runner_of(struct harness *h, void *arg)
-{
-    (void)h;
-    for (struct fake_container *fc = F.containers; fc; fc = fc->next)
-        if (strcmp(fc->id, (const char *)arg) == 0)
-            fc->draining = true;
-}
-
-static void all_new_draining(struct harness *h, void *arg)
-{
-    (void)h;
-    F.new_ones_draining = *(bool *)arg;
-}
-
-static void all_new_dead(struct harness *h, void *arg)
-{
-    (void)h;
-    F.new_ones_dead = *(bool *)arg;
-}
+/* ---- helpers ---- */
 
 static void copy_client_context(struct harness *h, void *arg)
 {
     (void)h;
-    const cJSON *cc = cJSON_GetObjectItem(F.last_invoke, "client_context");
+    const cJSON *cc = cJSON_GetObjectItem(last_invoke, "client_context");
     snprintf(arg, 256, "%s", cJSON_IsString(cc) ? cc->valuestring : "(none)");
 }
 
-static void create_fn(const char *name, int timeout_s)
+static void create_fn_as(const char *name, const char *runtime, int timeout_s)
 {
-    char *b = create_body(name, "python3.12", "lambda_function.lambda_handler", timeout_s);
+    char *b = create_body(name, runtime, "lambda_function.lambda_handler", timeout_s);
     struct http_response r;
     assert_int_equal(http_request(H.port, "POST", "/2015-03-31/functions", NULL, b, strlen(b), &r),
                      0);
@@ -355,6 +212,11 @@ static void create_fn(const char *name, int timeout_s)
         fail_msg("create %s: %d %s", name, r.status, r.body);
     http_response_free(&r);
     free(b);
+}
+
+static void create_fn(const char *name, int timeout_s)
+{
+    create_fn_as(name, "python3.12", timeout_s);
 }
 
 static struct http_response invoke(const char *name, const char *event, const char *headers)
@@ -396,10 +258,9 @@ static void test_runtime_exited_notice_retires_idle_container(void **state)
     create_fn("fn", 3);
     assert_string_equal(invoke_ok("fn", "{\"mode\":\"exit_after\"}"), "c1");
     /* c1 announced its runtime's end after answering: the next call goes elsewhere at once. */
-    for (int i = 0; i < 50 && counters().destroys < 1; i++)
-        usleep(20 * 1000);
+    fake_funclet_wait_destroys(&F, 1);
     assert_string_equal(invoke_ok("fn", "{}"), "c2");
-    struct counters c = counters();
+    struct fake_counts c = fake_funclet_counts(&F);
     assert_int_equal(c.creates, 2);
     assert_int_equal(c.destroys, 1);
     assert_int_equal(c.invokes, 2); /* c1 was never sent the second invocation */
@@ -411,17 +272,16 @@ static void test_invocation_moves_once_from_a_dead_runtime(void **state)
     create_fn("fn", 3);
     assert_string_equal(invoke_ok("fn", "{}"), "c1");
     /* c1's runtime died and the notice has not arrived: c1 answers "not delivered". */
-    harness_on_loop(&H, kill_runtime_of, "c1");
+    fake_funclet_set_mode(&F, "c1", MODE_DEAD);
     assert_string_equal(invoke_ok("fn", "{}"), "c2");
-    struct counters c = counters();
+    struct fake_counts c = fake_funclet_counts(&F);
     assert_int_equal(c.creates, 2);
     assert_int_equal(c.destroys, 1);
     assert_int_equal(c.invokes, 3);
 
     /* Only once: when the fresh container is dead too, the caller gets the runtime's exit. */
-    harness_on_loop(&H, kill_runtime_of, "c2");
-    bool yes = true;
-    harness_on_loop(&H, all_new_dead, &yes);
+    fake_funclet_set_mode(&F, "c2", MODE_DEAD);
+    fake_funclet_set_new_mode(&F, MODE_DEAD);
     struct http_response r = invoke("fn", "{}", NULL);
     assert_int_equal(r.status, 200);
     char *fe = http_header(&r, "X-Amz-Function-Error");
@@ -429,7 +289,7 @@ static void test_invocation_moves_once_from_a_dead_runtime(void **state)
     free(fe);
     assert_non_null(strstr(r.body, "Runtime.ExitError"));
     http_response_free(&r);
-    c = counters();
+    c = fake_funclet_counts(&F);
     assert_int_equal(c.creates, 3);
     assert_int_equal(c.invokes, 5);
 
@@ -438,7 +298,7 @@ static void test_invocation_moves_once_from_a_dead_runtime(void **state)
     r = invoke("cold", "{}", NULL);
     assert_non_null(strstr(r.body, "Runtime.ExitError"));
     http_response_free(&r);
-    c = counters();
+    c = fake_funclet_counts(&F);
     assert_int_equal(c.creates, 4);
     assert_int_equal(c.invokes, 6);
 }
@@ -451,24 +311,21 @@ static void test_invocation_refused_by_a_draining_runner_goes_elsewhere(void **s
     /* An invocation timed out in c1 and its runner drains; this invocation was sent before the
      * controller heard of it. The runner refuses it: it runs on a new container, and c1, with
      * nothing left in flight, is destroyed. */
-    harness_on_loop(&H, drain_runner_of, "c1");
+    fake_funclet_set_mode(&F, "c1", MODE_DRAINING);
     assert_string_equal(invoke_ok("fn", "{}"), "c2");
-    struct counters c = counters();
+    struct fake_counts c = fake_funclet_counts(&F);
     assert_int_equal(c.creates, 2);
     assert_int_equal(c.invokes, 3);
-    for (int i = 0; i < 50 && counters().destroys < 1; i++)
-        usleep(20 * 1000);
-    assert_int_equal(counters().destroys, 1);
+    assert_int_equal(fake_funclet_wait_destroys(&F, 1), 1);
 
     /* Bounded: when every container refuses, the caller gets a service error, not a loop. */
-    harness_on_loop(&H, drain_runner_of, "c2");
-    bool yes = true;
-    harness_on_loop(&H, all_new_draining, &yes);
+    fake_funclet_set_mode(&F, "c2", MODE_DRAINING);
+    fake_funclet_set_new_mode(&F, MODE_DRAINING);
     struct http_response r = invoke("fn", "{}", NULL);
     assert_int_equal(r.status, 500);
     assert_non_null(strstr(r.body, "ending after a timeout"));
     http_response_free(&r);
-    c = counters();
+    c = fake_funclet_counts(&F);
     assert_int_equal(c.creates, 5); /* c2 refused, then c3, c4 and c5 */
     assert_int_equal(c.invokes, 7);
 }
@@ -498,9 +355,7 @@ static void test_timeout_status_keeps_the_output(void **state)
     free(log);
     free(b64);
     http_response_free(&r);
-    for (int i = 0; i < 50 && counters().destroys < 1; i++)
-        usleep(20 * 1000);
-    assert_int_equal(counters().destroys, 1);
+    assert_int_equal(fake_funclet_wait_destroys(&F, 1), 1);
 }
 
 static void test_client_context(void **state)
@@ -625,18 +480,6 @@ static void test_function_log(void **state)
     http_response_free(&r);
 }
 
-static void create_fn_runtime(const char *name, const char *runtime)
-{
-    char *b = create_body(name, runtime, "lambda_function.lambda_handler", 3);
-    struct http_response r;
-    assert_int_equal(http_request(H.port, "POST", "/2015-03-31/functions", NULL, b, strlen(b), &r),
-                     0);
-    if (r.status != 201)
-        fail_msg("create %s: %d %s", name, r.status, r.body);
-    http_response_free(&r);
-    free(b);
-}
-
 /* The REPORT line of an invocation's Tail (X-Amz-Log-Result), malloc'd. */
 static char *report_of(struct http_response *r)
 {
@@ -702,7 +545,7 @@ static void test_binary_payload(void **state)
     assert_int_equal(r.status, 200);
     assert_int_equal(r.body_len, 0);
     http_response_free(&r);
-    struct counters c = counters();
+    struct fake_counts c = fake_funclet_counts(&F);
     assert_int_equal(c.creates, 1);
     assert_int_equal(c.destroys, 0);
 
@@ -715,9 +558,7 @@ static void test_binary_payload(void **state)
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         r = invoke("bin", bad[i], NULL);
         expect_lambda_error(&r, 500, "ServiceException", "malformed");
-        for (int k = 0; k < 50 && counters().destroys < (int)i + 1; k++)
-            usleep(20 * 1000);
-        assert_int_equal(counters().destroys, (int)i + 1);
+        assert_int_equal(fake_funclet_wait_destroys(&F, (int)i + 1), (int)i + 1);
     }
     /* A well-formed one after them still works, on a new container. */
     r = invoke("bin", "{\"mode\":\"b64_bad:QUJDRA==\"}", NULL);
@@ -808,25 +649,24 @@ static void expect_invalid_entrypoint(const char *name, const char *message)
 static void test_invalid_entrypoint(void **state)
 {
     (void)state;
-    create_fn_runtime("noboot", "provided.al2023");
-    create_fn_runtime("noexec", "provided.al2023");
-    create_fn_runtime("badarch", "provided.al2");
-    create_fn_runtime("nouser", "provided.al2023");
-    create_fn_runtime("noboot-py", "python3.12");
-    create_fn_runtime("oldboot", "provided.al2023");
+    create_fn_as("noboot", "provided.al2023", 3);
+    create_fn_as("noexec", "provided.al2023", 3);
+    create_fn_as("badarch", "provided.al2", 3);
+    create_fn_as("nouser", "provided.al2023", 3);
+    create_fn_as("noboot-py", "python3.12", 3);
+    create_fn_as("oldboot", "provided.al2023", 3);
     expect_invalid_entrypoint("noboot", "Couldn't find valid bootstrap(s): [/var/task/bootstrap]");
     expect_invalid_entrypoint("noexec", "fork/exec /var/task/bootstrap: permission denied");
     expect_invalid_entrypoint("badarch", "fork/exec /var/task/bootstrap: exec format error");
     /* Each failed start discarded its container: none is kept as if it were healthy. */
-    for (int i = 0; i < 50 && counters().destroys < 3; i++)
-        usleep(20 * 1000);
-    struct counters c = counters();
+    fake_funclet_wait_destroys(&F, 3);
+    struct fake_counts c = fake_funclet_counts(&F);
     assert_int_equal(c.creates, 3);
     assert_int_equal(c.destroys, 3);
     assert_int_equal(c.invokes, 0);
     /* Again: a new container each time, as Lambda tries the init again. */
     expect_invalid_entrypoint("noboot", "Couldn't find valid bootstrap(s): [/var/task/bootstrap]");
-    assert_int_equal(counters().creates, 4);
+    assert_int_equal(fake_funclet_counts(&F).creates, 4);
 
     /* Not the function's fault: a step before execve, or the pod's own Python runtime. */
     struct http_response r = invoke("nouser", "{}", NULL);
