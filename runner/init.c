@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* `easyfaas-runner init`: PID 1 of a user container.
  *
  * A small init in the manner of bubblewrap's do_init: it reaps every child (orphans included),
@@ -26,6 +27,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "common/cpulist.h"
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
@@ -692,7 +694,7 @@ int ef_runner_init(int argc, char **argv, int start)
 {
     int64_t rpc_fd = -1, uid = -1, gid = -1, api_port = 9001;
     const char *runtime_dir = "/var/runtime", *task_dir = "/var/task", *log_level = "info",
-               *prestart = "none";
+               *prestart = "none", *cpus = NULL;
     const struct ef_option opts[] = {
         {"rpc-fd", EF_OPT_INT, &rpc_fd, "FD",
          "Inherited listening Unix socket for JSON-RPC (required; funclet passes 3).", 0, 1 << 20},
@@ -713,6 +715,11 @@ int ef_runner_init(int argc, char **argv, int start)
          "whose environment does not change how an interpreter starts (a cold container "
          "then skips the interpreter's start); none (the default): start runtimes on "
          "runtime.start only.",
+         0, 0},
+        {"cpus", EF_OPT_STRING, &cpus, "LIST",
+         "The CPUs the runner and its runtimes may run on, as a list such as 0-3,6: set first "
+         "thing (funclet holds the runner on one CPU through its exec and passes the set it "
+         "had). Default: keep the inherited set.",
          0, 0},
         {NULL, 0, NULL, NULL, NULL, 0, 0},
     };
@@ -743,6 +750,11 @@ int ef_runner_init(int argc, char **argv, int start)
         fprintf(stderr, "easyfaas-runner init: %s; see --help\n", problem);
         return 1;
     }
+    cpu_set_t cpu_set;
+    if (cpus && ef_cpulist_parse(cpus, &cpu_set, &err) < 0) {
+        fprintf(stderr, "easyfaas-runner init: --cpus: %s\n", err.msg);
+        return 1;
+    }
     /* As PID 1 of a container, whose hostname funclet sets to the container's id, the log lines
      * (funclet's log gathers every runner's) say which container they come from. */
     static char log_name[80] = "runner";
@@ -750,6 +762,9 @@ int ef_runner_init(int argc, char **argv, int start)
     if (getpid() == 1 && gethostname(host, sizeof(host)) == 0 && host[0])
         snprintf(log_name, sizeof(log_name), "runner:%s", host);
     ef_log_init(log_name, level);
+    /* Before any runtime starts, since they inherit it. */
+    if (cpus && sched_setaffinity(0, sizeof(cpu_set), &cpu_set) < 0)
+        ef_warn("cannot run on CPUs %s: %s; keeping the inherited set", cpus, strerror(errno));
     /* Outside a container (tests, development) we are not PID 1; becoming a subreaper makes the
      * runtime's orphans ours to reap all the same. */
     if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)

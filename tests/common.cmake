@@ -3,6 +3,7 @@ ef_add_unit_test(test_rpc_frame SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_rp
 ef_add_unit_test(test_rpc SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_rpc.c)
 ef_add_unit_test(test_options SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_options.c)
 ef_add_unit_test(test_fsutil SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_fsutil.c)
+ef_add_unit_test(test_cpulist SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_cpulist.c)
 
 # The command-line client the shell tests use to talk to funclet and the runner:
 # $EF_BUILD_DIR/ef-rpc-call.

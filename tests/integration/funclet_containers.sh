@@ -98,6 +98,11 @@ note "cgroups"
 [ "$(cat "$MEM_PARENT/$ID/memory.limit_in_bytes")" = $((128 * 1024 * 1024)) ] ||
   fail "memory limit is $(cat "$MEM_PARENT/$ID/memory.limit_in_bytes")"
 [ "$(cat "$PIDS_PARENT/$ID/pids.max")" = 100 ] || fail "pids.max is $(cat "$PIDS_PARENT/$ID/pids.max")"
+# The child is held on one CPU through its exec; the runner takes funclet's CPUs back (--cpus),
+# so that it and its runtimes are not left on one CPU (on a machine of one CPU this cannot tell).
+cpus_of() { awk '/^Cpus_allowed_list/ {print $2}' "/proc/$1/status"; }
+[ "$(cpus_of "$PID")" = "$(cpus_of "$FUNCLET_PID")" ] ||
+  fail "the runner runs on CPUs $(cpus_of "$PID"), funclet on $(cpus_of "$FUNCLET_PID")"
 
 note "root file system"
 inside() { nsenter -t "$PID" -a /bin/sh -c "$1"; }
