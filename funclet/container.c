@@ -497,7 +497,7 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
         .rlimit_nofile = f->cfg.rlimit_nofile,
         .rlimit_nproc = f->cfg.rlimit_nproc,
         .seccomp = f->cfg.seccomp ? &f->seccomp : NULL,
-        .ignored_signals = f->ignored_signals,
+        .changed_signals = f->changed_signals,
     };
     int flags =
         CLONE_FLAGS | (c->own_netns ? CLONE_NEWNET : 0) | (c->userns_slot >= 0 ? CLONE_NEWUSER : 0);
@@ -508,42 +508,49 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
     return 0;
 }
 
-/* The child runs in its namespaces and waits for its maps; it builds its root while it is put
- * into its cgroups (sandbox.h). */
-static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid, ef_error *err)
+/* Sends one byte to the waiting child (sandbox.h). A child that failed meanwhile has closed its
+ * end: its report, or the end-of-file, is what on_sync_readable() reads next and tells. */
+static int tell_child(struct ef_container *c, ef_error *err)
 {
-    c->pid = pid;
-    /* With a pidfd for the runner where the kernel has them (5.3 and later). The child cannot
-     * have been reaped: it waits for the go byte. */
-    static bool no_pidfd;
-    if (!no_pidfd) {
-        int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-        if (pidfd < 0 && (errno == ENOSYS || errno == EINVAL)) {
-            ef_info("the kernel gives no pidfds: runners are reaped from SIGCHLD alone");
-            no_pidfd = true;
-        } else if (pidfd < 0) {
-            return ef_error_set_errno(err, -errno, "pidfd_open %d", (int)pid);
-        } else {
-            ef_error e;
-            if (ef_exit_watch_start(f->loop, pidfd, on_runner_pidfd, c, &c->exit_watch, &e) < 0)
-                ef_warn("container %s: %s; its runner is reaped from SIGCHLD", c->id, e.msg);
-        }
+    char byte = 1;
+    if (write(c->op->sync_fd, &byte, 1) == 1 || errno == EPIPE || errno == ECONNRESET)
+        return 0;
+    return ef_error_set_errno(err, -errno, "start the sandbox");
+}
+
+/* The child runs in its namespaces and waits for its maps; it builds its root while it is put
+ * into its cgroups (sandbox.h). `pidfd` (taken; -1 without pidfds) is the child's own, sent with
+ * its first packet: a pid alone could have been reaped and reused by now, a pidfd cannot. */
+static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid, int pidfd,
+                         ef_error *err)
+{
+    if (pid <= 0) {
+        if (pidfd >= 0)
+            close(pidfd);
+        return ef_error_set(err, -EPROTO, "the sandbox sent no pid");
     }
-    /* Two bytes (sandbox.h): the maps are written, so the child builds its root while this
-     * loop puts it into its cgroups; then it is in them. */
-    char go = 1;
+    if (pidfd >= 0) {
+        /* Alive now means its pid is still its own until this loop reaps it. */
+        if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) < 0) {
+            close(pidfd);
+            return ef_error_set(err, -ECHILD, "the sandbox ended before it started");
+        }
+        ef_error e;
+        if (ef_exit_watch_start(f->loop, pidfd, on_runner_pidfd, c, &c->exit_watch, &e) < 0)
+            ef_warn("container %s: %s; its runner is reaped from SIGCHLD", c->id, e.msg);
+    }
+    c->pid = pid;
+    /* Two bytes: the maps are written, so the child builds its root while this loop puts it
+     * into its cgroups; then it is in them. */
     int r = c->userns_slot >= 0 ? ef_userns_write_maps(pid, c->userns_id, err) : 0;
-    if (r < 0)
-        return r;
-    if (write(c->op->sync_fd, &go, 1) != 1)
-        return ef_error_set_errno(err, -errno, "start the sandbox");
-    r = ef_cgroup_attach(c->cgroup, pid, err);
+    if (r == 0)
+        r = tell_child(c, err);
+    if (r == 0)
+        r = ef_cgroup_attach(c->cgroup, pid, err);
     if (r < 0)
         return r;
     protect_runner(pid);
-    if (write(c->op->sync_fd, &go, 1) != 1)
-        return ef_error_set_errno(err, -errno, "start the sandbox");
-    return 0;
+    return tell_child(c, err);
 }
 
 /* The child's packets: EF_SANDBOX_STARTED with its credentials, then end-of-file once the
@@ -554,14 +561,16 @@ static void on_sync_readable(uv_poll_t *h, int status, int events)
     (void)events;
     if (!op->c)
         return;
-    if (status < 0) {
+    /* UV_EBADF is libuv's word for POLLERR: the socket's error (ECONNRESET, the child ended
+     * with a byte of ours unread), behind which its report or end-of-file still waits. */
+    if (status < 0 && status != UV_EBADF) {
         op_fail(op, -EIO, "waiting for the sandbox: %s", uv_strerror(status));
         return;
     }
     struct ef_sandbox_report report;
     union {
         struct cmsghdr h;
-        char buf[CMSG_SPACE(sizeof(struct ucred))];
+        char buf[CMSG_SPACE(sizeof(struct ucred)) + CMSG_SPACE(sizeof(int))];
     } control;
     struct iovec iov = {.iov_base = &report, .iov_len = sizeof(report)};
     struct msghdr msg = {
@@ -571,27 +580,54 @@ static void on_sync_readable(uv_poll_t *h, int status, int events)
         .msg_controllen = sizeof(control),
     };
     ssize_t n = recvmsg(op->sync_fd, &msg, MSG_CMSG_CLOEXEC);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    /* A child that ended with a byte of ours unread leaves ECONNRESET, which the kernel reports
+     * before what it had sent: its report, or the end-of-file, comes with the next read. */
+    if (n < 0 && errno == ECONNRESET) {
+        msg.msg_controllen = sizeof(control);
+        n = recvmsg(op->sync_fd, &msg, MSG_CMSG_CLOEXEC);
+    }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        /* libuv stops watching after an error: nothing more would come. */
+        if (status < 0)
+            op_fail(op, -EIO, "waiting for the sandbox: %s", uv_strerror(status));
         return;
+    }
     if (n < 0) {
         op_fail(op, -errno, "read from the sandbox: %s", strerror(errno));
         return;
     }
-    if (n == 1 && !op->started && *(char *)&report == EF_SANDBOX_STARTED) {
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
-        if (!cm || cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_CREDENTIALS) {
-            op_fail(op, -EPROTO, "the sandbox's first packet came without credentials");
-            return;
+    /* Its credentials come with every packet (SO_PASSCRED); its pidfd with the first. */
+    pid_t pid = 0;
+    int pidfd = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET)
+            continue;
+        if (cm->cmsg_type == SCM_CREDENTIALS && cm->cmsg_len >= CMSG_LEN(sizeof(struct ucred))) {
+            struct ucred cred;
+            memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
+            pid = cred.pid;
+        } else if (cm->cmsg_type == SCM_RIGHTS) {
+            size_t nfds = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+            for (size_t i = 0; i < nfds; i++) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(cm) + i * sizeof(int), sizeof(fd));
+                if (pidfd < 0 && i == 0)
+                    pidfd = fd;
+                else
+                    close(fd);
+            }
         }
-        struct ucred cred;
-        memcpy(&cred, CMSG_DATA(cm), sizeof(cred));
+    }
+    if (n == 1 && !op->started && *(char *)&report == EF_SANDBOX_STARTED) {
         op->started = true;
         ef_error e;
-        int r = child_started(op->f, op->c, cred.pid, &e);
+        int r = child_started(op->f, op->c, pid, pidfd, &e);
         if (r < 0)
             op_fail(op, r, "%s", e.msg);
         return;
     }
+    if (pidfd >= 0)
+        close(pidfd);
     if (n > 0) {
         report.msg[sizeof(report.msg) - 1] = '\0';
         int e = report.err > 0 ? report.err : EIO;

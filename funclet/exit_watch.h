@@ -1,8 +1,9 @@
-/* Watching a runner (PID 1 of a container) for its end through a pidfd: the fd that
- * clone(CLONE_PIDFD) returns names that one process for good, so its readiness and the
- * waitid(P_PIDFD) that reaps it can never concern another process that was given the same pid
- * later. Where the kernel has no pidfds (before 5.2), containers have no watch and their runners
- * are reaped from SIGCHLD alone (ef_container_reap), which also reaps every other child. */
+/* Watching a runner (PID 1 of a container) for its end through a pidfd: the fd that the child
+ * opens on itself and sends with its first packet (sandbox.h) names that one process for good,
+ * so its readiness and the waitid(P_PIDFD) that reaps it can never concern another process that
+ * was given the same pid later. Where the kernel has no pidfd_open (before 5.3), containers have
+ * no watch and their runners are reaped from SIGCHLD alone (ef_container_reap), which also reaps
+ * every other child. */
 #pragma once
 
 #include <uv.h>

@@ -1,6 +1,6 @@
 /* The funclet daemon's shared state: its configuration (from the command line) and the objects
- * its modules operate on. One instance lives in main.c for the whole run; the loop is
- * single-threaded, so nothing here is locked. */
+ * its modules operate on. One instance lives in main.c for the whole run; only the loop's
+ * thread touches it (the pool threads of spawn.c only clone), so nothing here is locked. */
 #pragma once
 
 #include <signal.h>
@@ -70,7 +70,7 @@ struct ef_funclet {
     struct ef_pool *pool;
     struct ef_userns_slots userns_slots; /* the containers' host id ranges, when cfg.userns */
     bool containers_root_mounted;        /* run/containers is funclet's private bind mount */
-    sigset_t ignored_signals;            /* SIG_IGN in funclet: the sandbox resets them */
+    sigset_t changed_signals;            /* not SIG_DFL in funclet: the sandbox resets them */
     ef_funclet_oom_cb on_oom;
     ef_funclet_exit_cb on_exit;
     bool shutting_down;

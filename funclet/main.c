@@ -591,7 +591,6 @@ int main(int argc, char **argv)
     ensure_stdio();
     signal(SIGPIPE, SIG_IGN);
     umask(022);
-    ef_sandbox_ignored_signals(&funclet.ignored_signals);
 
     if (geteuid() != 0) {
         ef_error("funclet must run as root: it creates namespaces, cgroups and mounts");
@@ -640,9 +639,12 @@ int main(int argc, char **argv)
     uv_signal_init(f->loop, &sig_chld);
     uv_signal_init(f->loop, &sig_term);
     uv_signal_init(f->loop, &sig_int);
-    if (uv_signal_start(&sig_chld, on_sigchld, SIGCHLD) < 0 ||
-        uv_signal_start(&sig_term, on_sigterm, SIGTERM) < 0 ||
-        uv_signal_start(&sig_int, on_sigterm, SIGINT) < 0 ||
+    bool signals_ok = uv_signal_start(&sig_chld, on_sigchld, SIGCHLD) == 0 &&
+                      uv_signal_start(&sig_term, on_sigterm, SIGTERM) == 0 &&
+                      uv_signal_start(&sig_int, on_sigterm, SIGINT) == 0;
+    /* Now that libuv's handlers are installed: the sandbox child drops them first thing. */
+    ef_sandbox_changed_signals(&f->changed_signals);
+    if (!signals_ok ||
         ef_server_start(f->loop, f->cfg.socket_path, &handlers, f, &f->server, &err) < 0 ||
         ef_pool_open(f, &err) < 0) {
         ef_error("%s", err.msg[0] ? err.msg : "cannot install signal handlers");

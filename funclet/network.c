@@ -234,8 +234,9 @@ static int ensure_bridge(struct ef_network *n, struct ef_netlink *nl, ef_error *
 }
 
 /* Opens a netlink socket inside the network namespace `netns_fd`: the socket keeps acting
- * there after funclet has switched back to its own namespace. funclet is single-threaded, so
- * nothing else runs while it is in the container's namespace. */
+ * there after funclet has switched back to its own namespace. setns() moves the calling thread
+ * only, and only the loop's thread does this, so nothing else of funclet runs in the
+ * container's namespace (the pool threads of spawn.c clone from funclet's own). */
 static int open_in_netns(struct ef_network *n, int netns_fd, struct ef_netlink *ret, ef_error *err)
 {
     if (setns(netns_fd, CLONE_NEWNET) < 0)

@@ -16,6 +16,7 @@
 #include <sys/mount.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -31,7 +32,8 @@
  * leave it held in funclet. Credentials change through raw system calls, since glibc's wrappers
  * would try to change those of funclet's threads too. It only ever ends in execve or _exit. */
 
-static int sync_fd = -1;
+/* Per child: children cloned at once run on different pool threads, whose TLS each uses. */
+static __thread int sync_fd = -1;
 
 static void report(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void report(int err, const char *fmt, ...)
@@ -307,26 +309,35 @@ static void set_rlimits(const struct ef_sandbox_args *a)
     set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", a->rlimit_nproc);
 }
 
-static void reset_signals(const sigset_t *ignored)
+/* The child starts with every signal blocked (spawn.c) and funclet's dispositions: its handlers
+ * (libuv's, for SIGCHLD, SIGTERM, SIGINT) would run here, on funclet's memory, and a signal meant
+ * for this child would reach funclet's loop. Each is set to SIG_IGN first, which discards one
+ * that is pending, then to SIG_DFL; ignored ones (SIGPIPE) would otherwise stay ignored across
+ * the exec. funclet found them once at start, which spares a system call per signal here. */
+static void drop_signal_handlers(const sigset_t *changed)
+{
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sigismember(changed, sig) == 1) {
+            signal(sig, SIG_IGN);
+            signal(sig, SIG_DFL);
+        }
+    }
+}
+
+static void unblock_signals(void)
 {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    /* Handlers are reset by exec, but ignored signals (SIGPIPE) would stay ignored; funclet
-     * found them once at start, which spares a system call per signal here. */
-    for (int sig = 1; sig < NSIG; sig++) {
-        if (sigismember(ignored, sig) == 1)
-            signal(sig, SIG_DFL);
-    }
 }
 
-void ef_sandbox_ignored_signals(sigset_t *ret)
+void ef_sandbox_changed_signals(sigset_t *ret)
 {
     sigemptyset(ret);
     for (int sig = 1; sig < NSIG; sig++) {
         struct sigaction sa;
         if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
-            sa.sa_handler == SIG_IGN)
+            sa.sa_handler != SIG_DFL)
             sigaddset(ret, sig);
     }
 }
@@ -340,13 +351,44 @@ void ef_sandbox_ignored_signals(sigset_t *ret)
 static bool hold_cpu_for_exec(char *cpus, size_t len)
 {
     cpu_set_t allowed, one;
-    int cpu = sched_getcpu();
-    if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof(allowed), &allowed) < 0 ||
+    /* Not sched_getcpu(): glibc reads it from the rseq area of the thread that cloned us. */
+    unsigned cpu;
+    if (syscall(SYS_getcpu, &cpu, NULL, NULL) < 0 || cpu >= CPU_SETSIZE ||
+        sched_getaffinity(0, sizeof(allowed), &allowed) < 0 ||
         ef_cpulist_format(&allowed, cpus, len) <= 0)
         return false;
     CPU_ZERO(&one);
     CPU_SET(cpu, &one);
     return sched_setaffinity(0, sizeof(one), &one) == 0;
+}
+
+/* The first packet: the parent learns this process's pid from its credentials and gets its
+ * pidfd with it, so that a later process with the same pid is never taken for it. A kernel
+ * without pidfd_open (before 5.3) sends the byte alone. */
+static void send_started(void)
+{
+    char started = EF_SANDBOX_STARTED;
+    struct iovec iov = {.iov_base = &started, .iov_len = 1};
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+    if (pidfd >= 0) {
+        memset(&control, 0, sizeof(control));
+        msg.msg_control = &control;
+        msg.msg_controllen = sizeof(control);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &pidfd, sizeof(int));
+    }
+    if (sendmsg(sync_fd, &msg, MSG_NOSIGNAL) != 1)
+        _exit(127);
+    if (pidfd >= 0)
+        close(pidfd);
 }
 
 /* Waits for the parent's next byte on the sync socket; end-of-file means it gave up. */
@@ -382,13 +424,11 @@ static void loopback_up(void)
 int ef_sandbox_child(void *arg)
 {
     const struct ef_sandbox_args *a = arg;
+    drop_signal_handlers(&a->changed_signals);
     sync_fd = move_high(a->sync_fd, "sync socket");
     int runner_fd = move_high(a->runner_fd, "runner socket");
 
-    /* The parent learns this process's pid from the credentials of this packet. */
-    char started = EF_SANDBOX_STARTED;
-    if (write(sync_fd, &started, 1) != 1)
-        _exit(127);
+    send_started();
 
     /* In a user namespace, the maps must be written before the root tmpfs (owned by uid 0
      * inside) and the switch to root inside. */
@@ -439,7 +479,7 @@ int ef_sandbox_child(void *arg)
         FAIL("chdir /");
 
     setup_fds(runner_fd);
-    reset_signals(&a->ignored_signals);
+    unblock_signals();
     umask(022);
     set_rlimits(a);
 

@@ -62,11 +62,12 @@ struct ef_sandbox_args {
     uint64_t rlimit_nofile;                  /* 0: inherit funclet's */
     uint64_t rlimit_nproc;                   /* 0: inherit funclet's */
     const struct ef_seccomp_filter *seccomp; /* installed right before exec; NULL: none */
-    sigset_t ignored_signals;                /* set to SIG_IGN in funclet: reset before exec */
+    sigset_t changed_signals;                /* not SIG_DFL in funclet: reset first thing */
 };
 
-/* The signals whose disposition is SIG_IGN in the calling process (for ignored_signals). */
-void ef_sandbox_ignored_signals(sigset_t *ret);
+/* The signals whose disposition is not SIG_DFL in the calling process (for changed_signals):
+ * called once the process has installed its handlers. */
+void ef_sandbox_changed_signals(sigset_t *ret);
 
 /* The clone() entry point; `arg` is a struct ef_sandbox_args. Never returns on success (the
  * runner is exec'd); returns the exit code of the child otherwise. */

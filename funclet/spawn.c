@@ -5,12 +5,18 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #define CHILD_STACK_SIZE (256 * 1024)
+/* Clones at once: one per thread of libuv's pool (4 unless UV_THREADPOOL_SIZE says otherwise);
+ * a further one waits for a stack. */
+#define CHILD_STACKS 4
 
 struct spawn_job {
     uv_work_t work;
@@ -21,9 +27,57 @@ struct spawn_job {
     int clone_flags;
 };
 
-/* The children run on it one at a time: it is funclet's memory, shared with the child. */
-static char child_stack[CHILD_STACK_SIZE] __attribute__((aligned(64)));
-static pthread_mutex_t child_stack_lock = PTHREAD_MUTEX_INITIALIZER;
+/* The children's stacks, funclet's memory shared with each child: mapped once (with a guard page
+ * below, so that an overflow faults instead of overwriting funclet's memory) and kept, since an
+ * munmap per create would interrupt every CPU running one of funclet's threads. */
+static char *child_stacks[CHILD_STACKS];
+static unsigned stacks_in_use; /* bit i: child_stacks[i] */
+static pthread_mutex_t stacks_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t stack_freed = PTHREAD_COND_INITIALIZER;
+
+/* Returns the index of a stack for this thread's clone, or -1 (errno set) when none can be
+ * mapped. */
+static int take_stack(void)
+{
+    pthread_mutex_lock(&stacks_lock);
+    while (stacks_in_use == (1u << CHILD_STACKS) - 1)
+        pthread_cond_wait(&stack_freed, &stacks_lock);
+    int i = 0;
+    while (stacks_in_use & (1u << i))
+        i++;
+    if (!child_stacks[i]) {
+        long page = sysconf(_SC_PAGESIZE);
+        char *p = mmap(NULL, CHILD_STACK_SIZE + (size_t)page, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        if (p == MAP_FAILED || mprotect(p, (size_t)page, PROT_NONE) < 0) {
+            int e = errno;
+            if (p != MAP_FAILED)
+                munmap(p, CHILD_STACK_SIZE + (size_t)page);
+            pthread_mutex_unlock(&stacks_lock);
+            errno = e;
+            return -1;
+        }
+        child_stacks[i] = p + page;
+    }
+    stacks_in_use |= 1u << i;
+    pthread_mutex_unlock(&stacks_lock);
+    return i;
+}
+
+static void give_back_stack(int i)
+{
+    pthread_mutex_lock(&stacks_lock);
+    stacks_in_use &= ~(1u << i);
+    pthread_cond_signal(&stack_freed);
+    pthread_mutex_unlock(&stacks_lock);
+}
+
+/* Whether the caller still waits on its end of the sync socket. */
+static bool caller_waits(int sync_fd)
+{
+    struct pollfd p = {.fd = sync_fd, .events = 0};
+    return !(poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)));
+}
 
 static void job_free(struct spawn_job *job)
 {
@@ -37,12 +91,12 @@ static void job_free(struct spawn_job *job)
     free(job);
 }
 
-static void report_clone_failure(int fd, int err)
+static void report_clone_failure(int fd, int err, const char *step)
 {
     struct ef_sandbox_report r;
     memset(&r, 0, sizeof(r));
     r.err = err;
-    snprintf(r.msg, sizeof(r.msg), "clone");
+    snprintf(r.msg, sizeof(r.msg), "%s", step);
     ssize_t n = write(fd, &r, sizeof(r));
     (void)n;
 }
@@ -51,25 +105,34 @@ static void report_clone_failure(int fd, int err)
 static void spawn_work(uv_work_t *w)
 {
     struct spawn_job *job = w->data;
-    /* The caller gave up (a start timeout, a destroy) before the clone: no child. */
-    struct pollfd p = {.fd = job->args.sync_fd, .events = 0};
-    if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+    int stack = take_stack();
+    if (stack < 0) {
+        report_clone_failure(job->args.sync_fd, errno, "map a stack for the sandbox");
         goto out;
+    }
+    /* The caller gave up (a start timeout, a destroy) while this waited: no child. */
+    if (!caller_waits(job->args.sync_fd))
+        goto give_back;
 
-    /* No signal handler may run on this thread while the child shares its stack and TLS, and
-     * none may cut the vfork wait short; the child starts with this mask and clears it itself
-     * before its exec. */
+    /* No signal handler may run on this thread while a child shares its TLS, and none may cut
+     * the vfork wait short; the child starts with this mask and drops funclet's handlers before
+     * it unblocks. */
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_mutex_lock(&child_stack_lock);
-    pid_t pid = clone(ef_sandbox_child, child_stack + CHILD_STACK_SIZE,
+    int dumpable = prctl(PR_GET_DUMPABLE);
+    pid_t pid = clone(ef_sandbox_child, child_stacks[stack] + CHILD_STACK_SIZE,
                       job->clone_flags | CLONE_VM | CLONE_VFORK | SIGCHLD, &job->args);
     int e = errno;
-    pthread_mutex_unlock(&child_stack_lock);
+    /* A child that changed its ids (root of its user namespace) made the memory it shares,
+     * funclet's, non-dumpable: no core dump of funclet would be written. */
+    if (dumpable == 1 && prctl(PR_GET_DUMPABLE) != 1)
+        prctl(PR_SET_DUMPABLE, 1);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0)
-        report_clone_failure(job->args.sync_fd, e);
+        report_clone_failure(job->args.sync_fd, e, "clone");
+give_back:
+    give_back_stack(stack);
 out:
     /* The child's own copies closed at its exec; with these the caller sees end-of-file. */
     close(job->args.sync_fd);

@@ -8,10 +8,10 @@
  * gid maps, puts it into its cgroups and sends the go byte as before (sandbox.h), and a child
  * that hangs is still killed by the loop's start timeout.
  *
- * Clones are one at a time: they share one stack. The thread stays in clone() until the child
- * has exec'd or ended; the child's parent-death signal is tied to that thread, which libuv
- * keeps for the life of the process. A clone that fails is reported on the sync socket as a
- * struct ef_sandbox_report, like a failure of the child itself. */
+ * Up to 4 clones run at once, each on a stack of its own, mapped once and kept. The thread stays
+ * in clone() until the child has exec'd or ended; the child's parent-death signal is tied to
+ * that thread, which libuv keeps for the life of the process. A clone that fails is reported on
+ * the sync socket as a struct ef_sandbox_report, like a failure of the child itself. */
 #pragma once
 
 #include <uv.h>

@@ -156,6 +156,18 @@ echo "$out" | grep -q '"code":-32013' || fail "failed create: $out"
 echo "$out" | grep -q 'exec /var/runtime/bin/easyfaas-runner: No such file or directory' ||
   fail "failed create does not name the step: $out"
 [ "$(count_cgroups)" = "$before" ] || fail "failed create left a cgroup"
+# A child that fails while funclet is still putting it into its cgroups (here: building its
+# root, whose runtime directory is gone) is reported by its step, not by the broken pipe funclet
+# meets on its next word to the child.
+mv "$DATA/runtime" "$DATA/runtime.moved"
+for _ in $(seq 10); do
+  if out=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn2\",\"memory_mb\":128}" 2>&1); then
+    mv "$DATA/runtime.moved" "$DATA/runtime"
+    fail "create without a runtime directory succeeded: $out"
+  fi
+  echo "$out" | grep -q "$DATA/runtime" || { mv "$DATA/runtime.moved" "$DATA/runtime"; fail "the failed step is not named: $out"; }
+done
+mv "$DATA/runtime.moved" "$DATA/runtime"
 [ "$(ls "$DATA/run/containers")" = "$ID" ] || fail "failed create left a directory: $(ls "$DATA/run/containers")"
 
 note "capacity and container.exited"
