@@ -680,11 +680,19 @@ static int create_parts(struct ef_funclet *f, struct ef_container *c, int *ret_s
     r = ef_mount_plan_build(&sc, &f->host_facts, &plan, err);
     if (r < 0)
         return r;
+    /* The clone first: a pool thread makes it while this loop creates the cgroups, which the
+     * child needs only once it has started (child_started). */
+    r = start_child(f, c, &plan, &runner_fd, ret_sync_fd, err);
+    ef_mount_plan_free(&plan);
+    if (r < 0)
+        return r;
     struct ef_cgroup_limits limits = cold_limits(f);
     r = ef_cgroup_create(f->cgroups, c->id, &limits, &c->cgroup, err);
-    if (r == 0)
-        r = start_child(f, c, &plan, &runner_fd, ret_sync_fd, err);
-    ef_mount_plan_free(&plan);
+    if (r < 0) {
+        /* The child, if it was made, reads end-of-file and ends. */
+        close(*ret_sync_fd);
+        *ret_sync_fd = -1;
+    }
     return r;
 }
 
