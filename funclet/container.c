@@ -673,6 +673,7 @@ static int create_parts(struct ef_funclet *f, struct ef_container *c, int *ret_s
     struct ef_sandbox_config sc = {
         .shared_dir = c->mnt_dir,
         .runtime_dir = f->cfg.runtime_dir,
+        .dev_dir = f->cfg.dev_dir,
         .sandbox_uid = f->cfg.sandbox_uid,
         .sandbox_gid = f->cfg.sandbox_gid,
     };
@@ -1103,7 +1104,8 @@ void ef_container_remove_orphans(struct ef_funclet *f)
     }
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+            strcmp(de->d_name, EF_HOSTMNT_DEV) == 0)
             continue;
         ef_error e;
         if (ef_validate_container_id(de->d_name, &e) < 0) {

@@ -30,6 +30,7 @@ struct ef_funclet_config {
     char *data_dir;       /* absolute */
     char *run_dir;        /* <data>/run, mode 0700 */
     char *containers_dir; /* <data>/run/containers, one directory per container */
+    char *dev_dir;        /* <containers_dir>/.dev, the /dev every container binds */
     char *socket_path;    /* funclet's own RPC socket */
     char *code_root;      /* canonical (realpath); every code_dir must lie below it */
     char *runtime_dir;    /* canonical; mounted read-only at /var/runtime */

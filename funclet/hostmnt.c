@@ -64,8 +64,62 @@ int ef_hostmnt_prepare_root(const char *containers_dir, ef_error *err)
 void ef_hostmnt_release_root(const char *containers_dir)
 {
     ef_error e;
-    if (unmount_below(containers_dir, true, &e) < 0)
+    if (unmount_below(containers_dir, true, &e) < 0) {
         ef_warn("%s", e.msg);
+        return;
+    }
+    cleanup_free char *dev = ef_path_join(containers_dir, EF_HOSTMNT_DEV);
+    if (dev && rmdir(dev) < 0 && errno != ENOENT)
+        ef_warn("cannot remove %s: %s", dev, strerror(errno));
+}
+
+/* Fills the /dev tree through `dfd`. */
+static int fill_dev(int dfd, const char *const *dev_names, size_t n, ef_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        char host[64];
+        snprintf(host, sizeof(host), "/dev/%s", dev_names[i]);
+        struct stat st;
+        if (stat(host, &st) < 0 || !S_ISCHR(st.st_mode))
+            return ef_error_set_errno(err, -errno, "cannot inspect %s", host);
+        /* fchmodat: funclet's umask would otherwise take the write bits of /dev/null. */
+        if (mknodat(dfd, dev_names[i], S_IFCHR | (st.st_mode & 0777), st.st_rdev) < 0 ||
+            fchmodat(dfd, dev_names[i], st.st_mode & 0777, 0) < 0)
+            return ef_error_set_errno(err, -errno, "cannot make the device node %s", dev_names[i]);
+    }
+    static const char *const links[][2] = {{"fd", "/proc/self/fd"},
+                                           {"stdin", "/proc/self/fd/0"},
+                                           {"stdout", "/proc/self/fd/1"},
+                                           {"stderr", "/proc/self/fd/2"}};
+    for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++) {
+        if (symlinkat(links[i][1], dfd, links[i][0]) < 0)
+            return ef_error_set_errno(err, -errno, "cannot make the link /dev/%s", links[i][0]);
+    }
+    if (mkdirat(dfd, EF_HOSTMNT_SHM, 0755) < 0)
+        return ef_error_set_errno(err, -errno, "cannot make /dev/shm");
+    return 0;
+}
+
+int ef_hostmnt_make_dev(const char *containers_dir, const char *const *dev_names, size_t n,
+                        ef_error *err)
+{
+    cleanup_free char *dir = ef_path_join(containers_dir, EF_HOSTMNT_DEV);
+    if (!dir)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+        return ef_error_set_errno(err, -errno, "mkdir %s", dir);
+    static const char opts[] = "size=16k,nr_inodes=32,mode=0755";
+    if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NOEXEC, opts) < 0)
+        return ef_error_set_errno(err, -errno, "cannot mount a tmpfs on %s", dir);
+    cleanup_close int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int r = dfd < 0 ? ef_error_set_errno(err, -errno, "open %s", dir) : 0;
+    if (r == 0)
+        r = fill_dev(dfd, dev_names, n, err);
+    if (r == 0 && mount(NULL, dir, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOEXEC, opts) < 0)
+        r = ef_error_set_errno(err, -errno, "cannot make %s read-only", dir);
+    if (r < 0)
+        umount2(dir, MNT_DETACH);
+    return r;
 }
 
 int ef_hostmnt_create(const char *mnt_dir, ef_error *err)

@@ -135,7 +135,8 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
         return r;
     cfg->run_dir = ef_path_join(cfg->data_dir, "run");
     cfg->containers_dir = cfg->run_dir ? ef_path_join(cfg->run_dir, "containers") : NULL;
-    if (!cfg->containers_dir)
+    cfg->dev_dir = cfg->containers_dir ? ef_path_join(cfg->containers_dir, EF_HOSTMNT_DEV) : NULL;
+    if (!cfg->containers_dir || !cfg->dev_dir)
         return ef_error_set(err, -ENOMEM, "out of memory");
     if ((r = private_dir(cfg->run_dir, err)) < 0)
         return r;
@@ -380,6 +381,7 @@ static void free_config(struct ef_funclet_config *cfg)
     free(cfg->data_dir);
     free(cfg->run_dir);
     free(cfg->containers_dir);
+    free(cfg->dev_dir);
     free(cfg->socket_path);
     free(cfg->code_root);
     free(cfg->runtime_dir);
@@ -624,7 +626,10 @@ int main(int argc, char **argv)
     ef_hostmnt_release_root(f->cfg.containers_dir);
     ef_container_remove_orphans(f);
     ef_network_cleanup(&f->network);
-    if (ef_hostmnt_prepare_root(f->cfg.containers_dir, &err) < 0) {
+    if (ef_hostmnt_prepare_root(f->cfg.containers_dir, &err) < 0 ||
+        ef_hostmnt_make_dev(f->cfg.containers_dir, f->host_facts.dev, f->host_facts.n_dev, &err) <
+            0) {
+        ef_hostmnt_release_root(f->cfg.containers_dir);
         ef_error("%s", err.msg);
         ef_cgroup_manager_close(f->cgroups);
         ef_network_free(&f->network);

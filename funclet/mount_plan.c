@@ -231,21 +231,14 @@ static int build(const struct ef_sandbox_config *cfg, const struct ef_host_facts
         ADD(EF_MOUNT_RDONLY, NULL, ef_sandbox_readonly_paths[i],
             MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 
-    /* A minimal /dev: a few harmless device nodes bound from the host (creating nodes would need
-     * mknod and would not work inside a container), shared memory and the fd symlinks. */
-    ADD(EF_MOUNT_TMPFS, NULL, "/dev", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k");
-    for (size_t i = 0; i < facts->n_dev; i++) {
-        snprintf(buf, sizeof(buf), "/dev/%s", facts->dev[i]);
-        ADD(EF_MOUNT_BIND, buf, buf, MS_NOSUID | MS_NOEXEC, NULL);
-    }
+    /* A minimal /dev: the few harmless device nodes of the host (facts->dev), the fd links and
+     * shm/, made once by funclet (ef_hostmnt_make_dev; a container cannot mknod) and bound
+     * read-only; without nodev, since the nodes are opened through it. Then shared memory. */
+    ADD(EF_MOUNT_BIND, cfg->dev_dir, "/dev", MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
+    e->source_is_dir = true;
     snprintf(buf, sizeof(buf), "%s/shm", cfg->shared_dir);
     ADD(EF_MOUNT_BIND, buf, "/dev/shm", RO_BIND | MS_NOEXEC, NULL);
     e->source_is_dir = true;
-    ADD(EF_MOUNT_SYMLINK, "/proc/self/fd", "/dev/fd", 0, NULL);
-    ADD(EF_MOUNT_SYMLINK, "/proc/self/fd/0", "/dev/stdin", 0, NULL);
-    ADD(EF_MOUNT_SYMLINK, "/proc/self/fd/1", "/dev/stdout", 0, NULL);
-    ADD(EF_MOUNT_SYMLINK, "/proc/self/fd/2", "/dev/stderr", 0, NULL);
-    ADD(EF_MOUNT_REMOUNT, NULL, "/dev", MS_RDONLY | MS_NOSUID | MS_NOEXEC, NULL);
 
     /* Last: nothing may be added to the root afterwards. */
     ADD(EF_MOUNT_REMOUNT, NULL, "/", MS_RDONLY | MS_NOSUID | MS_NODEV, NULL);
@@ -258,9 +251,9 @@ int ef_mount_plan_build(const struct ef_sandbox_config *cfg, const struct ef_hos
 {
     struct ef_mount_plan plan = {0};
     if (!cfg->shared_dir || cfg->shared_dir[0] != '/' || !cfg->runtime_dir ||
-        cfg->runtime_dir[0] != '/')
+        cfg->runtime_dir[0] != '/' || !cfg->dev_dir || cfg->dev_dir[0] != '/')
         return ef_error_set(err, -EINVAL,
-                            "the shared and runtime directories must be absolute paths");
+                            "the shared, runtime and /dev directories must be absolute paths");
     if (strlen(cfg->shared_dir) + sizeof("/task") > PATH_MAX)
         return ef_error_set(err, -ENAMETOOLONG, "the shared directory %s is too long",
                             cfg->shared_dir);

@@ -77,6 +77,8 @@ struct ef_sandbox_config {
                               * and shm/ are bound on /var/task, /tmp and /dev/shm, where funclet
                               * later mounts the code and fresh tmpfs instances */
     const char *runtime_dir; /* host path bound read-only at /var/runtime */
+    const char *dev_dir;     /* host path of the /dev tree (ef_hostmnt_make_dev), bound
+                              * read-only at /dev */
     uid_t sandbox_uid;
     gid_t sandbox_gid;
 };

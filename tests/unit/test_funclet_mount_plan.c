@@ -19,6 +19,7 @@
 static const struct ef_sandbox_config cfg = {
     .shared_dir = "/data/run/containers/c0123456789ab/mnt",
     .runtime_dir = "/data/runtime",
+    .dev_dir = "/data/run/containers/.dev",
     .sandbox_uid = 1001,
     .sandbox_gid = 1002,
 };
@@ -170,7 +171,6 @@ static void test_tmp_proc_dev(void **state)
 {
     (void)state;
     struct ef_host_facts facts = merged_facts();
-    facts.n_dev = 5; /* no /dev/tty on this host */
     struct ef_mount_plan plan;
     ef_error err;
     assert_int_equal(ef_mount_plan_build(&cfg, &facts, &plan, &err), 0);
@@ -185,26 +185,21 @@ static void test_tmp_proc_dev(void **state)
     assert_int_equal(proc->kind, EF_MOUNT_PROC);
     assert_int_equal(proc->flags, MS_NOSUID | MS_NODEV | MS_NOEXEC);
 
+    /* funclet's /dev tree (its nodes, links and shm/ are made once, hostmnt.c), read-only, but
+     * without MS_NODEV: its device nodes must stay usable. No node is bound one by one. */
     const struct ef_mount_entry *dev = find(&plan, "/dev");
-    assert_int_equal(dev->kind, EF_MOUNT_TMPFS);
-    assert_non_null(strstr(dev->data, "mode=0755"));
-    const struct ef_mount_entry *null = find(&plan, "/dev/null");
-    assert_int_equal(null->kind, EF_MOUNT_BIND);
-    assert_string_equal(null->source, "/dev/null");
-    assert_false(null->source_is_dir);
-    /* Device nodes must stay usable: no MS_NODEV on their own mounts. */
-    assert_int_equal(null->flags & MS_NODEV, 0);
-    assert_true(index_of(&plan, dev) < index_of(&plan, null));
-    assert_null(ef_mount_plan_find(&plan, "/dev/tty"));
+    assert_int_equal(dev->kind, EF_MOUNT_BIND);
+    assert_string_equal(dev->source, "/data/run/containers/.dev");
+    assert_true(dev->source_is_dir);
+    assert_int_equal(dev->flags, MS_RDONLY | MS_NOSUID | MS_NOEXEC);
+    assert_null(ef_mount_plan_find(&plan, "/dev/null"));
+    assert_null(ef_mount_plan_find(&plan, "/dev/fd"));
 
     const struct ef_mount_entry *shm = find(&plan, "/dev/shm");
     assert_int_equal(shm->kind, EF_MOUNT_BIND);
     assert_string_equal(shm->source, "/data/run/containers/c0123456789ab/mnt/shm");
     assert_int_equal(shm->flags, MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC);
     assert_true(index_of(&plan, dev) < index_of(&plan, shm));
-    assert_string_equal(find(&plan, "/dev/fd")->source, "/proc/self/fd");
-    assert_string_equal(find(&plan, "/dev/stdin")->source, "/proc/self/fd/0");
-    assert_string_equal(find(&plan, "/dev/stderr")->source, "/proc/self/fd/2");
     ef_mount_plan_free(&plan);
 }
 
@@ -239,7 +234,7 @@ static void test_proc_masks(void **state)
     ef_mount_plan_free(&plan);
 }
 
-/* /dev and then the root end read-only, after everything has been put in place. */
+/* The root ends read-only, after everything has been put in place. */
 static void test_ends_read_only(void **state)
 {
     (void)state;
@@ -251,21 +246,19 @@ static void test_ends_read_only(void **state)
     assert_int_equal(last->kind, EF_MOUNT_REMOUNT);
     assert_string_equal(last->target, "/");
     assert_int_equal(last->flags & MS_RDONLY, MS_RDONLY);
-    const struct ef_mount_entry *dev_ro = &plan.entries[plan.n - 2];
-    assert_int_equal(dev_ro->kind, EF_MOUNT_REMOUNT);
-    assert_string_equal(dev_ro->target, "/dev");
-    assert_int_equal(dev_ro->flags & MS_RDONLY, MS_RDONLY);
 
     /* Every target is absolute, no bind exposes a host run/ directory (where the control
-     * sockets live) other than the container's own placeholders below its mnt/, and no mount
-     * is made over an earlier entry, which it would hide: /dev comes before /dev/null, not
-     * after. */
+     * sockets live) other than the container's own placeholders below its mnt/ and funclet's
+     * /dev tree, both read-only, and no mount is made over an earlier entry, which it would
+     * hide: /dev comes before /dev/shm, not after. */
     size_t shared_len = strlen(cfg.shared_dir);
     for (size_t i = 0; i < plan.n; i++) {
         const struct ef_mount_entry *e = &plan.entries[i];
         assert_true(e->target[0] == '/');
         assert_null(strstr(e->target, ".."));
-        if (e->source && e->kind == EF_MOUNT_BIND && strstr(e->source, "/run/")) {
+        if (e->source && e->kind == EF_MOUNT_BIND && strcmp(e->source, cfg.dev_dir) == 0) {
+            assert_true(e->flags & MS_RDONLY);
+        } else if (e->source && e->kind == EF_MOUNT_BIND && strstr(e->source, "/run/")) {
             assert_int_equal(strncmp(e->source, cfg.shared_dir, shared_len), 0);
             assert_true(e->source[shared_len] == '/' && e->source[shared_len + 1] != '\0');
             assert_true(e->flags & MS_RDONLY);
@@ -319,6 +312,9 @@ static void test_bad_config(void **state)
     assert_non_null(strstr(err.msg, "absolute"));
     bad = cfg;
     bad.runtime_dir = NULL;
+    assert_int_equal(ef_mount_plan_build(&bad, &facts, &plan, &err), -EINVAL);
+    bad = cfg;
+    bad.dev_dir = "run/containers/.dev";
     assert_int_equal(ef_mount_plan_build(&bad, &facts, &plan, &err), -EINVAL);
     char longdir[PATH_MAX];
     memset(longdir, 'a', sizeof(longdir) - 1);
