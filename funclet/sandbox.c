@@ -95,8 +95,12 @@ static void make_parent(const char *path)
 
 static void make_file(const char *path, const char *target, const char *data, mode_t mode)
 {
-    make_parent(path);
+    /* The parent is made only when it is missing: most entries share theirs. */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    if (fd < 0 && errno == ENOENT) {
+        make_parent(path);
+        fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode);
+    }
     if (fd < 0)
         FAIL("create %s", target);
     size_t len = data ? strlen(data) : 0, off = 0;
@@ -112,6 +116,19 @@ static void make_file(const char *path, const char *target, const char *data, mo
     if (fchmod(fd, mode) < 0)
         FAIL("chmod %s", target);
     close(fd);
+}
+
+/* An empty file to mount a file over, in one system call; one that exists (inside an earlier
+ * bind) is mounted over in place. */
+static void make_mount_point_file(const char *path, const char *target)
+{
+    if (mknod(path, S_IFREG | 0644, 0) == 0 || errno == EEXIST)
+        return;
+    if (errno != ENOENT)
+        FAIL("create %s", target);
+    make_parent(path);
+    if (mknod(path, S_IFREG | 0644, 0) < 0 && errno != EEXIST)
+        FAIL("create %s", target);
 }
 
 /* Whether `path` exists; a kernel without the /proc entry simply has nothing to hide. */
@@ -167,8 +184,8 @@ static void apply(const struct ef_sandbox_args *a, const struct ef_mount_entry *
     case EF_MOUNT_BIND: {
         if (e->source_is_dir)
             make_dir(path);
-        else if (!exists(path)) /* a file inside an earlier bind is mounted over in place */
-            make_file(path, e->target, NULL, 0644);
+        else
+            make_mount_point_file(path, e->target);
         char fd_path[64];
         const char *source = e->source;
         if (source_fd >= 0) {
@@ -194,11 +211,16 @@ static void apply(const struct ef_sandbox_args *a, const struct ef_mount_entry *
         if (mount("proc", path, "proc", e->flags, NULL) < 0)
             FAIL("mount proc on %s", e->target);
         break;
-    case EF_MOUNT_SYMLINK:
-        make_parent(path);
-        if (symlink(e->source, path) < 0)
+    case EF_MOUNT_SYMLINK: {
+        int r = symlink(e->source, path);
+        if (r < 0 && errno == ENOENT) {
+            make_parent(path);
+            r = symlink(e->source, path);
+        }
+        if (r < 0)
             FAIL("symlink %s -> %s", e->target, e->source);
         break;
+    }
     case EF_MOUNT_FILE:
         make_file(path, e->target, e->data, e->mode);
         break;
