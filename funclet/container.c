@@ -54,6 +54,7 @@ struct ef_container_op {
     unsigned long long deadline_ms;
     bool release;
     bool started; /* OP_CREATE: the child's first packet came */
+    bool built;   /* OP_CREATE: its root is built, its /tmp and /dev/shm are mounted */
     bool frozen;  /* OP_RESET: the kill happened frozen; otherwise it is repeated */
     ef_container_done_cb cb;
     void *user;
@@ -394,27 +395,14 @@ static int mount_scratch(struct ef_funclet *f, struct ef_container *c, ef_error 
     return r;
 }
 
-/* The runner runs: what needs the container's pid (its /tmp, network namespace, OOM watch). */
+/* The runner runs (its /tmp and /dev/shm were mounted once the root was built). */
 static void create_done(struct ef_container_op *op)
 {
-    struct ef_funclet *f = op->f;
     struct ef_container *c = op->c;
-    ef_error e;
-    int r = mount_scratch(f, c, &e);
-    if (r < 0) {
-        op_fail(op, r, "%s", e.msg);
+    if (!op->built) {
+        op_fail(op, -EPROTO, "the runner started before the sandbox said its root was built");
         return;
     }
-    if (c->own_netns) {
-        char path[64];
-        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)c->pid);
-        c->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (c->netns_fd < 0) {
-            op_fail(op, -errno, "cannot open %s: %s", path, strerror(errno));
-            return;
-        }
-    }
-    watch_oom(f, c);
     c->state = EF_CONTAINER_COLD;
     op_complete(op, c, 0, NULL);
 }
@@ -550,7 +538,20 @@ static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid
     if (r < 0)
         return r;
     protect_runner(pid);
-    return tell_child(c, err);
+    r = tell_child(c, err);
+    if (r < 0)
+        return r;
+    /* While the child builds its root: what needs only its pid and cgroups. */
+    if (c->own_netns) {
+        char path[64];
+        snprintf(path, sizeof(path), "/proc/%d/ns/net", (int)pid);
+        c->netns_fd = open(path, O_RDONLY | O_CLOEXEC);
+        /* ENOENT: the child has ended already; its report says why. */
+        if (c->netns_fd < 0 && errno != ENOENT)
+            return ef_error_set_errno(err, -errno, "cannot open %s", path);
+    }
+    watch_oom(f, c);
+    return 0;
 }
 
 /* The child's packets: EF_SANDBOX_STARTED with its credentials, then end-of-file once the
@@ -628,6 +629,16 @@ static void on_sync_readable(uv_poll_t *h, int status, int events)
     }
     if (pidfd >= 0)
         close(pidfd);
+    /* The root is built: its /tmp and /dev/shm are binds of mnt/tmp and mnt/shm now, so fresh
+     * tmpfs instances mounted there propagate into them, while the child goes on to its exec. */
+    if (n == 1 && op->started && !op->built && *(char *)&report == EF_SANDBOX_BUILT) {
+        op->built = true;
+        ef_error e;
+        int r = mount_scratch(op->f, op->c, &e);
+        if (r < 0)
+            op_fail(op, r, "%s", e.msg);
+        return;
+    }
     if (n > 0) {
         report.msg[sizeof(report.msg) - 1] = '\0';
         int e = report.err > 0 ? report.err : EIO;

@@ -491,6 +491,12 @@ int ef_sandbox_child(void *arg)
             close(source_fds[i]);
     }
 
+    /* The root's binds of mnt/tmp and mnt/shm exist: funclet mounts the fresh tmpfs instances
+     * there meanwhile (they propagate into /tmp and /dev/shm). */
+    char built = EF_SANDBOX_BUILT;
+    if (write(sync_fd, &built, 1) != 1)
+        _exit(127);
+
     /* pivot_root(".", ".") stacks the old root on the new one; detaching it leaves only the
      * new root, with no path back to the host's tree. */
     if (syscall(SYS_pivot_root, ".", ".") < 0)

@@ -16,7 +16,9 @@
  * pid from it: the clone runs on another thread, spawn.h). The parent answers with two bytes:
  * the first once the uid and gid maps are written (at once without a user namespace), which lets
  * the child build its root, the second once the child is in its cgroups, which the child waits
- * for right before its cgroup namespace, the seccomp filter and the exec. The cgroup attach, a
+ * for right before its cgroup namespace, the seccomp filter and the exec. Once its root is built
+ * (before pivot_root) it sends the byte EF_SANDBOX_BUILT, upon which the parent mounts the fresh
+ * /tmp and /dev/shm, while the child goes on. The cgroup attach, a
  * slow write on cgroup v1, so overlaps the root's construction; what the kernel allocates for
  * that root (mounts, the small files on its tmpfs) is charged to funclet's cgroups. Then either
  * the child sends one struct ef_sandbox_report naming the step that failed and exits, or its
@@ -36,8 +38,9 @@ struct ef_seccomp_filter;
 #define EF_RUNNER_PATH   "/var/runtime/bin/easyfaas-runner"
 #define EF_RUNNER_RPC_FD 3
 
-/* The child's first packet on the sync socket. */
+/* The child's first packet on the sync socket, and the one once its root is built. */
 #define EF_SANDBOX_STARTED 'S'
+#define EF_SANDBOX_BUILT   'B'
 /* The most mount plan entries a child applies (a plan has about 60). */
 #define EF_SANDBOX_MAX_ENTRIES 512
 
