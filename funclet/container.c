@@ -55,6 +55,7 @@ struct ef_container_op {
     bool release;
     bool started; /* OP_CREATE: the child's first packet came */
     bool built;   /* OP_CREATE: its root is built, its /tmp and /dev/shm are mounted */
+    bool reset;   /* OP_CREATE: the child ended with a byte of ours unread (ECONNRESET) */
     bool frozen;  /* OP_RESET: the kill happened frozen; otherwise it is repeated */
     ef_container_done_cb cb;
     void *user;
@@ -554,20 +555,10 @@ static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid
     return 0;
 }
 
-/* The child's packets: EF_SANDBOX_STARTED with its credentials, then end-of-file once the
- * runner was exec'd, or a report of the step that failed. */
-static void on_sync_readable(uv_poll_t *h, int status, int events)
+/* Reads and handles one packet of the child (see on_sync_readable); true when more are to come
+ * and the step goes on. */
+static bool read_sync_packet(struct ef_container_op *op, int status)
 {
-    struct ef_container_op *op = h->data;
-    (void)events;
-    if (!op->c)
-        return;
-    /* UV_EBADF is libuv's word for POLLERR: the socket's error (ECONNRESET, the child ended
-     * with a byte of ours unread), behind which its report or end-of-file still waits. */
-    if (status < 0 && status != UV_EBADF) {
-        op_fail(op, -EIO, "waiting for the sandbox: %s", uv_strerror(status));
-        return;
-    }
     struct ef_sandbox_report report;
     union {
         struct cmsghdr h;
@@ -584,6 +575,7 @@ static void on_sync_readable(uv_poll_t *h, int status, int events)
     /* A child that ended with a byte of ours unread leaves ECONNRESET, which the kernel reports
      * before what it had sent: its report, or the end-of-file, comes with the next read. */
     if (n < 0 && errno == ECONNRESET) {
+        op->reset = true;
         msg.msg_controllen = sizeof(control);
         n = recvmsg(op->sync_fd, &msg, MSG_CMSG_CLOEXEC);
     }
@@ -591,11 +583,11 @@ static void on_sync_readable(uv_poll_t *h, int status, int events)
         /* libuv stops watching after an error: nothing more would come. */
         if (status < 0)
             op_fail(op, -EIO, "waiting for the sandbox: %s", uv_strerror(status));
-        return;
+        return false;
     }
     if (n < 0) {
         op_fail(op, -errno, "read from the sandbox: %s", strerror(errno));
-        return;
+        return false;
     }
     /* Its credentials come with every packet (SO_PASSCRED); its pidfd with the first. */
     pid_t pid = 0;
@@ -625,7 +617,7 @@ static void on_sync_readable(uv_poll_t *h, int status, int events)
         int r = child_started(op->f, op->c, pid, pidfd, &e);
         if (r < 0)
             op_fail(op, r, "%s", e.msg);
-        return;
+        return r == 0;
     }
     if (pidfd >= 0)
         close(pidfd);
@@ -637,25 +629,50 @@ static void on_sync_readable(uv_poll_t *h, int status, int events)
         int r = mount_scratch(op->f, op->c, &e);
         if (r < 0)
             op_fail(op, r, "%s", e.msg);
-        return;
+        return r == 0;
     }
     if (n > 0) {
         report.msg[sizeof(report.msg) - 1] = '\0';
         int e = report.err > 0 ? report.err : EIO;
         op_fail(op, -e, "%s: %s", report.msg, strerror(e));
-        return;
+        return false;
     }
     if (!op->started) {
         op_fail(op, -ECHILD, "the sandbox ended before it started");
-        return;
+        return false;
+    }
+    /* A byte of ours went unread: the child ended before its exec, without a report. */
+    if (op->reset) {
+        op_fail(op, -ECHILD, "the sandbox ended before its exec");
+        return false;
     }
     if (op->c->exited) {
         char how[64];
         ef_wait_status_string(op->c->wait_status, how, sizeof(how));
         op_fail(op, -ECHILD, "the runner ended as it started: %s", how);
-        return;
+        return false;
     }
     create_done(op);
+    return false;
+}
+
+/* The child's packets: EF_SANDBOX_STARTED with its credentials and its pidfd, EF_SANDBOX_BUILT,
+ * then end-of-file once the runner was exec'd, or a report of the step that failed. */
+static void on_sync_readable(uv_poll_t *h, int status, int events)
+{
+    struct ef_container_op *op = h->data;
+    (void)events;
+    if (!op->c)
+        return;
+    /* UV_EBADF is libuv's word for POLLERR: the socket's error (ECONNRESET, the child ended
+     * with a byte of ours unread), behind which its packets, its report or end-of-file still
+     * wait. libuv watches no more after it, so everything is read now. */
+    if (status < 0 && status != UV_EBADF) {
+        op_fail(op, -EIO, "waiting for the sandbox: %s", uv_strerror(status));
+        return;
+    }
+    while (read_sync_packet(op, status) && status < 0 && op->c) {
+    }
 }
 
 static struct ef_cgroup_limits cold_limits(const struct ef_funclet *f)

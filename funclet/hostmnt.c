@@ -109,6 +109,9 @@ int ef_hostmnt_make_dev(const char *containers_dir, const char *const *dev_names
     if (mkdir(dir, 0755) < 0 && errno != EEXIST)
         return ef_error_set_errno(err, -errno, "mkdir %s", dir);
     static const char opts[] = "size=16k,nr_inodes=32,mode=0755";
+    /* Not over one a previous start could not unmount. */
+    if (umount2(dir, MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+        return ef_error_set_errno(err, -errno, "cannot unmount the old %s", dir);
     if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NOEXEC, opts) < 0)
         return ef_error_set_errno(err, -errno, "cannot mount a tmpfs on %s", dir);
     cleanup_close int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);

@@ -296,11 +296,33 @@ static int move_high(int fd, const char *what)
     return n;
 }
 
+/* Closes every fd but 0-2, the sync socket and the runner socket (both at 10 or above). The
+ * child starts with a copy of funclet's fd table: the sync sockets of other creates in flight
+ * among them, whose end-of-file (their creates' answer) would otherwise wait for this child's
+ * exec, and other containers' pidfds and namespace fds. */
+static void close_other_fds(int runner_fd)
+{
+    unsigned lo = (unsigned)(sync_fd < runner_fd ? sync_fd : runner_fd);
+    unsigned hi = (unsigned)(sync_fd < runner_fd ? runner_fd : sync_fd);
+    unsigned ranges[3][2] = {{3, lo - 1}, {lo + 1, hi - 1}, {hi + 1, ~0U}};
+    for (size_t i = 0; i < 3; i++) {
+        if (ranges[i][0] > ranges[i][1])
+            continue;
+        if (syscall(SYS_close_range, ranges[i][0], ranges[i][1], 0) == 0)
+            continue;
+        unsigned last = ranges[i][1] < 65535 ? ranges[i][1] : 65535;
+        for (unsigned fd = ranges[i][0]; fd <= last; fd++)
+            close((int)fd);
+    }
+}
+
 static void setup_fds(int runner_fd)
 {
     int null = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (null < 0)
         FAIL("open /dev/null");
+    /* Out of the way of fd 3, which the dup2 below fills. */
+    null = move_high(null, "/dev/null");
     /* stdin is empty; stdout joins stderr, which is funclet's log, so that the runner's own
      * lines end up there. dup2 clears close-on-exec on the new numbers. */
     if (dup2(null, STDIN_FILENO) < 0 || dup2(STDERR_FILENO, STDOUT_FILENO) < 0)
@@ -449,6 +471,7 @@ int ef_sandbox_child(void *arg)
     drop_signal_handlers(&a->changed_signals);
     sync_fd = move_high(a->sync_fd, "sync socket");
     int runner_fd = move_high(a->runner_fd, "runner socket");
+    close_other_fds(runner_fd);
 
     send_started();
 

@@ -12,8 +12,9 @@
  * on the tmpfs belongs to the container.
  *
  * Protocol on `sync_fd` (a SOCK_SEQPACKET socket, close-on-exec): the child first sends one
- * packet of the single byte EF_SANDBOX_STARTED (the parent, with SO_PASSCRED, learns the child's
- * pid from it: the clone runs on another thread, spawn.h). The parent answers with two bytes:
+ * packet of the single byte EF_SANDBOX_STARTED with its own pidfd (SCM_RIGHTS; the parent, with
+ * SO_PASSCRED, learns the child's pid from it and checks with the pidfd that the pid is still
+ * the child's: the clone runs on another thread, spawn.h). The parent answers with two bytes:
  * the first once the uid and gid maps are written (at once without a user namespace), which lets
  * the child build its root, the second once the child is in its cgroups, which the child waits
  * for right before its cgroup namespace, the seccomp filter and the exec. Once its root is built

@@ -24,7 +24,8 @@
  * ownership of `plan` (args->plan is set to it), of args->sync_fd and of args->runner_fd in
  * every case; copies args->rootfs and args->hostname; args->seccomp must outlive the loop.
  * The caller waits on its end of the sync socket: first the child's "started" packet
- * (EF_SANDBOX_STARTED; its sender's pid comes with SO_PASSCRED), then a report or end-of-file.
+ * (EF_SANDBOX_STARTED with the child's pidfd; its pid comes with SO_PASSCRED), then the packets
+ * of sandbox.h and a report or end-of-file.
  * When the caller closes its end before the clone, no child is made. */
 int ef_sandbox_spawn(uv_loop_t *loop, const struct ef_sandbox_args *args,
                      struct ef_mount_plan *plan, int clone_flags, ef_error *err);

@@ -763,8 +763,17 @@ int ef_runner_init(int argc, char **argv, int start)
         snprintf(log_name, sizeof(log_name), "runner:%s", host);
     ef_log_init(log_name, level);
     /* Before any runtime starts, since they inherit it. */
-    if (cpus && sched_setaffinity(0, sizeof(cpu_set), &cpu_set) < 0)
-        ef_warn("cannot run on CPUs %s: %s; keeping the inherited set", cpus, strerror(errno));
+    if (cpus && sched_setaffinity(0, sizeof(cpu_set), &cpu_set) < 0) {
+        /* funclet held this process on one CPU: any CPU the kernel allows (it intersects the
+         * set with the cpuset) is better than staying there. */
+        int e = errno;
+        CPU_ZERO(&cpu_set);
+        for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+            CPU_SET(cpu, &cpu_set);
+        bool widened = sched_setaffinity(0, sizeof(cpu_set), &cpu_set) == 0;
+        ef_warn("cannot run on CPUs %s: %s; %s", cpus, strerror(e),
+                widened ? "running on every CPU allowed instead" : "staying on the one CPU held");
+    }
     /* Outside a container (tests, development) we are not PID 1; becoming a subreaper makes the
      * runtime's orphans ours to reap all the same. */
     if (getpid() != 1 && prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
