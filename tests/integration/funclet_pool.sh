@@ -373,7 +373,11 @@ done
 grep -q " $DATA/run/containers/$A/mnt" /proc/self/mountinfo || fail "the crash left no mount (the test needs one)"
 ip link show "$BRIDGE" >/dev/null 2>&1 || fail "the crash left no bridge (the test needs one)"
 [ -d "$PIDS_PARENT/$A" ] || fail "the crash left no cgroup (the test needs one)"
+dev_mounts() { grep -c " $DATA/run/containers/.dev " /proc/self/mountinfo || true; }
+[ "$(dev_mounts)" -ge 1 ] || fail "the crash left no /dev tree mounted (the test needs one)"
 start_funclet --pool-size 0
+# The shared /dev tree is made again, not stacked on the crashed funclet's.
+[ "$(dev_mounts)" = 1 ] || fail "the /dev tree is mounted $(dev_mounts) times"
 ! grep -q " $DATA/run/containers/c" /proc/self/mountinfo || fail "mounts of the crashed funclet remain"
 [ ! -e "$DATA/run/containers/$A" ] || fail "the directory of $A remains"
 [ ! -d "$PIDS_PARENT/$A" ] || fail "the cgroup of $A remains"
@@ -385,5 +389,6 @@ note "nothing is left"
 leftovers=$(find /sys/fs/cgroup -type d -name "$PARENT" 2>/dev/null || true)
 [ -z "$leftovers" ] || fail "cgroups left behind: $leftovers"
 ! grep -q " $DATA" /proc/self/mountinfo || fail "mounts left behind: $(grep " $DATA" /proc/self/mountinfo)"
-[ -z "$(ls "$DATA/run/containers")" ] || fail "container directories left"
+[ -z "$(ls -A "$DATA/run/containers")" ] ||
+  fail "container directories left: $(ls -A "$DATA/run/containers")"
 echo "PASS: funclet_pool"
