@@ -217,4 +217,23 @@ FUNCLET_PID=
 leftovers=$(find /sys/fs/cgroup -type d -name "$PARENT" 2>/dev/null || true)
 [ -z "$leftovers" ] || fail "cgroups left behind: $leftovers"
 ! grep -q " $DATA" /proc/self/mountinfo || fail "mounts left behind"
+
+if [ "$(nproc)" -ge 2 ]; then
+  note "funclet pinned by its operator: its runners keep that set, not every CPU"
+  taskset -c 1 "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
+    --userns-base "$EF_USERNS_BASE" --max-containers 2 --pool-size 0 2>>"$DATA/funclet.log" &
+  FUNCLET_PID=$!
+  for _ in $(seq 100); do
+    [ -S "$SOCK" ] && break
+    kill -0 "$FUNCLET_PID" 2>/dev/null || fail "funclet died at start"
+    sleep 0.05
+  done
+  res4=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128}")
+  PID4=$(echo "$res4" | json 'j["pid"]')
+  [ "$(cpus_of "$PID4")" = 1 ] || fail "the runner of a funclet on CPU 1 runs on CPUs $(cpus_of "$PID4")"
+  kill -TERM "$FUNCLET_PID"
+  wait "$FUNCLET_PID" || fail "funclet exited with status $? on SIGTERM"
+  FUNCLET_PID=
+  [ -z "$(ls -A "$DATA/run/containers")" ] || fail "left in run/containers: $(ls -A "$DATA/run/containers")"
+fi
 echo "PASS: funclet_containers"
