@@ -331,12 +331,8 @@ static void setup_fds(int runner_fd)
         FAIL("pass the runner socket as fd %d", EF_RUNNER_RPC_FD);
     close(null);
     close(runner_fd);
-    /* Whatever else is open (funclet's sockets, the loop's fds) must not reach the runner;
-     * close-on-exec rather than close keeps sync_fd usable until the exec itself. */
-    if (syscall(SYS_close_range, EF_RUNNER_RPC_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-        for (int fd = EF_RUNNER_RPC_FD + 1; fd < 65536; fd++)
-            fcntl(fd, F_SETFD, FD_CLOEXEC);
-    }
+    /* Nothing else reaches the runner: funclet's fds were closed first thing
+     * (close_other_fds), and the sync socket and every fd opened since are close-on-exec. */
 }
 
 static void set_limit(int resource, const char *name, uint64_t value)

@@ -41,12 +41,7 @@ ln -s /etc "$DATA/code/extracted/escape"
 "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
   --userns-base "$EF_USERNS_BASE" --max-containers 2 --tmp-size 64M --pool-size 0 --log-level debug 2>"$DATA/funclet.log" &
 FUNCLET_PID=$!
-for _ in $(seq 100); do
-  [ -S "$SOCK" ] && break
-  kill -0 "$FUNCLET_PID" 2>/dev/null || fail "funclet died at start"
-  sleep 0.05
-done
-[ -S "$SOCK" ] || fail "funclet socket did not appear"
+wait_funclet "$SOCK" "$DATA/funclet.log"
 [ "$(mode "$SOCK")" = 600 ] || fail "funclet.sock has mode $(mode "$SOCK"), want 600"
 [ "$(mode "$DATA/run")" = 700 ] || fail "run/ has mode $(mode "$DATA/run"), want 700"
 
@@ -223,11 +218,7 @@ if [ "$(nproc)" -ge 2 ]; then
   taskset -c 1 "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
     --userns-base "$EF_USERNS_BASE" --max-containers 2 --pool-size 0 2>>"$DATA/funclet.log" &
   FUNCLET_PID=$!
-  for _ in $(seq 100); do
-    [ -S "$SOCK" ] && break
-    kill -0 "$FUNCLET_PID" 2>/dev/null || fail "funclet died at start"
-    sleep 0.05
-  done
+  wait_funclet "$SOCK" "$DATA/funclet.log"
   res4=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128}")
   PID4=$(echo "$res4" | json 'j["pid"]')
   [ "$(cpus_of "$PID4")" = 1 ] || fail "the runner of a funclet on CPU 1 runs on CPUs $(cpus_of "$PID4")"

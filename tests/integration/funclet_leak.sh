@@ -46,11 +46,7 @@ grep -q "100.65.$NET3." <<<"$(ip -o route)" && fail "$CIDR is in use on this hos
 "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" --pool-size 0 \
   --userns-base "$EF_USERNS_BASE" --bridge-name "$BRIDGE" --bridge-cidr "$CIDR" --log-level info 2>"$DATA/funclet.log" &
 FUNCLET_PID=$!
-for _ in $(seq 200); do
-  "$EF_BUILD_DIR/ef-rpc-call" --timeout 1000 "$SOCK" node.info >/dev/null 2>&1 && break
-  kill -0 "$FUNCLET_PID" 2>/dev/null || fail "funclet died at start"
-  sleep 0.05
-done
+wait_funclet "$SOCK" "$DATA/funclet.log"
 
 # What funclet holds: one line per resource, "name count". Only what is funclet's own is
 # counted (mounts below the data dir, veths named after containers), as other programs on the

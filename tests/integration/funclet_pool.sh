@@ -58,13 +58,7 @@ start_funclet() {
     --log-level debug "$@" \
     2>>"$DATA/funclet.log" &
   FUNCLET_PID=$!
-  # Until it answers: a killed funclet's socket file may still be there.
-  for _ in $(seq 200); do
-    "$EF_BUILD_DIR/ef-rpc-call" --timeout 1000 "$SOCK" node.info >/dev/null 2>&1 && return 0
-    kill -0 "$FUNCLET_PID" 2>/dev/null || fail "funclet died at start"
-    sleep 0.05
-  done
-  fail "funclet does not answer on $SOCK"
+  wait_funclet "$SOCK" "$DATA/funclet.log"
 }
 
 wait_pool() { # N: until N spares are ready and none is being created

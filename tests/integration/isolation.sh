@@ -43,12 +43,7 @@ start_funclet() {
     --tmp-size 16M --log-level debug --userns "$USERNS" --userns-base "$EF_USERNS_BASE" "$@" \
     2>>"$DATA/funclet.log" &
   FUNCLET_PID=$!
-  for _ in $(seq 100); do
-    [ -S "$SOCK" ] && break
-    kill -0 "$FUNCLET_PID" 2>/dev/null || fail "funclet died at start"
-    sleep 0.05
-  done
-  [ -S "$SOCK" ] || fail "funclet socket did not appear"
+  wait_funclet "$SOCK" "$DATA/funclet.log"
 }
 
 # new_container: creates a probe container and starts its runtime; sets ID, PID, RSOCK.

@@ -58,6 +58,18 @@ free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# wait_funclet SOCKET LOG: until the funclet started as FUNCLET_PID answers on SOCKET (a killed
+# funclet's socket file may still be there); fails, with its log, when it ends first.
+wait_funclet() {
+  local sock=$1 log=$2
+  for _ in $(seq 200); do
+    "$EF_BUILD_DIR/ef-rpc-call" --timeout 1000 "$sock" node.info >/dev/null 2>&1 && return 0
+    kill -0 "$FUNCLET_PID" 2>/dev/null || { cat "$log" >&2; fail "funclet died at start"; }
+    sleep 0.05
+  done
+  fail "funclet does not answer on $sock"
+}
+
 # pod_start: sets EF_DATA, EF_PORT, EF_BASE, EF_CGROUP_PARENT, FUNCLET_PID, CONTROLLER_PID.
 # EF_CONTROLLER_ARGS (optional) holds extra controller flags, e.g. "--auth-keys FILE";
 # EF_FUNCLET_ARGS (optional) extra funclet flags, e.g. "--max-containers 1".
