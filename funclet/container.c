@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -28,6 +29,7 @@
 #include "funclet/mount_plan.h"
 #include "funclet/exit_watch.h"
 #include "funclet/oom_watch.h"
+#include "funclet/parts.h"
 #include "funclet/pool.h"
 #include "funclet/sandbox.h"
 #include "funclet/spawn.h"
@@ -80,7 +82,7 @@ uint64_t ef_container_allocated_mb(const struct ef_funclet *f)
     return sum;
 }
 
-static int new_id(const struct ef_funclet *f, char id[EF_CONTAINER_ID_LEN + 1], ef_error *err)
+int ef_container_new_id(const struct ef_funclet *f, char id[EF_CONTAINER_ID_LEN + 1], ef_error *err)
 {
     static const char hex[] = "0123456789abcdef";
     for (int attempt = 0; attempt < 16; attempt++) {
@@ -93,33 +95,10 @@ static int new_id(const struct ef_funclet *f, char id[EF_CONTAINER_ID_LEN + 1], 
             id[2 + 2 * i] = hex[rnd[i] & 15];
         }
         id[EF_CONTAINER_ID_LEN] = '\0';
-        if (!ef_container_find(f, id))
+        if (!ef_container_find(f, id) && !ef_parts_has_id(f, id))
             return 0;
     }
     return ef_error_set(err, -EEXIST, "cannot find an unused container id");
-}
-
-/* Binds and listens on the runner's socket before the container exists, so that the controller
- * can connect as soon as the container is handed out; the runner inherits the listening fd. */
-static int listen_runner_socket(const char *path, int *ret_fd, ef_error *err)
-{
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(addr.sun_path))
-        return ef_error_set(err, -ENAMETOOLONG, "socket path %s is longer than %zu bytes", path,
-                            sizeof(addr.sun_path) - 1);
-    strcpy(addr.sun_path, path);
-    cleanup_close int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return ef_error_set_errno(err, -errno, "socket");
-    if (bind(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0)
-        return ef_error_set_errno(err, -errno, "bind %s", path);
-    /* The directory is 0700, so nobody can reach the socket before the chmod. */
-    if (chmod(path, 0600) < 0)
-        return ef_error_set_errno(err, -errno, "chmod %s", path);
-    if (listen(fd, 128) < 0)
-        return ef_error_set_errno(err, -errno, "listen %s", path);
-    *ret_fd = steal_fd(&fd);
-    return 0;
 }
 
 static void container_free(struct ef_container *c)
@@ -188,6 +167,10 @@ static struct ef_container_op *op_new(struct ef_funclet *f, struct ef_container 
 /* Detaches the step from its container and lets libuv close its handles. */
 static void op_close(struct ef_container_op *op)
 {
+    /* A create's end, however it went: the host side of the next container is made now, while
+     * the answer goes out, and not earlier, so that it takes no CPU from this one's child. */
+    if (op->kind == OP_CREATE)
+        ef_parts_prepare(op->f);
     if (op->c)
         op->c->op = NULL;
     op->c = NULL;
@@ -447,18 +430,12 @@ static void on_runner_pidfd(void *user)
     }
 }
 
-/* Starts the child in its namespaces (spawn.h); it reports on *ret_sync_fd, the parent's end of
- * the sync socket. Takes `plan` and *runner_fd. */
+/* Starts the child in its namespaces (spawn.h) with its root built on `rootfs`; it reports on
+ * *ret_sync_fd, the parent's end of the sync socket. Takes `plan` and *runner_fd. */
 static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_mount_plan *plan,
-                       int *runner_fd, int *ret_sync_fd, ef_error *err)
+                       const char *rootfs, int *runner_fd, int *ret_sync_fd, ef_error *err)
 {
     cleanup_close int child_runner_fd = steal_fd(runner_fd);
-    cleanup_free char *rootfs = ef_path_join(c->dir, "rootfs");
-    if (!rootfs)
-        return ef_error_set(err, -ENOMEM, "out of memory");
-    if (mkdir(rootfs, 0755) < 0)
-        return ef_error_set_errno(err, -errno, "mkdir %s", rootfs);
-
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return ef_error_set_errno(err, -errno, "socketpair");
@@ -507,6 +484,14 @@ static int tell_child(struct ef_container *c, ef_error *err)
     return ef_error_set_errno(err, -errno, "start the sandbox");
 }
 
+/* Whether the child has sent more (between its first packet and its maps, only a report of
+ * the step that failed) or ended. */
+static bool child_has_spoken(const struct ef_container *c)
+{
+    struct pollfd p = {.fd = c->op->sync_fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 1;
+}
+
 /* The child runs in its namespaces and waits for its maps; it builds its root while it is put
  * into its cgroups (sandbox.h). `pidfd` (taken; -1 without pidfds) is the child's own, sent with
  * its first packet: a pid alone could have been reaped and reused by now, a pidfd cannot. */
@@ -536,6 +521,10 @@ static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid
         r = tell_child(c, err);
     if (r == 0)
         r = ef_cgroup_attach(c->cgroup, pid, err);
+    /* The child does what needs no map meanwhile (sandbox.c); one that failed there has sent its
+     * report, or ended: that, read next, says why rather than this step on a child gone. */
+    if (r < 0 && child_has_spoken(c))
+        return 0;
     if (r < 0)
         return r;
     protect_runner(pid);
@@ -675,7 +664,7 @@ static void on_sync_readable(uv_poll_t *h, int status, int events)
     }
 }
 
-static struct ef_cgroup_limits cold_limits(const struct ef_funclet *f)
+struct ef_cgroup_limits ef_container_cold_limits(const struct ef_funclet *f)
 {
     return (struct ef_cgroup_limits){
         .memory_bytes = f->cfg.cold_memory_mb << 20,
@@ -686,18 +675,11 @@ static struct ef_cgroup_limits cold_limits(const struct ef_funclet *f)
 }
 
 /* Everything up to the running child; on failure the caller tears down what exists. */
-static int create_parts(struct ef_funclet *f, struct ef_container *c, int *ret_sync_fd,
-                        ef_error *err)
+/* Everything up to the running child, in the container's parts (made ahead, with their cgroups,
+ * or just now, without); on failure the caller tears down what exists. */
+static int start_container(struct ef_funclet *f, struct ef_container *c,
+                           struct ef_container_parts *parts, int *ret_sync_fd, ef_error *err)
 {
-    cleanup_close int runner_fd = -1;
-    int r = listen_runner_socket(c->runner_socket, &runner_fd, err);
-    if (r < 0)
-        return r;
-    r = ef_hostmnt_create(c->mnt_dir, err);
-    if (r < 0) {
-        /* Not created: nothing of it to remove. */
-        return r;
-    }
     struct ef_sandbox_config sc = {
         .shared_dir = c->mnt_dir,
         .runtime_dir = f->cfg.runtime_dir,
@@ -706,16 +688,16 @@ static int create_parts(struct ef_funclet *f, struct ef_container *c, int *ret_s
         .sandbox_gid = f->cfg.sandbox_gid,
     };
     struct ef_mount_plan plan = {0};
-    r = ef_mount_plan_build(&sc, &f->host_facts, &plan, err);
+    int r = ef_mount_plan_build(&sc, &f->host_facts, &plan, err);
     if (r < 0)
         return r;
-    /* The clone first: a pool thread makes it while this loop creates the cgroups, which the
-     * child needs only once it has started (child_started). */
-    r = start_child(f, c, &plan, &runner_fd, ret_sync_fd, err);
+    r = start_child(f, c, &plan, parts->rootfs, &parts->runner_fd, ret_sync_fd, err);
     ef_mount_plan_free(&plan);
-    if (r < 0)
+    if (r < 0 || c->cgroup)
         return r;
-    struct ef_cgroup_limits limits = cold_limits(f);
+    /* Parts made just now: the clone first, a pool thread makes it while this loop creates the
+     * cgroups, which the child needs only once it has started (child_started). */
+    struct ef_cgroup_limits limits = ef_container_cold_limits(f);
     r = ef_cgroup_create(f->cgroups, c->id, &limits, &c->cgroup, err);
     if (r < 0) {
         /* The child, if it was made, reads end-of-file and ends. */
@@ -744,27 +726,26 @@ int ef_container_create(struct ef_funclet *f, const struct ef_container_create_o
     ef_error e;
     ef_error_clear(&e);
     int sync_fd = -1;
-    int r = new_id(f, c->id, &e);
-    if (r < 0)
-        goto fail;
-    c->dir = ef_path_join(f->cfg.containers_dir, c->id);
-    c->runner_socket = c->dir ? ef_path_join(c->dir, "runner.sock") : NULL;
-    c->mnt_dir = c->dir ? ef_path_join(c->dir, "mnt") : NULL;
-    if (!c->dir || !c->runner_socket || !c->mnt_dir) {
-        r = ef_error_set(&e, -ENOMEM, "out of memory");
-        goto fail;
+    int r = 0;
+    /* The parts made ahead, else made now (without the cgroups: start_container). */
+    struct ef_container_parts parts = {.runner_fd = -1};
+    if (!ef_parts_take(f, &parts)) {
+        r = ef_container_new_id(f, parts.id, &e);
+        if (r == 0)
+            r = ef_container_parts_make(f->cfg.containers_dir, parts.id, parts.id, NULL, NULL,
+                                        &parts, &e);
+        if (r < 0) {
+            memcpy(c->id, parts.id, sizeof(c->id));
+            goto fail;
+        }
     }
-    if (mkdir(c->dir, 0700) < 0) {
-        r = ef_error_set_errno(&e, -errno, "mkdir %s", c->dir);
-        /* Not ours (an id collision with a leftover): leave it and its contents alone. */
-        free(c->dir);
-        c->dir = NULL;
-        free(c->runner_socket);
-        c->runner_socket = NULL;
-        free(c->mnt_dir);
-        c->mnt_dir = NULL;
-        goto fail;
-    }
+    memcpy(c->id, parts.id, sizeof(c->id));
+    c->dir = parts.dir;
+    c->runner_socket = parts.runner_socket;
+    c->mnt_dir = parts.mnt_dir;
+    c->cgroup = parts.cgroup;
+    parts.dir = parts.runner_socket = parts.mnt_dir = NULL;
+    parts.cgroup = NULL;
     if (f->cfg.userns) {
         /* One slot per container and --max-containers slots: none can be missing. */
         r = ef_userns_slot_take(&f->userns_slots);
@@ -775,7 +756,8 @@ int ef_container_create(struct ef_funclet *f, const struct ef_container_create_o
         c->userns_slot = r;
         c->userns_id = ef_userns_slot_host_id(&f->userns_slots, r);
     }
-    r = create_parts(f, c, &sync_fd, &e);
+    r = start_container(f, c, &parts, &sync_fd, &e);
+    ef_container_parts_free(&parts);
     if (r < 0)
         goto fail;
 
@@ -807,6 +789,8 @@ int ef_container_create(struct ef_funclet *f, const struct ef_container_create_o
     return 0;
 
 fail:
+    ef_container_parts_free(&parts);
+    ef_parts_prepare(f);
     ef_error_set(err, r, "container %s: %s", c->id, e.msg);
     ef_error undo;
     if (teardown(f, c, &undo) < 0) {
@@ -842,7 +826,7 @@ static int make_cold(struct ef_funclet *f, struct ef_container *c, ef_error *err
         ret = ef_error_set(err, e.code, "%s", e.msg);
     if (ef_hostmnt_unmount(c->mnt_dir, EF_HOSTMNT_TASK, &e) < 0 && ret == 0)
         ret = ef_error_set(err, e.code, "%s", e.msg);
-    struct ef_cgroup_limits limits = cold_limits(f);
+    struct ef_cgroup_limits limits = ef_container_cold_limits(f);
     if (ef_cgroup_set_limits(c->cgroup, &limits, &e) < 0 && ret == 0)
         ret = ef_error_set(err, e.code, "%s", e.msg);
     if (ret == 0) {
@@ -1136,11 +1120,16 @@ void ef_container_remove_orphans(struct ef_funclet *f)
             strcmp(de->d_name, EF_HOSTMNT_DEV) == 0)
             continue;
         ef_error e;
-        if (ef_validate_container_id(de->d_name, &e) < 0) {
-            ef_warn("leaving unknown entry %s/%s alone", f->cfg.containers_dir, de->d_name);
-            continue;
+        /* A container's, or the host side of one made ahead under its hidden name. */
+        char id[EF_CONTAINER_ID_LEN + 1];
+        if (!ef_parts_ahead_id(de->d_name, id)) {
+            if (ef_validate_container_id(de->d_name, &e) < 0) {
+                ef_warn("leaving unknown entry %s/%s alone", f->cfg.containers_dir, de->d_name);
+                continue;
+            }
+            memcpy(id, de->d_name, sizeof(id));
         }
-        if (ef_cgroup_remove_stale(f->cgroups, de->d_name, &e) < 0) {
+        if (ef_cgroup_remove_stale(f->cgroups, id, &e) < 0) {
             ef_error("orphan container %s: %s", de->d_name, e.msg);
             continue;
         }

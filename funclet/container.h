@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "common/error.h"
+#include "funclet/cgroup.h"
 #include "funclet/funclet.h"
 #include "funclet/network.h"
 #include "funclet/validate.h"
@@ -95,8 +96,8 @@ struct ef_container_create_opts {
 
 /* Starts creating a cold container and adds it to f->containers (state CREATING). Returns 0
  * and calls `cb` once the runner runs (or creation failed), or a negative errno with `err` set
- * (nothing left behind; `cb` is never called). Blocks the loop only for clone() and the cgroup
- * set-up; the child builds its root while the loop runs. */
+ * (nothing left behind; `cb` is never called). It takes the host-side parts made ahead (parts.h)
+ * when they are ready, else makes them; the child builds its root while the loop runs. */
 int ef_container_create(struct ef_funclet *f, const struct ef_container_create_opts *opts,
                         ef_container_done_cb cb, void *user, struct ef_container **ret,
                         ef_error *err);
@@ -125,6 +126,14 @@ int ef_container_destroy(struct ef_funclet *f, struct ef_container *c, ef_error 
 
 /* Destroys every container (shutdown); failures are logged. */
 void ef_container_destroy_all(struct ef_funclet *f);
+
+/* A random container id ("c" and 12 hex digits) that no container and no set of parts made
+ * ahead has. */
+int ef_container_new_id(const struct ef_funclet *f, char id[EF_CONTAINER_ID_LEN + 1],
+                        ef_error *err);
+
+/* The limits of a cold container (--cold-memory, --cold-pids). */
+struct ef_cgroup_limits ef_container_cold_limits(const struct ef_funclet *f);
 
 /* The container with this id, or NULL. */
 struct ef_container *ef_container_find(const struct ef_funclet *f, const char *id);

@@ -18,6 +18,7 @@
 struct ef_cgroup_manager;
 struct ef_container;
 struct ef_pool;
+struct ef_parts_ahead;
 struct ef_server;
 struct ef_funclet;
 
@@ -69,6 +70,7 @@ struct ef_funclet {
     uint64_t capacity_mb;             /* memory_total_mb minus the reserve: what containers get */
     struct ef_network network;
     struct ef_pool *pool;
+    struct ef_parts_ahead *parts_ahead;  /* the next container's host side (parts.h) */
     struct ef_userns_slots userns_slots; /* the containers' host id ranges, when cfg.userns */
     bool containers_root_mounted;        /* run/containers is funclet's private bind mount */
     sigset_t changed_signals;            /* not SIG_DFL in funclet: the sandbox resets them */

@@ -23,6 +23,7 @@
 #include "funclet/funclet.h"
 #include "funclet/hostmnt.h"
 #include "funclet/lock.h"
+#include "funclet/parts.h"
 #include "funclet/pool.h"
 #include "funclet/rpc_handlers.h"
 #include "funclet/sandbox.h"
@@ -428,21 +429,31 @@ static void shutdown_funclet(void)
     f->shutting_down = true;
     ef_container_destroy_all(f);
     ef_pool_close(f);
+    /* One being made is removed once made, before the loop ends (then the cgroups and
+     * run/containers are released in main). */
+    ef_parts_discard(f);
     /* Only a bridge this funclet made goes (a start-up that failed early made none). */
     if (f->network.bridge_index)
         ef_network_cleanup(&f->network);
-    if (f->containers_root_mounted)
-        ef_hostmnt_release_root(f->cfg.containers_dir);
-    f->containers_root_mounted = false;
     if (f->server) {
         ef_server_close(f->server);
         f->server = NULL;
     }
-    ef_cgroup_manager_close(f->cgroups);
-    f->cgroups = NULL;
     uv_close((uv_handle_t *)&sig_chld, NULL);
     uv_close((uv_handle_t *)&sig_term, NULL);
     uv_close((uv_handle_t *)&sig_int, NULL);
+}
+
+/* After the loop has ended, when nothing runs on a pool thread any more: the containers'
+ * cgroups parent and run/containers are let go. */
+static void release_after_loop(void)
+{
+    struct ef_funclet *f = &funclet;
+    if (f->containers_root_mounted)
+        ef_hostmnt_release_root(f->cfg.containers_dir);
+    f->containers_root_mounted = false;
+    ef_cgroup_manager_close(f->cgroups);
+    f->cgroups = NULL;
 }
 
 static void on_sigterm(uv_signal_t *handle, int signum)
@@ -655,6 +666,7 @@ int main(int argc, char **argv)
         ef_error("%s", err.msg[0] ? err.msg : "cannot install signal handlers");
         shutdown_funclet();
         uv_run(f->loop, UV_RUN_DEFAULT);
+        release_after_loop();
         uv_loop_close(f->loop);
         ef_network_free(&f->network);
         ef_seccomp_filter_free(&f->seccomp);
@@ -674,7 +686,10 @@ int main(int argc, char **argv)
             f->cfg.code_root, f->cfg.runtime_dir, f->cfg.max_containers, f->cfg.pool_size,
             (unsigned long long)f->capacity_mb, (unsigned long long)f->memory_total_mb);
 
+    /* The host side of the first container made ahead (parts.h). */
+    ef_parts_prepare(f);
     uv_run(f->loop, UV_RUN_DEFAULT);
+    release_after_loop();
     r = uv_loop_close(f->loop);
     if (r < 0)
         ef_warn("event loop closed with handles still open: %s", uv_strerror(r));

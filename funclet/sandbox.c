@@ -471,11 +471,8 @@ int ef_sandbox_child(void *arg)
 
     send_started();
 
-    /* In a user namespace, the maps must be written before the root tmpfs (owned by uid 0
-     * inside) and the switch to root inside. */
-    wait_for_parent();
-
-    /* If funclet dies, so does the container. */
+    /* What needs no uid or gid map comes first, while funclet writes them. If funclet dies, so
+     * does the container. */
     set_death_signal();
     if (setsid() < 0)
         FAIL("setsid");
@@ -491,6 +488,14 @@ int ef_sandbox_child(void *arg)
      * unmounts still reach this namespace. */
     if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
         FAIL("make / a recursive slave mount");
+    int source_fds[EF_SANDBOX_MAX_ENTRIES];
+    if (a->userns)
+        open_sources(a->plan, source_fds);
+
+    /* In a user namespace, the maps must be written before the root tmpfs (owned by uid 0
+     * inside) and the switch to root inside. */
+    wait_for_parent();
+
     /* Owned by root inside: in a user namespace, uid 0 of the container. Every path of the
      * plan is then taken relative to it. */
     if (mount("tmpfs", a->rootfs, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m,uid=0,gid=0") <
@@ -498,11 +503,8 @@ int ef_sandbox_child(void *arg)
         FAIL("mount the root tmpfs on %s", a->rootfs);
     if (chdir(a->rootfs) < 0)
         FAIL("chdir %s", a->rootfs);
-    int source_fds[EF_SANDBOX_MAX_ENTRIES];
-    if (a->userns) {
-        open_sources(a->plan, source_fds);
+    if (a->userns)
         become_root_inside();
-    }
     for (size_t i = 0; i < a->plan->n; i++)
         apply(a, &a->plan->entries[i], a->userns ? source_fds[i] : -1);
     for (size_t i = 0; a->userns && i < a->plan->n; i++) {

@@ -55,9 +55,22 @@ info=$(call node.info)
 [ "$(echo "$info" | json 'j["max_containers"]')" = 2 ] || fail "node.info: $info"
 [ "$(echo "$info" | json 'j["memory_total_mb"] > 0')" = True ] || fail "node.info: $info"
 
+note "the host side of the next container is made ahead, hidden, with its cgroups"
+NEXT=$(settled parts_ahead)
+[[ "$NEXT" =~ ^\.[0-9a-f]{12}$ ]] || fail "no parts made ahead in run/containers: $(ls -A "$DATA/run/containers")"
+[ -S "$DATA/run/containers/$NEXT/runner.sock" ] || fail "no runner socket made ahead"
+[ "$(mode "$DATA/run/containers/$NEXT")" = 700 ] || fail "the directory made ahead is not 0700"
+grep -q " $DATA/run/containers/$NEXT/mnt " /proc/self/mountinfo || fail "no shared mount point made ahead"
+[ -d "$MEM_PARENT/c${NEXT#.}" ] && [ -d "$PIDS_PARENT/c${NEXT#.}" ] || fail "no cgroups made ahead"
+[ -z "$(ls "$DATA/run/containers")" ] || fail "run/containers lists $(ls "$DATA/run/containers") before any create"
+
 note "creating a container"
 res=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128,\"pids_max\":100}")
 ID=$(echo "$res" | json 'j["id"]')
+[ "$ID" = "c${NEXT#.}" ] || fail "the create made $ID instead of taking the parts made ahead ($NEXT)"
+[ ! -e "$DATA/run/containers/$NEXT" ] || fail "the parts made ahead kept their hidden name"
+NEXT2=$(settled parts_ahead)
+[[ "$NEXT2" =~ ^\.[0-9a-f]{12}$ ]] && [ "$NEXT2" != "$NEXT" ] || fail "no new parts made ahead after a create: '$NEXT2'"
 PID=$(echo "$res" | json 'j["pid"]')
 RSOCK=$(echo "$res" | json 'j["runner_socket"]')
 [[ "$ID" =~ ^c[0-9a-f]{12}$ ]] || fail "bad container id '$ID'"
@@ -141,7 +154,7 @@ note "invalid requests"
 
 note "a failing create leaves nothing behind"
 count_cgroups() { find "$MEM_PARENT" "$PIDS_PARENT" -mindepth 1 -type d | wc -l; }
-before=$(count_cgroups)
+before=$(settled count_cgroups)
 mv "$DATA/runtime/bin/easyfaas-runner" "$DATA/runtime/bin/runner.moved"
 if out=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn2\",\"memory_mb\":128}" 2>&1); then
   fail "create without a runner succeeded: $out"
@@ -150,7 +163,8 @@ mv "$DATA/runtime/bin/runner.moved" "$DATA/runtime/bin/easyfaas-runner"
 echo "$out" | grep -q '"code":-32013' || fail "failed create: $out"
 echo "$out" | grep -q 'exec /var/runtime/bin/easyfaas-runner: No such file or directory' ||
   fail "failed create does not name the step: $out"
-[ "$(count_cgroups)" = "$before" ] || fail "failed create left a cgroup"
+after=$(settled count_cgroups)
+[ "$after" = "$before" ] || fail "failed create left a cgroup ($before cgroups before, $after after)"
 # A child that fails while funclet is still putting it into its cgroups (here: building its
 # root, whose runtime directory is gone) is reported by its step, not by the broken pipe funclet
 # meets on its next word to the child.

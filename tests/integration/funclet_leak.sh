@@ -70,7 +70,7 @@ rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$FUNCLET_PID/status"; }
 
 note "warming up (the bridge is created at the first bridge warmup)"
 /usr/bin/python3 "$CLIENT" cycles "$SOCK" 10 "$CODE" 2 >/dev/null
-before=$(snapshot)
+before=$(settled snapshot)
 rss_before=$(rss_kb)
 echo "$before" | tr '\n' ' ' >&2
 echo "rss_kb $rss_before" >&2
@@ -79,7 +79,7 @@ note "$CYCLES cycles of create -> warmup -> reset -> destroy (every second with 
 /usr/bin/python3 "$CLIENT" cycles "$SOCK" "$CYCLES" "$CODE" 2 >"$DATA/cycles.out" ||
   fail "a cycle failed"
 cat "$DATA/cycles.out" >&2
-after=$(snapshot)
+after=$(settled snapshot)
 rss_after=$(rss_kb)
 echo "$after" | tr '\n' ' ' >&2
 echo "rss_kb $rss_after" >&2

@@ -36,3 +36,24 @@ show_funclet_log() {
   echo "=== funclet.log" >&2
   tail -n "$1" "$DATA/funclet.log" >&2 || true
 }
+
+# settled CMD...: the output of CMD once it no longer changes (two readings 0.1 s apart agree,
+# within 10 s). funclet makes the host side of its next container (directory, mounts, cgroups)
+# on a thread of its own after each create, so counts of those settle shortly after one.
+settled() {
+  local last now
+  last=$("$@")
+  for _ in $(seq 100); do
+    sleep 0.1
+    now=$("$@")
+    [ "$now" = "$last" ] && break
+    last=$now
+  done
+  echo "$now"
+}
+
+# parts_ahead: the hidden name (".<12 hex digits>") of the next container's host side that
+# funclet made ahead in run/containers (parts.h), or nothing.
+parts_ahead() {
+  ls -A "$DATA/run/containers" | grep -E '^\.[0-9a-f]{12}$' || true
+}

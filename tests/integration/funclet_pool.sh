@@ -356,6 +356,8 @@ resA=$(acquire "$PROBE" 128 bridge)
 A=$(echo "$resA" | json 'j["id"]')
 PA=$(echo "$resA" | json 'j["pid"]')
 PIDS_PARENT=$(dirname "$(cgroup_dir pids "$A")")
+NEXT=$(settled parts_ahead)
+[ -n "$NEXT" ] || fail "no parts made ahead (the test needs them)"
 kill -KILL "$FUNCLET_PID"
 wait "$FUNCLET_PID" 2>/dev/null || true
 FUNCLET_PID=
@@ -375,6 +377,8 @@ start_funclet --pool-size 0
 ! grep -q " $DATA/run/containers/c" /proc/self/mountinfo || fail "mounts of the crashed funclet remain"
 [ ! -e "$DATA/run/containers/$A" ] || fail "the directory of $A remains"
 [ ! -d "$PIDS_PARENT/$A" ] || fail "the cgroup of $A remains"
+[ ! -e "$DATA/run/containers/$NEXT" ] || fail "the parts made ahead ($NEXT) remain"
+[ ! -d "$PIDS_PARENT/c${NEXT#.}" ] || fail "the cgroup made ahead (c${NEXT#.}) remains"
 ip link show "$BRIDGE" >/dev/null 2>&1 && fail "the crashed funclet's bridge remains"
 grep -q "removed orphan container $A" "$DATA/funclet.log" || fail "no log of the orphan"
 stop_funclet
