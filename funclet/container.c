@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -436,6 +437,14 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
                        const char *rootfs, int *runner_fd, int *ret_sync_fd, ef_error *err)
 {
     cleanup_close int child_runner_fd = steal_fd(runner_fd);
+    /* Cloned from the spawn namespace (spawn.h), the child attaches a copy of its shared mount
+     * point. */
+    cleanup_close int mnt_tree_fd = -1;
+    if (ef_sandbox_spawn_ns_ready()) {
+        mnt_tree_fd = open_tree(AT_FDCWD, c->mnt_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+        if (mnt_tree_fd < 0)
+            return ef_error_set_errno(err, -errno, "open_tree %s", c->mnt_dir);
+    }
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return ef_error_set_errno(err, -errno, "socketpair");
@@ -452,6 +461,8 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
         .hostname = c->id,
         .sync_fd = steal_fd(&child_fd),
         .runner_fd = steal_fd(&child_runner_fd),
+        .mnt_tree_fd = steal_fd(&mnt_tree_fd),
+        .mnt_dir = c->mnt_dir,
         .sandbox_uid = f->cfg.sandbox_uid,
         .sandbox_gid = f->cfg.sandbox_gid,
         .cgroup_ns = f->cfg.cgroup_ns,

@@ -28,6 +28,7 @@
 #include "funclet/rpc_handlers.h"
 #include "funclet/sandbox.h"
 #include "funclet/server.h"
+#include "funclet/spawn.h"
 
 static const char usage_line[] = "easyfaas-funclet [OPTIONS]";
 static const char description[] =
@@ -449,6 +450,7 @@ static void shutdown_funclet(void)
 static void release_after_loop(void)
 {
     struct ef_funclet *f = &funclet;
+    ef_sandbox_spawn_ns_close();
     if (f->containers_root_mounted)
         ef_hostmnt_release_root(f->cfg.containers_dir);
     f->containers_root_mounted = false;
@@ -650,6 +652,12 @@ int main(int argc, char **argv)
         return 1;
     }
     f->containers_root_mounted = true;
+    /* Children are cloned from a copy of this mount namespace without the containers' mounts
+     * (spawn.h), taken now that run/containers and its /dev tree are mounted. */
+    if (ef_sandbox_spawn_ns_open(f->cfg.dev_dir, &err) < 0)
+        ef_warn("containers are cloned from funclet's own mount namespace, so each create copies "
+                "every container's mounts: %s",
+                err.msg);
 
     static const struct ef_rpc_handlers handlers = {.on_request = ef_funclet_on_request};
     uv_signal_init(f->loop, &sig_chld);

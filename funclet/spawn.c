@@ -1,6 +1,7 @@
 #include "funclet/spawn.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -10,8 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <unistd.h>
+
+#include "common/log.h"
 
 #define CHILD_STACK_SIZE (256 * 1024)
 /* Clones at once: one per thread of libuv's pool (4 unless UV_THREADPOOL_SIZE says otherwise);
@@ -24,8 +28,17 @@ struct spawn_job {
     struct ef_mount_plan plan;
     char *rootfs;
     char *hostname;
+    char *mnt_dir;
     int clone_flags;
 };
+
+/* The mount namespace children are cloned from (see spawn.h) and funclet's own, to return to;
+ * -1 when children are cloned from funclet's own. */
+static int spawn_ns_fd = -1;
+static int home_ns_fd = -1;
+/* This pool thread has a file system context (root, cwd, umask) of its own, which setns() into
+ * another mount namespace needs. */
+static __thread bool own_fs_context;
 
 /* The children's stacks, funclet's memory shared with each child: mapped once (with a guard page
  * below, so that an overflow faults instead of overwriting funclet's memory) and kept, since an
@@ -85,9 +98,12 @@ static void job_free(struct spawn_job *job)
         close(job->args.sync_fd);
     if (job->args.runner_fd >= 0)
         close(job->args.runner_fd);
+    if (job->args.mnt_tree_fd >= 0)
+        close(job->args.mnt_tree_fd);
     ef_mount_plan_free(&job->plan);
     free(job->rootfs);
     free(job->hostname);
+    free(job->mnt_dir);
     free(job);
 }
 
@@ -99,6 +115,17 @@ static void report_clone_failure(int fd, int err, const char *step)
     snprintf(r.msg, sizeof(r.msg), "%s", step);
     ssize_t n = write(fd, &r, sizeof(r));
     (void)n;
+}
+
+/* Makes this pool thread's mount namespace `fd`'s. */
+static int enter_mount_ns(int fd)
+{
+    if (!own_fs_context) {
+        if (unshare(CLONE_FS) < 0)
+            return -1;
+        own_fs_context = true;
+    }
+    return setns(fd, CLONE_NEWNS);
 }
 
 /* On a thread of the pool: returns once the child has exec'd the runner or ended. */
@@ -113,6 +140,13 @@ static void spawn_work(uv_work_t *w)
     /* The caller gave up (a start timeout, a destroy) while this waited: no child. */
     if (!caller_waits(job->args.sync_fd))
         goto give_back;
+
+    /* The child's mount namespace is a copy of this thread's. */
+    bool away = job->args.mnt_tree_fd >= 0;
+    if (away && enter_mount_ns(spawn_ns_fd) < 0) {
+        report_clone_failure(job->args.sync_fd, errno, "enter the spawn mount namespace");
+        goto give_back;
+    }
 
     /* No signal handler may run on this thread while a child shares its TLS, and none may cut
      * the vfork wait short; the child starts with this mask and drops funclet's handlers before
@@ -131,6 +165,9 @@ static void spawn_work(uv_work_t *w)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0)
         report_clone_failure(job->args.sync_fd, e, "clone");
+    /* Back home: the host side of containers (parts.c) is made on these threads too. */
+    if (away && setns(home_ns_fd, CLONE_NEWNS) < 0)
+        ef_error("a pool thread cannot return to funclet's mount namespace: %s", strerror(errno));
 give_back:
     give_back_stack(stack);
 out:
@@ -138,6 +175,9 @@ out:
     close(job->args.sync_fd);
     close(job->args.runner_fd);
     job->args.sync_fd = job->args.runner_fd = -1;
+    if (job->args.mnt_tree_fd >= 0)
+        close(job->args.mnt_tree_fd);
+    job->args.mnt_tree_fd = -1;
 }
 
 /* On the loop, after the clone (or after a cancellation). */
@@ -155,6 +195,8 @@ int ef_sandbox_spawn(uv_loop_t *loop, const struct ef_sandbox_args *args,
         ef_mount_plan_free(plan);
         close(args->sync_fd);
         close(args->runner_fd);
+        if (args->mnt_tree_fd >= 0)
+            close(args->mnt_tree_fd);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
     job->args = *args;
@@ -163,18 +205,76 @@ int ef_sandbox_spawn(uv_loop_t *loop, const struct ef_sandbox_args *args,
     job->args.plan = &job->plan;
     job->rootfs = strdup(args->rootfs);
     job->hostname = strdup(args->hostname);
+    job->mnt_dir = args->mnt_tree_fd >= 0 ? strdup(args->mnt_dir) : NULL;
     job->clone_flags = clone_flags;
     job->work.data = job;
-    if (!job->rootfs || !job->hostname) {
+    if (!job->rootfs || !job->hostname || (args->mnt_tree_fd >= 0 && !job->mnt_dir)) {
         job_free(job);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
     job->args.rootfs = job->rootfs;
     job->args.hostname = job->hostname;
+    job->args.mnt_dir = job->mnt_dir;
     int r = uv_queue_work(loop, &job->work, spawn_work, spawn_done);
     if (r < 0) {
         job_free(job);
         return ef_error_set(err, -EIO, "cannot queue the clone: %s", uv_strerror(r));
     }
     return 0;
+}
+
+/* The thread that makes the spawn namespace: a copy of funclet's, taken now. */
+static void *make_spawn_ns(void *arg)
+{
+    int *ret = arg;
+    *ret = -errno;
+    if (unshare(CLONE_FS | CLONE_NEWNS) < 0) {
+        *ret = -errno;
+        return NULL;
+    }
+    int fd = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    *ret = fd < 0 ? -errno : fd;
+    return NULL;
+}
+
+int ef_sandbox_spawn_ns_open(const char *probe_mount, ef_error *err)
+{
+    /* The copy a container's child attaches: only where detached copies of mounts exist
+     * (open_tree, Linux 5.2). */
+    int probe = open_tree(AT_FDCWD, probe_mount, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (probe < 0)
+        return ef_error_set_errno(err, -errno, "open_tree %s", probe_mount);
+    close(probe);
+    int home = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
+    if (home < 0)
+        return ef_error_set_errno(err, -errno, "open /proc/self/ns/mnt");
+    int spawn = -EIO;
+    pthread_t t;
+    int r = pthread_create(&t, NULL, make_spawn_ns, &spawn);
+    if (r != 0) {
+        close(home);
+        return ef_error_set_errno(err, -r, "cannot start a thread");
+    }
+    pthread_join(t, NULL);
+    if (spawn < 0) {
+        close(home);
+        return ef_error_set_errno(err, spawn, "cannot make the spawn mount namespace");
+    }
+    home_ns_fd = home;
+    spawn_ns_fd = spawn;
+    return 0;
+}
+
+bool ef_sandbox_spawn_ns_ready(void)
+{
+    return spawn_ns_fd >= 0;
+}
+
+void ef_sandbox_spawn_ns_close(void)
+{
+    if (spawn_ns_fd >= 0)
+        close(spawn_ns_fd);
+    if (home_ns_fd >= 0)
+        close(home_ns_fd);
+    spawn_ns_fd = home_ns_fd = -1;
 }

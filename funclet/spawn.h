@@ -11,9 +11,19 @@
  * Up to 4 clones run at once, each on a stack of its own, mapped once and kept. The thread stays
  * in clone() until the child has exec'd or ended; the child's parent-death signal is tied to
  * that thread, which libuv keeps for the life of the process. A clone that fails is reported on
- * the sync socket as a struct ef_sandbox_report, like a failure of the child itself. */
+ * the sync socket as a struct ef_sandbox_report, like a failure of the child itself.
+ *
+ * The spawn namespace. A child's mount namespace starts as a copy of the cloning thread's, and
+ * funclet's own holds the shared mount point and its mounts (code, /tmp, /dev/shm) of every
+ * container it runs: each child would copy them all and detach them again with its old root,
+ * so that a create slows with the number of containers. So children are cloned from a mount
+ * namespace made at start as a copy of funclet's (with run/containers/.dev, none of the
+ * containers' mounts, since run/containers is private), which the cloning thread enters for the
+ * clone and leaves after it; the child attaches a detached copy of its own shared mount point
+ * (open_tree, a peer of funclet's: what funclet mounts there later still reaches it). */
 #pragma once
 
+#include <stdbool.h>
 #include <uv.h>
 
 #include "common/error.h"
@@ -21,11 +31,23 @@
 #include "funclet/sandbox.h"
 
 /* Queues the clone of a sandbox child with `args` and the namespace `clone_flags`. Takes
- * ownership of `plan` (args->plan is set to it), of args->sync_fd and of args->runner_fd in
- * every case; copies args->rootfs and args->hostname; args->seccomp must outlive the loop.
+ * ownership of `plan` (args->plan is set to it), of args->sync_fd, args->runner_fd and
+ * args->mnt_tree_fd (-1: none) in every case; copies args->rootfs, args->hostname and
+ * args->mnt_dir; args->seccomp must outlive the loop. With args->mnt_tree_fd the child is cloned
+ * from the spawn namespace.
  * The caller waits on its end of the sync socket: first the child's "started" packet
  * (EF_SANDBOX_STARTED with the child's pidfd; its pid comes with SO_PASSCRED), then the packets
  * of sandbox.h and a report or end-of-file.
  * When the caller closes its end before the clone, no child is made. */
 int ef_sandbox_spawn(uv_loop_t *loop, const struct ef_sandbox_args *args,
                      struct ef_mount_plan *plan, int clone_flags, ef_error *err);
+
+/* Makes the spawn namespace, a copy of funclet's mount namespace as it is now; `probe_mount`
+ * (a mount point) shows that detached copies of mounts can be made. Without it (an error),
+ * children are cloned from funclet's own namespace. */
+int ef_sandbox_spawn_ns_open(const char *probe_mount, ef_error *err);
+
+/* Whether children are cloned from the spawn namespace: a create then passes args->mnt_tree_fd. */
+bool ef_sandbox_spawn_ns_ready(void);
+
+void ef_sandbox_spawn_ns_close(void);

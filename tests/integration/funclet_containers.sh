@@ -65,6 +65,11 @@ grep -q " $DATA/run/containers/$NEXT/mnt " /proc/self/mountinfo || fail "no shar
 [ -z "$(ls "$DATA/run/containers")" ] || fail "run/containers lists $(ls "$DATA/run/containers") before any create"
 
 note "creating a container"
+# On this kernel (open_tree, Linux 5.2) children are cloned from the spawn namespace, without
+# the containers' mounts; the code-mount and /tmp checks below and in funclet_pool.sh show
+# that the shared mount point they attach still carries what funclet mounts later.
+! grep -q "cloned from funclet's own mount namespace" "$DATA/funclet.log" ||
+  fail "no spawn namespace: $(grep "cloned from funclet's own" "$DATA/funclet.log")"
 res=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128,\"pids_max\":100}")
 ID=$(echo "$res" | json 'j["id"]')
 [ "$ID" = "c${NEXT#.}" ] || fail "the create made $ID instead of taking the parts made ahead ($NEXT)"
