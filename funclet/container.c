@@ -495,12 +495,13 @@ static int tell_child(struct ef_container *c, ef_error *err)
     return ef_error_set_errno(err, -errno, "start the sandbox");
 }
 
-/* Whether the child has sent more (between its first packet and its maps, only a report of
- * the step that failed) or ended. */
-static bool child_has_spoken(const struct ef_container *c)
+/* Whether the child has sent a report of the step that failed, or ended: its next packet is
+ * longer than a byte (not EF_SANDBOX_BUILT), or there is none to come. */
+static bool child_has_reported(const struct ef_container *c)
 {
-    struct pollfd p = {.fd = c->op->sync_fd, .events = POLLIN};
-    return poll(&p, 1, 0) == 1;
+    struct ef_sandbox_report report;
+    ssize_t n = recv(c->op->sync_fd, &report, sizeof(report), MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || n > 1 || (n < 0 && errno == ECONNRESET);
 }
 
 /* The child runs in its namespaces and waits for its maps; it builds its root while it is put
@@ -532,9 +533,10 @@ static int child_started(struct ef_funclet *f, struct ef_container *c, pid_t pid
         r = tell_child(c, err);
     if (r == 0)
         r = ef_cgroup_attach(c->cgroup, pid, err);
-    /* The child does what needs no map meanwhile (sandbox.c); one that failed there has sent its
-     * report, or ended: that, read next, says why rather than this step on a child gone. */
-    if (r < 0 && child_has_spoken(c))
+    /* The child does what needs no map meanwhile (sandbox.c), then builds its root; one that
+     * failed there has sent its report, or ended: that, read next, says why rather than this
+     * step on a child gone. */
+    if (r < 0 && child_has_reported(c))
         return 0;
     if (r < 0)
         return r;
@@ -801,7 +803,6 @@ int ef_container_create(struct ef_funclet *f, const struct ef_container_create_o
 
 fail:
     ef_container_parts_free(&parts);
-    ef_parts_prepare(f);
     ef_error_set(err, r, "container %s: %s", c->id, e.msg);
     ef_error undo;
     if (teardown(f, c, &undo) < 0) {
@@ -810,6 +811,7 @@ fail:
         c->userns_slot = -1;
     }
     container_free(c);
+    ef_parts_prepare(f);
     return r;
 }
 

@@ -1,6 +1,7 @@
 #include "funclet/parts.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,6 +162,7 @@ struct ef_parts_ahead {
     uv_work_t work;
     struct ef_funclet *f;
     struct ef_cgroup_limits limits;
+    char id[EF_CONTAINER_ID_LEN + 1];   /* written on the loop only */
     char name[EF_CONTAINER_ID_LEN + 1]; /* the hidden name */
     struct ef_container_parts parts;
     int result; /* of the making, on the pool thread */
@@ -172,8 +174,8 @@ struct ef_parts_ahead {
 static void make_ahead(uv_work_t *w)
 {
     struct ef_parts_ahead *a = w->data;
-    a->result = ef_container_parts_make(a->f->cfg.containers_dir, a->name, a->parts.id,
-                                        a->f->cgroups, &a->limits, &a->parts, &a->err);
+    a->result = ef_container_parts_make(a->f->cfg.containers_dir, a->name, a->id, a->f->cgroups,
+                                        &a->limits, &a->parts, &a->err);
 }
 
 static void made_ahead(uv_work_t *w, int status)
@@ -206,10 +208,12 @@ void ef_parts_prepare(struct ef_funclet *f)
     if (a->busy || a->ready)
         return;
     ef_error e;
-    if (ef_container_new_id(f, a->parts.id, &e) < 0)
+    char id[EF_CONTAINER_ID_LEN + 1];
+    if (ef_container_new_id(f, id, &e) < 0)
         return;
+    memcpy(a->id, id, sizeof(a->id));
     a->name[0] = EF_PARTS_AHEAD_MARK;
-    memcpy(a->name + 1, a->parts.id + 1, EF_CONTAINER_ID_LEN);
+    memcpy(a->name + 1, a->id + 1, EF_CONTAINER_ID_LEN);
     a->limits = ef_container_cold_limits(f);
     a->result = 0;
     if (uv_queue_work(f->loop, &a->work, make_ahead, made_ahead) == 0)
@@ -230,7 +234,8 @@ bool ef_parts_take(struct ef_funclet *f, struct ef_container_parts *p)
     ef_error e;
     if (set_paths(&renamed, f->cfg.containers_dir, p->id) < 0) {
         ef_error_set(&e, -ENOMEM, "out of memory");
-    } else if (rename(p->dir, renamed.dir) < 0) {
+    } else if (renameat2(AT_FDCWD, p->dir, AT_FDCWD, renamed.dir, RENAME_NOREPLACE) < 0) {
+        /* A directory of that name that is not ours stays as it is. */
         ef_error_set_errno(&e, -errno, "rename %s to %s", p->dir, renamed.dir);
         ef_container_parts_free(&renamed);
     } else {
@@ -254,7 +259,7 @@ bool ef_parts_take(struct ef_funclet *f, struct ef_container_parts *p)
 bool ef_parts_has_id(const struct ef_funclet *f, const char *id)
 {
     const struct ef_parts_ahead *a = f->parts_ahead;
-    return a && (a->busy || a->ready) && strcmp(a->parts.id, id) == 0;
+    return a && (a->busy || a->ready) && strcmp(a->id, id) == 0;
 }
 
 void ef_parts_discard(struct ef_funclet *f)

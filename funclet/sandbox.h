@@ -5,16 +5,18 @@
  * Once in its cgroups it unshares a cgroup namespace; right before the exec it installs the
  * seccomp filter, which the runner and everything it starts inherit.
  *
- * In a user namespace (`userns`), the parent has written the child's uid and gid maps before the
- * go byte. The child starts as host root without a mapping; it mounts the root tmpfs, enters it
- * and opens every bind source while it still is (funclet's directories are 0700 root), then
- * becomes root inside (host id `base`) and builds the rest as that user, so that what it creates
- * on the tmpfs belongs to the container.
+ * In a user namespace (`userns`), the parent writes the child's uid and gid maps before the
+ * go byte. The child starts as host root without a mapping; meanwhile it does what needs no map
+ * (session, hostname, loopback, `/` a slave) and opens every bind source while it still is host
+ * root (funclet's directories are 0700 root). After the go byte it mounts the root tmpfs (owned
+ * by uid 0 inside, which needs the map), enters it, becomes root inside (host id `base`) and
+ * builds the rest as that user, so that what it creates on the tmpfs belongs to the container.
  *
  * Protocol on `sync_fd` (a SOCK_SEQPACKET socket, close-on-exec): the child first sends one
  * packet of the single byte EF_SANDBOX_STARTED with its own pidfd (SCM_RIGHTS; the parent, with
  * SO_PASSCRED, learns the child's pid from it and checks with the pidfd that the pid is still
- * the child's: the clone runs on another thread, spawn.h). The parent answers with two bytes:
+ * the child's: the clone runs on another thread, spawn.h). A child that fails before the go byte
+ * sends its report then. The parent answers with two bytes:
  * the first once the uid and gid maps are written (at once without a user namespace), which lets
  * the child build its root, the second once the child is in its cgroups, which the child waits
  * for right before its cgroup namespace, the seccomp filter and the exec. Once its root is built

@@ -182,6 +182,17 @@ for _ in $(seq 10); do
   echo "$out" | grep -q "$DATA/runtime" || { mv "$DATA/runtime.moved" "$DATA/runtime"; fail "the failed step is not named: $out"; }
 done
 mv "$DATA/runtime.moved" "$DATA/runtime"
+# A cgroup attach that fails once the child is building its root (the freezer, attached last,
+# here removed from the parts made ahead) is reported as such at once, not as a start timeout.
+FRZ_PARENT="/sys/fs/cgroup/freezer$(cgroup_of "$FUNCLET_PID" freezer | sed 's|/$||')/$PARENT"
+NEXT=$(settled parts_ahead)
+if [ -d "$FRZ_PARENT/c${NEXT#.}" ]; then
+  rmdir "$FRZ_PARENT/c${NEXT#.}"
+  if out=$(call container.create '{}' 2>&1); then
+    fail "create without its freezer cgroup succeeded: $out"
+  fi
+  echo "$out" | grep -q "freezer.*cgroup.procs" || fail "the failed attach is not named: $out"
+fi
 [ "$(ls "$DATA/run/containers")" = "$ID" ] || fail "failed create left a directory: $(ls "$DATA/run/containers")"
 
 note "capacity and container.exited"
