@@ -827,9 +827,10 @@ int ef_rpc_server_listen(uv_loop_t *loop, const char *path, int listen_fd, unsig
 
     if (path) {
         /* The umask makes bind() create the socket with at most `mode`, so it is never briefly
-         * reachable by others; chmod then sets exactly `mode`. The umask is process-wide: the
-         * servers start before any other thread of the programs exists (funclet's clones run on
-         * libuv's pool later), so nothing else creates files meanwhile. */
+         * reachable by others; chmod then sets exactly `mode`. The umask is process-wide (but
+         * for a funclet pool thread that has entered the spawn mount namespace, which has its own
+         * copy): the servers start before any other thread of the programs exists (funclet's
+         * clones run on libuv's pool later), so nothing else creates files meanwhile. */
         mode_t old = umask(~(mode_t)mode & 0777);
         r = uv_pipe_bind(&s->pipe, path);
         umask(old);

@@ -437,8 +437,8 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
                        const char *rootfs, int *runner_fd, int *ret_sync_fd, ef_error *err)
 {
     cleanup_close int child_runner_fd = steal_fd(runner_fd);
-    /* Cloned from the spawn namespace (spawn.h), the child attaches a copy of its shared mount
-     * point. */
+    /* Cloned from the spawn namespace (spawn.h), the child's namespace gets a copy of its shared
+     * mount point from there. */
     cleanup_close int mnt_tree_fd = -1;
     if (ef_sandbox_spawn_ns_ready()) {
         mnt_tree_fd = open_tree(AT_FDCWD, c->mnt_dir, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
@@ -461,8 +461,6 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
         .hostname = c->id,
         .sync_fd = steal_fd(&child_fd),
         .runner_fd = steal_fd(&child_runner_fd),
-        .mnt_tree_fd = steal_fd(&mnt_tree_fd),
-        .mnt_dir = c->mnt_dir,
         .sandbox_uid = f->cfg.sandbox_uid,
         .sandbox_gid = f->cfg.sandbox_gid,
         .cgroup_ns = f->cfg.cgroup_ns,
@@ -478,7 +476,7 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
     };
     int flags =
         CLONE_FLAGS | (c->own_netns ? CLONE_NEWNET : 0) | (c->userns_slot >= 0 ? CLONE_NEWUSER : 0);
-    int r = ef_sandbox_spawn(f->loop, &args, plan, flags, err);
+    int r = ef_sandbox_spawn(f->loop, &args, plan, flags, steal_fd(&mnt_tree_fd), c->mnt_dir, err);
     if (r < 0)
         return r;
     *ret_sync_fd = steal_fd(&parent_fd);

@@ -461,24 +461,12 @@ static void loopback_up(void)
     close(fd);
 }
 
-/* Cloned from the spawn namespace, which has none of the containers' mounts: attaches the copy
- * of this container's shared mount point (a peer of funclet's, so that what funclet mounts on it
- * later reaches the container) where the mount plan's binds expect it. */
-static void attach_shared_dir(const struct ef_sandbox_args *a)
-{
-    if (move_mount(a->mnt_tree_fd, "", AT_FDCWD, a->mnt_dir, MOVE_MOUNT_F_EMPTY_PATH) < 0)
-        FAIL("attach the shared mount point on %s", a->mnt_dir);
-    close(a->mnt_tree_fd);
-}
-
 int ef_sandbox_child(void *arg)
 {
     const struct ef_sandbox_args *a = arg;
     drop_signal_handlers(&a->changed_signals);
     sync_fd = move_high(a->sync_fd, "sync socket");
     int runner_fd = move_high(a->runner_fd, "runner socket");
-    if (a->mnt_tree_fd >= 0)
-        attach_shared_dir(a);
     close_other_fds(runner_fd);
 
     send_started();

@@ -58,11 +58,6 @@ struct ef_sandbox_args {
     const char *hostname; /* the container id */
     int sync_fd;
     int runner_fd; /* the listening runner socket; becomes fd 3 */
-    /* A detached copy (open_tree) of the container's shared mount point, which the child
-     * attaches at `mnt_dir` first thing when it is cloned from the spawn namespace (spawn.h);
-     * -1 when it is cloned from funclet's own, which has that mount point already. */
-    int mnt_tree_fd;
-    const char *mnt_dir;
     uid_t sandbox_uid;
     gid_t sandbox_gid;
     bool cgroup_ns; /* unshare a cgroup namespace once in the cgroups */

@@ -28,7 +28,8 @@ struct spawn_job {
     struct ef_mount_plan plan;
     char *rootfs;
     char *hostname;
-    char *mnt_dir;
+    char *mnt_dir;   /* where the copy of the container's shared mount point goes in S */
+    int mnt_tree_fd; /* that copy (open_tree); -1: the child is cloned from funclet's namespace */
     int clone_flags;
 };
 
@@ -98,8 +99,8 @@ static void job_free(struct spawn_job *job)
         close(job->args.sync_fd);
     if (job->args.runner_fd >= 0)
         close(job->args.runner_fd);
-    if (job->args.mnt_tree_fd >= 0)
-        close(job->args.mnt_tree_fd);
+    if (job->mnt_tree_fd >= 0)
+        close(job->mnt_tree_fd);
     ef_mount_plan_free(&job->plan);
     free(job->rootfs);
     free(job->hostname);
@@ -117,15 +118,55 @@ static void report_clone_failure(int fd, int err, const char *step)
     (void)n;
 }
 
-/* Makes this pool thread's mount namespace `fd`'s. */
-static int enter_mount_ns(int fd)
+/* Returns this pool thread to funclet's mount namespace. A thread left in the spawn namespace
+ * would make the next container's host side (parts.c) where funclet cannot see it: funclet
+ * stops rather than go on so. */
+static void return_home(void)
+{
+    if (setns(home_ns_fd, CLONE_NEWNS) < 0) {
+        ef_error("a pool thread cannot return to funclet's mount namespace: %s", strerror(errno));
+        abort();
+    }
+}
+
+/* Enters the spawn namespace and attaches there the copy of the container's shared mount
+ * point, so that the child's namespace, copied from it, has it as a copy of its own: locked and
+ * a slave in a user namespace, as any mount copied into one. False (logged) when that fails:
+ * the child is then cloned from funclet's namespace, which has every container's mounts. */
+static bool enter_spawn_ns(const struct spawn_job *job)
 {
     if (!own_fs_context) {
-        if (unshare(CLONE_FS) < 0)
-            return -1;
+        if (unshare(CLONE_FS) < 0) {
+            ef_warn("a pool thread cannot have a file system context of its own: %s",
+                    strerror(errno));
+            return false;
+        }
         own_fs_context = true;
     }
-    return setns(fd, CLONE_NEWNS);
+    if (setns(spawn_ns_fd, CLONE_NEWNS) < 0) {
+        ef_warn("cannot enter the spawn mount namespace: %s", strerror(errno));
+        return false;
+    }
+    if (move_mount(job->mnt_tree_fd, "", AT_FDCWD, job->mnt_dir, MOVE_MOUNT_F_EMPTY_PATH) < 0) {
+        ef_warn("cannot attach %s in the spawn mount namespace: %s", job->mnt_dir, strerror(errno));
+        return_home();
+        return false;
+    }
+    return true;
+}
+
+/* After the clone: the copy goes again, and the thread goes home. Made private first: it is a
+ * peer of funclet's mount point, and detaching it with what funclet mounted there meanwhile
+ * (the container's /tmp) would unmount those in funclet's namespace and the container too. */
+static void leave_spawn_ns(const struct spawn_job *job)
+{
+    if (mount(NULL, job->mnt_dir, NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        ef_warn("cannot make %s private in the spawn mount namespace: %s", job->mnt_dir,
+                strerror(errno));
+    } else if (umount2(job->mnt_dir, MNT_DETACH) < 0) {
+        ef_warn("cannot detach %s in the spawn mount namespace: %s", job->mnt_dir, strerror(errno));
+    }
+    return_home();
 }
 
 /* On a thread of the pool: returns once the child has exec'd the runner or ended. */
@@ -142,11 +183,7 @@ static void spawn_work(uv_work_t *w)
         goto give_back;
 
     /* The child's mount namespace is a copy of this thread's. */
-    bool away = job->args.mnt_tree_fd >= 0;
-    if (away && enter_mount_ns(spawn_ns_fd) < 0) {
-        report_clone_failure(job->args.sync_fd, errno, "enter the spawn mount namespace");
-        goto give_back;
-    }
+    bool away = job->mnt_tree_fd >= 0 && enter_spawn_ns(job);
 
     /* No signal handler may run on this thread while a child shares its TLS, and none may cut
      * the vfork wait short; the child starts with this mask and drops funclet's handlers before
@@ -165,19 +202,23 @@ static void spawn_work(uv_work_t *w)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0)
         report_clone_failure(job->args.sync_fd, e, "clone");
-    /* Back home: the host side of containers (parts.c) is made on these threads too. */
-    if (away && setns(home_ns_fd, CLONE_NEWNS) < 0)
-        ef_error("a pool thread cannot return to funclet's mount namespace: %s", strerror(errno));
-give_back:
-    give_back_stack(stack);
-out:
     /* The child's own copies closed at its exec; with these the caller sees end-of-file. */
     close(job->args.sync_fd);
     close(job->args.runner_fd);
     job->args.sync_fd = job->args.runner_fd = -1;
-    if (job->args.mnt_tree_fd >= 0)
-        close(job->args.mnt_tree_fd);
-    job->args.mnt_tree_fd = -1;
+    if (away)
+        leave_spawn_ns(job);
+give_back:
+    give_back_stack(stack);
+out:
+    if (job->args.sync_fd >= 0) {
+        close(job->args.sync_fd);
+        close(job->args.runner_fd);
+        job->args.sync_fd = job->args.runner_fd = -1;
+    }
+    if (job->mnt_tree_fd >= 0)
+        close(job->mnt_tree_fd);
+    job->mnt_tree_fd = -1;
 }
 
 /* On the loop, after the clone (or after a cancellation). */
@@ -188,15 +229,16 @@ static void spawn_done(uv_work_t *w, int status)
 }
 
 int ef_sandbox_spawn(uv_loop_t *loop, const struct ef_sandbox_args *args,
-                     struct ef_mount_plan *plan, int clone_flags, ef_error *err)
+                     struct ef_mount_plan *plan, int clone_flags, int mnt_tree_fd,
+                     const char *mnt_dir, ef_error *err)
 {
     struct spawn_job *job = calloc(1, sizeof(*job));
     if (!job) {
         ef_mount_plan_free(plan);
         close(args->sync_fd);
         close(args->runner_fd);
-        if (args->mnt_tree_fd >= 0)
-            close(args->mnt_tree_fd);
+        if (mnt_tree_fd >= 0)
+            close(mnt_tree_fd);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
     job->args = *args;
@@ -205,16 +247,16 @@ int ef_sandbox_spawn(uv_loop_t *loop, const struct ef_sandbox_args *args,
     job->args.plan = &job->plan;
     job->rootfs = strdup(args->rootfs);
     job->hostname = strdup(args->hostname);
-    job->mnt_dir = args->mnt_tree_fd >= 0 ? strdup(args->mnt_dir) : NULL;
+    job->mnt_tree_fd = mnt_tree_fd;
+    job->mnt_dir = mnt_tree_fd >= 0 ? strdup(mnt_dir) : NULL;
     job->clone_flags = clone_flags;
     job->work.data = job;
-    if (!job->rootfs || !job->hostname || (args->mnt_tree_fd >= 0 && !job->mnt_dir)) {
+    if (!job->rootfs || !job->hostname || (mnt_tree_fd >= 0 && !job->mnt_dir)) {
         job_free(job);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
     job->args.rootfs = job->rootfs;
     job->args.hostname = job->hostname;
-    job->args.mnt_dir = job->mnt_dir;
     int r = uv_queue_work(loop, &job->work, spawn_work, spawn_done);
     if (r < 0) {
         job_free(job);
@@ -223,45 +265,74 @@ int ef_sandbox_spawn(uv_loop_t *loop, const struct ef_sandbox_args *args,
     return 0;
 }
 
-/* The thread that makes the spawn namespace: a copy of funclet's, taken now. */
+struct spawn_ns_probe {
+    const char *probe_mount;
+    int home_fd;
+    int ret; /* the spawn namespace's fd, or a negative errno */
+    const char *step;
+};
+
+/* The thread that makes the spawn namespace, a copy of funclet's taken now, and tries in it
+ * what every clone will do: attach a detached copy of a mount and return home. */
 static void *make_spawn_ns(void *arg)
 {
-    int *ret = arg;
-    *ret = -errno;
+    struct spawn_ns_probe *p = arg;
+    p->step = "unshare the mount namespace";
     if (unshare(CLONE_FS | CLONE_NEWNS) < 0) {
-        *ret = -errno;
+        p->ret = -errno;
         return NULL;
     }
+    /* What the host unmounts (or mounts) below its shared mounts later reaches it too; nothing
+     * goes the other way. */
+    p->step = "make it a recursive slave";
+    if (mount(NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0) {
+        p->ret = -errno;
+        return NULL;
+    }
+    p->step = "open it";
     int fd = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
-    *ret = fd < 0 ? -errno : fd;
+    if (fd < 0) {
+        p->ret = -errno;
+        return NULL;
+    }
+    p->step = "attach a copy of a mount in it";
+    int tree = open_tree(AT_FDCWD, p->probe_mount, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    int r = tree < 0 ? -1 : move_mount(tree, "", AT_FDCWD, p->probe_mount, MOVE_MOUNT_F_EMPTY_PATH);
+    if (r == 0) {
+        p->step = "detach it";
+        r = umount2(p->probe_mount, MNT_DETACH);
+    }
+    if (r == 0) {
+        p->step = "return to funclet's namespace";
+        r = setns(p->home_fd, CLONE_NEWNS);
+    }
+    p->ret = r < 0 ? -errno : fd;
+    if (tree >= 0)
+        close(tree);
+    if (r < 0)
+        close(fd);
     return NULL;
 }
 
 int ef_sandbox_spawn_ns_open(const char *probe_mount, ef_error *err)
 {
-    /* The copy a container's child attaches: only where detached copies of mounts exist
-     * (open_tree, Linux 5.2). */
-    int probe = open_tree(AT_FDCWD, probe_mount, OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
-    if (probe < 0)
-        return ef_error_set_errno(err, -errno, "open_tree %s", probe_mount);
-    close(probe);
     int home = open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC);
     if (home < 0)
         return ef_error_set_errno(err, -errno, "open /proc/self/ns/mnt");
-    int spawn = -EIO;
+    struct spawn_ns_probe p = {.probe_mount = probe_mount, .home_fd = home, .ret = -EIO};
     pthread_t t;
-    int r = pthread_create(&t, NULL, make_spawn_ns, &spawn);
+    int r = pthread_create(&t, NULL, make_spawn_ns, &p);
     if (r != 0) {
         close(home);
         return ef_error_set_errno(err, -r, "cannot start a thread");
     }
     pthread_join(t, NULL);
-    if (spawn < 0) {
+    if (p.ret < 0) {
         close(home);
-        return ef_error_set_errno(err, spawn, "cannot make the spawn mount namespace");
+        return ef_error_set_errno(err, p.ret, "spawn mount namespace: cannot %s", p.step);
     }
     home_ns_fd = home;
-    spawn_ns_fd = spawn;
+    spawn_ns_fd = p.ret;
     return 0;
 }
 

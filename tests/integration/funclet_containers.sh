@@ -243,6 +243,23 @@ leftovers=$(find /sys/fs/cgroup -type d -name "$PARENT" 2>/dev/null || true)
 [ -z "$leftovers" ] || fail "cgroups left behind: $leftovers"
 ! grep -q " $DATA" /proc/self/mountinfo || fail "mounts left behind"
 
+note "without CAP_SYS_CHROOT (no setns) children are cloned from funclet's own namespace"
+setpriv --bounding-set -sys_chroot "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" \
+  --cgroup-parent "$PARENT" --userns-base "$EF_USERNS_BASE" --max-containers 2 --pool-size 0 \
+  2>"$DATA/funclet-nochroot.log" &
+FUNCLET_PID=$!
+wait_funclet "$SOCK" "$DATA/funclet-nochroot.log"
+grep -q "cloned from funclet's own mount namespace" "$DATA/funclet-nochroot.log" ||
+  fail "no warning without CAP_SYS_CHROOT: $(cat "$DATA/funclet-nochroot.log")"
+res5=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128}") ||
+  fail "create without CAP_SYS_CHROOT: $res5"
+PID5=$(echo "$res5" | json 'j["pid"]')
+kill -0 "$PID5" || fail "the runner made without CAP_SYS_CHROOT is not running"
+kill -TERM "$FUNCLET_PID"
+wait "$FUNCLET_PID" || fail "funclet exited with status $? on SIGTERM"
+FUNCLET_PID=
+! grep -q " $DATA" /proc/self/mountinfo || fail "mounts left behind"
+
 if [ "$(nproc)" -ge 2 ]; then
   note "funclet pinned by its operator: its runners keep that set, not every CPU"
   taskset -c 1 "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \

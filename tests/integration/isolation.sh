@@ -133,6 +133,15 @@ if [ "$USERNS" = on ]; then
     fail "a file the function wrote is owned by $(stat -c %u:%g "$DATA/run/containers/$ID/mnt/tmp/owned") on the host"
   expect 'exec /usr/bin/stat -c %u:%g /usr/bin' '65534:65534'
   expect rlimits 'nproc=4096/4096'
+  # The mounts funclet gives the container (its code, /tmp, /dev/shm) are locked: even root of
+  # its user namespace with every capability there (nsenter, outside the seccomp filter) cannot
+  # lift their nosuid and noexec.
+  for m in /var/task /tmp /dev/shm; do
+    if out=$(nsenter -t "$PID" -U -m mount -o remount,bind,suid,exec "$m" 2>&1); then
+      fail "root of the user namespace could remount $m with suid,exec"
+    fi
+    grep -qi 'permission denied\|not permitted' <<<"$out" || fail "remount of $m: $out"
+  done
 
   note "user namespace: two containers get disjoint ranges, reused after destroy"
   ID1=$ID PID1=$PID RSOCK1=$RSOCK
