@@ -230,6 +230,25 @@ note "destroy"
 ! grep -q "$ID" /proc/self/mountinfo || fail "a mount of $ID is left"
 [ "$(call container.list)" = '{"containers":[]}' ] || fail "list after destroy: $(call container.list)"
 
+note "two creates at once: one whose child is held does not hold up the other"
+# The parts made ahead are taken by the first create; their freezer cgroup, frozen now, stops
+# that child once funclet has put it there. The second create makes its own parts meanwhile.
+NEXT=$(settled parts_ahead)
+if [ -d "$FRZ_PARENT/c${NEXT#.}" ]; then
+  echo FROZEN >"$FRZ_PARENT/c${NEXT#.}/freezer.state"
+  call container.create '{}' >"$DATA/held.out" 2>&1 &
+  HELD=$!
+  for _ in $(seq 100); do [ -d "$DATA/run/containers/c${NEXT#.}" ] && break; sleep 0.02; done
+  [ -d "$DATA/run/containers/c${NEXT#.}" ] || fail "the first create did not take the parts made ahead"
+  res6=$(call container.create '{}') || fail "the second create failed while the first was held: $res6"
+  kill -0 "$HELD" 2>/dev/null || fail "the held create answered before it was let go: $(cat "$DATA/held.out")"
+  echo THAWED >"$FRZ_PARENT/c${NEXT#.}/freezer.state"
+  wait "$HELD" || fail "the held create failed once let go: $(cat "$DATA/held.out")"
+  for id in "c${NEXT#.}" "$(echo "$res6" | json 'j["id"]')"; do
+    call container.destroy "{\"id\":\"$id\"}" >/dev/null
+  done
+fi
+
 note "SIGTERM destroys what is left and removes everything"
 res3=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128}")
 PID3=$(echo "$res3" | json 'j["pid"]')
