@@ -289,6 +289,13 @@ static void *make_spawn_ns(void *arg)
         p->ret = -errno;
         return NULL;
     }
+    /* What no container is built from, and each clone would copy and detach again: /sys and
+     * what is mounted below it (on cgroup v1 a dozen hierarchies). */
+    if (umount2("/sys", MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) {
+        p->step = "detach /sys from it";
+        p->ret = -errno;
+        return NULL;
+    }
     p->step = "open it";
     int fd = open("/proc/thread-self/ns/mnt", O_RDONLY | O_CLOEXEC);
     if (fd < 0) {

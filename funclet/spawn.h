@@ -18,7 +18,8 @@
  * container it runs: each child would copy them all and detach them again with its old root,
  * so that a create slows with the number of containers. So children are cloned from a mount
  * namespace made at start as a copy of funclet's (a recursive slave of it: with
- * run/containers/.dev, and none of the containers' mounts, since run/containers is private).
+ * run/containers/.dev, none of the containers' mounts, since run/containers is private, and
+ * without /sys and the dozen cgroup hierarchies below it, which no container is built from).
  * For each clone the thread enters it (setns, which needs CAP_SYS_ADMIN and CAP_SYS_CHROOT),
  * attaches there a detached copy of the container's shared mount point (open_tree, a peer of
  * funclet's, so what funclet mounts there later still reaches the container), clones, detaches
