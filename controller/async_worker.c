@@ -456,8 +456,11 @@ static void deliver(struct ef_async *a, struct ef_async_event *ev)
              ev->qualifier, (long long)ev->attempts);
     /* The event keeps its request id on every attempt, as in Lambda: the handler's
      * context.aws_request_id is the x-amzn-RequestId the client got with its 202. */
-    r = ef_invoke_start(a->ctl, fn, ev->request_id, ev->payload, ev->payload_len, on_delivered, d,
-                        &d->inv, &err);
+    /* Its outcome is stored as soon as it is known: the run's log entry goes first, so that a
+     * crash in between never leaves a stored outcome without its run in the function's log. */
+    const struct ef_invoke_extra extra = {.log_before_done = true};
+    r = ef_invoke_start_ex(a->ctl, fn, ev->request_id, ev->payload, ev->payload_len, &extra,
+                           on_delivered, d, &d->inv, &err);
     if (r < 0) {
         /* Throttled at once (the function's limit and queue are full), or funclet is away. */
         unlink_delivery(a, d);

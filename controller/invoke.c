@@ -62,6 +62,7 @@ struct ef_invocation {
     unsigned redirects; /* placed again after reaching a container draining after a timeout */
     unsigned reclaims;  /* reclaim rounds in the current placement */
     bool waited_for_capacity;
+    bool log_before_done;   /* ef_invoke_extra */
     ef_invoke_done_cb done; /* NULL once detached */
     void *user;
 
@@ -154,6 +155,15 @@ static void record(struct ef_invocation *inv, const struct ef_invoke_outcome *o,
     ef_metrics_invocation(inv->ctl->metrics, inv->fn->name, outcome, duration_s);
 }
 
+/* Appends an invocation's framed log entry (NULL: none) to its function's log. */
+static void append_log(const struct ef_invocation *inv, const char *framed)
+{
+    ef_error err = {0};
+    if (framed && inv->ctl->logs &&
+        ef_function_logs_append(inv->ctl->logs, inv->fn->name, framed, strlen(framed), &err) < 0)
+        ef_warn("cannot keep the log of invocation %s: %s", inv->request_id, err.msg);
+}
+
 static void complete_logged(struct ef_invocation *inv, struct ef_invoke_outcome *o,
                             const struct log_note *note)
 {
@@ -175,14 +185,14 @@ static void complete_logged(struct ef_invocation *inv, struct ef_invoke_outcome 
         framed = ef_function_log_frame(&rep);
         o->framed_log = framed;
     }
+    /* Normally after the answer, so that the caller does not wait for the write; still before
+     * the loop reads another request, so a later GET .../logs finds the entry. */
+    if (inv->log_before_done)
+        append_log(inv, framed);
     if (inv->done)
         inv->done(o, inv->user);
-    /* After the answer, so that the caller does not wait for the write; still before the loop
-     * reads another request, so a later GET .../logs finds the entry. */
-    ef_error err = {0};
-    if (framed && inv->ctl->logs &&
-        ef_function_logs_append(inv->ctl->logs, inv->fn->name, framed, strlen(framed), &err) < 0)
-        ef_warn("cannot keep the log of invocation %s: %s", inv->request_id, err.msg);
+    if (!inv->log_before_done)
+        append_log(inv, framed);
     invocation_free(inv);
 }
 
@@ -944,6 +954,7 @@ int ef_invoke_start_ex(struct ef_controller *ctl, struct ef_function *fn, const 
     snprintf(inv->request_id, sizeof(inv->request_id), "%s", request_id);
     inv->key = ef_pool_function_key(fn);
     inv->payload = malloc(payload_len + 1);
+    inv->log_before_done = extra && extra->log_before_done;
     if (extra && extra->client_context)
         inv->client_context = strdup(extra->client_context);
     if (extra && extra->cognito_identity)

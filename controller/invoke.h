@@ -51,6 +51,10 @@ struct ef_invoke_extra {
      * base64, as printable ASCII (see docs/rpc.md, `invoke`). */
     const char *client_context;
     const char *cognito_identity; /* Lambda-Runtime-Cognito-Identity, JSON */
+    /* The invocation's log entry is appended before `done` is called, not after: for a caller
+     * that stores the outcome durably (an asynchronous event), so that a crash between the two
+     * never leaves an outcome whose run is missing from the function's log. */
+    bool log_before_done;
 };
 
 /* As ef_invoke_start, with the extra fields of `extra` (may be NULL; copied). */
