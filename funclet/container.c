@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -685,7 +684,6 @@ struct ef_cgroup_limits ef_container_cold_limits(const struct ef_funclet *f)
     };
 }
 
-/* Everything up to the running child; on failure the caller tears down what exists. */
 /* Everything up to the running child, in the container's parts (made ahead, with their cgroups,
  * or just now, without); on failure the caller tears down what exists. */
 static int start_container(struct ef_funclet *f, struct ef_container *c,
@@ -741,14 +739,12 @@ int ef_container_create(struct ef_funclet *f, const struct ef_container_create_o
     /* The parts made ahead, else made now (without the cgroups: start_container). */
     struct ef_container_parts parts = {.runner_fd = -1};
     if (!ef_parts_take(f, &parts)) {
-        r = ef_container_new_id(f, parts.id, &e);
+        r = ef_container_new_id(f, c->id, &e);
         if (r == 0)
-            r = ef_container_parts_make(f->cfg.containers_dir, parts.id, parts.id, NULL, NULL,
-                                        &parts, &e);
-        if (r < 0) {
-            memcpy(c->id, parts.id, sizeof(c->id));
+            r = ef_container_parts_make(f->cfg.containers_dir, c->id, c->id, NULL, NULL, &parts,
+                                        &e);
+        if (r < 0)
             goto fail;
-        }
     }
     memcpy(c->id, parts.id, sizeof(c->id));
     c->dir = parts.dir;

@@ -110,15 +110,10 @@ int ef_container_parts_make(const char *containers_dir, const char *name, const 
                             struct ef_cgroup_manager *m, const struct ef_cgroup_limits *limits,
                             struct ef_container_parts *p, ef_error *err)
 {
-    /* `id` and `name` may be p->id. */
-    char id_copy[EF_CONTAINER_ID_LEN + 1], name_copy[EF_CONTAINER_ID_LEN + 1];
-    snprintf(id_copy, sizeof(id_copy), "%s", id);
-    snprintf(name_copy, sizeof(name_copy), "%s", name);
     memset(p, 0, sizeof(*p));
     p->runner_fd = -1;
-    memcpy(p->id, id_copy, sizeof(p->id));
-    id = id_copy;
-    if (set_paths(p, containers_dir, name_copy) < 0)
+    snprintf(p->id, sizeof(p->id), "%s", id);
+    if (set_paths(p, containers_dir, name) < 0)
         return ef_error_set(err, -ENOMEM, "out of memory");
     if (mkdir(p->dir, 0700) < 0) {
         int r = ef_error_set_errno(err, -errno, "mkdir %s", p->dir);

@@ -35,9 +35,9 @@ struct ef_container_parts {
 };
 
 /* Makes the parts of container `id` in <containers_dir>/<name> (name: the id, or its hidden
- * name), with its cgroups from `m` with `limits` unless `m` is NULL. Safe on any thread. On
- * failure nothing of them is left, except a directory of that name that existed before (not
- * ours: left alone). */
+ * name; neither may point into *p), with its cgroups from `m` with `limits` unless `m` is
+ * NULL. Safe on any thread. On failure nothing of them is left, except a directory of that
+ * name that existed before (not ours: left alone). */
 int ef_container_parts_make(const char *containers_dir, const char *name, const char *id,
                             struct ef_cgroup_manager *m, const struct ef_cgroup_limits *limits,
                             struct ef_container_parts *p, ef_error *err);
