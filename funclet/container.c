@@ -469,6 +469,7 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
          * most functions use ahead, so that a cold start skips the interpreter's start. */
         .prestart = c->pooled && f->cfg.prestart_python,
         .rlimit_nofile = f->cfg.rlimit_nofile,
+        .sched_policy = f->cfg.container_sched_policy,
         .rlimit_nproc = f->cfg.rlimit_nproc,
         .seccomp = f->cfg.seccomp ? &f->seccomp : NULL,
         .changed_signals = f->changed_signals,

@@ -50,6 +50,7 @@ struct ef_funclet_config {
     uint32_t userns_base;            /* host id of uid 0 in the first container's range */
     size_t pool_size;                /* cold containers kept ready */
     bool prestart_python;            /* the runners of pool spares start a Python runtime ahead */
+    int container_sched_policy;      /* SCHED_BATCH or SCHED_OTHER, for every container process */
     uint64_t cold_memory_mb;         /* memory limit of a cold container (MiB) */
     uint64_t cold_pids_max;          /* pids limit of a cold container */
     uint64_t reserved_memory;        /* bytes of the node's memory never given to containers */

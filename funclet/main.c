@@ -17,6 +17,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "common/options.h"
+#include "common/sched_policy.h"
 #include "funclet/cgroup.h"
 #include "funclet/container.h"
 #include "funclet/capacity.h"
@@ -55,6 +56,7 @@ struct flags {
     int64_t userns_base;
     int64_t pool_size;
     char *prestart;
+    char *container_sched_policy;
     uint64_t cold_memory;
     int64_t cold_pids;
     uint64_t reserved_memory;
@@ -226,6 +228,10 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     else if (strcmp(fl->prestart, "none") != 0)
         return ef_error_set(err, -EINVAL, "--prestart must be python or none, not '%.32s'",
                             fl->prestart);
+    r = ef_sched_policy_parse(fl->container_sched_policy, "--container-sched-policy",
+                              &cfg->container_sched_policy, err);
+    if (r < 0)
+        return r;
     if (fl->cold_memory < (8u << 20) || fl->cold_memory > ((uint64_t)EF_MEMORY_MB_MIN << 20))
         return ef_error_set(err, -EINVAL, "--cold-memory must be between 8M and %dM",
                             EF_MEMORY_MB_MIN);
@@ -498,6 +504,7 @@ int main(int argc, char **argv)
         .userns_base = EF_USERNS_BASE_DEFAULT,
         .pool_size = 4,
         .prestart = "python",
+        .container_sched_policy = "batch",
         .cold_memory = 32ull << 20,
         .cold_pids = 64,
         .reserved_memory = 256ull << 20,
@@ -562,6 +569,12 @@ int main(int argc, char **argv)
          "python (default): the runner of each pool spare starts a Python runtime ahead, handed "
          "to the first Python function warmed in it, so that its cold start skips the "
          "interpreter's start; none: runtimes start when a function does",
+         0, 0},
+        {"container-sched-policy", EF_OPT_STRING, &fl.container_sched_policy, "POLICY",
+         "CPU scheduling policy of every process of a container (the runner, the runtime, the "
+         "function). batch: a process woken up does not preempt the running one, so each "
+         "hand-off of an invocation costs one context switch instead of two (same CPU share); "
+         "other: the kernel's default, with wake-up preemption",
          0, 0},
         {"cold-memory", EF_OPT_SIZE, &fl.cold_memory, "SIZE",
          "Memory limit of a cold container (the runner waiting), 8M to 64M; a warmup raises it", 0,

@@ -539,6 +539,11 @@ int ef_sandbox_child(void *arg)
     wait_for_parent();
     if (a->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
         FAIL("unshare the cgroup namespace");
+    /* Only now: the steps above keep funclet's policy, with which this child's wake-ups were
+     * measured. The runner and all it starts inherit this one (common/sched_policy.h). */
+    const struct sched_param param = {.sched_priority = 0};
+    if (sched_setscheduler(0, a->sched_policy, &param) < 0)
+        FAIL("set the scheduling policy");
 
     char uid[16], gid[16], fd[16];
     snprintf(uid, sizeof(uid), "%u", (unsigned)a->sandbox_uid);

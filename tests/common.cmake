@@ -4,6 +4,9 @@ ef_add_unit_test(test_rpc SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_rpc.c)
 ef_add_unit_test(test_options SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_options.c)
 ef_add_unit_test(test_fsutil SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_fsutil.c)
 ef_add_unit_test(test_cpulist SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_cpulist.c)
+find_package(Threads REQUIRED)
+ef_add_unit_test(test_sched_policy SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_sched_policy.c
+                 LIBS Threads::Threads)
 
 # The command-line client the shell tests use to talk to funclet and the runner:
 # $EF_BUILD_DIR/ef-rpc-call.

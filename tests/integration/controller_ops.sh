@@ -23,6 +23,7 @@ refused --log-files 101 "--log-files: expected an integer between 1 and 100"
 refused --max-request-size 0 "--max-request-size: expected a size between 1 and 1G"
 refused --max-request-size 4M --max-code-request-size 1M "--max-code-request-size must be at least --max-request-size"
 refused --async-dead-letter-retention 367d "--async-dead-letter-retention must be between 1s and 366d"
+refused --sched-policy fifo "--sched-policy must be batch or other, not 'fifo'"
 rm -f /tmp/ef-ops-flags.$$
 help=$("$ctl" --help)
 grep -q "rotated. (4K to 1G, default: 1M)$" <<<"$help" || fail "--help shows no range of --log-max-size"
@@ -39,6 +40,12 @@ invoke() {
 }
 [ "$(invoke '{}')" = 200 ] || fail "invoke: $(cat "$EF_DATA/out.json")"
 host=$(json_get "$EF_DATA/out.json" 'j["host"]')
+
+note "the controller and all its threads run SCHED_BATCH (--sched-policy batch, the default)"
+for task in /proc/"$CONTROLLER_PID"/task/*; do
+  [ "$(sched_policy_of "$CONTROLLER_PID/task/${task##*/}")" = 3 ] ||
+    fail "controller thread ${task##*/} has scheduling policy $(sched_policy_of "$CONTROLLER_PID/task/${task##*/}")"
+done
 
 note "a second controller on the same data dir is refused"
 rc=0

@@ -113,6 +113,9 @@ note "cgroups"
 [ "$(cat "$PIDS_PARENT/$ID/pids.max")" = 100 ] || fail "pids.max is $(cat "$PIDS_PARENT/$ID/pids.max")"
 # The child is held on one CPU through its exec; the runner takes funclet's CPUs back (--cpus),
 # so that it and its runtimes are not left on one CPU (on a machine of one CPU this cannot tell).
+note "the runner runs SCHED_BATCH (--container-sched-policy batch, the default)"
+[ "$(sched_policy_of "$PID")" = 3 ] || fail "the runner's scheduling policy is $(sched_policy_of "$PID"), want 3 (SCHED_BATCH)"
+[ "$(sched_policy_of "$FUNCLET_PID")" = 0 ] || fail "funclet itself is not SCHED_OTHER"
 cpus_of() { awk '/^Cpus_allowed_list/ {print $2}' "/proc/$1/status"; }
 [ "$(cpus_of "$PID")" = "$(cpus_of "$FUNCLET_PID")" ] ||
   fail "the runner runs on CPUs $(cpus_of "$PID"), funclet on $(cpus_of "$FUNCLET_PID")"
@@ -262,10 +265,19 @@ leftovers=$(find /sys/fs/cgroup -type d -name "$PARENT" 2>/dev/null || true)
 [ -z "$leftovers" ] || fail "cgroups left behind: $leftovers"
 ! grep -q " $DATA" /proc/self/mountinfo || fail "mounts left behind"
 
-note "without CAP_SYS_CHROOT (no setns) children are cloned from funclet's own namespace"
+note "a scheduling policy funclet does not know is refused"
+if "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --container-sched-policy fifo \
+  2>"$DATA/funclet-policy.log"; then
+  fail "funclet started with --container-sched-policy fifo"
+fi
+grep -q "container-sched-policy must be batch or other, not 'fifo'" "$DATA/funclet-policy.log" ||
+  fail "no clear error for --container-sched-policy fifo: $(cat "$DATA/funclet-policy.log")"
+
+note "without CAP_SYS_CHROOT (no setns) children are cloned from funclet's own namespace;"
+note "with --container-sched-policy other, they run SCHED_OTHER"
 setpriv --bounding-set -sys_chroot "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" \
   --cgroup-parent "$PARENT" --userns-base "$EF_USERNS_BASE" --max-containers 2 --pool-size 0 \
-  2>"$DATA/funclet-nochroot.log" &
+  --container-sched-policy other 2>"$DATA/funclet-nochroot.log" &
 FUNCLET_PID=$!
 wait_funclet "$SOCK" "$DATA/funclet-nochroot.log"
 grep -q "cloned from funclet's own mount namespace" "$DATA/funclet-nochroot.log" ||
@@ -274,6 +286,7 @@ res5=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memor
   fail "create without CAP_SYS_CHROOT: $res5"
 PID5=$(echo "$res5" | json 'j["pid"]')
 kill -0 "$PID5" || fail "the runner made without CAP_SYS_CHROOT is not running"
+[ "$(sched_policy_of "$PID5")" = 0 ] || fail "--container-sched-policy other: the runner's policy is $(sched_policy_of "$PID5")"
 kill -TERM "$FUNCLET_PID"
 wait "$FUNCLET_PID" || fail "funclet exited with status $? on SIGTERM"
 FUNCLET_PID=

@@ -103,6 +103,10 @@ done
 grep -qP '^NoNewPrivs:\t1$' <<<"$status" || fail "no_new_privs is not set: $status"
 grep -qP '^Seccomp:\t2$' <<<"$status" || fail "no seccomp filter: $status"
 
+note "scheduling: the user's code inherits SCHED_BATCH from the runner (funclet's default)"
+policy=$(probe 'cat /proc/self/stat' | sed -n 's/^[0-9]* (.*) //p' | awk '{ print $39 }')
+[ "$policy" = 3 ] || fail "the function's scheduling policy is '$policy', want 3 (SCHED_BATCH)"
+
 # host_ids PID: the first host uid of the user namespace of PID, from the host's side.
 host_ids() { awk 'NR == 1 { print $2 }' "/proc/$1/uid_map"; }
 # runtime_pid: the host pid of the runner's child, the runtime that runs the probes.

@@ -54,6 +54,13 @@ remove_data() {
 EF_USERNS_BASE=${EF_USERNS_BASE:-$((2147483648 + ($$ % 511) * 4194304))}
 
 # free_port: a TCP port on 127.0.0.1 that was free a moment ago.
+# sched_policy_of PID: the scheduling policy of the process, as a number (0 SCHED_OTHER,
+# 3 SCHED_BATCH): field 41 of /proc/PID/stat, counted after the command name, which may hold
+# spaces and parentheses.
+sched_policy_of() {
+  sed 's/.*) //' "/proc/$1/stat" | awk '{ print $39 }'
+}
+
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

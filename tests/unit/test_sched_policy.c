@@ -1,0 +1,86 @@
+/* Scheduling policies: the flag values both daemons accept, and that the policy set for a
+ * thread is the one the kernel reports for it and for the threads it starts afterwards. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "common/sched_policy.h"
+
+static void test_parse(void **state)
+{
+    (void)state;
+    ef_error err = {0};
+    int policy = -1;
+    assert_int_equal(ef_sched_policy_parse("batch", "--sched-policy", &policy, &err), 0);
+    assert_int_equal(policy, SCHED_BATCH);
+    assert_int_equal(ef_sched_policy_parse("other", "--sched-policy", &policy, &err), 0);
+    assert_int_equal(policy, SCHED_OTHER);
+    assert_string_equal(ef_sched_policy_name(SCHED_BATCH), "batch");
+    assert_string_equal(ef_sched_policy_name(SCHED_OTHER), "other");
+    assert_string_equal(ef_sched_policy_name(SCHED_FIFO), "unknown");
+}
+
+static void test_parse_rejects_others(void **state)
+{
+    (void)state;
+    const char *bad[] = {"", "BATCH", "fifo", "idle", "batch ", "rr"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ef_error err = {0};
+        int policy = 42;
+        assert_int_equal(ef_sched_policy_parse(bad[i], "--container-sched-policy", &policy, &err),
+                         -EINVAL);
+        assert_int_equal(policy, 42);
+        assert_non_null(strstr(err.msg, "--container-sched-policy must be batch or other"));
+    }
+}
+
+static void *report_policy(void *arg)
+{
+    *(int *)arg = sched_getscheduler(0);
+    return NULL;
+}
+
+static int policy_of_new_thread(void)
+{
+    pthread_t t;
+    int policy = -1;
+    assert_int_equal(pthread_create(&t, NULL, report_policy, &policy), 0);
+    assert_int_equal(pthread_join(t, NULL), 0);
+    return policy;
+}
+
+/* SCHED_BATCH and back needs no privilege. */
+static void test_apply_and_inherit(void **state)
+{
+    (void)state;
+    ef_error err = {0};
+    int before = sched_getscheduler(0);
+    assert_int_equal(ef_sched_policy_apply(SCHED_BATCH, &err), 0);
+    assert_int_equal(sched_getscheduler(0), SCHED_BATCH);
+    assert_int_equal(policy_of_new_thread(), SCHED_BATCH);
+    assert_int_equal(ef_sched_policy_apply(SCHED_OTHER, &err), 0);
+    assert_int_equal(sched_getscheduler(0), SCHED_OTHER);
+    assert_int_equal(policy_of_new_thread(), SCHED_OTHER);
+    /* A policy the kernel refuses is an error that names it. */
+    assert_int_equal(ef_sched_policy_apply(12345, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "cannot set the scheduling policy unknown"));
+    assert_int_equal(ef_sched_policy_apply(before, &err), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_parse_rejects_others),
+        cmocka_unit_test(test_apply_and_inherit),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
