@@ -171,7 +171,7 @@ start_pod
 start_floor_servers ""
 series 64 ""
 stop_floor_servers
-pod_stop
+pod_remove
 
 # 1 connection, everything on CPU 0 (an unpinned single connection measures vCPU wake-ups).
 taskset -cp 0 $$ >/dev/null
@@ -179,8 +179,8 @@ start_pod
 start_floor_servers "taskset -c 0"
 series 1 "taskset -c 0"
 stop_floor_servers
-pod_stop
-taskset -cp 0-$(($(nproc) - 1)) $$ >/dev/null
+pod_remove
+taskset -cp "$(cat /sys/devices/system/cpu/online)" $$ >/dev/null
 
 # Cold starts: each invocation goes to a function that has no warm container; the pause before
 # it lets funclet refill its pool, so that a cold container is ready, as the target assumes.
@@ -201,7 +201,7 @@ def pct(v, q): v = sorted(v); return v[min(len(v) - 1, int(q * len(v)))]
 print(f"easyfaas cold   p50 {pct(cold,.5):7.1f}  p99 {pct(cold,.99):7.1f}  (n={len(cold)})")
 print(f"python3 -c pass p50 {pct(py,.5):7.1f}  p99 {pct(py,.99):7.1f}  (n={len(py)})")
 ' | tee -a "$results"
-pod_stop
+pod_remove
 
 echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 

@@ -252,6 +252,25 @@ if [ -d "$FRZ_PARENT/c${NEXT#.}" ]; then
   done
 fi
 
+note "a directory that holds the name of the set made ahead is left alone"
+# An empty directory is what rename(2) would replace; the create must leave it and make a
+# container of another id.
+NEXT=$(settled parts_ahead)
+STRAY="$DATA/run/containers/c${NEXT#.}"
+mkdir "$STRAY"
+stray_inode=$(stat -c %i "$STRAY")
+res7=$(call container.create '{}') || fail "a create next to a directory of the taken name failed: $res7"
+ID7=$(echo "$res7" | json 'j["id"]')
+[ "$ID7" != "c${NEXT#.}" ] || fail "the create took the name of a directory that was there"
+[ "$(stat -c %i "$STRAY")" = "$stray_inode" ] && [ -z "$(ls -A "$STRAY")" ] ||
+  fail "the directory that was there was replaced: $(ls -A "$STRAY")"
+[ ! -e "$DATA/run/containers/$NEXT" ] || fail "the set made ahead stayed under its hidden name"
+grep -q "container c${NEXT#.}: cannot use the parts made ahead: rename .*: File exists" "$DATA/funclet.log" ||
+  fail "the refused rename is not logged"
+[ ! -d "$MEM_PARENT/c${NEXT#.}" ] || fail "the cgroups of the set made ahead were left"
+call container.destroy "{\"id\":\"$ID7\"}" >/dev/null
+rmdir "$STRAY"
+
 note "SIGTERM destroys what is left and removes everything"
 res3=$(call container.create "{\"code_dir\":\"$DATA/code/extracted/fn1\",\"memory_mb\":128}")
 PID3=$(echo "$res3" | json 'j["pid"]')

@@ -123,6 +123,15 @@ pod_stop() {
   fi
 }
 
+# pod_remove: pod_stop, then removes the pod's cgroups and data dir, for a script that starts
+# another pod afterwards (pod_cleanup, at exit, removes only the last one's).
+pod_remove() {
+  pod_stop
+  remove_cgroups "$EF_CGROUP_PARENT"
+  remove_data "$EF_DATA"
+  EF_DATA=
+}
+
 pod_cleanup() {
   local rc=$?
   [ -n "${CONTROLLER_PID:-}" ] && kill -KILL "$CONTROLLER_PID" 2>/dev/null || true

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The scheduling policy of the invocation path, A/B: warm invocations of the Python no-op
+# function through the whole pod with the controller and the containers under SCHED_OTHER
+# (--sched-policy other, --container-sched-policy other) and under SCHED_BATCH (the defaults),
+# interleaved: each round starts a pod of each policy in turn, warms it up, and measures it
+# twice with wrk, at 1 connection with every process on CPU 0 and at 64 connections unpinned.
+#   EF_BUILD_DIR=build bench/sched_policy.sh [seconds per run, default 8] [rounds, default 3]
+# EF_BENCH_CONNS lists the series to run (default "1 64").
+set -euo pipefail
+export EF_SOURCE_DIR=${EF_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
+export EF_BUILD_DIR=${EF_BUILD_DIR:-$EF_SOURCE_DIR/build}
+duration=${1:-8}
+rounds=${2:-3}
+bench=$EF_SOURCE_DIR/bench
+source "$EF_SOURCE_DIR/tests/integration/lib.sh"
+require_root
+command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+
+# measure CONNS POLICY: one pod under POLICY; prints "conns policy req/s p50 p99" per run.
+measure() {
+  local conns=$1 policy=$2 pin="" threads=2 out
+  out=$(mktemp /tmp/ef-bench-sched.XXXXXX)
+  if [ "$conns" = 1 ]; then
+    taskset -cp 0 $$ >/dev/null
+    pin="taskset -c 0"
+    threads=1
+  fi
+  EF_CONTROLLER_ARGS="--sched-policy $policy" \
+    EF_FUNCLET_ARGS="--max-containers 96 --container-sched-policy $policy" pod_start
+  [ "$(create_function noop python3.11 app.handler "$bench/functions/noop" ',"Timeout":30')" = 201 ] ||
+    fail "create noop: $(cat "$EF_DATA/create-noop.json")"
+  trap pod_cleanup EXIT
+  local url=$EF_BASE/2015-03-31/functions/noop/invocations
+  $pin wrk -t$threads -c"$conns" -d5s -s "$bench/post.lua" "$url" >/dev/null
+  sleep 3 # the warm-up's cold starts settle
+  for _ in 1 2; do
+    $pin wrk -t$threads -c"$conns" -d"${duration}s" --latency -s "$bench/post.lua" "$url" >"$out"
+    awk -v c="$conns" -v p="$policy" '
+      function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; return v * 1000 }
+      /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
+      /Non-2xx/ { bad = $NF }
+      END { printf "%-5s %-6s %9.0f %8.3f %8.3f%s\n", c, p, rps, p50, p99, bad ? "  non-2xx " bad : "" }' "$out"
+  done
+  pod_remove
+  rm -f "$out"
+  taskset -cp "$(cat /sys/devices/system/cpu/online)" $$ >/dev/null
+}
+
+echo "# machine: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "# conns policy  req/s   p50(ms)  p99(ms)"
+for conns in ${EF_BENCH_CONNS:-1 64}; do
+  for _ in $(seq "$rounds"); do
+    measure "$conns" other
+    measure "$conns" batch
+  done
+done
+echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
