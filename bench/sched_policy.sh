@@ -3,9 +3,11 @@
 # function through the whole pod with the controller and the containers under SCHED_OTHER
 # (--sched-policy other, --container-sched-policy other) and under SCHED_BATCH (the defaults),
 # interleaved: each round starts a pod of each policy in turn, warms it up, and measures it
-# twice with wrk, at 1 connection with every process on CPU 0 and at 64 connections unpinned.
+# twice with wrk, at 1 connection with every process on CPU 0 and at 64 connections unpinned;
+# then cold starts: the first invocation of each of 10 new functions, with a cold container
+# ready in funclet's pool.
 #   EF_BUILD_DIR=build bench/sched_policy.sh [seconds per run, default 8] [rounds, default 3]
-# EF_BENCH_CONNS lists the series to run (default "1 64").
+# EF_BENCH_SERIES lists the series to run (default "1 64 cold").
 set -euo pipefail
 export EF_SOURCE_DIR=${EF_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 export EF_BUILD_DIR=${EF_BUILD_DIR:-$EF_SOURCE_DIR/build}
@@ -46,12 +48,32 @@ measure() {
   taskset -cp "$(cat /sys/devices/system/cpu/online)" $$ >/dev/null
 }
 
+# measure_cold POLICY: one pod under POLICY; prints "cold policy p50 p90" of 10 cold starts (ms).
+measure_cold() {
+  local policy=$1 i
+  EF_CONTROLLER_ARGS="--sched-policy $policy" EF_FUNCLET_ARGS="--container-sched-policy $policy" pod_start
+  trap pod_cleanup EXIT
+  for i in $(seq 10); do
+    [ "$(create_function "cold$i" python3.11 app.handler "$bench/functions/noop")" = 201 ] ||
+      fail "create cold$i: $(cat "$EF_DATA/create-cold$i.json")"
+    sleep 0.5 # funclet refills its pool
+    curl -sS -o /dev/null -w '%{time_total}\n' -X POST "$EF_BASE/2015-03-31/functions/cold$i/invocations" -d '{}'
+  done | sort -n | awk -v p="$policy" '{ v[NR] = $1 * 1000 }
+    END { printf "cold  %-6s %9s %8.3f %8.3f\n", p, "-", v[int(NR / 2) + 1], v[int(NR * 0.9)] }'
+  pod_remove
+}
+
 echo "# machine: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# conns policy  req/s   p50(ms)  p99(ms)"
-for conns in ${EF_BENCH_CONNS:-1 64}; do
+echo "# conns policy  req/s   p50(ms)  p99(ms)    (cold: p50 and p90 of the first invocations)"
+for series in ${EF_BENCH_SERIES:-1 64 cold}; do
   for _ in $(seq "$rounds"); do
-    measure "$conns" other
-    measure "$conns" batch
+    for policy in other batch; do
+      if [ "$series" = cold ]; then
+        measure_cold "$policy"
+      else
+        measure "$series" "$policy"
+      fi
+    done
   done
 done
 echo "# load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
