@@ -65,8 +65,8 @@ struct ef_sandbox_args {
     bool own_netns; /* cloned with CLONE_NEWNET: bring loopback up; else the runner's Runtime API
                      * takes a free port of the pod's network */
     bool prestart;  /* the runner starts a Python runtime ahead (--prestart python) */
-    uint64_t rlimit_nofile;                  /* 0: inherit funclet's */
-    uint64_t rlimit_nproc;                   /* 0: inherit funclet's */
+    uint64_t rlimit_nofile; /* 0: inherit funclet's */
+    uint64_t rlimit_nproc;  /* 0: inherit funclet's */
     int sched_policy; /* SCHED_BATCH or SCHED_OTHER (common/sched_policy.h), inherited by all */
     const struct ef_seccomp_filter *seccomp; /* installed right before exec; NULL: none */
     sigset_t changed_signals;                /* not SIG_DFL in funclet: reset first thing */
