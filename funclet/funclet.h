@@ -48,6 +48,7 @@ struct ef_funclet_config {
     enum ef_userns_mode userns_mode; /* --userns as given */
     bool userns;                     /* containers get a user namespace (after the probe) */
     uint32_t userns_base;            /* host id of uid 0 in the first container's range */
+    bool userns_base_auto;           /* --userns-base auto: the lowest free range, once claimed */
     size_t pool_size;                /* cold containers kept ready */
     bool prestart_python;            /* the runners of pool spares start a Python runtime ahead */
     int container_sched_policy;      /* SCHED_BATCH or SCHED_OTHER, for every container process */

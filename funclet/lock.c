@@ -110,16 +110,23 @@ static int host_dir(ef_error *err)
     return 0;
 }
 
-int ef_lock_userns(uint32_t base, uint64_t count, uint32_t range, int *ret_fd, ef_error *err)
+/* Opens EF_LOCK_USERNS_FILE, making its directory when missing, for a claim of `span` ids. */
+static int open_userns_lock(uint64_t span, int *ret_fd, ef_error *err)
 {
-    uint64_t span = count * range;
     if (span == 0)
         return ef_error_set(err, -EINVAL, "an empty range of host ids");
     int r = host_dir(err);
     if (r < 0)
         return r;
+    return open_lock_file(EF_LOCK_USERNS_FILE, ret_fd, err);
+}
+
+int ef_lock_userns(uint32_t base, uint64_t count, uint32_t range, int *ret_fd, ef_error *err)
+{
+    uint64_t span = count * range;
     cleanup_close int fd = -1;
-    if ((r = open_lock_file(EF_LOCK_USERNS_FILE, &fd, err)) < 0)
+    int r = open_userns_lock(span, &fd, err);
+    if (r < 0)
         return r;
     struct holder h;
     r = take(fd, base, span, &h);
@@ -147,4 +154,37 @@ int ef_lock_userns(uint32_t base, uint64_t count, uint32_t range, int *ret_fd, e
         return ef_error_set_errno(err, r, "cannot lock %s", EF_LOCK_USERNS_FILE);
     *ret_fd = steal_fd(&fd);
     return 0;
+}
+
+int ef_lock_userns_auto(uint32_t first, uint64_t count, uint32_t range, uint32_t *ret_base,
+                        int *ret_fd, ef_error *err)
+{
+    uint64_t span = count * range;
+    if (first == 0)
+        return ef_error_set(err, -EINVAL, "host id 0 cannot start a range");
+    cleanup_close int fd = -1;
+    int r = open_userns_lock(span, &fd, err);
+    if (r < 0)
+        return r;
+    /* Each refusal names a range that overlaps ours; the next try starts past its end, so the
+     * base only grows and the loop ends at the end of the id space. */
+    uint64_t base = first;
+    while (base + span - 1 <= ID_MAX) {
+        struct holder h;
+        r = take(fd, base, span, &h);
+        if (r == 0) {
+            *ret_base = (uint32_t)base;
+            *ret_fd = steal_fd(&fd);
+            return 0;
+        }
+        if (r != -EBUSY)
+            return ef_error_set_errno(err, r, "cannot lock %s", EF_LOCK_USERNS_FILE);
+        if (h.len == 0)
+            break; /* a lock to the end of the file: nothing is free past it */
+        base = h.start + h.len > base ? h.start + h.len : base + 1;
+    }
+    return ef_error_set(err, -EBUSY,
+                        "no range of %llu host ids from %u on is free of other funclets' on this "
+                        "host (%s): give a smaller --max-containers or an explicit --userns-base",
+                        (unsigned long long)span, (unsigned)first, EF_LOCK_USERNS_FILE);
 }

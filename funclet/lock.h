@@ -42,3 +42,11 @@ pid_t ef_lock_data_dir_holder(const char *data_dir);
  * -EBUSY with an error naming the other funclet's pid and ids, and a free --userns-base to use
  * instead where one follows them, or another negative errno. */
 int ef_lock_userns(uint32_t base, uint64_t count, uint32_t range, int *ret_fd, ef_error *err);
+
+/* --userns-base auto: claims the lowest free range of count * range host ids from `first` on,
+ * past the ranges other funclets on this host hold, and returns its first id in *ret_base and
+ * the lock's fd in *ret_fd. -EBUSY when no range up to the last valid id is free, or another
+ * negative errno (then the caller may fall back to `first` unclaimed, as ef_lock_userns's
+ * callers do when the lock directory cannot be made). */
+int ef_lock_userns_auto(uint32_t first, uint64_t count, uint32_t range, uint32_t *ret_base,
+                        int *ret_fd, ef_error *err);

@@ -53,7 +53,7 @@ struct flags {
     int64_t rlimit_nofile;
     char *rlimit_nproc;
     char *userns;
-    int64_t userns_base;
+    char *userns_base;
     int64_t pool_size;
     char *prestart;
     char *container_sched_policy;
@@ -117,6 +117,28 @@ static int parse_nproc(const char *text, bool *ret_auto, uint64_t *ret, ef_error
                             text);
     *ret_auto = false;
     *ret = (uint64_t)v;
+    return 0;
+}
+
+/* --userns-base: a host id from 1 on, or "auto" (the lowest free range from the default on,
+ * found when the range is claimed). */
+static int parse_userns_base(const char *text, bool *ret_auto, uint32_t *ret, ef_error *err)
+{
+    if (strcmp(text, "auto") == 0) {
+        *ret_auto = true;
+        *ret = EF_USERNS_BASE_DEFAULT;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end || v < 1 || v > 4294967294LL)
+        return ef_error_set(err, -EINVAL,
+                            "--userns-base must be auto or a host id from 1 to 4294967294, not "
+                            "'%.40s'",
+                            text);
+    *ret_auto = false;
+    *ret = (uint32_t)v;
     return 0;
 }
 
@@ -215,7 +237,9 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     if (ef_userns_parse_mode(fl->userns, &cfg->userns_mode) < 0)
         return ef_error_set(err, -EINVAL, "--userns must be auto, on or off, not '%.40s'",
                             fl->userns);
-    cfg->userns_base = (uint32_t)fl->userns_base;
+    r = parse_userns_base(fl->userns_base, &cfg->userns_base_auto, &cfg->userns_base, err);
+    if (r < 0)
+        return r;
     bool nproc_auto = false;
     r = parse_nproc(fl->rlimit_nproc, &nproc_auto, &cfg->rlimit_nproc, err);
     if (r < 0)
@@ -247,14 +271,18 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
 
 /* Claims the containers' host id range on this host (lock.h), so that two funclets never map
  * the same host ids: their containers would share RLIMIT_NPROC and the ownership of each
- * other's files. Another funclet's overlapping range stops funclet; a lock directory that
- * cannot be made (a read-only /run in a container) is a warning, since the check is a
- * safeguard and a container's /run is private to it anyway. */
-static int claim_userns_range(const struct ef_funclet_config *cfg, ef_error *err)
+ * other's files. With --userns-base auto the range is the lowest free one, and cfg->userns_base
+ * is set to it. Another funclet's overlapping range stops funclet (with auto: no free range
+ * left); a lock directory that cannot be made (a read-only /run in a container) is a warning,
+ * since the check is a safeguard and a container's /run is private to it anyway. */
+static int claim_userns_range(struct ef_funclet_config *cfg, ef_error *err)
 {
     ef_error e;
-    int r =
-        ef_lock_userns(cfg->userns_base, cfg->max_containers, EF_USERNS_RANGE, &userns_lock, &e);
+    int r = cfg->userns_base_auto
+                ? ef_lock_userns_auto(EF_USERNS_BASE_DEFAULT, cfg->max_containers, EF_USERNS_RANGE,
+                                      &cfg->userns_base, &userns_lock, &e)
+                : ef_lock_userns(cfg->userns_base, cfg->max_containers, EF_USERNS_RANGE,
+                                 &userns_lock, &e);
     if (r == -EBUSY)
         return ef_error_set(err, r, "%s", e.msg);
     if (r < 0)
@@ -280,16 +308,19 @@ static int probe_userns(struct ef_funclet *f, ef_error *err)
                          "--sandbox-uid and --sandbox-gid must be below %u to lie in a "
                          "container's range of ids",
                          EF_USERNS_RANGE);
-    if (r == 0)
-        r = ef_userns_slots_init(&f->userns_slots, cfg->userns_base, cfg->max_containers, &e);
     /* The configuration errors above and a range another funclet holds stop funclet whatever
-     * the mode; only what the kernel refuses lets "auto" go on without. */
+     * the mode; only what the kernel refuses lets "auto" go on without. The claim comes first:
+     * with --userns-base auto it decides the base. */
     if (r < 0)
         return ef_error_set(err, r, "%s", e.msg);
     r = claim_userns_range(cfg, err);
-    if (r < 0) {
-        ef_userns_slots_free(&f->userns_slots);
+    if (r < 0)
         return r;
+    r = ef_userns_slots_init(&f->userns_slots, cfg->userns_base, cfg->max_containers, &e);
+    if (r < 0) {
+        close(userns_lock);
+        userns_lock = -1;
+        return ef_error_set(err, r, "%s", e.msg);
     }
     r = ef_userns_probe(cfg->userns_base, &e);
     if (r < 0) {
@@ -501,7 +532,7 @@ int main(int argc, char **argv)
         .rlimit_nofile = 1024,
         .rlimit_nproc = "auto",
         .userns = "auto",
-        .userns_base = EF_USERNS_BASE_DEFAULT,
+        .userns_base = "auto",
         .pool_size = 4,
         .prestart = "python",
         .container_sched_policy = "batch",
@@ -558,11 +589,14 @@ int main(int argc, char **argv)
          "(the runner is root only inside it). auto: when a probe at start shows that the kernel "
          "allows it, else without one; on: refuse to start without; off: never",
          0, 0},
-        {"userns-base", EF_OPT_INT, &fl.userns_base, "N",
+        {"userns-base", EF_OPT_STRING, &fl.userns_base, "N|auto",
          "First host uid/gid of the containers' ranges: container slot K maps uid 0 to N + "
          "K*65536, so funclet uses N to N + max-containers*65536 - 1, claimed host-wide in "
-         "/run/easyfaas/userns.lock; two funclets on one host need ranges that do not overlap",
-         1, 4294967294LL},
+         "/run/easyfaas/userns.lock, and refuses to start when another funclet holds part of it. "
+         "auto: the lowest range from 1000000 on that no other funclet on this host holds (mount "
+         "the host's /run/easyfaas into a funclet that runs in a container, or it sees only its "
+         "own claims)",
+         0, 0},
         {"pool-size", EF_OPT_INT, &fl.pool_size, "N",
          "Cold containers kept ready for the next warmup (0: create each on demand)", 0, 1024},
         {"prestart", EF_OPT_STRING, &fl.prestart, "RUNTIME",

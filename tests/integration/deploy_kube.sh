@@ -92,6 +92,15 @@ fi
   fail "funclet's root is not read-only"
 capeff=$(podman exec "$name-controller" awk '/^CapEff/ { print $2 }' /proc/1/status)
 [ "$capeff" = 0000000000000000 ] || fail "the controller runs with capabilities $capeff"
+# funclet claimed its containers' host id range in the node's /run/easyfaas (the hostPath
+# volume), where the other funclets of this host see it.
+! grep -q "host ids are not claimed" <<<"$(podman logs "$name-funclet" 2>&1)" ||
+  fail "funclet could not claim its host ids: $(podman logs "$name-funclet" 2>&1 | grep 'not claimed')"
+funclet_host_pid=$(podman inspect --format '{{.State.Pid}}' "$name-funclet")
+lock_inode=$(stat -c %i /run/easyfaas/userns.lock)
+awk -v pid="$funclet_host_pid" -v ino="$lock_inode" \
+  '$2 == "POSIX" && $5 == pid && $6 ~ (":" ino "$") { found = 1 } END { exit !found }' /proc/locks ||
+  fail "no lock of funclet (host pid $funclet_host_pid) on /run/easyfaas/userns.lock: $(cat /proc/locks)"
 
 FUNCLET_CGROUP=$(funclet_cgroup "$name-funclet")
 exercise_pod

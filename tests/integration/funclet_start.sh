@@ -201,6 +201,39 @@ stop_funclet
 ip link show "$BRIDGE" >/dev/null 2>&1 || fail "funclet deleted a bridge it did not make"
 ip link del "$BRIDGE"
 
+note "--userns-base auto: each funclet takes the lowest range that no other funclet holds"
+# host_ids LOG: the first and last host id of the range the funclet of LOG announced.
+host_ids() { sed -n 's/.*user namespaces on, host ids \([0-9]*\)-\([0-9]*\),.*/\1 \2/p' "$1" | tail -n 1; }
+start FUNCLET_PID "$SOCK" "$DATA" "$PARENT" --pool-size 0 --userns-base auto --bridge-cidr "$CIDR"
+read -r A_FIRST A_LAST <<<"$(host_ids "$DATA/funclet.log")"
+[ -n "$A_FIRST" ] && [ "$A_FIRST" -ge 1000000 ] && [ $((A_LAST - A_FIRST + 1)) = "$SPAN" ] ||
+  fail "the first auto range is '$A_FIRST-$A_LAST': $(grep 'host ids' "$DATA/funclet.log")"
+start FUNCLET2_PID "$SOCK2" "$DATA2" "$PARENT2" --pool-size 0 --userns-base auto --bridge-cidr "$CIDR2"
+read -r B_FIRST B_LAST <<<"$(host_ids "$DATA2/funclet.log")"
+# Every id below the first range is held by others (it took the lowest free one), so the
+# second range lies above it.
+[ -n "$B_FIRST" ] && [ "$B_FIRST" -gt "$A_LAST" ] && [ $((B_LAST - B_FIRST + 1)) = "$SPAN" ] ||
+  fail "the second auto range $B_FIRST-$B_LAST is not past the first one's $A_FIRST-$A_LAST"
+res=$(call2 container.create '{}')
+B_PID=$(echo "$res" | json 'j["pid"]')
+[ "$(awk '{ print $1, $2, $3 }' "/proc/$B_PID/uid_map")" = "0 $B_FIRST 65536" ] ||
+  fail "the container's uid_map is $(cat "/proc/$B_PID/uid_map"), want 0 $B_FIRST 65536"
+# An explicit base inside an auto range is refused, as any overlap.
+DATA3=$(mktemp -d /tmp/ef-start3.XXXXXX)
+"$EF_BUILD_DIR/easyfaas-runner" prepare --dest "$DATA3/runtime" >/dev/null
+out=$(refused 1 --data-dir "$DATA3" --userns on --max-containers 4 --userns-base "$B_FIRST" \
+  --cgroup-parent "$PARENT2")
+remove_data "$DATA3"
+grep -q "overlap those of another funclet on this host (pid $FUNCLET2_PID" <<<"$out" ||
+  fail "unclear refusal of an overlap with an auto range: $out"
+kill -TERM "$FUNCLET2_PID"
+wait "$FUNCLET2_PID" || fail "the second funclet exited with status $?"
+FUNCLET2_PID=
+stop_funclet
+out=$(refused 1 --data-dir "$DATA" --userns-base 12ab)
+grep -q -- "--userns-base must be auto or a host id from 1 to 4294967294, not '12ab'" <<<"$out" ||
+  fail "unclear refusal of --userns-base 12ab: $out"
+
 note "flags that cannot work are refused before anything is made"
 out=$(refused 1 --data-dir "$DATA" --cgroup-parent cgroup.procs --userns-base "$EF_USERNS_BASE")
 grep -qF -- "--cgroup-parent 'cgroup.procs' cannot hold the containers' cgroups" <<<"$out" ||
