@@ -174,13 +174,14 @@ stop_floor_servers
 pod_remove
 
 # 1 connection, everything on CPU 0 (an unpinned single connection measures vCPU wake-ups).
+cpus=$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/$$/status) # restored afterwards
 taskset -cp 0 $$ >/dev/null
 start_pod
 start_floor_servers "taskset -c 0"
 series 1 "taskset -c 0"
 stop_floor_servers
 pod_remove
-taskset -cp "$(cat /sys/devices/system/cpu/online)" $$ >/dev/null
+taskset -cp "$cpus" $$ >/dev/null
 
 # Cold starts: each invocation goes to a function that has no warm container; the pause before
 # it lets funclet refill its pool, so that a cold container is ready, as the target assumes.

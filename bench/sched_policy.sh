@@ -2,10 +2,10 @@
 # The scheduling policy of the invocation path, A/B: warm invocations of the Python no-op
 # function through the whole pod with the controller and the containers under SCHED_OTHER
 # (--sched-policy other, --container-sched-policy other) and under SCHED_BATCH (the defaults),
-# interleaved: each round starts a pod of each policy in turn, warms it up, and measures it
-# twice with wrk, at 1 connection with every process on CPU 0 and at 64 connections unpinned;
-# then cold starts: the first invocation of each of 10 new functions, with a cold container
-# ready in funclet's pool.
+# interleaved: each round starts a pod of each policy in turn (which goes first alternates),
+# warms it up, and measures it twice with wrk, at 1 connection with every process on CPU 0 and
+# at 64 connections unpinned; then cold starts: the first invocation of each of 10 new
+# functions, with a cold container ready in funclet's pool.
 #   EF_BUILD_DIR=build bench/sched_policy.sh [seconds per run, default 8] [rounds, default 3]
 # EF_BENCH_SERIES lists the series to run (default "1 64 cold").
 set -euo pipefail
@@ -17,6 +17,8 @@ bench=$EF_SOURCE_DIR/bench
 source "$EF_SOURCE_DIR/tests/integration/lib.sh"
 require_root
 command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+# The CPUs this script may use, restored after each pinned series.
+cpus=$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/$$/status)
 
 # measure CONNS POLICY: one pod under POLICY; prints "conns policy req/s p50 p99" per run.
 measure() {
@@ -31,7 +33,6 @@ measure() {
     EF_FUNCLET_ARGS="--max-containers 96 --container-sched-policy $policy" pod_start
   [ "$(create_function noop python3.11 app.handler "$bench/functions/noop" ',"Timeout":30')" = 201 ] ||
     fail "create noop: $(cat "$EF_DATA/create-noop.json")"
-  trap pod_cleanup EXIT
   local url=$EF_BASE/2015-03-31/functions/noop/invocations
   $pin wrk -t$threads -c"$conns" -d5s -s "$bench/post.lua" "$url" >/dev/null
   sleep 3 # the warm-up's cold starts settle
@@ -45,29 +46,35 @@ measure() {
   done
   pod_remove
   rm -f "$out"
-  taskset -cp "$(cat /sys/devices/system/cpu/online)" $$ >/dev/null
+  taskset -cp "$cpus" $$ >/dev/null
 }
 
 # measure_cold POLICY: one pod under POLICY; prints "cold policy p50 p90" of 10 cold starts (ms).
 measure_cold() {
   local policy=$1 i
   EF_CONTROLLER_ARGS="--sched-policy $policy" EF_FUNCLET_ARGS="--container-sched-policy $policy" pod_start
-  trap pod_cleanup EXIT
   for i in $(seq 10); do
     [ "$(create_function "cold$i" python3.11 app.handler "$bench/functions/noop")" = 201 ] ||
       fail "create cold$i: $(cat "$EF_DATA/create-cold$i.json")"
     sleep 0.5 # funclet refills its pool
-    curl -sS -o /dev/null -w '%{time_total}\n' -X POST "$EF_BASE/2015-03-31/functions/cold$i/invocations" -d '{}'
-  done | sort -n | awk -v p="$policy" '{ v[NR] = $1 * 1000 }
-    END { printf "cold  %-6s %9s %8.3f %8.3f\n", p, "-", v[int(NR / 2) + 1], v[int(NR * 0.9)] }'
+    curl -fsS -o /dev/null -w '%{time_total}\n' -X POST "$EF_BASE/2015-03-31/functions/cold$i/invocations" -d '{}' ||
+      fail "the first invocation of cold$i failed"
+  done >"$EF_DATA/cold.times"
+  # p50: the mean of the middle two of 10; p90: the 9th.
+  sort -n "$EF_DATA/cold.times" | awk -v p="$policy" '{ v[NR] = $1 * 1000 }
+    END { printf "cold  %-6s %9s %8.3f %8.3f\n", p, "-", (v[5] + v[6]) / 2, v[9] }'
   pod_remove
 }
 
 echo "# machine: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "# conns policy  req/s   p50(ms)  p99(ms)    (cold: p50 and p90 of the first invocations)"
+# Rounds alternate which policy goes first (other, batch; batch, other; ...), so that neither
+# always follows the other's teardown.
 for series in ${EF_BENCH_SERIES:-1 64 cold}; do
-  for _ in $(seq "$rounds"); do
-    for policy in other batch; do
+  for round in $(seq "$rounds"); do
+    order="other batch"
+    [ $((round % 2)) = 0 ] && order="batch other"
+    for policy in $order; do
       if [ "$series" = cold ]; then
         measure_cold "$policy"
       else

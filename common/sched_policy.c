@@ -33,8 +33,38 @@ const char *ef_sched_policy_name(int policy)
 int ef_sched_policy_apply(int policy, ef_error *err)
 {
     const struct sched_param param = {.sched_priority = 0};
-    if (sched_setscheduler(0, policy, &param) < 0)
-        return ef_error_set_errno(err, -errno, "cannot set the scheduling policy %s",
-                                  ef_sched_policy_name(policy));
-    return 0;
+    int current = sched_getscheduler(0);
+    int reset_on_fork = current >= 0 ? current & SCHED_RESET_ON_FORK : 0;
+    if (sched_setscheduler(0, policy | reset_on_fork, &param) == 0)
+        return 0;
+    int r = -errno;
+    if (r == -EPERM && current >= 0 && (current & ~SCHED_RESET_ON_FORK) == SCHED_IDLE)
+        return 1;
+    return ef_error_set_errno(err, r, "cannot set the scheduling policy %s",
+                              ef_sched_policy_name(policy));
+}
+
+const char *ef_sched_policy_current_name(void)
+{
+    int current = sched_getscheduler(0);
+    if (current < 0)
+        return "unknown";
+    switch (current & ~SCHED_RESET_ON_FORK) {
+    case SCHED_OTHER:
+        return "other";
+    case SCHED_BATCH:
+        return "batch";
+    case SCHED_IDLE:
+        return "idle";
+    case SCHED_FIFO:
+        return "fifo";
+    case SCHED_RR:
+        return "rr";
+#ifdef SCHED_DEADLINE
+    case SCHED_DEADLINE:
+        return "deadline";
+#endif
+    default:
+        return "unknown";
+    }
 }

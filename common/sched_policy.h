@@ -21,6 +21,13 @@ int ef_sched_policy_parse(const char *name, const char *flag, int *ret_policy, e
 /* "batch" or "other" for a policy ef_sched_policy_parse() returns; "unknown" otherwise. */
 const char *ef_sched_policy_name(int policy);
 
-/* Sets the calling thread's policy (priority 0). Threads it creates afterwards inherit it, so a
- * daemon calls this before it starts any. */
+/* Sets the calling thread's policy (priority 0), keeping its SCHED_RESET_ON_FORK flag (clearing
+ * it needs CAP_SYS_NICE). Threads it creates afterwards inherit the policy, so a daemon calls
+ * this before it starts any. Returns 0, or 1 when the thread runs SCHED_IDLE and may not leave
+ * it (leaving it needs CAP_SYS_NICE): it keeps that lower policy, and the caller says so. Other
+ * failures are a negative errno with `err` filled. */
 int ef_sched_policy_apply(int policy, ef_error *err);
+
+/* "batch", "other", "idle", "fifo", "rr", "deadline" or "unknown": the policy of the calling
+ * thread, for a log line. */
+const char *ef_sched_policy_current_name(void);

@@ -281,10 +281,19 @@ int main(int argc, char **argv)
     }
     ef_log_init("controller", level);
     /* Before the loop starts libuv's pool threads, which inherit it. */
-    if (ef_sched_policy_apply(policy, &err) < 0) {
+    const char *policy_before = ef_sched_policy_current_name();
+    r = ef_sched_policy_apply(policy, &err);
+    if (r < 0) {
         ef_error("%s", err.msg);
         return 1;
     }
+    if (r == 1)
+        ef_warn("started under SCHED_IDLE without CAP_SYS_NICE: the controller keeps that policy "
+                "instead of --sched-policy %s",
+                ef_sched_policy_name(policy));
+    else if (strcmp(policy_before, "other") != 0 && strcmp(policy_before, "batch") != 0)
+        ef_warn("started under the scheduling policy %s: --sched-policy %s replaces it",
+                policy_before, ef_sched_policy_name(policy));
 
     cleanup_free char *default_socket = NULL;
     if (!funclet_socket) {

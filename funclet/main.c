@@ -681,6 +681,11 @@ int main(int argc, char **argv)
     }
     if (!f->cfg.seccomp)
         ef_warn("--seccomp=false: containers run without a seccomp filter");
+    if (f->cfg.userns && strcmp(ef_sched_policy_current_name(), "idle") == 0)
+        ef_warn("funclet runs under SCHED_IDLE: containers with a user namespace keep it, since "
+                "leaving it needs CAP_SYS_NICE of the host (--container-sched-policy %s applies "
+                "only without one)",
+                ef_sched_policy_name(f->cfg.container_sched_policy));
     /* What a previous funclet left: mounts below run/containers first (they would keep its
      * directories busy), then the containers' cgroups and directories, its bridge. */
     ef_hostmnt_release_root(f->cfg.containers_dir);

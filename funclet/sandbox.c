@@ -347,6 +347,14 @@ static void set_rlimits(const struct ef_sandbox_args *a)
 {
     set_limit(RLIMIT_NOFILE, "RLIMIT_NOFILE", a->rlimit_nofile);
     set_limit(RLIMIT_NPROC, "RLIMIT_NPROC", a->rlimit_nproc);
+    /* Whatever funclet's own limits: without CAP_SYS_NICE of the host, these are what lets a
+     * process take a real-time policy (SCHED_FIFO, SCHED_RR, which a busy loop would hold a
+     * CPU with) or a nice level below 0. Zero allows neither. */
+    const struct rlimit none = {.rlim_cur = 0, .rlim_max = 0};
+    if (setrlimit(RLIMIT_RTPRIO, &none) < 0)
+        FAIL("setrlimit RLIMIT_RTPRIO 0");
+    if (setrlimit(RLIMIT_NICE, &none) < 0)
+        FAIL("setrlimit RLIMIT_NICE 0");
 }
 
 /* The child starts with every signal blocked (spawn.c) and funclet's dispositions: its handlers
@@ -540,9 +548,12 @@ int ef_sandbox_child(void *arg)
     if (a->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
         FAIL("unshare the cgroup namespace");
     /* Only now: the steps above keep funclet's policy, with which this child's wake-ups were
-     * measured. The runner and all it starts inherit this one (common/sched_policy.h). */
+     * measured. The runner and all it starts inherit this one (common/sched_policy.h). A
+     * funclet run under SCHED_IDLE passes it on: in a user namespace the child lacks the
+     * CAP_SYS_NICE that leaving it needs (funclet warns at start), and it is the lower one. */
     const struct sched_param param = {.sched_priority = 0};
-    if (sched_setscheduler(0, a->sched_policy, &param) < 0)
+    if (sched_setscheduler(0, a->sched_policy, &param) < 0 &&
+        !(errno == EPERM && sched_getscheduler(0) == SCHED_IDLE))
         FAIL("set the scheduling policy");
 
     char uid[16], gid[16], fd[16];

@@ -38,10 +38,19 @@ trap cleanup EXIT
 call() { "$EF_BUILD_DIR/ef-rpc-call" --timeout 60000 "$SOCK" "$@"; }
 
 # start_funclet [FLAGS...]
+# funclet runs with the real-time and nice limits an operator's service manager might give it
+# (where this test may raise them: that needs CAP_SYS_RESOURCE); its containers must not
+# inherit them.
+RAISED_LIMITS=()
+if prlimit --rtprio=99:99 --nice=40:40 true 2>/dev/null; then
+  RAISED_LIMITS=(prlimit --rtprio=99:99 --nice=40:40)
+else
+  note "no CAP_SYS_RESOURCE: funclet runs with this shell's RLIMIT_RTPRIO and RLIMIT_NICE"
+fi
 start_funclet() {
-  "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" --cgroup-parent "$PARENT" \
-    --tmp-size 16M --log-level debug --userns "$USERNS" --userns-base "$EF_USERNS_BASE" "$@" \
-    2>>"$DATA/funclet.log" &
+  "${RAISED_LIMITS[@]}" "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" \
+    --cgroup-parent "$PARENT" --tmp-size 16M --log-level debug --userns "$USERNS" \
+    --userns-base "$EF_USERNS_BASE" "$@" 2>>"$DATA/funclet.log" &
   FUNCLET_PID=$!
   wait_funclet "$SOCK" "$DATA/funclet.log"
 }
@@ -283,8 +292,13 @@ expect "connect-unix $RSOCK" 'connect: ENOENT'
 expect "ls $DATA" 'opendir: ENOENT'
 expect 'ls /run' 'opendir: ENOENT'
 
-note "rlimits and the cgroup namespace"
+note "rlimits and the cgroup namespace; no real-time policy, no negative nice"
 expect rlimits 'nofile=1024/1024'
+expect rlimits 'rtprio=0/0'
+expect rlimits 'nice=0/0'
+expect realtime 'sched-fifo: EPERM'
+expect realtime 'sched-rr: EPERM'
+expect realtime 'nice-minus-1: EACCES'
 cg=$(probe 'cat /proc/self/cgroup')
 ! grep -E '^[0-9]+:[^:]*:/.+' <<<"$cg" || fail "the container sees host cgroup paths: $cg"
 grep -qx '0::/' <<<"$cg" || fail "no cgroup namespace: $cg"

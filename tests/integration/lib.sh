@@ -53,7 +53,6 @@ remove_data() {
 # 64 ranges of 65536 ids from 2^31 on; every test's funclet passes it.
 EF_USERNS_BASE=${EF_USERNS_BASE:-$((2147483648 + ($$ % 511) * 4194304))}
 
-# free_port: a TCP port on 127.0.0.1 that was free a moment ago.
 # sched_policy_of PID: the scheduling policy of the process, as a number (0 SCHED_OTHER,
 # 3 SCHED_BATCH): field 41 of /proc/PID/stat, counted after the command name, which may hold
 # spaces and parentheses.
@@ -61,6 +60,7 @@ sched_policy_of() {
   sed 's/.*) //' "/proc/$1/stat" | awk '{ print $39 }'
 }
 
+# free_port: a TCP port on 127.0.0.1 that was free a moment ago.
 free_port() {
   /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }

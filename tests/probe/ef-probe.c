@@ -277,7 +277,10 @@ static int cmd_rlimits(void)
     static const struct {
         int res;
         const char *name;
-    } lims[] = {{RLIMIT_NOFILE, "nofile"}, {RLIMIT_NPROC, "nproc"}};
+    } lims[] = {{RLIMIT_NOFILE, "nofile"},
+                {RLIMIT_NPROC, "nproc"},
+                {RLIMIT_RTPRIO, "rtprio"},
+                {RLIMIT_NICE, "nice"}};
     for (size_t i = 0; i < sizeof(lims) / sizeof(lims[0]); i++) {
         struct rlimit rl;
         getrlimit(lims[i].res, &rl);
@@ -503,6 +506,12 @@ static int run(int argc, char **argv)
     }
     if (!strcmp(c, "ifaces"))
         return cmd_ifaces();
+    if (!strcmp(c, "realtime")) {
+        const struct sched_param param = {.sched_priority = 1};
+        outcome("sched-fifo", sched_setscheduler(0, SCHED_FIFO, &param));
+        outcome("sched-rr", sched_setscheduler(0, SCHED_RR, &param));
+        return outcome("nice-minus-1", setpriority(PRIO_PROCESS, 0, -1));
+    }
     if (!strcmp(c, "rlimits"))
         return cmd_rlimits();
     if (!strcmp(c, "exec") && argc > 1)

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -75,12 +77,66 @@ static void test_apply_and_inherit(void **state)
     assert_int_equal(ef_sched_policy_apply(before, &err), 0);
 }
 
+/* A thread started with SCHED_RESET_ON_FORK keeps the flag: clearing it needs CAP_SYS_NICE,
+ * which a controller in a container has not. */
+static void test_apply_keeps_reset_on_fork(void **state)
+{
+    (void)state;
+    const struct sched_param param = {.sched_priority = 0};
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ef_error err = {0};
+        if (sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &param) < 0)
+            _exit(2);
+        if (ef_sched_policy_apply(SCHED_BATCH, &err) != 0)
+            _exit(3);
+        if (sched_getscheduler(0) != (SCHED_BATCH | SCHED_RESET_ON_FORK))
+            _exit(4);
+        _exit(strcmp(ef_sched_policy_current_name(), "batch") == 0 ? 0 : 5);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+/* Without CAP_SYS_NICE a thread cannot leave SCHED_IDLE: it keeps it, and the caller learns so
+ * from the result 1 rather than an error. */
+static void test_apply_keeps_idle_without_privilege(void **state)
+{
+    (void)state;
+    const struct sched_param param = {.sched_priority = 0};
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        ef_error err = {0};
+        if (sched_setscheduler(0, SCHED_IDLE, &param) < 0)
+            _exit(2);
+        /* Root drops its capabilities by becoming nobody. */
+        if (geteuid() == 0 &&
+            (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
+            _exit(3);
+        if (ef_sched_policy_apply(SCHED_BATCH, &err) != 1)
+            _exit(4);
+        if (sched_getscheduler(0) != SCHED_IDLE)
+            _exit(5);
+        _exit(strcmp(ef_sched_policy_current_name(), "idle") == 0 ? 0 : 6);
+    }
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse),
         cmocka_unit_test(test_parse_rejects_others),
         cmocka_unit_test(test_apply_and_inherit),
+        cmocka_unit_test(test_apply_keeps_reset_on_fork),
+        cmocka_unit_test(test_apply_keeps_idle_without_privilege),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
