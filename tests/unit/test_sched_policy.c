@@ -77,28 +77,56 @@ static void test_apply_and_inherit(void **state)
     assert_int_equal(ef_sched_policy_apply(before, &err), 0);
 }
 
+/* Runs `check` in a child process, whose policy changes stay its own, and asserts that it
+ * exits 0 (a non-zero status names the step that failed). */
+static void in_child(int (*check)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(check());
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static const struct sched_param prio0 = {.sched_priority = 0};
+
+static int keeps_reset_on_fork(void)
+{
+    ef_error err = {0};
+    if (sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &prio0) < 0)
+        return 2;
+    if (ef_sched_policy_apply(SCHED_BATCH, &err) != 0)
+        return 3;
+    if (sched_getscheduler(0) != (SCHED_BATCH | SCHED_RESET_ON_FORK))
+        return 4;
+    return strcmp(ef_sched_policy_current_name(), "batch") == 0 ? 0 : 5;
+}
+
 /* A thread started with SCHED_RESET_ON_FORK keeps the flag: clearing it needs CAP_SYS_NICE,
  * which a controller in a container has not. */
 static void test_apply_keeps_reset_on_fork(void **state)
 {
     (void)state;
-    const struct sched_param param = {.sched_priority = 0};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        ef_error err = {0};
-        if (sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &param) < 0)
-            _exit(2);
-        if (ef_sched_policy_apply(SCHED_BATCH, &err) != 0)
-            _exit(3);
-        if (sched_getscheduler(0) != (SCHED_BATCH | SCHED_RESET_ON_FORK))
-            _exit(4);
-        _exit(strcmp(ef_sched_policy_current_name(), "batch") == 0 ? 0 : 5);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    in_child(keeps_reset_on_fork);
+}
+
+static int keeps_idle(void)
+{
+    ef_error err = {0};
+    if (sched_setscheduler(0, SCHED_IDLE, &prio0) < 0)
+        return 2;
+    /* Root drops its capabilities by becoming nobody. */
+    if (geteuid() == 0 &&
+        (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
+        return 3;
+    if (ef_sched_policy_apply(SCHED_BATCH, &err) != 1)
+        return 4;
+    if (sched_getscheduler(0) != SCHED_IDLE)
+        return 5;
+    return strcmp(ef_sched_policy_current_name(), "idle") == 0 ? 0 : 6;
 }
 
 /* Without CAP_SYS_NICE a thread cannot leave SCHED_IDLE: it keeps it, and the caller learns so
@@ -106,27 +134,7 @@ static void test_apply_keeps_reset_on_fork(void **state)
 static void test_apply_keeps_idle_without_privilege(void **state)
 {
     (void)state;
-    const struct sched_param param = {.sched_priority = 0};
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        ef_error err = {0};
-        if (sched_setscheduler(0, SCHED_IDLE, &param) < 0)
-            _exit(2);
-        /* Root drops its capabilities by becoming nobody. */
-        if (geteuid() == 0 &&
-            (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
-            _exit(3);
-        if (ef_sched_policy_apply(SCHED_BATCH, &err) != 1)
-            _exit(4);
-        if (sched_getscheduler(0) != SCHED_IDLE)
-            _exit(5);
-        _exit(strcmp(ef_sched_policy_current_name(), "idle") == 0 ? 0 : 6);
-    }
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
+    in_child(keeps_idle);
 }
 
 int main(void)
