@@ -17,7 +17,7 @@ Options:
   --build-dir DIR     CMake build directory (default <source>/build)
   --log-level L       debug, info, warn or error (default info)
   --bridge-cidr CIDR  network of the functions with NetworkMode bridge (default: see below)
-  --userns-base N     first host uid of the containers' user namespaces (default: see below)
+  --userns-base N     first host uid of the containers' user namespaces (default: auto, below)
   -h, --help          this text
 
 Two instances can run side by side with different --data-dir and --port. What else must differ
@@ -26,9 +26,9 @@ between the pods of one host is derived from the port:
   bridge          ef<port>, on the first /24 of 172.31.0.0/16, from 172.31.<port mod 256>.0/24
                   on, that no route of the host overlaps (a pod makes its bridge at its first
                   function with NetworkMode bridge: one not made yet is not seen)
-  host ids        --userns-base 1000000 + (port mod 1023) * 4194304: funclet's 64 containers
-                  take 64 ranges of 65536 ids from there, so ports whose remainders differ never
-                  share ids; funclet refuses to start (and names a free base) when they would
+  host ids        --userns-base auto: each funclet takes the lowest range of 64 * 65536 host
+                  ids from 1000000 on that no other funclet of the host holds (an explicit
+                  --userns-base that overlaps another funclet's is refused, naming a free base)
 Ctrl-C, SIGTERM and SIGHUP stop the pod in order (controller, then funclet) and the script exits
 with status 0; a daemon that ends by itself makes it exit with status 1.
 USAGE
@@ -122,7 +122,7 @@ cmake --build "$build_dir" -j"$(nproc)" --target easyfaas-controller easyfaas-fu
 if [ -z "$bridge_cidr" ]; then
   bridge_cidr=$(free_cidr) || { say "no /24 of 172.31.0.0/16 is free; give --bridge-cidr"; exit 1; }
 fi
-[ -n "$userns_base" ] || userns_base=$((1000000 + (port % 1023) * 4194304))
+[ -n "$userns_base" ] || userns_base=auto
 
 mkdir -p "$data_dir"
 data_dir=$(cd "$data_dir" && pwd)
@@ -149,7 +149,7 @@ trap 'stop' EXIT
 # controller first, then funclet, which destroys the containers. They would otherwise exit
 # together, before the trap has run, and look as if they had failed. setsid(1) does not fork
 # here (a background job is no group leader), so $! is the daemon itself.
-say "funclet: bridge ef$port on $bridge_cidr, host ids from $userns_base, cgroup easyfaas-$port"
+say "funclet: bridge ef$port on $bridge_cidr, host ids --userns-base $userns_base, cgroup easyfaas-$port"
 setsid "$build_dir/easyfaas-funclet" --data-dir "$data_dir" --cgroup-parent "easyfaas-$port" \
   --bridge-name "ef$port" --bridge-cidr "$bridge_cidr" --userns-base "$userns_base" \
   --log-level "$log_level" &

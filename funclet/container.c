@@ -470,6 +470,7 @@ static int start_child(struct ef_funclet *f, struct ef_container *c, struct ef_m
         .prestart = c->pooled && f->cfg.prestart_python,
         .rlimit_nofile = f->cfg.rlimit_nofile,
         .sched_policy = f->cfg.container_sched_policy,
+        .drop_priority = f->raised_priority,
         .rlimit_nproc = f->cfg.rlimit_nproc,
         .seccomp = f->cfg.seccomp ? &f->seccomp : NULL,
         .changed_signals = f->changed_signals,

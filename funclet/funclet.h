@@ -76,6 +76,8 @@ struct ef_funclet {
     struct ef_userns_slots userns_slots; /* the containers' host id ranges, when cfg.userns */
     bool containers_root_mounted;        /* run/containers is funclet's private bind mount */
     sigset_t changed_signals;            /* not SIG_DFL in funclet: the sandbox resets them */
+    bool raised_priority; /* funclet runs real-time or at a negative nice, which no container
+                           * may inherit (sandbox.h, drop_priority) */
     ef_funclet_oom_cb on_oom;
     ef_funclet_exit_cb on_exit;
     bool shutting_down;

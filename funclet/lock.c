@@ -107,6 +107,9 @@ static int host_dir(ef_error *err)
         return ef_error_set_errno(err, -errno, "cannot stat %s", EF_LOCK_HOST_DIR);
     if (!S_ISDIR(st.st_mode))
         return ef_error_set(err, -ENOTDIR, "%s is not a directory", EF_LOCK_HOST_DIR);
+    /* A container engine that made it for a hostPath volume made it 0755: root's alone. */
+    if (st.st_uid == 0 && (st.st_mode & 077) && chmod(EF_LOCK_HOST_DIR, 0700) < 0)
+        return ef_error_set_errno(err, -errno, "cannot chmod %s to 0700", EF_LOCK_HOST_DIR);
     return 0;
 }
 

@@ -720,6 +720,14 @@ int main(int argc, char **argv)
                       uv_signal_start(&sig_int, on_sigterm, SIGINT) == 0;
     /* Now that libuv's handlers are installed: the sandbox child drops them first thing. */
     ef_sandbox_changed_signals(&f->changed_signals);
+    const char *own_policy = ef_sched_policy_current_name();
+    int own_nice = getpriority(PRIO_PROCESS, 0);
+    f->raised_priority = strcmp(own_policy, "fifo") == 0 || strcmp(own_policy, "rr") == 0 ||
+                         strcmp(own_policy, "deadline") == 0 || own_nice < 0;
+    if (f->raised_priority)
+        ef_warn("funclet runs under the scheduling policy %s at nice %d: its containers leave "
+                "it for %s at nice 0",
+                own_policy, own_nice, ef_sched_policy_name(f->cfg.container_sched_policy));
     if (!signals_ok ||
         ef_server_start(f->loop, f->cfg.socket_path, &handlers, f, &f->server, &err) < 0 ||
         ef_pool_open(f, &err) < 0) {

@@ -476,6 +476,16 @@ int ef_sandbox_child(void *arg)
     sync_fd = move_high(a->sync_fd, "sync socket");
     int runner_fd = move_high(a->runner_fd, "runner socket");
     close_other_fds(runner_fd);
+    /* Before funclet puts this process into its cgroups, which it does once it has the
+     * "started" packet: cgroup v1's cpu controller refuses a real-time task in a group without a
+     * real-time budget. And no user code may inherit a real-time policy or a negative nice. */
+    if (a->drop_priority) {
+        const struct sched_param param = {.sched_priority = 0};
+        if (sched_setscheduler(0, SCHED_OTHER, &param) < 0)
+            FAIL("leave funclet's real-time scheduling policy");
+        if (getpriority(PRIO_PROCESS, 0) < 0 && setpriority(PRIO_PROCESS, 0, 0) < 0)
+            FAIL("leave funclet's negative nice level");
+    }
 
     send_started();
 

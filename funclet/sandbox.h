@@ -67,7 +67,9 @@ struct ef_sandbox_args {
     bool prestart;  /* the runner starts a Python runtime ahead (--prestart python) */
     uint64_t rlimit_nofile; /* 0: inherit funclet's */
     uint64_t rlimit_nproc;  /* 0: inherit funclet's */
-    int sched_policy; /* SCHED_BATCH or SCHED_OTHER (common/sched_policy.h), inherited by all */
+    int sched_policy;   /* SCHED_BATCH or SCHED_OTHER (common/sched_policy.h), inherited by all */
+    bool drop_priority; /* funclet runs real-time or at a negative nice: first thing, the child
+                         * goes to SCHED_OTHER at nice 0 */
     const struct ef_seccomp_filter *seccomp; /* installed right before exec; NULL: none */
     sigset_t changed_signals;                /* not SIG_DFL in funclet: reset first thing */
 };

@@ -78,10 +78,28 @@ grep -q '"Hello, EasyFaaS!"' <<<"$(eval "$line2")" || fail "the second instance 
 grep -q '"Hello, EasyFaaS!"' <<<"$(eval "$line")" || fail "the first instance stopped answering"
 args=$(funclet_args "$EF_DATA")
 args2=$(funclet_args "$EF_DATA2")
-grep -q -- "--bridge-name ef$EF_PORT --bridge-cidr 172.31.[0-9]*.0/24 --userns-base $((1000000 + (EF_PORT % 1023) * 4194304)) " <<<"$args" ||
+grep -q -- "--bridge-name ef$EF_PORT --bridge-cidr 172.31.[0-9]*.0/24 --userns-base auto " <<<"$args" ||
   fail "funclet of port $EF_PORT: $args"
-grep -q -- "--bridge-name ef$EF_PORT2 --bridge-cidr 172.31.[0-9]*.0/24 --userns-base $((1000000 + (EF_PORT2 % 1023) * 4194304)) " <<<"$args2" ||
+grep -q -- "--bridge-name ef$EF_PORT2 --bridge-cidr 172.31.[0-9]*.0/24 --userns-base auto " <<<"$args2" ||
   fail "funclet of port $EF_PORT2: $args2"
+# funclet_pid DATA: the pid of the funclet running on DATA.
+funclet_pid() {
+  local p
+  for p in $(pgrep -x easyfaas-funcle); do
+    tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null | grep -q -- "--data-dir $1 " && echo "$p"
+  done
+  return 0
+}
+# claimed PID: the host ids funclet PID holds in /run/easyfaas/userns.lock, "first last".
+claimed() {
+  awk -v pid="$1" -v ino="$(stat -c %i /run/easyfaas/userns.lock)" \
+    '$2 == "POSIX" && $5 == pid && $6 ~ (":" ino "$") { print $7, $8 }' /proc/locks
+}
+read -r first1 last1 <<<"$(claimed "$(funclet_pid "$EF_DATA")")"
+read -r first2 last2 <<<"$(claimed "$(funclet_pid "$EF_DATA2")")"
+[ -n "$first1" ] && [ -n "$first2" ] || fail "a funclet holds no host ids: '$first1-$last1', '$first2-$last2'"
+[ "$last1" -lt "$first2" ] || [ "$last2" -lt "$first1" ] ||
+  fail "the two pods' host ids overlap: $first1-$last1 and $first2-$last2"
 cidr=$(grep -o -- '--bridge-cidr [^ ]*' <<<"$args")
 [ "$cidr" != "$(grep -o -- '--bridge-cidr [^ ]*' <<<"$args2")" ] || fail "both pods got $cidr"
 

@@ -38,17 +38,24 @@ trap cleanup EXIT
 call() { "$EF_BUILD_DIR/ef-rpc-call" --timeout 60000 "$SOCK" "$@"; }
 
 # start_funclet [FLAGS...]
-# funclet runs with the real-time and nice limits an operator's service manager might give it
-# (where this test may raise them: that needs CAP_SYS_RESOURCE); its containers must not
-# inherit them.
-RAISED_LIMITS=()
-if prlimit --rtprio=99:99 --nice=40:40 true 2>/dev/null; then
-  RAISED_LIMITS=(prlimit --rtprio=99:99 --nice=40:40)
+# funclet runs as an operator's service manager might start it: at nice -5, under a real-time
+# policy, with real-time and nice limits raised (each where this test may: the limits need
+# CAP_SYS_RESOURCE, the policy a real-time budget in this shell's cpu cgroup). Its containers
+# must inherit none of them.
+RAISED=(nice -n -5)
+if chrt -f 1 true 2>/dev/null; then
+  RAISED+=(chrt -f 1)
 else
-  note "no CAP_SYS_RESOURCE: funclet runs with this shell's RLIMIT_RTPRIO and RLIMIT_NICE"
+  note "no real-time budget here: funclet runs under this shell's scheduling policy"
+fi
+if prlimit --rtprio=99:99 --nice=40:40 true 2>/dev/null; then
+  RAISED+=(prlimit --rtprio=99:99 --nice=40:40)
+else
+  note "no CAP_SYS_RESOURCE: funclet runs with this shell's RLIMIT_RTPRIO and RLIMIT_NICE, so" \
+    "the rtprio and nice checks below hold with or without the limits funclet sets"
 fi
 start_funclet() {
-  "${RAISED_LIMITS[@]}" "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" \
+  "${RAISED[@]}" "$EF_BUILD_DIR/easyfaas-funclet" --data-dir "$DATA" \
     --cgroup-parent "$PARENT" --tmp-size 16M --log-level debug --userns "$USERNS" \
     --userns-base "$EF_USERNS_BASE" "$@" 2>>"$DATA/funclet.log" &
   FUNCLET_PID=$!
@@ -296,6 +303,7 @@ note "rlimits and the cgroup namespace; no real-time policy, no negative nice"
 expect rlimits 'nofile=1024/1024'
 expect rlimits 'rtprio=0/0'
 expect rlimits 'nice=0/0'
+expect realtime 'nice=0 policy=3'
 expect realtime 'sched-fifo: EPERM'
 expect realtime 'sched-rr: EPERM'
 expect realtime 'nice-minus-1: EACCES'

@@ -507,6 +507,9 @@ static int run(int argc, char **argv)
     if (!strcmp(c, "ifaces"))
         return cmd_ifaces();
     if (!strcmp(c, "realtime")) {
+        errno = 0;
+        int nice_now = getpriority(PRIO_PROCESS, 0);
+        printf("nice=%d policy=%d\n", nice_now, sched_getscheduler(0));
         const struct sched_param param = {.sched_priority = 1};
         outcome("sched-fifo", sched_setscheduler(0, SCHED_FIFO, &param));
         outcome("sched-rr", sched_setscheduler(0, SCHED_RR, &param));

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -118,6 +119,10 @@ static int keeps_idle(void)
     ef_error err = {0};
     if (sched_setscheduler(0, SCHED_IDLE, &prio0) < 0)
         return 2;
+    /* An RLIMIT_NICE of 20 or more would let it leave SCHED_IDLE without the capability. */
+    const struct rlimit no_nice = {.rlim_cur = 0, .rlim_max = 0};
+    if (setrlimit(RLIMIT_NICE, &no_nice) < 0)
+        return 7;
     /* Root drops its capabilities by becoming nobody. */
     if (geteuid() == 0 &&
         (setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0))
@@ -129,8 +134,8 @@ static int keeps_idle(void)
     return strcmp(ef_sched_policy_current_name(), "idle") == 0 ? 0 : 6;
 }
 
-/* Without CAP_SYS_NICE a thread cannot leave SCHED_IDLE: it keeps it, and the caller learns so
- * from the result 1 rather than an error. */
+/* Without CAP_SYS_NICE (and RLIMIT_NICE below 20) a thread cannot leave SCHED_IDLE: it keeps it,
+ * and the caller learns so from the result 1 rather than an error. */
 static void test_apply_keeps_idle_without_privilege(void **state)
 {
     (void)state;
