@@ -25,9 +25,34 @@ const char *ef_sched_policy_name(int policy)
         return "batch";
     case SCHED_OTHER:
         return "other";
+    case SCHED_IDLE:
+        return "idle";
+    case SCHED_FIFO:
+        return "fifo";
+    case SCHED_RR:
+        return "rr";
+#ifdef SCHED_DEADLINE
+    case SCHED_DEADLINE:
+        return "deadline";
+#endif
     default:
         return "unknown";
     }
+}
+
+int ef_sched_policy_current(void)
+{
+    int policy = sched_getscheduler(0);
+    return policy < 0 ? -1 : policy & ~SCHED_RESET_ON_FORK;
+}
+
+bool ef_sched_policy_realtime(int policy)
+{
+#ifdef SCHED_DEADLINE
+    if (policy == SCHED_DEADLINE)
+        return true;
+#endif
+    return policy == SCHED_FIFO || policy == SCHED_RR;
 }
 
 int ef_sched_policy_apply(int policy, ef_error *err)
@@ -42,29 +67,4 @@ int ef_sched_policy_apply(int policy, ef_error *err)
         return 1;
     return ef_error_set_errno(err, r, "cannot set the scheduling policy %s",
                               ef_sched_policy_name(policy));
-}
-
-const char *ef_sched_policy_current_name(void)
-{
-    int current = sched_getscheduler(0);
-    if (current < 0)
-        return "unknown";
-    switch (current & ~SCHED_RESET_ON_FORK) {
-    case SCHED_OTHER:
-        return "other";
-    case SCHED_BATCH:
-        return "batch";
-    case SCHED_IDLE:
-        return "idle";
-    case SCHED_FIFO:
-        return "fifo";
-    case SCHED_RR:
-        return "rr";
-#ifdef SCHED_DEADLINE
-    case SCHED_DEADLINE:
-        return "deadline";
-#endif
-    default:
-        return "unknown";
-    }
 }

@@ -12,14 +12,22 @@
  * preemption, for an operator who wants the controller to preempt CPU-bound functions at once. */
 #pragma once
 
+#include <stdbool.h>
+
 #include "common/error.h"
 
 /* Parses "batch" or "other" into SCHED_BATCH or SCHED_OTHER; anything else is -EINVAL with a
  * message naming `flag` (the command-line flag it came from). */
 int ef_sched_policy_parse(const char *name, const char *flag, int *ret_policy, ef_error *err);
 
-/* "batch" or "other" for a policy ef_sched_policy_parse() returns; "unknown" otherwise. */
+/* "batch", "other", "idle", "fifo", "rr" or "deadline"; "unknown" for any other number. */
 const char *ef_sched_policy_name(int policy);
+
+/* The calling thread's policy without its SCHED_RESET_ON_FORK flag; -1 when it cannot be read. */
+int ef_sched_policy_current(void);
+
+/* Whether `policy` is a real-time one (SCHED_FIFO, SCHED_RR, SCHED_DEADLINE). */
+bool ef_sched_policy_realtime(int policy);
 
 /* Sets the calling thread's policy (priority 0), keeping its SCHED_RESET_ON_FORK flag (clearing
  * it needs CAP_SYS_NICE). Threads it creates afterwards inherit the policy, so a daemon calls
@@ -27,7 +35,3 @@ const char *ef_sched_policy_name(int policy);
  * it (leaving it needs CAP_SYS_NICE): it keeps that lower policy, and the caller says so. Other
  * failures are a negative errno with `err` filled. */
 int ef_sched_policy_apply(int policy, ef_error *err);
-
-/* "batch", "other", "idle", "fifo", "rr", "deadline" or "unknown": the policy of the calling
- * thread, for a log line. */
-const char *ef_sched_policy_current_name(void);

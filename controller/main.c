@@ -1,5 +1,6 @@
 /* easyfaas-controller: the user-facing HTTP API of a pod (flags, event loop, signals). */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -281,7 +282,7 @@ int main(int argc, char **argv)
     }
     ef_log_init("controller", level);
     /* Before the loop starts libuv's pool threads, which inherit it. */
-    const char *policy_before = ef_sched_policy_current_name();
+    int policy_before = ef_sched_policy_current();
     r = ef_sched_policy_apply(policy, &err);
     if (r < 0) {
         ef_error("%s", err.msg);
@@ -291,9 +292,9 @@ int main(int argc, char **argv)
         ef_warn("started under SCHED_IDLE without CAP_SYS_NICE: the controller keeps that policy "
                 "instead of --sched-policy %s",
                 ef_sched_policy_name(policy));
-    else if (strcmp(policy_before, "other") != 0 && strcmp(policy_before, "batch") != 0)
+    else if (policy_before != SCHED_OTHER && policy_before != SCHED_BATCH)
         ef_warn("started under the scheduling policy %s: --sched-policy %s replaces it",
-                policy_before, ef_sched_policy_name(policy));
+                ef_sched_policy_name(policy_before), ef_sched_policy_name(policy));
 
     cleanup_free char *default_socket = NULL;
     if (!funclet_socket) {

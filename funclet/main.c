@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,8 +101,10 @@ static int private_dir(const char *path, ef_error *err)
 /* cfg.rlimit_nproc until setup_userns() resolves "auto". */
 #define NPROC_AUTO UINT64_MAX
 
-/* --rlimit-nproc: a number, or "auto" (resolved once the user namespace is decided). */
-static int parse_nproc(const char *text, bool *ret_auto, uint64_t *ret, ef_error *err)
+/* A flag that takes "auto" or a number from `min` to `max` (`what` names the number in the
+ * error: "a number", "a host id"). *ret_auto tells which; *ret is set for a number only. */
+static int parse_auto_or_number(const char *text, const char *flag, const char *what, long long min,
+                                long long max, bool *ret_auto, long long *ret, ef_error *err)
 {
     if (strcmp(text, "auto") == 0) {
         *ret_auto = true;
@@ -110,35 +113,11 @@ static int parse_nproc(const char *text, bool *ret_auto, uint64_t *ret, ef_error
     char *end;
     errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < 0 || v > 4194304)
-        return ef_error_set(err, -EINVAL,
-                            "--rlimit-nproc must be auto or a number from 0 to 4194304, not "
-                            "'%.40s'",
-                            text);
+    if (errno || end == text || *end || v < min || v > max)
+        return ef_error_set(err, -EINVAL, "%s must be auto or %s from %lld to %lld, not '%.40s'",
+                            flag, what, min, max, text);
     *ret_auto = false;
-    *ret = (uint64_t)v;
-    return 0;
-}
-
-/* --userns-base: a host id from 1 on, or "auto" (the lowest free range from the default on,
- * found when the range is claimed). */
-static int parse_userns_base(const char *text, bool *ret_auto, uint32_t *ret, ef_error *err)
-{
-    if (strcmp(text, "auto") == 0) {
-        *ret_auto = true;
-        *ret = EF_USERNS_BASE_DEFAULT;
-        return 0;
-    }
-    char *end;
-    errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end || v < 1 || v > 4294967294LL)
-        return ef_error_set(err, -EINVAL,
-                            "--userns-base must be auto or a host id from 1 to 4294967294, not "
-                            "'%.40s'",
-                            text);
-    *ret_auto = false;
-    *ret = (uint32_t)v;
+    *ret = v;
     return 0;
 }
 
@@ -237,15 +216,21 @@ static int setup_config(const struct flags *fl, struct ef_funclet_config *cfg, e
     if (ef_userns_parse_mode(fl->userns, &cfg->userns_mode) < 0)
         return ef_error_set(err, -EINVAL, "--userns must be auto, on or off, not '%.40s'",
                             fl->userns);
-    r = parse_userns_base(fl->userns_base, &cfg->userns_base_auto, &cfg->userns_base, err);
+    /* auto: the lowest free range from the default on, found when the range is claimed. */
+    long long base = EF_USERNS_BASE_DEFAULT;
+    r = parse_auto_or_number(fl->userns_base, "--userns-base", "a host id", 1, 4294967294LL,
+                             &cfg->userns_base_auto, &base, err);
     if (r < 0)
         return r;
+    cfg->userns_base = (uint32_t)base;
+    /* auto: resolved once the user namespace is decided (setup_userns). */
     bool nproc_auto = false;
-    r = parse_nproc(fl->rlimit_nproc, &nproc_auto, &cfg->rlimit_nproc, err);
+    long long nproc = 0;
+    r = parse_auto_or_number(fl->rlimit_nproc, "--rlimit-nproc", "a number", 0, 4194304,
+                             &nproc_auto, &nproc, err);
     if (r < 0)
         return r;
-    if (nproc_auto)
-        cfg->rlimit_nproc = NPROC_AUTO;
+    cfg->rlimit_nproc = nproc_auto ? NPROC_AUTO : (uint64_t)nproc;
     cfg->pool_size = (size_t)fl->pool_size;
     if (strcmp(fl->prestart, "python") == 0)
         cfg->prestart_python = true;
@@ -681,7 +666,7 @@ int main(int argc, char **argv)
     }
     if (!f->cfg.seccomp)
         ef_warn("--seccomp=false: containers run without a seccomp filter");
-    if (f->cfg.userns && strcmp(ef_sched_policy_current_name(), "idle") == 0)
+    if (f->cfg.userns && ef_sched_policy_current() == SCHED_IDLE)
         ef_warn("funclet runs under SCHED_IDLE: containers with a user namespace keep it, since "
                 "leaving it needs CAP_SYS_NICE of the host (--container-sched-policy %s applies "
                 "only without one)",
@@ -720,14 +705,14 @@ int main(int argc, char **argv)
                       uv_signal_start(&sig_int, on_sigterm, SIGINT) == 0;
     /* Now that libuv's handlers are installed: the sandbox child drops them first thing. */
     ef_sandbox_changed_signals(&f->changed_signals);
-    const char *own_policy = ef_sched_policy_current_name();
+    int own_policy = ef_sched_policy_current();
     int own_nice = getpriority(PRIO_PROCESS, 0);
-    f->raised_priority = strcmp(own_policy, "fifo") == 0 || strcmp(own_policy, "rr") == 0 ||
-                         strcmp(own_policy, "deadline") == 0 || own_nice < 0;
+    f->raised_priority = ef_sched_policy_realtime(own_policy) || own_nice < 0;
     if (f->raised_priority)
         ef_warn("funclet runs under the scheduling policy %s at nice %d: its containers leave "
                 "it for %s at nice 0",
-                own_policy, own_nice, ef_sched_policy_name(f->cfg.container_sched_policy));
+                ef_sched_policy_name(own_policy), own_nice,
+                ef_sched_policy_name(f->cfg.container_sched_policy));
     if (!signals_ok ||
         ef_server_start(f->loop, f->cfg.socket_path, &handlers, f, &f->server, &err) < 0 ||
         ef_pool_open(f, &err) < 0) {

@@ -557,10 +557,11 @@ int ef_sandbox_child(void *arg)
     wait_for_parent();
     if (a->cgroup_ns && unshare(CLONE_NEWCGROUP) < 0)
         FAIL("unshare the cgroup namespace");
-    /* Only now: the steps above keep funclet's policy, with which this child's wake-ups were
-     * measured. The runner and all it starts inherit this one (common/sched_policy.h). A
-     * funclet run under SCHED_IDLE passes it on: in a user namespace the child lacks the
-     * CAP_SYS_NICE that leaving it needs (funclet warns at start), and it is the lower one. */
+    /* Only now: the steps above keep funclet's policy (SCHED_OTHER if funclet's was raised),
+     * with which this child's wake-ups were measured. The runner and all it starts inherit this one
+     * (common/sched_policy.h). A funclet run under SCHED_IDLE passes it on: in a user namespace the
+     * child lacks the CAP_SYS_NICE that leaving it needs (funclet warns at start), and it is the
+     * lower one. */
     const struct sched_param param = {.sched_priority = 0};
     if (sched_setscheduler(0, a->sched_policy, &param) < 0 &&
         !(errno == EPERM && sched_getscheduler(0) == SCHED_IDLE))

@@ -28,6 +28,7 @@ CIDR2="100.67.$NET3.0/24"
 SPAN=262144
 FUNCLET_PID=
 FUNCLET2_PID=
+DATA3=
 
 cleanup() {
   local rc=$?
@@ -46,6 +47,7 @@ cleanup() {
   remove_cgroups "$PARENT2"
   remove_data "$DATA"
   remove_data "$DATA2"
+  [ -z "$DATA3" ] || remove_data "$DATA3"
   exit $rc
 }
 trap cleanup EXIT
@@ -224,6 +226,7 @@ DATA3=$(mktemp -d /tmp/ef-start3.XXXXXX)
 out=$(refused 1 --data-dir "$DATA3" --userns on --max-containers 4 --userns-base "$B_FIRST" \
   --cgroup-parent "$PARENT2")
 remove_data "$DATA3"
+DATA3=
 grep -q "overlap those of another funclet on this host (pid $FUNCLET2_PID" <<<"$out" ||
   fail "unclear refusal of an overlap with an auto range: $out"
 kill -TERM "$FUNCLET2_PID"

@@ -28,7 +28,11 @@ static void test_parse(void **state)
     assert_int_equal(policy, SCHED_OTHER);
     assert_string_equal(ef_sched_policy_name(SCHED_BATCH), "batch");
     assert_string_equal(ef_sched_policy_name(SCHED_OTHER), "other");
-    assert_string_equal(ef_sched_policy_name(SCHED_FIFO), "unknown");
+    assert_string_equal(ef_sched_policy_name(SCHED_IDLE), "idle");
+    assert_string_equal(ef_sched_policy_name(SCHED_FIFO), "fifo");
+    assert_string_equal(ef_sched_policy_name(12345), "unknown");
+    assert_true(ef_sched_policy_realtime(SCHED_FIFO) && ef_sched_policy_realtime(SCHED_RR));
+    assert_false(ef_sched_policy_realtime(SCHED_BATCH) || ef_sched_policy_realtime(SCHED_IDLE));
 }
 
 static void test_parse_rejects_others(void **state)
@@ -103,7 +107,7 @@ static int keeps_reset_on_fork(void)
         return 3;
     if (sched_getscheduler(0) != (SCHED_BATCH | SCHED_RESET_ON_FORK))
         return 4;
-    return strcmp(ef_sched_policy_current_name(), "batch") == 0 ? 0 : 5;
+    return ef_sched_policy_current() == SCHED_BATCH ? 0 : 5;
 }
 
 /* A thread started with SCHED_RESET_ON_FORK keeps the flag: clearing it needs CAP_SYS_NICE,
@@ -131,7 +135,7 @@ static int keeps_idle(void)
         return 4;
     if (sched_getscheduler(0) != SCHED_IDLE)
         return 5;
-    return strcmp(ef_sched_policy_current_name(), "idle") == 0 ? 0 : 6;
+    return ef_sched_policy_current() == SCHED_IDLE ? 0 : 6;
 }
 
 /* Without CAP_SYS_NICE (and RLIMIT_NICE below 20) a thread cannot leave SCHED_IDLE: it keeps it,
