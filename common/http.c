@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <llhttp.h>
 #include <netinet/in.h>
 #include <stdint.h>
@@ -90,6 +91,7 @@ struct conn {
     bool read_stopped;   /* reading paused because the pipeline buffer is full */
     bool resume_pending; /* written; its next pipelined request waits for the idle phase */
     struct conn *resume_next;
+    unsigned long requests;  /* requests handed to the handler so far */
     int err_status;          /* status chosen by a parser callback that failed (413, 431) */
     const char *err_message; /* why a parser callback refused a request (400) */
     uint64_t last_active;
@@ -120,7 +122,8 @@ struct conn {
 };
 
 struct ef_http_server {
-    uv_tcp_t listener;
+    uv_tcp_t listener; /* unused by a server made with ef_http_server_new */
+    bool has_listener;
     uv_timer_t sweep;
     /* Connections whose response is written and whose next pipelined request is to be parsed
      * from the loop's idle phase rather than from inside the handler that responded. */
@@ -645,6 +648,37 @@ void ef_http_exchange_on_abort(ef_http_exchange *ex, ef_http_abort_cb cb, void *
     ex->abort_user = user;
 }
 
+unsigned long ef_http_exchange_requests(const ef_http_exchange *ex)
+{
+    return ex->conn->requests;
+}
+
+int ef_http_exchange_detach(ef_http_exchange *ex, int *ret_fd, ef_error *err)
+{
+    struct conn *c = ex->conn;
+    if (!ex->active || c->closing || c->state != CONN_HANDLING)
+        return ef_error_set(err, -EINVAL, "the exchange is not waiting for its response");
+    /* The new owner starts reading the socket where this server stopped: nothing may be in
+     * this server's hands but the request being detached. */
+    if (c->in.len > 0 || c->eof || c->close_after)
+        return ef_error_set(err, -EBUSY,
+                            "the client sent more than the pending request, or is closing");
+    uv_os_fd_t fd;
+    int r = uv_fileno((uv_handle_t *)&c->tcp, &fd);
+    if (r < 0)
+        return ef_error_set(err, r, "the connection has no socket: %s", uv_strerror(r));
+    int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (copy < 0)
+        return ef_error_set_errno(err, -errno, "cannot duplicate the connection's socket");
+    /* The handler gave the exchange up: closing the connection aborts nothing, and since the
+     * copy keeps the socket open the client sees no end of the connection. */
+    ex->active = false;
+    ex->abort_cb = NULL;
+    conn_close(c);
+    *ret_fd = copy;
+    return 0;
+}
+
 /* Appends `s` to `p` as the contents of a JSON string. */
 static char *put_json_string(char *p, const char *end, const char *s)
 {
@@ -979,6 +1013,7 @@ static void conn_dispatch(struct conn *c)
     c->ex.active = true;
     c->ex.abort_cb = NULL;
     c->ex.abort_user = NULL;
+    c->requests++;
     s->handler(&c->ex, &c->ex.req, s->user);
 }
 
@@ -1123,20 +1158,12 @@ static void reject_connection(ef_http_server *s)
     uv_close((uv_handle_t *)t, on_reject_close);
 }
 
-static void on_connection(uv_stream_t *listener, int status)
+/* A new connection of `s` with its TCP handle initialised (not yet open), or NULL. */
+static struct conn *conn_new(ef_http_server *s)
 {
-    ef_http_server *s = listener->data;
-    if (status < 0 || s->closing)
-        return;
-    if (s->n_conns >= s->config.max_connections) {
-        reject_connection(s);
-        return;
-    }
     struct conn *c = calloc(1, sizeof(*c));
-    if (!c) {
-        reject_connection(s);
-        return;
-    }
+    if (!c)
+        return NULL;
     c->server = s;
     uv_tcp_init(s->loop, &c->tcp);
     c->tcp.data = c;
@@ -1151,7 +1178,23 @@ static void on_connection(uv_stream_t *listener, int status)
     c->last_active = uv_now(s->loop);
     llhttp_init(&c->parser, HTTP_REQUEST, &parser_settings);
     c->parser.data = c;
+    return c;
+}
 
+static void on_connection(uv_stream_t *listener, int status)
+{
+    ef_http_server *s = listener->data;
+    if (status < 0 || s->closing)
+        return;
+    if (s->n_conns >= s->config.max_connections) {
+        reject_connection(s);
+        return;
+    }
+    struct conn *c = conn_new(s);
+    if (!c) {
+        reject_connection(s);
+        return;
+    }
     if (uv_accept(listener, (uv_stream_t *)&c->tcp) < 0) {
         conn_close(c);
         return;
@@ -1159,6 +1202,32 @@ static void on_connection(uv_stream_t *listener, int status)
     uv_tcp_nodelay(&c->tcp, 1);
     if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) < 0)
         conn_close(c);
+}
+
+static void server_start_timers(ef_http_server *s);
+
+/* A server with its configuration (defaults filled in) and no handles yet. */
+static ef_http_server *server_alloc(uv_loop_t *loop, const struct ef_http_server_config *config,
+                                    ef_http_handler_cb handler, void *user)
+{
+    ef_http_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->loop = loop;
+    s->handler = handler;
+    s->user = user;
+    if (config)
+        s->config = *config;
+    if (!s->config.max_body)
+        s->config.max_body = DEFAULT_MAX_BODY;
+    if (!s->config.max_header_bytes)
+        s->config.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
+    if (!s->config.idle_timeout_ms)
+        s->config.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    if (!s->config.max_connections)
+        s->config.max_connections = DEFAULT_MAX_CONNECTIONS;
+    s->linger_ms = s->config.idle_timeout_ms < LINGER_MS ? s->config.idle_timeout_ms : LINGER_MS;
+    return s;
 }
 
 int ef_http_server_listen(uv_loop_t *loop, const char *host, int port,
@@ -1210,25 +1279,12 @@ int ef_http_server_listen(uv_loop_t *loop, const char *host, int port,
         return ef_error_set_errno(err, r, "cannot read the address bound for %s:%d", host, port);
     }
 
-    ef_http_server *s = calloc(1, sizeof(*s));
+    ef_http_server *s = server_alloc(loop, config, handler, user);
     if (!s) {
         close(fd);
         return ef_error_set(err, -ENOMEM, "out of memory creating the HTTP server");
     }
-    s->loop = loop;
-    s->handler = handler;
-    s->user = user;
-    if (config)
-        s->config = *config;
-    if (!s->config.max_body)
-        s->config.max_body = DEFAULT_MAX_BODY;
-    if (!s->config.max_header_bytes)
-        s->config.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
-    if (!s->config.idle_timeout_ms)
-        s->config.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
-    if (!s->config.max_connections)
-        s->config.max_connections = DEFAULT_MAX_CONNECTIONS;
-    s->linger_ms = s->config.idle_timeout_ms < LINGER_MS ? s->config.idle_timeout_ms : LINGER_MS;
+    s->has_listener = true;
     s->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
 
@@ -1246,23 +1302,67 @@ int ef_http_server_listen(uv_loop_t *loop, const char *host, int port,
         uv_close((uv_handle_t *)&s->listener, on_server_handle_close);
         return ef_error_set(err, r, "cannot listen on %s:%d: %s", host, port, uv_strerror(r));
     }
+    server_start_timers(s);
+    *ret_server = s;
+    return 0;
+}
 
+int ef_http_server_new(uv_loop_t *loop, const struct ef_http_server_config *config,
+                       ef_http_handler_cb handler, void *user, ef_http_server **ret_server,
+                       ef_error *err)
+{
+    if (!handler)
+        return ef_error_set(err, -EINVAL, "an HTTP server needs a handler");
+    ef_http_server *s = server_alloc(loop, config, handler, user);
+    if (!s)
+        return ef_error_set(err, -ENOMEM, "out of memory creating the HTTP server");
+    server_start_timers(s);
+    *ret_server = s;
+    return 0;
+}
+
+int ef_http_server_adopt(ef_http_server *s, int fd, const char *pending, size_t len, ef_error *err)
+{
+    if (s->closing)
+        return ef_error_set(err, -ESHUTDOWN, "the HTTP server is closing");
+    if (s->n_conns >= s->config.max_connections)
+        return ef_error_set(err, -EMFILE, "the HTTP server has %u connections already", s->n_conns);
+    struct conn *c = conn_new(s);
+    if (!c)
+        return ef_error_set(err, -ENOMEM, "out of memory adopting a connection");
+    int r = uv_tcp_open(&c->tcp, fd);
+    if (r < 0) {
+        /* The handle does not own the socket: the caller keeps it. */
+        conn_close(c);
+        return ef_error_set(err, r, "cannot adopt socket %d: %s", fd, uv_strerror(r));
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    r = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (r < 0) {
+        /* The handle owns the socket now: closing it closes the socket. */
+        conn_close(c);
+        return ef_error_set(err, -ECONNABORTED, "cannot read adopted socket: %s", uv_strerror(r));
+    }
+    if (len > 0)
+        conn_feed(c, pending, len);
+    return 0;
+}
+
+static void server_start_timers(ef_http_server *s)
+{
     unsigned interval = s->config.idle_timeout_ms / 4;
     if (interval < 10)
         interval = 10;
     if (interval > 1000)
         interval = 1000;
-    uv_timer_init(loop, &s->sweep);
+    uv_timer_init(s->loop, &s->sweep);
     s->sweep.data = s;
     s->n_handles++;
     uv_timer_start(&s->sweep, on_sweep, interval, interval);
     uv_unref((uv_handle_t *)&s->sweep);
-    uv_idle_init(loop, &s->resume);
+    uv_idle_init(s->loop, &s->resume);
     s->resume.data = s;
     s->n_handles++;
-
-    *ret_server = s;
-    return 0;
 }
 
 int ef_http_server_port(const ef_http_server *server)
@@ -1270,12 +1370,18 @@ int ef_http_server_port(const ef_http_server *server)
     return server->port;
 }
 
+unsigned ef_http_server_connections(const ef_http_server *server)
+{
+    return server->n_conns;
+}
+
 void ef_http_server_close(ef_http_server *server)
 {
     if (!server || server->closing)
         return;
     server->closing = true;
-    uv_close((uv_handle_t *)&server->listener, on_server_handle_close);
+    if (server->has_listener)
+        uv_close((uv_handle_t *)&server->listener, on_server_handle_close);
     server_close_handles(server);
     while (server->conns)
         conn_close(server->conns);
@@ -1288,7 +1394,8 @@ void ef_http_server_shutdown(ef_http_server *server, unsigned grace_ms)
     server->closing = true;
     server->draining = true;
     server->drain_deadline = uv_now(server->loop) + grace_ms;
-    uv_close((uv_handle_t *)&server->listener, on_server_handle_close);
+    if (server->has_listener)
+        uv_close((uv_handle_t *)&server->listener, on_server_handle_close);
     struct conn *next;
     for (struct conn *c = server->conns; c; c = next) {
         next = c->next;

@@ -69,8 +69,24 @@ int ef_http_server_listen(uv_loop_t *loop, const char *host, int port,
                           const struct ef_http_server_config *config, ef_http_handler_cb handler,
                           void *user, ef_http_server **ret_server, ef_error *err);
 
+/* A server without a listener: it serves the connections given to ef_http_server_adopt. */
+int ef_http_server_new(uv_loop_t *loop, const struct ef_http_server_config *config,
+                       ef_http_handler_cb handler, void *user, ef_http_server **ret_server,
+                       ef_error *err);
+
+/* Serves an already connected TCP socket as if it had been accepted, and parses `pending` (`len`
+ * bytes, may be 0) as the first bytes received on it: a connection taken over from another
+ * server (ef_http_exchange_detach) with the request that server had read. The handler may run
+ * before this returns. On success the server owns `fd`; on failure the caller still does,
+ * except for -ECONNABORTED (the socket was taken and is closed). */
+int ef_http_server_adopt(ef_http_server *server, int fd, const char *pending, size_t len,
+                         ef_error *err);
+
 /* The port actually bound (useful with port 0 in tests). */
 int ef_http_server_port(const ef_http_server *server);
+
+/* How many connections the server has open. */
+unsigned ef_http_server_connections(const ef_http_server *server);
 
 /* Stops listening and closes every connection (pending exchanges are aborted). The server is
  * freed once all its handles have closed. */
@@ -103,6 +119,16 @@ const struct ef_http_request *ef_http_exchange_request(const ef_http_exchange *e
 
 /* Registers the abort callback for a response that will be sent later. */
 void ef_http_exchange_on_abort(ef_http_exchange *ex, ef_http_abort_cb cb, void *user);
+
+/* How many requests the exchange's connection has carried, this one included. */
+unsigned long ef_http_exchange_requests(const ef_http_exchange *ex);
+
+/* Takes the exchange's connection out of the server without answering: returns a duplicate of
+ * its socket (close-on-exec) in *ret_fd and closes the connection here without a word to the
+ * client and without running the abort callback. The exchange is gone afterwards. Refused
+ * (-EBUSY) when the client sent anything beyond this request, or is closing: the new owner
+ * must start at a request boundary. */
+int ef_http_exchange_detach(ef_http_exchange *ex, int *ret_fd, ef_error *err);
 
 /* The standard reason phrase for a status code ("OK", "Not Found", ...). */
 const char *ef_http_status_text(int status);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -48,9 +49,11 @@ struct pending_call {
 };
 
 struct ef_rpc_request {
-    ef_rpc_conn *conn; /* NULL once the connection has closed */
+    ef_rpc_conn *conn; /* NULL once the connection has closed, and for a local request */
     cJSON *id;
     struct ef_rpc_request *prev, *next;
+    ef_rpc_result_cb local_cb; /* a local request's answer goes here (ef_rpc_request_local) */
+    void *local_user;
 };
 
 struct ef_rpc_conn {
@@ -102,7 +105,7 @@ static ef_rpc_conn *conn_new(uv_loop_t *loop, const struct ef_rpc_handlers *hand
     ef_rpc_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    if (uv_pipe_init(loop, &c->pipe, 0) < 0) {
+    if (uv_pipe_init(loop, &c->pipe, handlers && handlers->receive_fds) < 0) {
         free(c);
         return NULL;
     }
@@ -254,7 +257,43 @@ static void on_write(uv_write_t *req, int status)
  * uv_try_write sends it at once when the socket has room, which is the common case; only what
  * it could not send is queued with uv_write. That spares the write request whose completion
  * costs libuv an extra epoll_ctl and a loop iteration per message. */
-static int send_json(ef_rpc_conn *c, const cJSON *msg)
+/* Sends descriptors with the first bytes of a frame: one sendmsg(2), made only when nothing is
+ * queued before it (else the descriptors would overtake earlier frames). Returns the bytes sent
+ * (at least 1: the descriptors went with them), or a negative errno with nothing sent. */
+static ssize_t send_with_fds(ef_rpc_conn *c, uv_buf_t *bufs, const int *fds, size_t nfds)
+{
+    if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > 0)
+        return -EAGAIN;
+    uv_os_fd_t sock;
+    int r = uv_fileno((uv_handle_t *)&c->pipe, &sock);
+    if (r < 0)
+        return r;
+    struct iovec iov[2] = {{bufs[0].base, bufs[0].len}, {bufs[1].base, bufs[1].len}};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int) * EF_RPC_MAX_FDS)];
+    } control;
+    memset(&control, 0, sizeof(control));
+    struct msghdr msg = {
+        .msg_iov = iov,
+        .msg_iovlen = 2,
+        .msg_control = control.buf,
+        .msg_controllen = CMSG_SPACE(sizeof(int) * nfds),
+    };
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+    memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+    ssize_t n;
+    do
+        n = sendmsg(sock, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}
+
+/* Sends one message, with `nfds` descriptors when nfds > 0. */
+static int send_json_fds(ef_rpc_conn *c, const cJSON *msg, const int *fds, size_t nfds)
 {
     if (c->closing)
         return -EPIPE;
@@ -270,8 +309,18 @@ static int send_json(ef_rpc_conn *c, const cJSON *msg)
     ef_frame_header(header, (uint32_t)n);
     uv_buf_t bufs[2] = {uv_buf_init((char *)header, EF_RPC_FRAME_HEADER),
                         uv_buf_init(text, (unsigned)n)};
-    /* UV_EAGAIN also when writes are already queued: then this one queues behind them. */
-    int sent = uv_try_write((uv_stream_t *)&c->pipe, bufs, 2);
+    int sent;
+    if (nfds > 0) {
+        ssize_t out = send_with_fds(c, bufs, fds, nfds);
+        if (out < 0) {
+            free(text);
+            return (int)out; /* nothing went out: the connection is as it was */
+        }
+        sent = (int)out;
+    } else {
+        /* UV_EAGAIN also when writes are already queued: then this one queues behind them. */
+        sent = uv_try_write((uv_stream_t *)&c->pipe, bufs, 2);
+    }
     if (sent < 0 && sent != UV_EAGAIN) {
         free(text);
         ef_debug("rpc: write failed, closing the connection: %s", uv_strerror(sent));
@@ -318,6 +367,11 @@ static int send_json(ef_rpc_conn *c, const cJSON *msg)
         ef_rpc_conn_close(c);
     }
     return 0;
+}
+
+static int send_json(ef_rpc_conn *c, const cJSON *msg)
+{
+    return send_json_fds(c, msg, NULL, 0);
 }
 
 static cJSON *new_message(void)
@@ -419,11 +473,39 @@ static void free_request(struct ef_rpc_request *req)
     free(req);
 }
 
+void ef_rpc_request_local_cancel(ef_rpc_request *req)
+{
+    if (req)
+        free_request(req);
+}
+
+ef_rpc_request *ef_rpc_request_local(ef_rpc_result_cb cb, void *user)
+{
+    ef_rpc_request *req = calloc(1, sizeof(*req));
+    if (!req)
+        return NULL;
+    req->local_cb = cb;
+    req->local_user = user;
+    return req;
+}
+
 void ef_rpc_reply(ef_rpc_request *req, cJSON *result)
 {
     cleanup_cjson cJSON *res = result;
     if (!req)
         return;
+    if (req->local_cb) {
+        if (!res)
+            res = cJSON_CreateObject();
+        if (res) {
+            req->local_cb(NULL, res, NULL, req->local_user);
+        } else {
+            struct ef_rpc_error e = {.code = EF_RPC_INTERNAL_ERROR, .message = "out of memory"};
+            req->local_cb(NULL, NULL, &e, req->local_user);
+        }
+        free_request(req);
+        return;
+    }
     ef_rpc_conn *c = req->conn;
     if (c && !c->closing) {
         cleanup_cjson cJSON *m = new_message();
@@ -445,6 +527,17 @@ void ef_rpc_reply_error(ef_rpc_request *req, int code, cJSON *data, const char *
     cleanup_cjson cJSON *d = data;
     if (!req)
         return;
+    if (req->local_cb) {
+        cleanup_free char *msg = NULL;
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        struct ef_rpc_error e = {.code = code, .message = n < 0 ? "error" : msg, .data = d};
+        req->local_cb(NULL, NULL, &e, req->local_user);
+        free_request(req);
+        return;
+    }
     ef_rpc_conn *c = req->conn;
     if (c && !c->closing) {
         cleanup_free char *msg = NULL;
@@ -459,6 +552,55 @@ void ef_rpc_reply_error(ef_rpc_request *req, int code, cJSON *data, const char *
             send_error(c, req->id, code, NULL, "error (details too large to send)");
     }
     free_request(req);
+}
+
+int ef_rpc_reply_fds(ef_rpc_request *req, cJSON *result, const int *fds, size_t nfds)
+{
+    cleanup_cjson cJSON *res = result;
+    ef_rpc_conn *c = req->conn;
+    int r = -EPIPE;
+    if (nfds == 0 || nfds > EF_RPC_MAX_FDS)
+        r = -EINVAL;
+    else if (c && !c->closing) {
+        cleanup_cjson cJSON *m = new_message();
+        if (!m)
+            r = -ENOMEM;
+        else {
+            cJSON_AddItemToObject(m, "id", cJSON_Duplicate(req->id, 1));
+            cJSON_AddItemToObject(m, "result", steal_pointer(&res));
+            r = send_json_fds(c, m, fds, nfds);
+        }
+    }
+    if (r == 0) {
+        free_request(req);
+        return 0;
+    }
+    ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL, "cannot pass descriptors now: %s", strerror(-r));
+    return r;
+}
+
+int ef_rpc_conn_take_fd(ef_rpc_conn *c, int *ret_fd)
+{
+    if (!c->pipe.ipc || uv_pipe_pending_count(&c->pipe) == 0)
+        return -ENOENT;
+    uv_pipe_t *tmp = malloc(sizeof(*tmp));
+    if (!tmp)
+        return -ENOMEM;
+    int r = uv_pipe_init(c->loop, tmp, 0);
+    if (r == 0)
+        r = uv_accept((uv_stream_t *)&c->pipe, (uv_stream_t *)tmp);
+    uv_os_fd_t fd = -1;
+    if (r == 0)
+        r = uv_fileno((uv_handle_t *)tmp, &fd);
+    int copy = -1;
+    if (r == 0 && (copy = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+        r = -errno;
+    /* The handle only carried the descriptor out of libuv's queue; the copy is the caller's. */
+    uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+    if (r < 0)
+        return r;
+    *ret_fd = copy;
+    return 0;
 }
 
 ef_rpc_conn *ef_rpc_request_conn(const ef_rpc_request *req)

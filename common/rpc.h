@@ -56,7 +56,13 @@ struct ef_rpc_handlers {
     /* The connection is closing (peer hung up, protocol error, or ef_rpc_conn_close). Runs once,
      * after every pending call's callback. May be NULL. */
     void (*on_close)(ef_rpc_conn *conn, void *user);
+    /* The peer may send descriptors (SCM_RIGHTS) with its messages: they are kept, in order,
+     * for ef_rpc_conn_take_fd. Without this they are closed as they arrive. */
+    bool receive_fds;
 };
+
+/* The most descriptors one message carries. */
+#define EF_RPC_MAX_FDS 8
 
 /* Result callback of an outgoing call. Exactly one of `result` and `error` is non-NULL; both are
  * owned by the library and valid during the callback only. */
@@ -87,6 +93,26 @@ int ef_rpc_notify(ef_rpc_conn *conn, const char *method, cJSON *params);
 
 /* Answers a request with `result` (consumed; NULL sends `{}`) and frees `req`. */
 void ef_rpc_reply(ef_rpc_request *req, cJSON *result);
+
+/* Answers a request with `result` (consumed) and `nfds` descriptors (1..EF_RPC_MAX_FDS, sent
+ * with the answer's first bytes; the caller keeps its own copies). When they cannot go now
+ * (other messages are still queued, or the connection is closing) the request is answered with
+ * EF_RPC_ERR_BUSY instead and a negative errno is returned. `req` is freed either way. */
+int ef_rpc_reply_fds(ef_rpc_request *req, cJSON *result, const int *fds, size_t nfds);
+
+/* Takes the oldest descriptor received on a connection opened with `receive_fds` (a copy,
+ * close-on-exec, the caller's to close). Descriptors arrive no later than the first bytes of the
+ * message they came with, so a result callback finds that message's descriptors here.
+ * Returns 0, or -ENOENT when none is waiting. */
+int ef_rpc_conn_take_fd(ef_rpc_conn *conn, int *ret_fd);
+
+/* A request that is answered in this process: ef_rpc_reply and ef_rpc_reply_error on it run
+ * `cb` (with conn NULL; the result or error is valid during the call only) instead of sending
+ * anything, then free it. NULL when out of memory. */
+ef_rpc_request *ef_rpc_request_local(ef_rpc_result_cb cb, void *user);
+
+/* Frees a local request that will not be answered (its callback never runs). */
+void ef_rpc_request_local_cancel(ef_rpc_request *req);
 
 /* Answers a request with an error object and frees `req`. `data` (may be NULL) is consumed. */
 void ef_rpc_reply_error(ef_rpc_request *req, int code, cJSON *data, const char *fmt, ...)

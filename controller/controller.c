@@ -150,6 +150,7 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
     ctl->loop = loop;
     ctl->max_request_size = config->max_request_size;
     ctl->allow_host_network = config->allow_host_network;
+    ctl->runtime_handover = config->runtime_handover;
     /* The server's body limit is the larger one; invocations are held to theirs in api.c. */
     ctl->max_code_request_size = config->max_code_request_size ? config->max_code_request_size
                                                                : EF_DEFAULT_MAX_CODE_REQUEST_SIZE;

@@ -39,6 +39,8 @@ struct ef_controller_config {
     struct ef_async_config async;
     /* scheduler: queues, limits, keep-alive and health checks (scheduler.h); NULL: defaults. */
     const struct ef_sched_config *sched;
+    /* Warm invocations of containers that serve one at a time skip the runner (handover.h). */
+    bool runtime_handover;
 };
 
 /* Room for a 50 MB zip in base64 (69,905,068 bytes) and the rest of the JSON document. */
@@ -52,6 +54,7 @@ struct ef_controller {
     size_t max_code_request_size;
     struct ef_auth_keys *auth_keys; /* NULL: requests are not authenticated */
     bool allow_host_network;        /* NetworkMode host is accepted and started */
+    bool runtime_handover;          /* --runtime-handover on (handover.h) */
     struct ef_code_lane *code_lane;
     struct ef_function_logs *logs; /* every function's log, <data>/logs */
     ef_store *store;

@@ -17,6 +17,7 @@
 #include "controller/function_config.h"
 #include "controller/function_logs.h"
 #include "controller/metrics.h"
+#include "controller/handover.h"
 #include "controller/pool.h"
 #include "controller/request_id.h"
 #include "controller/scheduler.h"
@@ -731,6 +732,8 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
     if (c->in_flight <= 1)
         c->oom_killed = false;
     ef_pool_release(c);
+    /* The runtime has served: its next invocations may skip the runner. */
+    ef_handover_ask(c);
 
     struct ef_invoke_outcome o = {
         .status = ok ? EF_INVOKE_OK : EF_INVOKE_FUNCTION_ERROR,
@@ -812,8 +815,9 @@ static void out_of_capacity(struct ef_invocation *inv, const ef_error *why)
     inv->waited_for_capacity = true;
 }
 
-/* Sends `invoke` to a BUSY container reserved for this invocation. */
-static int send_invoke(struct ef_invocation *inv, struct ef_container *c)
+/* Sends the invocation to its container `c` (inv->c): through the runtime connection its runner
+ * handed over (handover.h), or to the runner. */
+static int transmit(struct ef_invocation *inv, struct ef_container *c)
 {
     const struct ef_function *fn = inv->fn;
     cleanup_free char *arn = ef_function_version_arn(fn); /* ":<n>" for a published version */
@@ -829,11 +833,37 @@ static int send_invoke(struct ef_invocation *inv, struct ef_container *c)
     if (!c->conn)
         return -EPIPE;
     inv->t_invoke_ns = uv_hrtime();
+    if (c->handover)
+        return ef_handover_invoke(c->handover, steal_pointer(&p), fn->timeout_s * 1000LL,
+                                  on_invoke_result, inv);
     /* The runner counts the Timeout from the moment the runtime takes the event (no
      * deadline_ms is sent) and waits up to INIT_ALLOWANCE_MS more for a runtime that is still
      * starting; the call's own limit covers both. */
     unsigned timeout_ms = (unsigned)fn->timeout_s * 1000 + INIT_ALLOWANCE_MS + INVOKE_GRACE_MS;
-    int r = ef_rpc_call(c->conn, "invoke", steal_pointer(&p), timeout_ms, on_invoke_result, inv);
+    return ef_rpc_call(c->conn, "invoke", steal_pointer(&p), timeout_ms, on_invoke_result, inv);
+}
+
+/* An invocation that waited for its container's runtime.handover answer goes now. */
+static void send_parked(void *user)
+{
+    struct ef_invocation *inv = user;
+    int r = transmit(inv, inv->c);
+    if (r < 0) {
+        struct ef_container *c = steal_pointer(&inv->c);
+        send_failed(inv, c, r);
+    }
+}
+
+/* Sends `invoke` to a BUSY container reserved for this invocation. */
+static int send_invoke(struct ef_invocation *inv, struct ef_container *c)
+{
+    if (ef_handover_pending(c)) {
+        inv->c = c;
+        c->invocations++;
+        ef_handover_park(c, send_parked, inv);
+        return 0;
+    }
+    int r = transmit(inv, c);
     if (r < 0)
         return r;
     inv->c = c;

@@ -88,6 +88,7 @@ int main(int argc, char **argv)
     char *health_interval = "10s";
     char *cooldown = "reset";
     char *sched_policy = "batch";
+    char *runtime_handover = "on";
 
     const struct ef_option opts[] = {
         {"data-dir", EF_OPT_STRING, &data_dir, "DIR",
@@ -128,6 +129,12 @@ int main(int argc, char **argv)
          "CPU scheduling policy of the controller. batch: it does not preempt the running "
          "process when it wakes up (the pod's processes hand each invocation on with one context "
          "switch instead of two; same CPU share); other: the kernel's default, which does.",
+         0, 0},
+        {"runtime-handover", EF_OPT_STRING, &runtime_handover, "on|off",
+         "on: once a container that serves one invocation at a time has answered its first "
+         "invocation, its runner hands the runtime's Runtime API connection over, and the "
+         "controller serves the runtime's later invocations itself (one process fewer on each "
+         "warm invocation; docs/handover.md). off: every invocation goes through the runner.",
          0, 0},
         {"log-level", EF_OPT_STRING, &log_level, "LEVEL", "One of debug, info, warn, error.", 0, 0},
         {"log-max-size", EF_OPT_SIZE, &log_max_size, "SIZE",
@@ -275,6 +282,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "easyfaas-controller: %s\n", err.msg);
         return 2;
     }
+    bool handover = strcmp(runtime_handover, "on") == 0;
+    if (!handover && strcmp(runtime_handover, "off") != 0) {
+        fprintf(stderr, "easyfaas-controller: --runtime-handover must be on or off, not '%s'\n",
+                runtime_handover);
+        return 2;
+    }
     int policy;
     if (ef_sched_policy_parse(sched_policy, "--sched-policy", &policy, &err) < 0) {
         fprintf(stderr, "easyfaas-controller: %s\n", err.msg);
@@ -318,6 +331,7 @@ int main(int argc, char **argv)
         .max_code_request_size = (size_t)max_code_request_size,
         .auth_keys_path = auth_keys,
         .allow_host_network = allow_host_network,
+        .runtime_handover = handover,
         .log_max_size = log_max_size,
         .log_files = (unsigned)log_files,
         .async = async,

@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "controller/codestore.h"
 #include "controller/controller.h"
+#include "controller/handover.h"
 #include "controller/housekeeping.h"
 #include "controller/metrics.h"
 #include "controller/scheduler.h"
@@ -114,8 +115,14 @@ static void container_free(struct ef_container *c)
 /* Frees a container once nothing refers to it any more. */
 static void container_maybe_free(struct ef_container *c)
 {
-    if (!c->in_pool && !c->conn && !c->connecting)
+    if (!c->in_pool && !c->conn && !c->connecting && !c->handover)
         container_free(c);
+}
+
+void ef_pool_handover_gone(struct ef_container *c)
+{
+    c->handover = NULL;
+    container_maybe_free(c);
 }
 
 /* Whether `c` can take one more invocation: never one whose runtime has exited, has failed its
@@ -248,6 +255,10 @@ static void pool_remove(struct ef_container *c)
     list_unlink(pool, c);
     pool->count--;
     c->in_pool = false;
+    /* Its invocations in flight are answered on the next turn of the loop, the container
+     * staying allocated until then (ef_pool_handover_gone). */
+    if (c->handover)
+        ef_handover_close(c->handover, "the container was removed from the pool");
     if (c->conn)
         ef_rpc_conn_close(c->conn); /* its on_close frees the container */
     else
@@ -429,6 +440,7 @@ cJSON *ef_pool_to_json(const struct ef_pool *pool)
             !cJSON_AddNumberToObject(o, "in_flight", c->in_flight) ||
             !cJSON_AddNumberToObject(o, "max_in_flight", c->max_in_flight) ||
             !cJSON_AddStringToObject(o, "network", c->network) ||
+            !cJSON_AddBoolToObject(o, "handover", c->handover != NULL) ||
             (c->address && !cJSON_AddStringToObject(o, "address", c->address)) ||
             !cJSON_AddNumberToObject(o, "last_used_ms", (double)c->last_used_ms) ||
             !cJSON_AddStringToObject(o, "last_used", when) ||
@@ -473,6 +485,11 @@ static void on_runner_notification(ef_rpc_conn *conn, const char *method, const 
     c->runtime_exited = true;
     if (!c->exit_status)
         c->exit_status = strdup(how);
+    /* What the runner would have done with invocations in flight: they fail with the exit. */
+    if (c->handover) {
+        ef_handover_runtime_exited(c->handover, how);
+        ef_handover_close(c->handover, "its runtime exited");
+    }
     /* Not replaced: a runtime that ends on its own (e.g. after an unhandled error) would only
      * make a replacement cold-start for nothing; the next invocation starts one if needed. */
     if (c->state == EF_CONTAINER_IDLE) {
@@ -501,6 +518,7 @@ static const struct ef_rpc_handlers runner_handlers = {
     .on_request = on_runner_request,
     .on_notification = on_runner_notification,
     .on_close = on_runner_close,
+    .receive_fds = true, /* runtime.handover */
 };
 
 /* ---- spawning ---- */

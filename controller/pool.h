@@ -66,6 +66,14 @@ struct ef_container {
      * and is discarded once its runtime has ended (runtime.exited), as Lambda starts a new
      * environment, with a new init, for the next invocation. */
     bool init_failed;
+    /* The runner handed the runtime's connection over (handover.h): invocations go through it
+     * instead of the runner. NULL when not (yet), and once the handover has closed. */
+    struct ef_handover *handover;
+    bool handover_pending; /* runtime.handover is asked and not answered yet */
+    bool handover_refused; /* the runner refused it: this container keeps its runner's path */
+    /* The invocation placed while runtime.handover was pending: sent once it is answered. */
+    void (*parked_send)(void *user);
+    void *parked_user;
 };
 
 struct ef_pool {
@@ -81,6 +89,10 @@ struct ef_pool {
 };
 
 typedef void (*ef_spawn_cb)(struct ef_container *c, const ef_error *err, void *user);
+
+/* The handover of `c` has closed (handover.h): the container no longer waits for it before it
+ * is freed. */
+void ef_pool_handover_gone(struct ef_container *c);
 
 /* Initialises an empty pool. */
 void ef_pool_init(struct ef_pool *pool);

@@ -33,10 +33,10 @@
 #include "common/log.h"
 #include "common/options.h"
 #include "common/rpc.h"
-#include "runner/invocations.h"
+#include "rapi/invocations.h"
 #include "runner/prestart.h"
-#include "runner/log_capture.h"
-#include "runner/runtime_api.h"
+#include "rapi/log_capture.h"
+#include "rapi/runtime_api.h"
 #include "runner/spawn.h"
 
 /* How long the runtime gets between SIGTERM and SIGKILL when the runner is stopped. */
@@ -69,7 +69,10 @@ struct runner {
     struct ef_prestart prestart; /* a Python runtime waiting for its function (--prestart) */
     bool prestart_python;        /* --prestart python: also again after each reset */
 
-    bool started;      /* runtime.start succeeded and no new runtime is being set up */
+    bool started; /* runtime.start succeeded and no new runtime is being set up */
+    /* runtime.handover gave the runtime's connection and output to the controller, which
+     * serves its invocations until the runtime ends (docs/handover.md). */
+    bool handed_over;
     pid_t runtime_pid; /* > 0 while the runtime runs (until reaped) */
     unsigned runtimes; /* runtimes started so far, for the log */
     int api_port_flag; /* --api-port as given (0: any free port) */
@@ -124,6 +127,7 @@ static void on_runtime_exit(struct runner *r, int status, ef_rpc_conn *quiet)
     pid_t pid = r->runtime_pid;
     r->runtime_pid = 0;
     r->invs.runtime_pid = 0;
+    r->handed_over = false;
     if (r->stopping)
         ef_info("runtime (pid %d) ended: %s", (int)pid, how);
     else if (r->invs.failed && r->invs.fail_doc)
@@ -332,6 +336,7 @@ static void reap_ended_runtime(struct runner *r, ef_rpc_conn *quiet)
 static void forget_previous_runtime(struct runner *r)
 {
     r->started = false;
+    r->handed_over = false;
     ef_invocations_reset(&r->invs, "the runtime was replaced");
     ef_log_capture_reset(&r->capture);
     ef_runtime_config_free(&r->config);
@@ -473,6 +478,96 @@ static void rpc_runtime_start(struct runner *r, ef_rpc_conn *conn, ef_rpc_reques
     ef_rpc_reply(req, res);
 }
 
+/* Why the runtime's connection cannot be handed over now, or NULL. */
+static const char *handover_refusal(const struct runner *r)
+{
+    if (!r->started || r->runtime_pid <= 0)
+        return "no runtime runs";
+    if (r->handed_over)
+        return "it is handed over already";
+    if (r->invs.max_in_flight != 1)
+        return "the runtime serves several invocations at once";
+    if (r->invs.failed || r->invs.draining)
+        return "the runtime has failed or is draining after a timeout";
+    if (ef_invocations_pending(&r->invs) > 0)
+        return "invocations are pending";
+    return NULL;
+}
+
+/* runtime.handover (docs/handover.md): passes the runtime's Runtime API connection, with its
+ * /next poll waiting, the read end of its output pipe and its open /proc/<pid>/status to the
+ * caller, which serves its invocations from then on. The answer carries the output written
+ * since the last invocation ("log"), which belongs to the next one. Whatever fails before the
+ * descriptors are sent leaves everything as it was. */
+static void rpc_runtime_handover(struct runner *r, ef_rpc_request *req)
+{
+    const char *why = handover_refusal(r);
+    if (why) {
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL, "runtime.handover: %s", why);
+        return;
+    }
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)r->runtime_pid);
+    int status_fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (status_fd < 0) {
+        ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, NULL, "runtime.handover: cannot open %s: %s",
+                           path, strerror(errno));
+        return;
+    }
+    ef_error err = {0};
+    int conn_fd = -1;
+    if (ef_runtime_api_hand_over(&r->api, &conn_fd, &err) < 0) {
+        close(status_fd);
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL, "runtime.handover: %s", err.msg);
+        return;
+    }
+    int log_fd = ef_log_capture_detach(&r->capture);
+    cleanup_free char *pending =
+        log_fd >= 0 ? ef_log_ring_excerpt(&r->capture.ring, r->invs.log_consumed) : NULL;
+    cJSON *res = cJSON_CreateObject();
+    if (log_fd < 0 || !pending || !res || !cJSON_AddStringToObject(res, "log", pending) ||
+        !cJSON_AddNumberToObject(res, "peak_rss_kb", (double)r->invs.peak_rss_kb)) {
+        cJSON_Delete(res);
+        ef_rpc_reply_error(req, EF_RPC_ERR_SYSTEM, NULL, "runtime.handover: %s",
+                           log_fd < 0 ? "the runtime's output pipe has ended" : "out of memory");
+        goto take_back;
+    }
+    int fds[3] = {conn_fd, log_fd, status_fd};
+    if (ef_rpc_reply_fds(req, res, fds, 3) < 0)
+        goto take_back;
+    /* The caller has its own copies now. */
+    r->invs.log_consumed = r->capture.ring.total;
+    r->handed_over = true;
+    close(conn_fd);
+    close(log_fd);
+    close(status_fd);
+    ef_debug("runtime (pid %d): its connection and output are handed over to the controller",
+             (int)r->runtime_pid);
+    return;
+
+take_back:
+    close(status_fd);
+    if (log_fd >= 0 && ef_log_capture_start(&r->capture, r->loop, log_fd, -1, &err) < 0)
+        ef_warn("the runtime's output is no longer captured: %s", err.msg);
+    if (ef_runtime_api_take_back(&r->api, conn_fd, &err) < 0)
+        ef_warn("the runtime's connection is lost: %s", err.msg);
+}
+
+/* runtime.kill: ends the runtime (its exit is reported with runtime.exited); what the
+ * controller asks for when an invocation it served through a handover timed out. */
+static void rpc_runtime_kill(struct runner *r, ef_rpc_request *req, const cJSON *params)
+{
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(params, "reason");
+    if (r->runtime_pid <= 0) {
+        ef_rpc_reply_error(req, EF_RPC_ERR_NOT_FOUND, NULL, "runtime.kill: no runtime runs");
+        return;
+    }
+    ef_warn("killing the runtime (pid %d) as the controller asks: %s", (int)r->runtime_pid,
+            cJSON_IsString(reason) ? reason->valuestring : "no reason given");
+    kill_runtime_and_descendants(r->runtime_pid);
+    ef_rpc_reply(req, NULL);
+}
+
 static void rpc_invoke(struct runner *r, ef_rpc_request *req, const cJSON *params)
 {
     if (!r->started) {
@@ -480,46 +575,16 @@ static void rpc_invoke(struct runner *r, ef_rpc_request *req, const cJSON *param
                            "the runtime is not started: call runtime.start first");
         return;
     }
-    ef_error err = {0};
-    struct ef_invocation *inv = NULL;
-    /* Without a deadline_ms the Timeout counts from the hand-out; until then the invocation
-     * waits at most INIT_ALLOWANCE_MS more for a runtime that is still starting. */
-    long long timeout_ms = r->config.timeout_s * 1000LL;
-    long long deadline = (long long)ef_now_epoch_ms() + timeout_ms + INIT_ALLOWANCE_MS;
+    if (r->handed_over) {
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL,
+                           "the runtime's connection is handed over: its invocations go to the "
+                           "one it was handed to");
+        return;
+    }
     const char *arn = r->default_arn ? r->default_arn : "arn:aws:lambda:us-east-1:000000000000";
-    if (ef_invocation_parse(params, deadline, arn, &inv, &err) < 0) {
-        ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL, "invoke: %s", err.msg);
-        return;
-    }
-    if (!cJSON_GetObjectItemCaseSensitive(params, "deadline_ms"))
-        inv->timeout_ms = timeout_ms;
-    inv->req = req;
-    int rc = ef_invocations_submit(&r->invs, inv);
-    if (rc == 0) {
+    if (ef_invocations_accept(&r->invs, req, params, r->config.timeout_s * 1000LL,
+                              INIT_ALLOWANCE_MS, arn) == 0)
         arm_deadline(r);
-        return;
-    }
-    inv->req = NULL;
-    if (rc == -ESHUTDOWN) {
-        /* Sent before the caller heard of the timeout: the event never reached the runtime, so
-         * the caller may run it elsewhere; "draining" in the error's data says so. */
-        cJSON *data = cJSON_CreateObject();
-        if (data && !cJSON_AddTrueToObject(data, "draining")) {
-            cJSON_Delete(data);
-            data = NULL;
-        }
-        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, data,
-                           "invoke: an invocation timed out in this runtime, which takes no new "
-                           "invocation and ends once those it has end: send %s to another "
-                           "container",
-                           inv->request_id);
-    } else if (rc == -EEXIST)
-        ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL,
-                           "invoke: request_id %s is already queued or in flight", inv->request_id);
-    else
-        ef_rpc_reply_error(req, EF_RPC_ERR_NO_CAPACITY, NULL,
-                           "invoke: %d invocations are already queued", EF_QUEUE_MAX);
-    ef_invocation_free(inv);
 }
 
 /* Remembers a client connection for notifications (once). */
@@ -564,9 +629,14 @@ static void on_rpc_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *m
         rpc_runtime_start(r, conn, req, params);
     else if (strcmp(method, "invoke") == 0)
         rpc_invoke(r, req, params);
+    else if (strcmp(method, "runtime.handover") == 0)
+        rpc_runtime_handover(r, req);
+    else if (strcmp(method, "runtime.kill") == 0)
+        rpc_runtime_kill(r, req, params);
     else
         ef_rpc_reply_error(req, EF_RPC_METHOD_NOT_FOUND, NULL,
-                           "method '%s' not found: the runner serves runtime.start and invoke",
+                           "method '%s' not found: the runner serves runtime.start, invoke, "
+                           "runtime.handover and runtime.kill",
                            method);
 }
 

@@ -17,3 +17,6 @@ ef_add_integration_test(runtime_logs SCRIPT integration/runtime_logs.sh TIMEOUT 
 # Through a real pod: Runtime.InvalidEntrypoint for a missing or non-executable bootstrap,
 # binary response bodies byte for byte, and a slow import reported as Init Duration (root).
 ef_add_integration_test(invoke_contract SCRIPT integration/invoke_contract.sh TIMEOUT 300)
+ef_add_unit_test(test_rapi_handover SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_rapi_handover.c
+                 LIBS efrapi)
+ef_add_integration_test(handover SCRIPT integration/handover.sh TIMEOUT 300)

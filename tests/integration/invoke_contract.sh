@@ -105,7 +105,7 @@ code=$(invoke bin -d '"all"')
 [ "$code" = 200 ] && cmp "$out" "$EF_DATA/all" || fail "every byte value: HTTP $code, $(od -c "$out" | head -3)"
 tail_log | grep -q '^REPORT RequestId: ' || fail "the log tail of a binary answer: $(tail_log)"
 # A body posted to /error that is not a JSON document is the runner's to shape (it makes the
-# error document of it, runner/runtime_api.c); the caller gets a function error either way.
+# error document of it, rapi/runtime_api.c); the caller gets a function error either way.
 code=$(invoke bin -d '"error"')
 [ "$code" = 200 ] && grep -qi '^x-amz-function-error: Unhandled' "$out.h" ||
   fail "a binary error document: HTTP $code, $(od -c "$out" | head -3)"

@@ -15,8 +15,8 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "runner/invocations.h"
-#include "runner/proc_memory.h"
+#include "rapi/invocations.h"
+#include "rapi/proc_memory.h"
 #include "runner/spawn.h"
 
 /* Runs a child that ends with exit(code) (sig == 0) or by signal `sig`; returns its status. */

@@ -15,10 +15,10 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "runner/invocations.h"
-#include "runner/log_capture.h"
-#include "runner/payload.h"
-#include "runner/runtime_api.h"
+#include "rapi/invocations.h"
+#include "rapi/log_capture.h"
+#include "rapi/payload.h"
+#include "rapi/runtime_api.h"
 
 static void test_ring_since_mark(void **state)
 {

@@ -37,8 +37,8 @@
 #include "common/fsutil.h"
 #include "common/rpc.h"
 #include "common/rpc_frame.h"
-#include "runner/invocations.h"
-#include "runner/runtime_api.h"
+#include "rapi/invocations.h"
+#include "rapi/runtime_api.h"
 
 /* ---- the loop thread: Runtime API + invocation queue + the runner's side of `invoke` ---- */
 

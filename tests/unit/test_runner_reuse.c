@@ -15,8 +15,8 @@
 #include <cmocka.h>
 #include <uv.h>
 
-#include "runner/invocations.h"
-#include "runner/log_capture.h"
+#include "rapi/invocations.h"
+#include "rapi/log_capture.h"
 
 /* Runs the loop until the ring holds `want` bytes (or a second has passed). */
 static void run_until(uv_loop_t *loop, struct ef_log_capture *cap, uint64_t want)

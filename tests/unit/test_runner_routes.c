@@ -10,7 +10,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 
-#include "runner/runtime_api.h"
+#include "rapi/runtime_api.h"
 
 static void expect_route(const char *method, const char *path, enum ef_rapi_route want,
                          const char *want_id)

@@ -1,6 +1,6 @@
 /* Handlers of the Lambda Runtime API. */
 #define _GNU_SOURCE
-#include "runner/runtime_api.h"
+#include "rapi/runtime_api.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -453,6 +453,64 @@ int ef_runtime_api_start(struct ef_runtime_api *api, uv_loop_t *loop, int port,
     invs->on_queued = serve_waiters;
     invs->on_queued_user = api;
     return 0;
+}
+
+/* The request a connection handed over was waiting on: the poll that the new server parks. */
+static const char next_poll[] =
+    "GET " API_PREFIX "invocation/next HTTP/1.1\r\nHost: handover\r\n\r\n";
+
+int ef_runtime_api_adopt(struct ef_runtime_api *api, uv_loop_t *loop, struct ef_invocations *invs,
+                         int fd, ef_error *err)
+{
+    memset(api, 0, sizeof(*api));
+    api->invs = invs;
+    const struct ef_http_server_config config = {
+        .max_body = EF_RESPONSE_MAX,
+        .idle_timeout_ms = API_IDLE_TIMEOUT_MS,
+        .max_connections = 1,
+        .on_protocol_error = on_protocol_error,
+    };
+    int r = ef_http_server_new(loop, &config, on_request, api, &api->server, err);
+    if (r < 0)
+        return r;
+    invs->on_queued = serve_waiters;
+    invs->on_queued_user = api;
+    r = ef_http_server_adopt(api->server, fd, next_poll, sizeof(next_poll) - 1, err);
+    if (r < 0) {
+        if (r != -ECONNABORTED)
+            close(fd);
+        ef_runtime_api_close(api);
+    }
+    return r;
+}
+
+int ef_runtime_api_hand_over(struct ef_runtime_api *api, int *ret_fd, ef_error *err)
+{
+    struct ef_rapi_waiter *w = api->waiters;
+    if (!w || w->next)
+        return ef_error_set(err, -EBUSY, "the runtime has %s /next poll waiting, not one",
+                            w ? "more than one" : "no");
+    if (ef_http_server_connections(api->server) != 1)
+        return ef_error_set(err, -EBUSY, "the runtime has %u connections open, not one",
+                            ef_http_server_connections(api->server));
+    /* A runtime that opens a connection per request would post its answer to this server,
+     * which no longer knows the invocation: only one that kept its connection qualifies. */
+    if (ef_http_exchange_requests(w->ex) < 2)
+        return ef_error_set(err, -EBUSY,
+                            "the runtime has not yet reused its connection for a second request");
+    int r = ef_http_exchange_detach(w->ex, ret_fd, err);
+    if (r < 0)
+        return r;
+    waiter_unlink(api, w);
+    return 0;
+}
+
+int ef_runtime_api_take_back(struct ef_runtime_api *api, int fd, ef_error *err)
+{
+    int r = ef_http_server_adopt(api->server, fd, next_poll, sizeof(next_poll) - 1, err);
+    if (r < 0 && r != -ECONNABORTED)
+        close(fd);
+    return r;
 }
 
 int ef_runtime_api_port(const struct ef_runtime_api *api)

@@ -76,6 +76,12 @@ uint64_t ef_log_capture_mark(struct ef_log_capture *cap);
  * be started again at once. */
 void ef_log_capture_close(struct ef_log_capture *cap);
 
+/* Hands the capture's single pipe (one started with err_fd -1) over to another reader: reads
+ * what it holds now, stops polling it and returns its read end, which the capture no longer
+ * owns. The ring keeps what was read. Returns -EINVAL when the capture has no single pipe, or
+ * -EPIPE when the pipe ended while being read. */
+int ef_log_capture_detach(struct ef_log_capture *cap);
+
 /* Closes the pipes without reading what is left in them and empties the ring, so that nothing
  * of the previous runtime's output reaches the next runtime's invocations. The capture may be
  * started again at once. */

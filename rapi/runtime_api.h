@@ -21,7 +21,7 @@
 
 #include "common/error.h"
 #include "common/http.h"
-#include "runner/invocations.h"
+#include "rapi/invocations.h"
 
 enum ef_rapi_route {
     EF_RAPI_NOT_FOUND = 0,
@@ -69,6 +69,23 @@ struct ef_runtime_api {
  * registers itself as `invs`' on_queued hook, so that parked polls get new invocations. */
 int ef_runtime_api_start(struct ef_runtime_api *api, uv_loop_t *loop, int port,
                          struct ef_invocations *invs, ef_error *err);
+
+/* Serves one runtime connection handed over by another Runtime API (ef_runtime_api_hand_over),
+ * instead of listening: its pending GET /next poll is parked here as if it had just arrived,
+ * and takes the next invocation submitted to `invs`. Takes `fd` (closed on failure too). */
+int ef_runtime_api_adopt(struct ef_runtime_api *api, uv_loop_t *loop, struct ef_invocations *invs,
+                         int fd, ef_error *err);
+
+/* Gives up the runtime's connection, to be served elsewhere (ef_runtime_api_adopt): allowed
+ * when it is the only connection, it carries the one parked /next poll, it has carried an
+ * earlier request (the runtime keeps its connection) and nothing follows the poll. Returns 0
+ * with the socket in *ret_fd (the caller's); the poll is forgotten here without an answer. The
+ * server keeps listening: a runtime that connects again is served here. */
+int ef_runtime_api_hand_over(struct ef_runtime_api *api, int *ret_fd, ef_error *err);
+
+/* Serves again a connection that ef_runtime_api_hand_over gave up and that could not be handed
+ * on: its /next poll is parked again. Takes `fd` (closed on failure too). */
+int ef_runtime_api_take_back(struct ef_runtime_api *api, int fd, ef_error *err);
 
 /* The port actually listened on. */
 int ef_runtime_api_port(const struct ef_runtime_api *api);

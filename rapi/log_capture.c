@@ -1,6 +1,6 @@
 /* Capture of the runtime's stdout and stderr into a ring of the last 64 KiB. */
 #define _GNU_SOURCE
-#include "runner/log_capture.h"
+#include "rapi/log_capture.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -274,6 +274,19 @@ void ef_log_capture_close(struct ef_log_capture *cap)
 {
     for (int i = 0; i < 2; i++)
         close_stream(cap, i);
+}
+
+int ef_log_capture_detach(struct ef_log_capture *cap)
+{
+    if (cap->fd[0] < 0 || cap->fd[1] >= 0)
+        return -EINVAL;
+    read_stream(cap, 0, DRAIN_LIMIT);
+    if (cap->fd[0] < 0)
+        return -EPIPE; /* it ended while being drained */
+    int fd = cap->fd[0];
+    cap->fd[0] = -1;
+    close_stream(cap, 0);
+    return fd;
 }
 
 void ef_log_capture_reset(struct ef_log_capture *cap)

@@ -1,12 +1,12 @@
 /* The body of an `invoke` answer: JSON text, or base64 for anything else. */
 #define _GNU_SOURCE
-#include "runner/payload.h"
+#include "rapi/payload.h"
 
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "common/cleanup.h"
-#include "runner/log_capture.h"
+#include "rapi/log_capture.h"
 
 bool ef_payload_is_text(const char *data, size_t len)
 {

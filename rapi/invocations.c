@@ -1,6 +1,6 @@
 /* Queue and state of the invocations; answers the `invoke` RPC requests. */
 #define _GNU_SOURCE
-#include "runner/invocations.h"
+#include "rapi/invocations.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -10,8 +10,8 @@
 #include "common/cleanup.h"
 #include "common/fsutil.h"
 #include "common/log.h"
-#include "runner/payload.h"
-#include "runner/proc_memory.h"
+#include "rapi/payload.h"
+#include "rapi/proc_memory.h"
 
 bool ef_request_id_valid(const char *id, size_t len)
 {
@@ -143,6 +143,49 @@ void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *cap
     memset(invs, 0, sizeof(*invs));
     invs->capture = capture;
     invs->max_in_flight = 1;
+    invs->runtime_status_fd = -1;
+}
+
+int ef_invocations_accept(struct ef_invocations *invs, ef_rpc_request *req, const cJSON *params,
+                          long long timeout_ms, long long allowance_ms, const char *default_arn)
+{
+    ef_error err = {0};
+    struct ef_invocation *inv = NULL;
+    /* Without a deadline_ms the Timeout counts from the hand-out; until then the invocation
+     * waits at most `allowance_ms` more for a runtime that is still starting. */
+    long long deadline = (long long)ef_now_epoch_ms() + timeout_ms + allowance_ms;
+    if (ef_invocation_parse(params, deadline, default_arn, &inv, &err) < 0) {
+        ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL, "invoke: %s", err.msg);
+        return -EINVAL;
+    }
+    if (!cJSON_GetObjectItemCaseSensitive(params, "deadline_ms"))
+        inv->timeout_ms = timeout_ms;
+    inv->req = req;
+    int rc = ef_invocations_submit(invs, inv);
+    if (rc == 0)
+        return 0;
+    inv->req = NULL;
+    if (rc == -ESHUTDOWN) {
+        /* Sent before the caller heard of the timeout: the event never reached the runtime, so
+         * the caller may run it elsewhere; "draining" in the error's data says so. */
+        cJSON *data = cJSON_CreateObject();
+        if (data && !cJSON_AddTrueToObject(data, "draining")) {
+            cJSON_Delete(data);
+            data = NULL;
+        }
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, data,
+                           "invoke: an invocation timed out in this runtime, which takes no new "
+                           "invocation and ends once those it has end: send %s to another "
+                           "container",
+                           inv->request_id);
+    } else if (rc == -EEXIST)
+        ef_rpc_reply_error(req, EF_RPC_INVALID_PARAMS, NULL,
+                           "invoke: request_id %s is already queued or in flight", inv->request_id);
+    else
+        ef_rpc_reply_error(req, EF_RPC_ERR_NO_CAPACITY, NULL,
+                           "invoke: %d invocations are already queued", EF_QUEUE_MAX);
+    ef_invocation_free(inv);
+    return rc;
 }
 
 static void list_append(struct ef_invocation_list *l, struct ef_invocation *inv)
@@ -211,8 +254,10 @@ static char *take_log(struct ef_invocations *invs, const struct ef_invocation *i
 static long peak_memory_mb(struct ef_invocations *invs)
 {
     long kb;
-    if (invs->runtime_pid > 0 && ef_proc_peak_rss_kb(invs->runtime_pid, &kb) &&
-        kb > invs->peak_rss_kb)
+    bool measured = invs->runtime_status_fd >= 0
+                        ? ef_proc_fd_peak_rss_kb(invs->runtime_status_fd, &kb)
+                        : invs->runtime_pid > 0 && ef_proc_peak_rss_kb(invs->runtime_pid, &kb);
+    if (measured && kb > invs->peak_rss_kb)
         invs->peak_rss_kb = kb;
     if (invs->peak_rss_kb <= 0)
         return -1;

@@ -1,6 +1,6 @@
 /* Peak resident memory of a process, from /proc/<pid>/status. */
 #define _GNU_SOURCE
-#include "runner/proc_memory.h"
+#include "rapi/proc_memory.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +74,19 @@ static ssize_t read_status(pid_t pid, char *buf, size_t size)
         forget(); /* the process went away: look the pid up once more */
     }
     return -1;
+}
+
+bool ef_proc_fd_peak_rss_kb(int fd, long *ret_kb)
+{
+    char buf[STATUS_READ_MAX];
+    ssize_t n;
+    do
+        n = pread(fd, buf, sizeof(buf) - 1, 0);
+    while (n < 0 && errno == EINTR);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    return ef_parse_vmhwm_kb(buf, ret_kb);
 }
 
 bool ef_proc_peak_rss_kb(pid_t pid, long *ret_kb)

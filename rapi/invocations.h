@@ -16,7 +16,7 @@
 
 #include "common/error.h"
 #include "common/rpc.h"
-#include "runner/log_capture.h"
+#include "rapi/log_capture.h"
 
 #define EF_REQUEST_ID_MAX 128
 #define EF_ARN_MAX        256
@@ -113,7 +113,10 @@ struct ef_invocations {
 
     unsigned max_in_flight; /* 0 is taken as 1 */
     pid_t runtime_pid;      /* whose peak memory is reported; 0 when none */
-    long peak_rss_kb;       /* the highest VmHWM seen, kept after the runtime is gone */
+    /* >= 0: the runtime's open /proc/<pid>/status, read instead of runtime_pid's (a runtime in
+     * another pid namespace); the caller owns it. ef_invocations_init sets -1. */
+    int runtime_status_fd;
+    long peak_rss_kb; /* the highest VmHWM seen, kept after the runtime is gone */
 };
 
 /* True when `id` is a usable request id: 1..EF_REQUEST_ID_MAX characters of [A-Za-z0-9._:-]
@@ -138,6 +141,15 @@ void ef_invocations_init(struct ef_invocations *invs, struct ef_log_capture *cap
  * timeout: it takes no new invocation), -EEXIST (its request id is queued or in flight) or -ENOSPC
  * (the queue is full); `inv` stays the caller's then. */
 int ef_invocations_submit(struct ef_invocations *invs, struct ef_invocation *inv);
+
+/* Serves an `invoke` request (docs/rpc.md): parses `params` and submits the invocation, whose
+ * Timeout (`timeout_ms`) counts from its hand-out when params have no deadline_ms; until then it
+ * waits at most `allowance_ms` more. `default_arn` stands in for a missing invoked_function_arn.
+ * Returns 0 when it was submitted (`req` is answered when it ends); otherwise `req` has been
+ * answered with the reason (a draining runtime's refusal says so in its data) and a negative
+ * errno is returned. */
+int ef_invocations_accept(struct ef_invocations *invs, ef_rpc_request *req, const cJSON *params,
+                          long long timeout_ms, long long allowance_ms, const char *default_arn);
 
 /* Hands out the oldest queued invocation: it moves in flight and its log starts here, or, when
  * no other invocation is in flight, where the last answered log ended: what the runtime wrote

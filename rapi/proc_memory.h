@@ -12,5 +12,9 @@
  * in kB, or false when the line is missing or malformed (a zombie has none). */
 bool ef_parse_vmhwm_kb(const char *status_text, long *ret_kb);
 
+/* Reads the VmHWM through `fd`, an open /proc/<pid>/status (of a process in another pid
+ * namespace, say); false when it cannot be read (the process is gone). */
+bool ef_proc_fd_peak_rss_kb(int fd, long *ret_kb);
+
 /* Reads the VmHWM of `pid`; false when it cannot be read (the process is gone). */
 bool ef_proc_peak_rss_kb(pid_t pid, long *ret_kb);
