@@ -92,6 +92,7 @@ struct conn {
     bool resume_pending; /* written; its next pipelined request waits for the idle phase */
     struct conn *resume_next;
     unsigned long requests;  /* requests handed to the handler so far */
+    bool detached;           /* ef_http_exchange_detach gave its socket away */
     int err_status;          /* status chosen by a parser callback that failed (413, 431) */
     const char *err_message; /* why a parser callback refused a request (400) */
     uint64_t last_active;
@@ -290,6 +291,8 @@ static void conn_close(struct conn *c)
             cb(&c->ex, user);
     }
     uv_close((uv_handle_t *)&c->tcp, on_conn_close);
+    if (!s->closing && !c->detached && s->config.on_connection_closed)
+        s->config.on_connection_closed(s->user);
 }
 
 /* ---- responses -------------------------------------------------------------------------- */
@@ -674,6 +677,7 @@ int ef_http_exchange_detach(ef_http_exchange *ex, int *ret_fd, ef_error *err)
      * copy keeps the socket open the client sees no end of the connection. */
     ex->active = false;
     ex->abort_cb = NULL;
+    c->detached = true;
     conn_close(c);
     *ret_fd = copy;
     return 0;

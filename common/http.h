@@ -62,6 +62,10 @@ struct ef_http_server_config {
      * when the headers are complete, before any of the body is read; the result is capped at
      * max_body. NULL: every request may have max_body. */
     size_t (*body_limit)(const struct ef_http_request *req, void *user);
+    /* Called when a connection closes (the client's end, an error, an idle timeout, a refused
+     * request), but not when the server itself closes it (ef_http_server_close) or a handler
+     * detaches it (ef_http_exchange_detach). May be NULL. */
+    void (*on_connection_closed)(void *user);
 };
 
 /* Binds `host:port` (IPv4 or IPv6 literal) and starts serving. */

@@ -603,6 +603,13 @@ int ef_rpc_conn_take_fd(ef_rpc_conn *c, int *ret_fd)
     return 0;
 }
 
+void ef_rpc_conn_drop_fds(ef_rpc_conn *c)
+{
+    int fd;
+    while (ef_rpc_conn_take_fd(c, &fd) == 0)
+        close(fd);
+}
+
 ef_rpc_conn *ef_rpc_request_conn(const ef_rpc_request *req)
 {
     if (!req->conn || req->conn->closing)
@@ -773,6 +780,12 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             break;
         handle_message(c, text, len);
         free(text);
+    }
+    /* Every complete message has been handled: descriptors beyond what one message carries were
+     * sent with messages that took none, and are not kept. */
+    if (c->pipe.ipc && !c->closing && uv_pipe_pending_count(&c->pipe) > EF_RPC_MAX_FDS) {
+        ef_debug("rpc: the peer sent descriptors nobody took; closing them");
+        ef_rpc_conn_drop_fds(c);
     }
     if (r < 0 && !c->closing) {
         ef_debug("rpc: %s, closing the connection",

@@ -106,6 +106,10 @@ int ef_rpc_reply_fds(ef_rpc_request *req, cJSON *result, const int *fds, size_t 
  * Returns 0, or -ENOENT when none is waiting. */
 int ef_rpc_conn_take_fd(ef_rpc_conn *conn, int *ret_fd);
 
+/* Closes every descriptor received and not taken. The connection also does so by itself when
+ * more than EF_RPC_MAX_FDS wait after the messages that came with them were handled. */
+void ef_rpc_conn_drop_fds(ef_rpc_conn *conn);
+
 /* A request that is answered in this process: ef_rpc_reply and ef_rpc_reply_error on it run
  * `cb` (with conn NULL; the result or error is valid during the call only) instead of sending
  * anything, then free it. NULL when out of memory. */

@@ -2,9 +2,11 @@
 #include "controller/handover.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -19,6 +21,12 @@
 
 /* The runner answers runtime.handover at once; a slower answer means it is stuck. */
 #define HANDOVER_TIMEOUT_MS 5000
+/* A runner that refuses this often (its runtime did not have its next poll waiting in time, or
+ * opens a connection per request) is not asked again for that container. */
+#define MAX_REFUSALS 3
+/* After the runtime's connection closed during an invocation: how long the runner has to report
+ * the runtime's exit (with its status) before the runtime is ended. */
+#define LOST_GRACE_MS 1000
 /* What runtime.handover passes, in this order. */
 enum { FD_CONNECTION, FD_OUTPUT, FD_STATUS, HANDOVER_FDS };
 
@@ -29,11 +37,13 @@ struct ef_handover {
     struct ef_log_capture capture; /* last: it holds the 64 KiB ring */
     uv_timer_t deadline;           /* the earliest deadline of an invocation in flight */
     uv_timer_t teardown;           /* ef_handover_close: the next turn of the loop */
-    unsigned open_handles;         /* the two timers; the handover is freed when both closed */
+    uv_timer_t lost;               /* the connection closed with an invocation in flight */
+    unsigned open_handles;         /* the timers; the handover is freed when all have closed */
     int status_fd;
     char *default_arn;
     char *close_how;
     bool closing;
+    bool connection_lost; /* the runtime's connection has closed */
 };
 
 /* ---- teardown ---------------------------------------------------------------------------- */
@@ -51,9 +61,12 @@ static void on_timer_closed(uv_handle_t *handle)
 static void on_teardown(uv_timer_t *t)
 {
     struct ef_handover *h = t->data;
-    /* Answers whatever is left: their callbacks still find the container, which is released
-     * only below. */
-    ef_invocations_free(&h->invs, h->close_how ? h->close_how : "the container was removed");
+    /* Whatever is left is answered as the runner's closed connection would answer it (the
+     * caller then tells an OOM kill from another end, docs/rpc.md); the callbacks still find
+     * the container, which is released only below. */
+    ef_invocations_abort(&h->invs, EF_RPC_ERR_CLOSED,
+                         h->close_how ? h->close_how : "the container was removed");
+    ef_invocations_free(&h->invs, "the container was removed");
     ef_runtime_api_close(&h->api);
     ef_log_capture_close(&h->capture);
     if (h->status_fd >= 0)
@@ -63,6 +76,7 @@ static void on_teardown(uv_timer_t *t)
     h->c = NULL;
     uv_close((uv_handle_t *)&h->deadline, on_timer_closed);
     uv_close((uv_handle_t *)&h->teardown, on_timer_closed);
+    uv_close((uv_handle_t *)&h->lost, on_timer_closed);
     ef_pool_handover_gone(c);
 }
 
@@ -73,6 +87,7 @@ void ef_handover_close(struct ef_handover *h, const char *how)
     h->closing = true;
     h->close_how = how ? strdup(how) : NULL;
     uv_timer_stop(&h->deadline);
+    uv_timer_stop(&h->lost);
     uv_timer_start(&h->teardown, on_teardown, 0, 0);
 }
 
@@ -105,6 +120,42 @@ static void on_drained(void *user)
 static void on_init_failed(void *user)
 {
     kill_runtime(user, "it reported an init error");
+}
+
+static void on_lost_grace_over(uv_timer_t *t)
+{
+    struct ef_handover *h = t->data;
+    if (!h->closing && ef_invocations_pending(&h->invs) > 0)
+        kill_runtime(h, "it closed its Runtime API connection during an invocation");
+}
+
+/* The runtime's connection has closed: the runtime exits (runtime.exited follows), or it closed
+ * the connection itself, or a request of its was refused with a close (a body above 6 MiB). On
+ * the runner's path it would connect again to the runner's own server; here the container
+ * serves no further invocation. One in flight gets the runtime's exit status when it exits
+ * within LOST_GRACE_MS, else the runtime is ended and it fails with that. */
+static void on_connection_lost(void *user)
+{
+    struct ef_handover *h = user;
+    struct ef_container *c = h->c;
+    if (h->closing || h->connection_lost)
+        return;
+    h->connection_lost = true;
+    c->runtime_exited = true; /* handed out no more; discarded once idle */
+    if (ef_invocations_pending(&h->invs) > 0) {
+        ef_info("container %s: its runtime closed its Runtime API connection during an "
+                "invocation",
+                c->id);
+        uv_timer_start(&h->lost, on_lost_grace_over, LOST_GRACE_MS, 0);
+        return;
+    }
+    if (c->state == EF_CONTAINER_IDLE)
+        ef_pool_discard(c, "its runtime closed its Runtime API connection");
+}
+
+bool ef_handover_serving(const struct ef_handover *h)
+{
+    return h && !h->closing && !h->connection_lost;
 }
 
 void ef_handover_runtime_exited(struct ef_handover *h, const char *how)
@@ -210,8 +261,9 @@ static int handover_open(struct ef_container *c, const int fds[HANDOVER_FDS], co
     h->status_fd = fds[FD_STATUS];
     uv_timer_init(loop, &h->deadline);
     uv_timer_init(loop, &h->teardown);
-    h->deadline.data = h->teardown.data = h;
-    h->open_handles = 2;
+    uv_timer_init(loop, &h->lost);
+    h->deadline.data = h->teardown.data = h->lost.data = h;
+    h->open_handles = 3;
     ef_log_capture_init(&h->capture);
     ef_invocations_init(&h->invs, &h->capture);
     h->invs.max_in_flight = 1;
@@ -235,18 +287,49 @@ static int handover_open(struct ef_container *c, const int fds[HANDOVER_FDS], co
         close(fds[FD_CONNECTION]);
         return r;
     }
-    return ef_runtime_api_adopt(&h->api, loop, &h->invs, fds[FD_CONNECTION], err);
+    return ef_runtime_api_adopt(&h->api, loop, &h->invs, fds[FD_CONNECTION], on_connection_lost, h,
+                                err);
 }
 
 /* Runs the invocation that waited for the answer, if one did. */
-static void send_parked(struct ef_container *c)
+static void send_parked(struct ef_container *c, bool usable)
 {
-    void (*send)(void *) = c->parked_send;
+    void (*send)(void *, bool) = c->parked_send;
     void *user = c->parked_user;
     c->parked_send = NULL;
     c->parked_user = NULL;
     if (send)
-        send(user);
+        send(user, usable);
+}
+
+/* The runner may have given the runtime's connection away without the controller taking it:
+ * the container cannot serve any more. */
+static void give_up_container(struct ef_container *c, const char *why)
+{
+    ef_warn("container %s: %s", c->id, why);
+    c->handover_refused = true;
+    c->runtime_exited = true;
+    if (c->state == EF_CONTAINER_IDLE)
+        ef_pool_discard(c, why);
+    send_parked(c, false);
+}
+
+/* Checks that the descriptors are what runtime.handover passes, and makes the pipe
+ * nonblocking (the capture reads it until EAGAIN). */
+static int check_fds(const int fds[HANDOVER_FDS], ef_error *err)
+{
+    static const mode_t kinds[HANDOVER_FDS] = {S_IFSOCK, S_IFIFO, S_IFREG};
+    static const char *const names[HANDOVER_FDS] = {"connection", "output pipe", "status file"};
+    for (int i = 0; i < HANDOVER_FDS; i++) {
+        struct stat st;
+        if (fstat(fds[i], &st) < 0 || (st.st_mode & S_IFMT) != kinds[i])
+            return ef_error_set(err, -EPROTO, "the runner passed something else as the %s",
+                                names[i]);
+    }
+    int flags = fcntl(fds[FD_OUTPUT], F_GETFL);
+    if (flags < 0 || fcntl(fds[FD_OUTPUT], F_SETFL, flags | O_NONBLOCK) < 0)
+        return ef_error_set_errno(err, -errno, "cannot make the output pipe nonblocking");
+    return 0;
 }
 
 static void on_handover_answer(ef_rpc_conn *conn, const cJSON *result,
@@ -254,51 +337,55 @@ static void on_handover_answer(ef_rpc_conn *conn, const cJSON *result,
 {
     struct ef_container *c = user;
     c->handover_pending = false;
+    if (error && (error->code == EF_RPC_ERR_TIMEOUT || error->code == EF_RPC_ERR_CLOSED)) {
+        /* No answer: the runner may have passed the connection, in an answer still on its way. */
+        char why[300];
+        snprintf(why, sizeof(why), "its runner did not answer runtime.handover: %s",
+                 error->message);
+        give_up_container(c, why);
+        return;
+    }
     if (error) {
-        /* Refused for good: the runtime does not qualify (one connection per request, several
-         * connections), or the runner predates runtime.handover. */
-        c->handover_refused = true;
-        ef_debug("container %s keeps its runner on the invocation path: %s", c->id, error->message);
-        send_parked(c);
+        /* Refused: the runtime's next poll had not arrived yet, it opens a connection per
+         * request, or the runner predates runtime.handover. */
+        if (++c->handover_refusals >= MAX_REFUSALS || error->code == EF_RPC_METHOD_NOT_FOUND)
+            c->handover_refused = true;
+        ef_debug("container %s keeps its runner on the invocation path (%s): %s", c->id,
+                 c->handover_refused ? "for good" : "for now", error->message);
+        send_parked(c, true);
         return;
     }
     int fds[HANDOVER_FDS];
     int n = 0;
     while (n < HANDOVER_FDS && ef_rpc_conn_take_fd(conn, &fds[n]) == 0)
         n++;
+    ef_rpc_conn_drop_fds(conn); /* none other is expected */
     ef_error err = {0};
     struct ef_handover *h = NULL;
-    if (n < HANDOVER_FDS) {
+    if (n < HANDOVER_FDS || !c->in_pool || check_fds(fds, &err) < 0) {
         for (int i = 0; i < n; i++)
             close(fds[i]);
-        ef_error_set(&err, -EPROTO, "the runner's answer carried %d descriptors, not %d", n,
-                     HANDOVER_FDS);
-    } else if (!c->in_pool) {
-        /* Removed while the answer was on its way: the runtime ends with its container. */
-        for (int i = 0; i < n; i++)
-            close(fds[i]);
-        send_parked(c);
-        return;
+        if (n < HANDOVER_FDS)
+            ef_error_set(&err, -EPROTO, "the runner's answer carried %d descriptors, not %d", n,
+                         HANDOVER_FDS);
     } else if (handover_open(c, fds, result, &h, &err) == 0) {
         c->handover = h;
         ef_debug("container %s: its runtime's connection is served by the controller", c->id);
-        send_parked(c);
+        send_parked(c, true);
         return;
     }
-    /* The runner gave the runtime's connection away: without it the runtime cannot serve. */
-    char why[600];
-    snprintf(why, sizeof(why), "the handover of its runtime failed: %s", err.msg);
-    ef_warn("container %s: %s", c->id, why);
-    c->handover_refused = true;
     if (h) {
         c->handover = h;
-        ef_handover_close(h, why);
+        ef_handover_close(h, "the handover failed");
     }
-    if (c->state == EF_CONTAINER_IDLE)
-        ef_pool_discard(c, why);
-    else
-        c->runtime_exited = true; /* the parked invocation goes elsewhere */
-    send_parked(c);
+    if (!c->in_pool) {
+        /* Removed while the answer was on its way: the runtime ends with its container. */
+        send_parked(c, false);
+        return;
+    }
+    char why[600];
+    snprintf(why, sizeof(why), "the handover of its runtime failed: %s", err.msg);
+    give_up_container(c, why);
 }
 
 void ef_handover_ask(struct ef_container *c)
@@ -317,7 +404,7 @@ bool ef_handover_pending(const struct ef_container *c)
     return c->handover_pending;
 }
 
-void ef_handover_park(struct ef_container *c, void (*send)(void *user), void *user)
+void ef_handover_park(struct ef_container *c, void (*send)(void *user, bool usable), void *user)
 {
     c->parked_send = send;
     c->parked_user = user;

@@ -23,18 +23,23 @@ struct ef_container;
 struct ef_handover;
 
 /* After an invocation's answer: asks the runner of `c` for a handover when `c` qualifies (the
- * controller's --runtime-handover is on, `c` is idle, serves one invocation at a time and has
- * not refused before). Invocations placed on `c` while the answer is on its way wait for it
- * (ef_handover_park). */
+ * controller's --runtime-handover is on, `c` is idle, serves one invocation at a time and its
+ * runner has refused fewer than three times). Invocations placed on `c` while the answer is on its
+ * way wait for it (ef_handover_park). */
 void ef_handover_ask(struct ef_container *c);
 
 /* True while a runtime.handover call of `c` is unanswered. */
 bool ef_handover_pending(const struct ef_container *c);
 
-/* Runs `send(user)` once the pending runtime.handover call of `c` is answered, either way (or
- * its connection closed): the invocation is then sent through the handover or to the runner.
- * One invocation at most waits per container (it serves one at a time). */
-void ef_handover_park(struct ef_container *c, void (*send)(void *user), void *user);
+/* Runs `send(user, usable)` once the pending runtime.handover call of `c` is answered, either
+ * way (or its connection closed). With `usable` the invocation is then sent through the
+ * handover or to the runner; without, the container cannot serve (the runtime's connection was
+ * lost on the way) and the invocation, which never reached it, goes elsewhere. One invocation
+ * at most waits per container (it serves one at a time). */
+void ef_handover_park(struct ef_container *c, void (*send)(void *user, bool usable), void *user);
+
+/* True while the handover serves the runtime (not closing, its connection not lost). */
+bool ef_handover_serving(const struct ef_handover *h);
 
 /* Sends an `invoke` (params as docs/rpc.md, consumed) through the handover; `timeout_ms` is the
  * function's Timeout, counted from the hand-out. `cb` gets the answer the runner would have

@@ -843,15 +843,23 @@ static int transmit(struct ef_invocation *inv, struct ef_container *c)
     return ef_rpc_call(c->conn, "invoke", steal_pointer(&p), timeout_ms, on_invoke_result, inv);
 }
 
-/* An invocation that waited for its container's runtime.handover answer goes now. */
-static void send_parked(void *user)
+/* An invocation that waited for its container's runtime.handover answer goes now: to that
+ * container, or, when the container cannot serve any more (handover.h), once to a new one, as it
+ * never reached the runtime. */
+static void send_parked(void *user, bool usable)
 {
     struct ef_invocation *inv = user;
-    int r = transmit(inv, inv->c);
-    if (r < 0) {
-        struct ef_container *c = steal_pointer(&inv->c);
+    struct ef_container *c = inv->c;
+    int r = usable ? transmit(inv, c) : -EPIPE;
+    if (r == 0)
+        return;
+    inv->c = NULL;
+    if (usable || inv->retried) {
         send_failed(inv, c, r);
+        return;
     }
+    ef_pool_release(c); /* its runtime is marked gone: released, it is discarded */
+    retry_on_fresh_container(inv);
 }
 
 /* Sends `invoke` to a BUSY container reserved for this invocation. */

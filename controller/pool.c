@@ -440,7 +440,7 @@ cJSON *ef_pool_to_json(const struct ef_pool *pool)
             !cJSON_AddNumberToObject(o, "in_flight", c->in_flight) ||
             !cJSON_AddNumberToObject(o, "max_in_flight", c->max_in_flight) ||
             !cJSON_AddStringToObject(o, "network", c->network) ||
-            !cJSON_AddBoolToObject(o, "handover", c->handover != NULL) ||
+            !cJSON_AddBoolToObject(o, "handover", ef_handover_serving(c->handover)) ||
             (c->address && !cJSON_AddStringToObject(o, "address", c->address)) ||
             !cJSON_AddNumberToObject(o, "last_used_ms", (double)c->last_used_ms) ||
             !cJSON_AddStringToObject(o, "last_used", when) ||

@@ -69,10 +69,11 @@ struct ef_container {
     /* The runner handed the runtime's connection over (handover.h): invocations go through it
      * instead of the runner. NULL when not (yet), and once the handover has closed. */
     struct ef_handover *handover;
-    bool handover_pending; /* runtime.handover is asked and not answered yet */
-    bool handover_refused; /* the runner refused it: this container keeps its runner's path */
+    bool handover_pending;      /* runtime.handover is asked and not answered yet */
+    bool handover_refused;      /* not asked again: this container keeps its runner's path */
+    unsigned handover_refusals; /* runtime.handover refused so far */
     /* The invocation placed while runtime.handover was pending: sent once it is answered. */
-    void (*parked_send)(void *user);
+    void (*parked_send)(void *user, bool usable);
     void *parked_user;
 };
 

@@ -560,6 +560,20 @@ void ef_invocations_fail_exit(struct ef_invocations *invs, const char *how)
     fail_everything(invs);
 }
 
+void ef_invocations_abort(struct ef_invocations *invs, int code, const char *message)
+{
+    struct ef_invocation_list *lists[2] = {&invs->in_flight, &invs->queued};
+    for (int i = 0; i < 2; i++) {
+        struct ef_invocation *inv;
+        while ((inv = lists[i]->head)) {
+            list_remove(lists[i], inv);
+            ef_rpc_reply_error(inv->req, code, NULL, "%s", message);
+            inv->req = NULL;
+            ef_invocation_free(inv);
+        }
+    }
+}
+
 void ef_invocations_free(struct ef_invocations *invs, const char *how)
 {
     ef_invocations_fail_exit(invs, how);

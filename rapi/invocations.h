@@ -208,6 +208,10 @@ void ef_invocations_fail_exit(struct ef_invocations *invs, const char *how);
  * error: <how>"}. */
 char *ef_exit_error_doc(const char *request_id, const char *how);
 
+/* Answers every queued and in-flight invocation with the RPC error `code` and `message`, as a
+ * closed connection would (the caller's view: the runtime went away with the container). */
+void ef_invocations_abort(struct ef_invocations *invs, int code, const char *message);
+
 /* Fails whatever is left (as an exit with `how`) and frees the failure record. */
 void ef_invocations_free(struct ef_invocations *invs, const char *how);
 

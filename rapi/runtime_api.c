@@ -305,6 +305,8 @@ static void handle_next(struct ef_runtime_api *api, ef_http_exchange *ex)
     w->prev = prev;
     *pp = w;
     ef_http_exchange_on_abort(ex, on_waiter_abort, w);
+    if (api->on_poll_parked)
+        api->on_poll_parked(api->on_poll_parked_user);
 }
 
 /* Finds the in-flight invocation or answers the runtime's mistake. */
@@ -459,20 +461,32 @@ int ef_runtime_api_start(struct ef_runtime_api *api, uv_loop_t *loop, int port,
 static const char next_poll[] =
     "GET " API_PREFIX "invocation/next HTTP/1.1\r\nHost: handover\r\n\r\n";
 
+static void on_adopted_connection_closed(void *user)
+{
+    struct ef_runtime_api *api = user;
+    if (api->on_connection_lost)
+        api->on_connection_lost(api->on_connection_lost_user);
+}
+
 int ef_runtime_api_adopt(struct ef_runtime_api *api, uv_loop_t *loop, struct ef_invocations *invs,
-                         int fd, ef_error *err)
+                         int fd, void (*on_connection_lost)(void *user), void *user, ef_error *err)
 {
     memset(api, 0, sizeof(*api));
     api->invs = invs;
+    api->on_connection_lost = on_connection_lost;
+    api->on_connection_lost_user = user;
     const struct ef_http_server_config config = {
         .max_body = EF_RESPONSE_MAX,
         .idle_timeout_ms = API_IDLE_TIMEOUT_MS,
         .max_connections = 1,
         .on_protocol_error = on_protocol_error,
+        .on_connection_closed = on_adopted_connection_closed,
     };
     int r = ef_http_server_new(loop, &config, on_request, api, &api->server, err);
-    if (r < 0)
+    if (r < 0) {
+        close(fd);
         return r;
+    }
     invs->on_queued = serve_waiters;
     invs->on_queued_user = api;
     r = ef_http_server_adopt(api->server, fd, next_poll, sizeof(next_poll) - 1, err);
@@ -487,9 +501,10 @@ int ef_runtime_api_adopt(struct ef_runtime_api *api, uv_loop_t *loop, struct ef_
 int ef_runtime_api_hand_over(struct ef_runtime_api *api, int *ret_fd, ef_error *err)
 {
     struct ef_rapi_waiter *w = api->waiters;
-    if (!w || w->next)
-        return ef_error_set(err, -EBUSY, "the runtime has %s /next poll waiting, not one",
-                            w ? "more than one" : "no");
+    if (!w)
+        return ef_error_set(err, -EAGAIN, "the runtime has no /next poll waiting");
+    if (w->next)
+        return ef_error_set(err, -EBUSY, "the runtime has more than one /next poll waiting");
     if (ef_http_server_connections(api->server) != 1)
         return ef_error_set(err, -EBUSY, "the runtime has %u connections open, not one",
                             ef_http_server_connections(api->server));

@@ -63,6 +63,14 @@ struct ef_runtime_api {
     ef_http_server *server;
     struct ef_invocations *invs;
     struct ef_rapi_waiter *waiters; /* parked /next polls, oldest first */
+    /* ef_runtime_api_adopt: runs when the adopted connection has closed (the runtime's end, or a
+     * request refused with a close), which leaves this API without a runtime to serve. */
+    void (*on_connection_lost)(void *user);
+    void *on_connection_lost_user;
+    /* Runs when a /next poll is parked (no invocation was waiting for it); set after start. It
+     * runs inside the server's request handler: act on it from a later turn of the loop. */
+    void (*on_poll_parked)(void *user);
+    void *on_poll_parked_user;
 };
 
 /* Serves the API on 127.0.0.1:`port` (0 picks a free port, see ef_http_server_port) and
@@ -74,13 +82,14 @@ int ef_runtime_api_start(struct ef_runtime_api *api, uv_loop_t *loop, int port,
  * instead of listening: its pending GET /next poll is parked here as if it had just arrived,
  * and takes the next invocation submitted to `invs`. Takes `fd` (closed on failure too). */
 int ef_runtime_api_adopt(struct ef_runtime_api *api, uv_loop_t *loop, struct ef_invocations *invs,
-                         int fd, ef_error *err);
+                         int fd, void (*on_connection_lost)(void *user), void *user, ef_error *err);
 
 /* Gives up the runtime's connection, to be served elsewhere (ef_runtime_api_adopt): allowed
  * when it is the only connection, it carries the one parked /next poll, it has carried an
  * earlier request (the runtime keeps its connection) and nothing follows the poll. Returns 0
  * with the socket in *ret_fd (the caller's); the poll is forgotten here without an answer. The
- * server keeps listening: a runtime that connects again is served here. */
+ * server keeps listening: a runtime that connects again is served here. -EAGAIN: no poll is
+ * waiting (yet); -EBUSY: another condition does not hold. */
 int ef_runtime_api_hand_over(struct ef_runtime_api *api, int *ret_fd, ef_error *err);
 
 /* Serves again a connection that ef_runtime_api_hand_over gave up and that could not be handed

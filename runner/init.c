@@ -46,6 +46,8 @@
 /* How long an invocation without a deadline_ms may wait for a runtime that has not polled yet,
  * on top of its Timeout: Lambda's limit for a function's init phase. */
 #define INIT_ALLOWANCE_MS 10000
+/* How long runtime.handover waits for the runtime's next poll. */
+#define HANDOVER_WAIT_MS 200
 
 /* A JSON-RPC client (the controller) that gets the runtime.exited notification. */
 struct rpc_peer {
@@ -73,6 +75,11 @@ struct runner {
     /* runtime.handover gave the runtime's connection and output to the controller, which
      * serves its invocations until the runtime ends (docs/handover.md). */
     bool handed_over;
+    /* runtime.handover asked while the runtime had no /next poll waiting yet (a runtime that
+     * polls only after its post's 202): answered when the poll arrives, or refused after
+     * HANDOVER_WAIT_MS. */
+    ef_rpc_request *handover_req;
+    uv_timer_t handover_wait;
     pid_t runtime_pid; /* > 0 while the runtime runs (until reaped) */
     unsigned runtimes; /* runtimes started so far, for the log */
     int api_port_flag; /* --api-port as given (0: any free port) */
@@ -346,6 +353,8 @@ static void forget_previous_runtime(struct runner *r)
     ef_runtime_api_close(&r->api);
 }
 
+static void on_poll_parked(void *user);
+
 /* Serves the Runtime API if it is not served (after forget_previous_runtime()). */
 static int ensure_runtime_api(struct runner *r, ef_error *err)
 {
@@ -354,6 +363,8 @@ static int ensure_runtime_api(struct runner *r, ef_error *err)
     int rc = ef_runtime_api_start(&r->api, r->loop, r->api_port_flag, &r->invs, err);
     if (rc < 0)
         return rc;
+    r->api.on_poll_parked = on_poll_parked;
+    r->api.on_poll_parked_user = r;
     r->settings.api_port = ef_runtime_api_port(&r->api);
     return 0;
 }
@@ -499,9 +510,36 @@ static const char *handover_refusal(const struct runner *r)
  * caller, which serves its invocations from then on. The answer carries the output written
  * since the last invocation ("log"), which belongs to the next one. Whatever fails before the
  * descriptors are sent leaves everything as it was. */
+static void rpc_runtime_handover(struct runner *r, ef_rpc_request *req);
+
+/* Answers a runtime.handover that waited for the runtime's poll, if one did: now, from the
+ * loop's timer (a poll arrived, or the wait is over, `timed_out`). */
+static void on_handover_wait(uv_timer_t *t)
+{
+    struct runner *r = t->data;
+    ef_rpc_request *req = r->handover_req;
+    r->handover_req = NULL;
+    if (!req)
+        return;
+    if (r->api.waiters || !r->api.server)
+        rpc_runtime_handover(r, req);
+    else
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL,
+                           "runtime.handover: the runtime did not poll within %d ms",
+                           HANDOVER_WAIT_MS);
+}
+
+/* The runtime's poll has arrived: a waiting runtime.handover is served on the next turn. */
+static void on_poll_parked(void *user)
+{
+    struct runner *r = user;
+    if (r->handover_req)
+        uv_timer_start(&r->handover_wait, on_handover_wait, 0, 0);
+}
+
 static void rpc_runtime_handover(struct runner *r, ef_rpc_request *req)
 {
-    const char *why = handover_refusal(r);
+    const char *why = r->handover_req ? "it is asked already" : handover_refusal(r);
     if (why) {
         ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL, "runtime.handover: %s", why);
         return;
@@ -516,7 +554,15 @@ static void rpc_runtime_handover(struct runner *r, ef_rpc_request *req)
     }
     ef_error err = {0};
     int conn_fd = -1;
-    if (ef_runtime_api_hand_over(&r->api, &conn_fd, &err) < 0) {
+    int rc = ef_runtime_api_hand_over(&r->api, &conn_fd, &err);
+    if (rc == -EAGAIN) {
+        /* Its post was answered before its next poll came: wait for that, briefly. */
+        close(status_fd);
+        r->handover_req = req;
+        uv_timer_start(&r->handover_wait, on_handover_wait, HANDOVER_WAIT_MS, 0);
+        return;
+    }
+    if (rc < 0) {
         close(status_fd);
         ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL, "runtime.handover: %s", err.msg);
         return;
@@ -662,6 +708,10 @@ static void close_everything(struct runner *r)
     uv_close((uv_handle_t *)&r->grace, NULL);
     uv_close((uv_handle_t *)&r->init_grace, NULL);
     uv_close((uv_handle_t *)&r->deadline, NULL);
+    uv_close((uv_handle_t *)&r->handover_wait, NULL);
+    if (r->handover_req)
+        ef_rpc_reply_error(steal_pointer(&r->handover_req), EF_RPC_ERR_BUSY, NULL,
+                           "runtime.handover: the runner is shutting down");
 }
 
 /* Checks that `fd` is a listening stream socket and keeps it from the runtime. */
@@ -711,6 +761,8 @@ static int run(struct runner *r, int rpc_fd, int api_port, bool prestart, ef_err
     r->init_grace.data = r;
     uv_timer_init(r->loop, &r->deadline);
     r->deadline.data = r;
+    uv_timer_init(r->loop, &r->handover_wait);
+    r->handover_wait.data = r;
     uv_signal_init(r->loop, &r->sig_chld);
     uv_signal_init(r->loop, &r->sig_term);
     uv_signal_init(r->loop, &r->sig_int);

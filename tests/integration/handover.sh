@@ -135,6 +135,63 @@ done
 expect_ok hand '{"n":13}'
 [ "$(jq_out 'j["runtime"]')" != "$victim" ] || fail "the killed runtime answered"
 
+note "a custom runtime that polls after each post's answer is handed over too"
+keep=$EF_DATA/keepalive
+mkdir -p "$keep"
+cat >"$keep/bootstrap" <<'PY'
+#!/usr/bin/python3
+# A custom runtime on one keep-alive connection (http.client), without pipelining: it asks for
+# the next event only once its post is answered.
+import http.client
+import json
+import os
+import time
+
+token = os.urandom(8).hex()
+host = os.environ["AWS_LAMBDA_RUNTIME_API"]
+api = "/2018-06-01/runtime/invocation/"
+conn = http.client.HTTPConnection(host)
+while True:
+    conn.request("GET", api + "next")
+    r = conn.getresponse()
+    event = json.loads(r.read())
+    rid = r.getheader("Lambda-Runtime-Aws-Request-Id")
+    if event.get("hangup"):
+        # Closes the connection in the middle of the invocation and stays alive.
+        conn.close()
+        time.sleep(60)
+    if event.get("big"):
+        body = b'"' + b"x" * (7 << 20) + b'"'
+    else:
+        body = json.dumps({"runtime": token}).encode()
+    try:
+        conn.request("POST", api + rid + "/response", body=body)
+        conn.getresponse().read()
+    except (ConnectionError, http.client.HTTPException):
+        # Refused with a close: a new connection, as the bundled runtimes do.
+        conn.close()
+        conn = http.client.HTTPConnection(host)
+PY
+chmod +x "$keep/bootstrap"
+status=$(create_function keep provided.al2023 unused "$keep")
+[ "$status" = 201 ] || fail "CreateFunction keep gave $status: $(cat "$EF_DATA/create-keep.json")"
+expect_ok keep '{}'
+rt1=$(jq_out 'j["runtime"]')
+wait_handover keep
+expect_ok keep '{}'
+[ "$(jq_out 'j["runtime"]')" = "$rt1" ] || fail "the custom runtime was replaced"
+
+note "a response too large closes the handed-over connection: the container is replaced"
+expect_error keep '{"big":true}' Function.ResponseSizeTooLarge 'exceeded maximum allowed payload size'
+expect_ok keep '{}'
+[ "$(jq_out 'j["runtime"]')" != "$rt1" ] || fail "the runtime whose connection closed served again"
+
+note "a runtime that closes its connection during an invocation is ended, and the call fails"
+expect_ok keep '{}'
+wait_handover keep
+expect_error keep '{"hangup":true}' Runtime.ExitError 'Runtime exited with error: signal: killed'
+expect_ok keep '{}'
+
 note "several invocations per container, and a connection per request, keep the runner's path"
 status=$(create_function multi python3.12 app.handler "$src" ',"PerExecutionEnvironmentMaxConcurrency":2')
 [ "$status" = 201 ] || fail "CreateFunction multi gave $status: $(cat "$EF_DATA/create-multi.json")"

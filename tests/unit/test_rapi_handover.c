@@ -273,8 +273,9 @@ static void hand_over(void *arg)
     ef_log_ring_append(&L.controller.capture.ring, pending, strlen(pending));
     free(pending);
     assert_int_equal(ef_log_capture_start(&L.controller.capture, &L.loop, log_fd, -1, &err), 0);
-    assert_int_equal(
-        ef_runtime_api_adopt(&L.controller.api, &L.loop, &L.controller.invs, conn_fd, &err), 0);
+    assert_int_equal(ef_runtime_api_adopt(&L.controller.api, &L.loop, &L.controller.invs, conn_fd,
+                                          NULL, NULL, &err),
+                     0);
     L.adopted = true;
 }
 

@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
-# The scheduling policy of the invocation path, A/B: warm invocations of the Python no-op
-# function through the whole pod with the controller and the containers under SCHED_OTHER
-# (--sched-policy other, --container-sched-policy other) and under SCHED_BATCH (the defaults),
-# interleaved: each round starts a pod of each policy in turn (which goes first alternates),
-# warms it up, and measures it twice with wrk, at 1 connection with every process on CPU 0 and
-# at 64 connections unpinned; then cold starts: the first invocation of each of 10 new
-# functions, with a cold container ready in funclet's pool.
-#   EF_BUILD_DIR=build bench/sched_policy.sh [seconds per run, default 8] [rounds, default 3]
+# A/B of one setting of the invocation path, on one build: warm invocations of the Python no-op
+# function through the whole pod under each of the setting's two values, interleaved: each
+# round starts a pod of each value in turn (which goes first alternates), warms it up, and
+# measures it twice with wrk, at 1 connection with every process on CPU 0 and at 64
+# connections unpinned; then cold starts: the first invocation of each of 10 new functions,
+# with a cold container ready in funclet's pool.
+#   EF_BUILD_DIR=build bench/ab.sh EXPERIMENT [seconds per run, default 8] [rounds, default 3]
+# EXPERIMENT is one of
+#   sched     the scheduling policy of the controller and the containers: other (SCHED_OTHER:
+#             --sched-policy other, --container-sched-policy other) and batch (the defaults);
+#   handover  --runtime-handover off and on (the default; docs/handover.md).
 # EF_BENCH_SERIES lists the series to run (default "1 64 cold").
 set -euo pipefail
 export EF_SOURCE_DIR=${EF_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 export EF_BUILD_DIR=${EF_BUILD_DIR:-$EF_SOURCE_DIR/build}
-duration=${1:-8}
-rounds=${2:-3}
+experiment=${1:-}
+duration=${2:-8}
+rounds=${3:-3}
+case $experiment in
+sched) variants="other batch" ;;
+handover) variants="off on" ;;
+*)
+  echo "usage: bench/ab.sh sched|handover [seconds per run] [rounds]" >&2
+  exit 2
+  ;;
+esac
 bench=$EF_SOURCE_DIR/bench
 source "$EF_SOURCE_DIR/tests/integration/lib.sh"
 require_root
@@ -20,17 +32,27 @@ command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)
 # The CPUs this script may use, restored after each pinned series.
 cpus=$(awk '/^Cpus_allowed_list/ { print $2 }' /proc/$$/status)
 
-# measure CONNS POLICY: one pod under POLICY; prints "conns policy req/s p50 p99" per run.
+# variant_pod_start VALUE [FUNCLET_ARGS]: a pod with the experiment's setting at VALUE.
+variant_pod_start() {
+  case $experiment in
+  sched)
+    EF_CONTROLLER_ARGS="--sched-policy $1" \
+      EF_FUNCLET_ARGS="${2:-} --container-sched-policy $1" pod_start
+    ;;
+  handover) EF_CONTROLLER_ARGS="--runtime-handover $1" EF_FUNCLET_ARGS="${2:-}" pod_start ;;
+  esac
+}
+
+# measure CONNS VALUE: one pod with VALUE; prints "conns value req/s p50 p99" per run.
 measure() {
-  local conns=$1 policy=$2 pin="" threads=2 out
-  out=$(mktemp /tmp/ef-bench-sched.XXXXXX)
+  local conns=$1 value=$2 pin="" threads=2 out
+  out=$(mktemp /tmp/ef-bench-ab.XXXXXX)
   if [ "$conns" = 1 ]; then
     taskset -cp 0 $$ >/dev/null
     pin="taskset -c 0"
     threads=1
   fi
-  EF_CONTROLLER_ARGS="--sched-policy $policy" \
-    EF_FUNCLET_ARGS="--max-containers 96 --container-sched-policy $policy" pod_start
+  variant_pod_start "$value" "--max-containers 96"
   [ "$(create_function noop python3.11 app.handler "$bench/functions/noop" ',"Timeout":30')" = 201 ] ||
     fail "create noop: $(cat "$EF_DATA/create-noop.json")"
   local url=$EF_BASE/2015-03-31/functions/noop/invocations
@@ -38,7 +60,7 @@ measure() {
   sleep 3 # the warm-up's cold starts settle
   for _ in 1 2; do
     $pin wrk -t$threads -c"$conns" -d"${duration}s" --latency -s "$bench/post.lua" "$url" >"$out"
-    awk -v c="$conns" -v p="$policy" '
+    awk -v c="$conns" -v p="$value" '
       function ms(v) { if (v ~ /us$/) return v * 0.001; if (v ~ /ms$/) return v + 0; return v * 1000 }
       /Requests\/sec/ { rps = $2 } $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) }
       /Non-2xx/ { bad = $NF }
@@ -49,10 +71,10 @@ measure() {
   taskset -cp "$cpus" $$ >/dev/null
 }
 
-# measure_cold POLICY: one pod under POLICY; prints "cold policy p50 p90" of 10 cold starts (ms).
+# measure_cold VALUE: one pod with VALUE; prints "cold value p50 p90" of 10 cold starts (ms).
 measure_cold() {
-  local policy=$1 i
-  EF_CONTROLLER_ARGS="--sched-policy $policy" EF_FUNCLET_ARGS="--container-sched-policy $policy" pod_start
+  local value=$1 i
+  variant_pod_start "$value"
   for i in $(seq 10); do
     [ "$(create_function "cold$i" python3.11 app.handler "$bench/functions/noop")" = 201 ] ||
       fail "create cold$i: $(cat "$EF_DATA/create-cold$i.json")"
@@ -61,24 +83,25 @@ measure_cold() {
       fail "the first invocation of cold$i failed"
   done >"$EF_DATA/cold.times"
   # p50: the mean of the middle two of 10; p90: the 9th.
-  sort -n "$EF_DATA/cold.times" | awk -v p="$policy" '{ v[NR] = $1 * 1000 }
+  sort -n "$EF_DATA/cold.times" | awk -v p="$value" '{ v[NR] = $1 * 1000 }
     END { printf "cold  %-6s %9s %8.3f %8.3f\n", p, "-", (v[5] + v[6]) / 2, v[9] }'
   pod_remove
 }
 
 echo "# machine: $(nproc) CPUs, $(uname -r), $(date -u +%FT%TZ), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "# conns policy  req/s   p50(ms)  p99(ms)    (cold: p50 and p90 of the first invocations)"
-# Rounds alternate which policy goes first (other, batch; batch, other; ...), so that neither
-# always follows the other's teardown.
+echo "# $experiment: $variants"
+echo "# conns value   req/s   p50(ms)  p99(ms)    (cold: p50 and p90 of the first invocations)"
+# Rounds alternate which value goes first (A, B; B, A; ...), so that neither always follows the
+# other's teardown.
 for series in ${EF_BENCH_SERIES:-1 64 cold}; do
   for round in $(seq "$rounds"); do
-    order="other batch"
-    [ $((round % 2)) = 0 ] && order="batch other"
-    for policy in $order; do
+    order=$variants
+    [ $((round % 2)) = 0 ] && order=$(tr ' ' '\n' <<<"$variants" | tac | tr '\n' ' ')
+    for value in $order; do
       if [ "$series" = cold ]; then
-        measure_cold "$policy"
+        measure_cold "$value"
       else
-        measure "$series" "$policy"
+        measure "$series" "$value"
       fi
     done
   done
