@@ -142,6 +142,10 @@ static void on_connection_lost(void *user)
         return;
     h->connection_lost = true;
     c->runtime_exited = true; /* handed out no more; discarded once idle */
+    if (h->invs.in_flight.n == 0 && h->invs.queued.n > 0)
+        /* Queued ones never reached the runtime: answered as undelivered, they go to another
+         * container (invoke.c). */
+        ef_invocations_fail_exit(&h->invs, "its Runtime API connection closed");
     if (ef_invocations_pending(&h->invs) > 0) {
         ef_info("container %s: its runtime closed its Runtime API connection during an "
                 "invocation",
@@ -352,7 +356,7 @@ static void on_handover_answer(ef_rpc_conn *conn, const cJSON *result,
             c->handover_refused = true;
         ef_debug("container %s keeps its runner on the invocation path (%s): %s", c->id,
                  c->handover_refused ? "for good" : "for now", error->message);
-        send_parked(c, true);
+        send_parked(c, !c->runtime_exited);
         return;
     }
     int fds[HANDOVER_FDS];
@@ -394,6 +398,8 @@ void ef_handover_ask(struct ef_container *c)
         !c->in_pool || c->state != EF_CONTAINER_IDLE || c->max_in_flight != 1 || !c->conn ||
         c->runtime_exited || c->init_failed || c->timed_out)
         return;
+    /* No other message carries descriptors: any waiting now are strays, not this answer's. */
+    ef_rpc_conn_drop_fds(c->conn);
     if (ef_rpc_call(c->conn, "runtime.handover", NULL, HANDOVER_TIMEOUT_MS, on_handover_answer,
                     c) == 0)
         c->handover_pending = true;

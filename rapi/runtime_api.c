@@ -405,9 +405,9 @@ static void on_request(ef_http_exchange *ex, const struct ef_http_request *req, 
                   req->path);
 }
 
-static void on_protocol_error(ef_http_exchange *ex, int status, const char *message, void *user)
+static void respond_protocol_error(ef_http_exchange *ex, int status, const char *message,
+                                   struct ef_runtime_api *api)
 {
-    struct ef_runtime_api *api = user;
     if (status == 413) {
         /* A response too large for Lambda is the function's error: fail it now, as Lambda does,
          * rather than at its deadline. The refused request's line names the invocation (a
@@ -435,6 +435,16 @@ static void on_protocol_error(ef_http_exchange *ex, int status, const char *mess
     if (status == 431)
         type = "RequestHeaderFieldsTooLarge";
     respond_error(ex, status, type, "%s", message);
+}
+
+static void on_protocol_error(ef_http_exchange *ex, int status, const char *message, void *user)
+{
+    struct ef_runtime_api *api = user;
+    respond_protocol_error(ex, status, message, api);
+    /* The answer ends the connection (after a linger): an adopted one is lost now, so that no
+     * invocation is handed to it meanwhile. */
+    if (api->on_connection_lost)
+        api->on_connection_lost(api->on_connection_lost_user);
 }
 
 int ef_runtime_api_start(struct ef_runtime_api *api, uv_loop_t *loop, int port,

@@ -107,6 +107,16 @@ static void kill_runtime_and_descendants(pid_t pid)
         kill(-1, SIGKILL);
 }
 
+/* Refuses a runtime.handover that waits for the runtime's poll (see `handover_req`). */
+static void refuse_waiting_handover(struct runner *r, const char *why)
+{
+    if (!r->handover_req)
+        return;
+    uv_timer_stop(&r->handover_wait);
+    ef_rpc_reply_error(steal_pointer(&r->handover_req), EF_RPC_ERR_BUSY, NULL,
+                       "runtime.handover: %s", why);
+}
+
 /* Tells every client (the controller) that the runtime is gone, so that it does not send this
  * container another invocation; but not `quiet`, the client that is starting the next runtime. */
 static void notify_runtime_exited(struct runner *r, pid_t pid, const char *how, ef_rpc_conn *quiet)
@@ -135,6 +145,7 @@ static void on_runtime_exit(struct runner *r, int status, ef_rpc_conn *quiet)
     r->runtime_pid = 0;
     r->invs.runtime_pid = 0;
     r->handed_over = false;
+    refuse_waiting_handover(r, "the runtime ended");
     if (r->stopping)
         ef_info("runtime (pid %d) ended: %s", (int)pid, how);
     else if (r->invs.failed && r->invs.fail_doc)
@@ -344,6 +355,7 @@ static void forget_previous_runtime(struct runner *r)
 {
     r->started = false;
     r->handed_over = false;
+    refuse_waiting_handover(r, "the runtime was replaced");
     ef_invocations_reset(&r->invs, "the runtime was replaced");
     ef_log_capture_reset(&r->capture);
     ef_runtime_config_free(&r->config);
@@ -355,18 +367,22 @@ static void forget_previous_runtime(struct runner *r)
 
 static void on_poll_parked(void *user);
 
-/* Serves the Runtime API if it is not served (after forget_previous_runtime()). */
-static int ensure_runtime_api(struct runner *r, ef_error *err)
+/* Starts serving the Runtime API on `port` (0: any free one). */
+static int start_runtime_api(struct runner *r, int port, ef_error *err)
 {
-    if (r->api.server)
-        return 0;
-    int rc = ef_runtime_api_start(&r->api, r->loop, r->api_port_flag, &r->invs, err);
+    int rc = ef_runtime_api_start(&r->api, r->loop, port, &r->invs, err);
     if (rc < 0)
         return rc;
     r->api.on_poll_parked = on_poll_parked;
     r->api.on_poll_parked_user = r;
     r->settings.api_port = ef_runtime_api_port(&r->api);
     return 0;
+}
+
+/* Serves the Runtime API if it is not served (after forget_previous_runtime()). */
+static int ensure_runtime_api(struct runner *r, ef_error *err)
+{
+    return r->api.server ? 0 : start_runtime_api(r, r->api_port_flag, err);
 }
 
 /* The error data of a runtime that could not be started (docs/rpc.md, `runtime.start`):
@@ -708,10 +724,8 @@ static void close_everything(struct runner *r)
     uv_close((uv_handle_t *)&r->grace, NULL);
     uv_close((uv_handle_t *)&r->init_grace, NULL);
     uv_close((uv_handle_t *)&r->deadline, NULL);
+    refuse_waiting_handover(r, "the runner is shutting down");
     uv_close((uv_handle_t *)&r->handover_wait, NULL);
-    if (r->handover_req)
-        ef_rpc_reply_error(steal_pointer(&r->handover_req), EF_RPC_ERR_BUSY, NULL,
-                           "runtime.handover: the runner is shutting down");
 }
 
 /* Checks that `fd` is a listening stream socket and keeps it from the runtime. */
@@ -775,11 +789,9 @@ static int run(struct runner *r, int rpc_fd, int api_port, bool prestart, ef_err
     if (rc == 0)
         rc = start_signal(r, &r->sig_usr1, on_reset_done, SIGUSR1, err);
     if (rc == 0)
-        rc = ef_runtime_api_start(&r->api, r->loop, api_port, &r->invs, err);
-    if (rc == 0) {
-        r->settings.api_port = ef_runtime_api_port(&r->api);
+        rc = start_runtime_api(r, api_port, err);
+    if (rc == 0)
         rc = ef_rpc_server_listen(r->loop, NULL, rpc_fd, 0, &rpc_handlers, r, &r->rpc, err);
-    }
     if (rc < 0) {
         close_everything(r);
         uv_run(r->loop, UV_RUN_DEFAULT);
