@@ -34,7 +34,7 @@ struct ef_handover {
     struct ef_container *c;
     struct ef_invocations invs;
     struct ef_runtime_api api;
-    struct ef_log_capture capture; /* last: it holds the 64 KiB ring */
+    struct ef_log_capture capture; /* with its 64 KiB ring: the handover is heap-allocated */
     uv_timer_t deadline;           /* the earliest deadline of an invocation in flight */
     uv_timer_t teardown;           /* ef_handover_close: the next turn of the loop */
     uv_timer_t lost;               /* the connection closed with an invocation in flight */
