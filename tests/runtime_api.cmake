@@ -3,6 +3,7 @@
 # and custom runtimes through the whole pod, with failures, limits, concurrency and logs (root;
 # skipped otherwise).
 ef_add_unit_test(test_runner_rapi SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_runner_rapi.c
+                 ${CMAKE_CURRENT_SOURCE_DIR}/unit/loop_thread.c
                  LIBS efrunner)
 ef_add_unit_test(test_function_logs SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_function_logs.c
                  LIBS efcontroller)
@@ -18,5 +19,6 @@ ef_add_integration_test(runtime_logs SCRIPT integration/runtime_logs.sh TIMEOUT 
 # binary response bodies byte for byte, and a slow import reported as Init Duration (root).
 ef_add_integration_test(invoke_contract SCRIPT integration/invoke_contract.sh TIMEOUT 300)
 ef_add_unit_test(test_rapi_handover SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_rapi_handover.c
+                 ${CMAKE_CURRENT_SOURCE_DIR}/unit/loop_thread.c
                  LIBS efrapi)
 ef_add_integration_test(handover SCRIPT integration/handover.sh TIMEOUT 300)

@@ -38,6 +38,8 @@
 #include "rapi/log_capture.h"
 #include "rapi/runtime_api.h"
 
+#include "loop_thread.h"
+
 /* One side that serves the runtime: the runner's (listening) or the controller's (adopting). */
 struct side {
     struct ef_runtime_api api;
@@ -46,15 +48,7 @@ struct side {
 };
 
 static struct {
-    uv_loop_t loop;
-    uv_thread_t thread;
-    uv_async_t wake;
-    uv_mutex_t lock;
-    uv_cond_t cond;
-    void (*call)(void *arg);
-    void *call_arg;
-    bool call_done;
-    bool stop;
+    struct loop_thread lt;
 
     struct side runner, controller;
     bool adopted;
@@ -65,46 +59,21 @@ static struct {
     int n_answers;
 } L;
 
-static void on_wake(uv_async_t *a)
-{
-    (void)a;
-    uv_mutex_lock(&L.lock);
-    if (L.call && !L.call_done) {
-        L.call(L.call_arg);
-        L.call_done = true;
-        uv_cond_broadcast(&L.cond);
-    }
-    bool stop = L.stop;
-    uv_mutex_unlock(&L.lock);
-    if (stop) {
-        struct side *sides[2] = {&L.runner, &L.controller};
-        for (int i = 0; i < 2; i++) {
-            ef_invocations_free(&sides[i]->invs, "the test is over");
-            ef_runtime_api_close(&sides[i]->api);
-            ef_log_capture_close(&sides[i]->capture);
-        }
-        uv_close((uv_handle_t *)&L.wake, NULL);
-    }
-}
-
-static void loop_main(void *arg)
+static void on_stop(void *arg)
 {
     (void)arg;
-    uv_run(&L.loop, UV_RUN_DEFAULT);
+    struct side *sides[2] = {&L.runner, &L.controller};
+    for (int i = 0; i < 2; i++) {
+        ef_invocations_free(&sides[i]->invs, "the test is over");
+        ef_runtime_api_close(&sides[i]->api);
+        ef_log_capture_close(&sides[i]->capture);
+    }
 }
 
 /* Runs fn(arg) on the loop thread and waits for it. */
 static void on_loop(void (*fn)(void *arg), void *arg)
 {
-    uv_mutex_lock(&L.lock);
-    L.call = fn;
-    L.call_arg = arg;
-    L.call_done = false;
-    uv_async_send(&L.wake);
-    while (!L.call_done)
-        uv_cond_wait(&L.cond, &L.lock);
-    L.call = NULL;
-    uv_mutex_unlock(&L.lock);
+    loop_thread_call(&L.lt, fn, arg);
 }
 
 /* ---- invocations, submitted with local requests (loop thread) ---- */
@@ -115,12 +84,12 @@ static void on_answer(ef_rpc_conn *conn, const cJSON *result, const struct ef_rp
     (void)user;
     assert_null(conn);
     cJSON *copy = result ? cJSON_Duplicate(result, 1) : cJSON_CreateString(error->message);
-    uv_mutex_lock(&L.lock);
+    uv_mutex_lock(&L.lt.lock);
     if (L.n_answers < (int)EF_ARRAY_SIZE(L.answers))
         L.answers[L.n_answers++] = copy;
     else
         cJSON_Delete(copy);
-    uv_mutex_unlock(&L.lock);
+    uv_mutex_unlock(&L.lt.lock);
 }
 
 struct submit {
@@ -150,9 +119,9 @@ static void submit(void *arg)
 static const cJSON *await_answer(int n)
 {
     for (int i = 0; i < 500; i++) {
-        uv_mutex_lock(&L.lock);
+        uv_mutex_lock(&L.lt.lock);
         const cJSON *a = L.n_answers >= n ? L.answers[n - 1] : NULL;
-        uv_mutex_unlock(&L.lock);
+        uv_mutex_unlock(&L.lt.lock);
         if (a)
             return a;
         usleep(10000);
@@ -272,9 +241,9 @@ static void hand_over(void *arg)
     assert_non_null(pending);
     ef_log_ring_append(&L.controller.capture.ring, pending, strlen(pending));
     free(pending);
-    assert_int_equal(ef_log_capture_start(&L.controller.capture, &L.loop, log_fd, -1, &err), 0);
-    assert_int_equal(ef_runtime_api_adopt(&L.controller.api, &L.loop, &L.controller.invs, conn_fd,
-                                          NULL, NULL, &err),
+    assert_int_equal(ef_log_capture_start(&L.controller.capture, &L.lt.loop, log_fd, -1, &err), 0);
+    assert_int_equal(ef_runtime_api_adopt(&L.controller.api, &L.lt.loop, &L.controller.invs,
+                                          conn_fd, NULL, NULL, &err),
                      0);
     L.adopted = true;
 }
@@ -285,19 +254,16 @@ static void start(void *arg)
 {
     int log_fd = *(int *)arg;
     ef_error err = {0};
-    assert_int_equal(ef_runtime_api_start(&L.runner.api, &L.loop, 0, &L.runner.invs, &err), 0);
+    assert_int_equal(ef_runtime_api_start(&L.runner.api, &L.lt.loop, 0, &L.runner.invs, &err), 0);
     L.port = ef_runtime_api_port(&L.runner.api);
-    assert_int_equal(ef_log_capture_start(&L.runner.capture, &L.loop, log_fd, -1, &err), 0);
+    assert_int_equal(ef_log_capture_start(&L.runner.capture, &L.lt.loop, log_fd, -1, &err), 0);
 }
 
 static int setup(void **state)
 {
     (void)state;
     memset(&L, 0, sizeof(L));
-    assert_int_equal(uv_loop_init(&L.loop), 0);
-    uv_mutex_init(&L.lock);
-    uv_cond_init(&L.cond);
-    uv_async_init(&L.loop, &L.wake, on_wake);
+    assert_int_equal(loop_thread_init(&L.lt), 0);
     struct side *sides[2] = {&L.runner, &L.controller};
     for (int i = 0; i < 2; i++) {
         ef_log_capture_init(&sides[i]->capture);
@@ -307,7 +273,7 @@ static int setup(void **state)
     assert_int_equal(pipe2(p, O_CLOEXEC), 0);
     assert_int_equal(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
     L.out_fd = p[1];
-    assert_int_equal(uv_thread_create(&L.thread, loop_main, NULL), 0);
+    assert_int_equal(loop_thread_run(&L.lt, on_stop, NULL), 0);
     on_loop(start, &p[0]);
     return 0;
 }
@@ -316,17 +282,10 @@ static int teardown(void **state)
 {
     (void)state;
     close(L.out_fd);
-    uv_mutex_lock(&L.lock);
-    L.stop = true;
-    uv_mutex_unlock(&L.lock);
-    uv_async_send(&L.wake);
-    uv_thread_join(&L.thread);
     /* Every handle was closed: a leak fails here. */
-    assert_int_equal(uv_loop_close(&L.loop), 0);
+    assert_int_equal(loop_thread_stop(&L.lt), 0);
     for (int i = 0; i < L.n_answers; i++)
         cJSON_Delete(L.answers[i]);
-    uv_mutex_destroy(&L.lock);
-    uv_cond_destroy(&L.cond);
     return 0;
 }
 
@@ -367,9 +326,9 @@ static void test_handover_serves_the_same_connection(void **state)
     on_loop(submit, &s4);
     serve_one(fd, "r4", NULL, "\"fourth\"");
     assert_string_equal(str(await_answer(3), "payload"), "\"fourth\"");
-    uv_mutex_lock(&L.lock);
+    uv_mutex_lock(&L.lt.lock);
     assert_int_equal(L.n_answers, 3);
-    uv_mutex_unlock(&L.lock);
+    uv_mutex_unlock(&L.lt.lock);
     close(fd);
 }
 

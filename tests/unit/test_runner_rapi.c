@@ -40,18 +40,12 @@
 #include "rapi/invocations.h"
 #include "rapi/runtime_api.h"
 
+#include "loop_thread.h"
+
 /* ---- the loop thread: Runtime API + invocation queue + the runner's side of `invoke` ---- */
 
 static struct {
-    uv_loop_t loop;
-    uv_thread_t thread;
-    uv_async_t wake;
-    uv_mutex_t lock;
-    uv_cond_t cond;
-    void (*call)(void *arg);
-    void *call_arg;
-    bool call_done;
-    bool stop;
+    struct loop_thread lt;
 
     struct ef_runtime_api api;
     struct ef_invocations invs;
@@ -89,44 +83,19 @@ static void on_rpc_request(ef_rpc_conn *conn, ef_rpc_request *req, const char *m
 
 static const struct ef_rpc_handlers rpc_handlers = {.on_request = on_rpc_request};
 
-static void on_wake(uv_async_t *a)
-{
-    (void)a;
-    uv_mutex_lock(&L.lock);
-    if (L.call && !L.call_done) {
-        L.call(L.call_arg);
-        L.call_done = true;
-        uv_cond_broadcast(&L.cond);
-    }
-    bool stop = L.stop;
-    uv_mutex_unlock(&L.lock);
-    if (stop) {
-        ef_invocations_free(&L.invs, "the test is over");
-        ef_runtime_api_close(&L.api);
-        ef_log_capture_close(&L.capture);
-        ef_rpc_conn_close(L.rpc);
-        uv_close((uv_handle_t *)&L.wake, NULL);
-    }
-}
-
-static void loop_main(void *arg)
+static void on_stop(void *arg)
 {
     (void)arg;
-    uv_run(&L.loop, UV_RUN_DEFAULT);
+    ef_invocations_free(&L.invs, "the test is over");
+    ef_runtime_api_close(&L.api);
+    ef_log_capture_close(&L.capture);
+    ef_rpc_conn_close(L.rpc);
 }
 
 /* Runs fn(arg) on the loop thread and waits for it. */
 static void on_loop(void (*fn)(void *arg), void *arg)
 {
-    uv_mutex_lock(&L.lock);
-    L.call = fn;
-    L.call_arg = arg;
-    L.call_done = false;
-    uv_async_send(&L.wake);
-    while (!L.call_done)
-        uv_cond_wait(&L.cond, &L.lock);
-    L.call = NULL;
-    uv_mutex_unlock(&L.lock);
+    loop_thread_call(&L.lt, fn, arg);
 }
 
 /* ---- the controller's side: blocking JSON-RPC frames ---- */
@@ -351,7 +320,7 @@ static void start_api(void *arg)
 {
     (void)arg;
     ef_error err = {0};
-    assert_int_equal(ef_runtime_api_start(&L.api, &L.loop, 0, &L.invs, &err), 0);
+    assert_int_equal(ef_runtime_api_start(&L.api, &L.lt.loop, 0, &L.invs, &err), 0);
     L.port = ef_runtime_api_port(&L.api);
 }
 
@@ -374,10 +343,7 @@ static int setup(void **state)
     ef_log_capture_init(&L.capture);
     memset(stash, 0, sizeof(stash));
     next_id = 1;
-    assert_int_equal(uv_loop_init(&L.loop), 0);
-    uv_mutex_init(&L.lock);
-    uv_cond_init(&L.cond);
-    uv_async_init(&L.loop, &L.wake, on_wake);
+    assert_int_equal(loop_thread_init(&L.lt), 0);
     ef_invocations_init(&L.invs, NULL);
     L.invs.on_init_failed = on_init_failed;
     /* The test process stands in for the runtime whose peak memory is reported. */
@@ -385,9 +351,9 @@ static int setup(void **state)
     int sv[2];
     assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
     ef_error err = {0};
-    assert_int_equal(ef_rpc_conn_open_fd(&L.loop, sv[0], &rpc_handlers, NULL, &L.rpc, &err), 0);
+    assert_int_equal(ef_rpc_conn_open_fd(&L.lt.loop, sv[0], &rpc_handlers, NULL, &L.rpc, &err), 0);
     ctl_fd = sv[1];
-    assert_int_equal(uv_thread_create(&L.thread, loop_main, NULL), 0);
+    assert_int_equal(loop_thread_run(&L.lt, on_stop, NULL), 0);
     on_loop(start_api, NULL);
     return 0;
 }
@@ -396,7 +362,7 @@ static void start_capture(void *arg)
 {
     int fd = *(int *)arg;
     ef_error err = {0};
-    assert_int_equal(ef_log_capture_start(&L.capture, &L.loop, fd, -1, &err), 0);
+    assert_int_equal(ef_log_capture_start(&L.capture, &L.lt.loop, fd, -1, &err), 0);
     L.invs.capture = &L.capture;
 }
 
@@ -417,18 +383,11 @@ static int teardown(void **state)
     (void)state;
     if (L.out_fd >= 0)
         close(L.out_fd);
-    uv_mutex_lock(&L.lock);
-    L.stop = true;
-    uv_mutex_unlock(&L.lock);
-    uv_async_send(&L.wake);
-    uv_thread_join(&L.thread);
     /* Every handle was closed: a leak fails here. */
-    assert_int_equal(uv_loop_close(&L.loop), 0);
+    assert_int_equal(loop_thread_stop(&L.lt), 0);
     close(ctl_fd);
     for (size_t i = 0; i < EF_ARRAY_SIZE(stash); i++)
         cJSON_Delete(stash[i]);
-    uv_mutex_destroy(&L.lock);
-    uv_cond_destroy(&L.cond);
     return 0;
 }
 
@@ -744,9 +703,9 @@ static void test_exit_tells_what_was_delivered(void **state)
 static int init_failed_count(void)
 {
     int n;
-    uv_mutex_lock(&L.lock);
+    uv_mutex_lock(&L.lt.lock);
     n = L.init_failed;
-    uv_mutex_unlock(&L.lock);
+    uv_mutex_unlock(&L.lt.lock);
     return n;
 }
 
