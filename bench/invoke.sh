@@ -12,6 +12,9 @@
 #   EF_BENCH_WARMUP     seconds of warm-up per server and series (default 5)
 #   EF_BENCH_COLD       number of cold starts measured (default 20)
 #   EF_BENCH_BOOTSTRAP  a Python runtime bootstrap to use instead of the bundled one (A/B runs)
+#   EF_BENCH_RESERVED   N: at 64 connections also measure the function with a reserved
+#                       concurrency of N (PutFunctionConcurrency; the other connections'
+#                       invocations wait in its queue), as "easyfaas-rN"
 set -euo pipefail
 export EF_SOURCE_DIR=${EF_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 export EF_BUILD_DIR=${EF_BUILD_DIR:-$EF_SOURCE_DIR/build}
@@ -87,6 +90,13 @@ start_pod() {
   [ "$(create_function noop8 python3.11 app.handler "$bench/functions/noop" \
     ',"Timeout":30,"PerExecutionEnvironmentMaxConcurrency":8')" = 201 ] ||
     fail "create noop8: $(cat "$EF_DATA/create-noop8.json")"
+  if [ -n "${EF_BENCH_RESERVED:-}" ]; then
+    [ "$(create_function noopr python3.11 app.handler "$bench/functions/noop" ',"Timeout":30')" = 201 ] ||
+      fail "create noopr: $(cat "$EF_DATA/create-noopr.json")"
+    curl -fsS -o /dev/null -X PUT "$EF_BASE/2017-10-31/functions/noopr/concurrency" \
+      -H 'Content-Type: application/json' -d "{\"ReservedConcurrentExecutions\": $EF_BENCH_RESERVED}" ||
+      fail "PutFunctionConcurrency noopr $EF_BENCH_RESERVED"
+  fi
 }
 
 # pool_states: "N idle, M busy, ..." for the containers of the pod, as the controller sees them.
@@ -143,6 +153,8 @@ urls() {
   echo "easyfaas $EF_BASE/2015-03-31/functions/noop/invocations"
   # Several invocations per container only matter when there are several at once.
   [ "$series_conns" = 1 ] || echo "easyfaas-c8 $EF_BASE/2015-03-31/functions/noop8/invocations"
+  [ "$series_conns" = 1 ] || [ -z "${EF_BENCH_RESERVED:-}" ] ||
+    echo "easyfaas-r$EF_BENCH_RESERVED $EF_BASE/2015-03-31/functions/noopr/invocations"
 }
 
 series() { # $1 conns, $2 pin prefix
@@ -212,7 +224,7 @@ import statistics, sys
 runs, cold = {}, {}
 for line in open(sys.argv[1]):
     f = line.split()
-    if f[0] in ("nginx", "python", "easyfaas", "easyfaas-c8") and f[1].isdigit():
+    if (f[0] in ("nginx", "python") or f[0].startswith("easyfaas")) and f[1].isdigit():
         runs.setdefault((f[0], f[1]), []).append((float(f[2]), float(f[3]), float(f[4])))
     elif f[0] == "easyfaas" and f[1] == "cold":
         cold["easyfaas"] = float(f[3])
@@ -227,6 +239,9 @@ if ("easyfaas", "64") in runs and ("python", "64") in runs:
     print(f"# target 64 connections: easyfaas/python throughput {med('easyfaas', '64', 0) / med('python', '64', 0):.2f}x (target >= 2x)")
 if ("easyfaas-c8", "64") in runs and ("python", "64") in runs:
     print(f"# 64 connections, 8 invocations per container: easyfaas-c8/python throughput {med('easyfaas-c8', '64', 0) / med('python', '64', 0):.2f}x")
+for server, conns in runs:
+    if server.startswith("easyfaas-r") and ("python", conns) in runs:
+        print(f"# {conns} connections, reserved concurrency {server[10:]}: {server}/python throughput {med(server, conns, 0) / med('python', conns, 0):.2f}x")
 if ("easyfaas", "1") in runs and ("python", "1") in runs:
     print(f"# target 1 pinned connection: easyfaas/python p50 {med('easyfaas', '1', 1) / med('python', '1', 1):.2f}x (target <= 1.5x)")
 if len(cold) == 2:
