@@ -125,15 +125,23 @@ static void on_init_failed(void *user)
 static void on_lost_grace_over(uv_timer_t *t)
 {
     struct ef_handover *h = t->data;
-    if (!h->closing && ef_invocations_pending(&h->invs) > 0)
+    struct ef_container *c = h->c;
+    if (h->closing)
+        return;
+    if (ef_invocations_pending(&h->invs) > 0)
         kill_runtime(h, "it closed its Runtime API connection during an invocation");
+    else if (c->in_pool && c->state == EF_CONTAINER_IDLE)
+        ef_pool_discard(c, "its runtime closed its Runtime API connection");
 }
 
-/* The runtime's connection has closed: the runtime exits (runtime.exited follows), or it closed
- * the connection itself, or a request of its was refused with a close (a body above 6 MiB). On
- * the runner's path it would connect again to the runner's own server; here the container
- * serves no further invocation. One in flight gets the runtime's exit status when it exits
- * within LOST_GRACE_MS, else the runtime is ended and it fails with that. */
+/* The runtime's connection has closed: the runtime exits (runtime.exited follows), the whole
+ * container died (its runner's connection closes too), the runtime closed the connection
+ * itself, or a request of its was refused with a close (a body above 6 MiB). On the runner's
+ * path it would connect again to the runner's own server; here the container serves no further
+ * invocation. For LOST_GRACE_MS the news of the runtime's or the runner's end may come and be
+ * handled as on the runner's path (an exit status for the invocation in flight; a dead idle
+ * container replaced); after that the runtime is ended (an invocation in flight fails with
+ * that) or the idle container discarded. */
 static void on_connection_lost(void *user)
 {
     struct ef_handover *h = user;
@@ -146,15 +154,11 @@ static void on_connection_lost(void *user)
         /* Queued ones never reached the runtime: answered as undelivered, they go to another
          * container (invoke.c). */
         ef_invocations_fail_exit(&h->invs, "its Runtime API connection closed");
-    if (ef_invocations_pending(&h->invs) > 0) {
+    if (ef_invocations_pending(&h->invs) > 0)
         ef_info("container %s: its runtime closed its Runtime API connection during an "
                 "invocation",
                 c->id);
-        uv_timer_start(&h->lost, on_lost_grace_over, LOST_GRACE_MS, 0);
-        return;
-    }
-    if (c->state == EF_CONTAINER_IDLE)
-        ef_pool_discard(c, "its runtime closed its Runtime API connection");
+    uv_timer_start(&h->lost, on_lost_grace_over, LOST_GRACE_MS, 0);
 }
 
 bool ef_handover_serving(const struct ef_handover *h)
