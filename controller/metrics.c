@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "controller/controller.h"
+#include "controller/handover.h"
 #include "controller/housekeeping.h"
 #include "controller/name_map.h"
 #include "controller/pool.h"
@@ -343,8 +344,10 @@ static void sum_queued(const char *function, unsigned in_flight, unsigned queued
 
 static void render_pool(struct buf *b, const struct ef_controller *ctl)
 {
-    unsigned idle = 0, busy = 0, draining = 0, starting = 0;
+    unsigned idle = 0, busy = 0, draining = 0, starting = 0, handed_over = 0;
     for (const struct ef_container *c = ctl->pool.head; c; c = c->next) {
+        if (ef_handover_serving(c->handover))
+            handed_over++;
         if (c->state == EF_CONTAINER_IDLE)
             idle++;
         else if (c->state == EF_CONTAINER_BUSY && c->timed_out)
@@ -366,6 +369,10 @@ static void render_pool(struct buf *b, const struct ef_controller *ctl)
     long cold = ef_housekeeping_cold_containers(ctl->housekeeping);
     if (cold >= 0)
         put(b, "easyfaas_containers{state=\"cold\"} %ld\n", cold);
+    family(b, "easyfaas_containers_handed_over", "gauge",
+           "Warm containers whose runtime's connection the controller serves, their runner off "
+           "the invocation path (runtime handover).");
+    put(b, "easyfaas_containers_handed_over %u\n", handed_over);
 
     unsigned queued = 0;
     ef_sched_for_each_function(ctl->sched, sum_queued, &queued);

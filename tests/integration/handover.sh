@@ -77,6 +77,10 @@ expect_ok hand '{"n":1}'
 rt1=$(jq_out 'j["runtime"]')
 wait_handover hand
 
+metrics=$(curl -fsS "$EF_BASE/metrics")
+grep -q '^easyfaas_containers_handed_over 1$' <<<"$metrics" ||
+  fail "the handover is not counted: $(grep handed_over <<<"$metrics")"
+
 note "a handed-over runtime serves the next invocations, each with its own log"
 expect_ok hand '{"n":2}' -H 'X-Amz-Log-Type: Tail'
 [ "$(jq_out 'j["runtime"]')" = "$rt1" ] || fail "the second invocation ran in another runtime"
@@ -218,6 +222,8 @@ write_app "$src"
 [ "$(create_function hand python3.12 app.handler "$src")" = 201 ] || fail "CreateFunction"
 for i in 1 2 3; do expect_ok hand "{\"n\":$i}"; done
 [ "$(handover_of hand)" = false ] || fail "handed over with --runtime-handover off"
+curl -fsS "$EF_BASE/metrics" | grep -q '^easyfaas_containers_handed_over 0$' ||
+  fail "a handover counted with --runtime-handover off"
 code=0
 "$EF_BUILD_DIR/easyfaas-controller" --data-dir "$EF_DATA" --runtime-handover maybe \
   2>"$out.err" || code=$?
