@@ -182,15 +182,8 @@ static void on_deadline(uv_timer_t *t);
 /* Arms the deadline timer at the earliest deadline of an invocation (or stops it). */
 static void arm_deadline(struct ef_handover *h)
 {
-    if (h->closing)
-        return;
-    long long next = ef_invocations_next_deadline(&h->invs);
-    if (next == 0) {
-        uv_timer_stop(&h->deadline);
-        return;
-    }
-    long long now = (long long)ef_now_epoch_ms();
-    uv_timer_start(&h->deadline, on_deadline, next > now ? (uint64_t)(next - now) : 0, 0);
+    if (!h->closing)
+        ef_invocations_arm_deadline(&h->invs, &h->deadline, on_deadline);
 }
 
 static void on_deadline(uv_timer_t *t)

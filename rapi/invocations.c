@@ -523,6 +523,18 @@ long long ef_invocations_next_deadline(const struct ef_invocations *invs)
     return next;
 }
 
+void ef_invocations_arm_deadline(const struct ef_invocations *invs, uv_timer_t *timer,
+                                 uv_timer_cb cb)
+{
+    long long next = ef_invocations_next_deadline(invs);
+    if (next == 0) {
+        uv_timer_stop(timer);
+        return;
+    }
+    long long now = (long long)ef_now_epoch_ms();
+    uv_timer_start(timer, cb, next > now ? (uint64_t)(next - now) : 0, 0);
+}
+
 /* Fails every queued and in-flight invocation with the recorded failure. */
 static void fail_everything(struct ef_invocations *invs)
 {

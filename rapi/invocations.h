@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <uv.h>
 
 #include "common/error.h"
 #include "common/rpc.h"
@@ -191,6 +192,11 @@ size_t ef_invocations_pending(const struct ef_invocations *invs);
 
 /* The earliest deadline of any pending invocation (epoch ms), or 0 when there is none. */
 long long ef_invocations_next_deadline(const struct ef_invocations *invs);
+
+/* Starts `timer` with `cb` at the earliest deadline of a pending invocation (at once when it has
+ * passed), or stops it when none is pending. */
+void ef_invocations_arm_deadline(const struct ef_invocations *invs, uv_timer_t *timer,
+                                 uv_timer_cb cb);
 
 /* Records an init error (`doc` is the error document) as the terminal failure, unless one is
  * already recorded, and fails every queued and in-flight invocation with it; then, the first

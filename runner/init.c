@@ -231,15 +231,8 @@ static void on_deadline(uv_timer_t *t)
 /* Arms the deadline timer at the earliest deadline of a pending invocation (or stops it). */
 static void arm_deadline(struct runner *r)
 {
-    if (r->closed)
-        return;
-    long long next = ef_invocations_next_deadline(&r->invs);
-    if (next == 0) {
-        uv_timer_stop(&r->deadline);
-        return;
-    }
-    long long now = (long long)ef_now_epoch_ms();
-    uv_timer_start(&r->deadline, on_deadline, next > now ? (uint64_t)(next - now) : 0, 0);
+    if (!r->closed)
+        ef_invocations_arm_deadline(&r->invs, &r->deadline, on_deadline);
 }
 
 /* A hand-out set an invocation's deadline (invocations.h). */
