@@ -11,12 +11,16 @@
  *   HANDLING - a complete request is with the handler; reads are only buffered so that a
  *              client that disconnects is noticed (long-poll abort).
  *   WRITING  - the response is being written; parsing resumes when the write completes.
+ *              A response the handler allows to wait (ef_http_exchange_hold_for_next) with
+ *              a whole request pipelined behind it is held instead (`held`) and goes out in
+ *              one write with the next response.
  *   LINGER   - the response was the last one: our side is shut down and input is discarded
  *              until the client closes, so that unread request bytes do not turn our close
  *              into a reset that destroys the response before the client has read it.
  *
  * One repeating timer per server enforces the idle and linger deadlines of all connections,
  * which is cheaper than a timer per connection. */
+#define _GNU_SOURCE /* memmem */
 #include "common/http.h"
 
 #include <arpa/inet.h>
@@ -47,6 +51,8 @@
  * a large body and send nothing, and an idle connection must not hold memory for it. */
 #define BODY_PREALLOC_LIMIT (64 * 1024)
 #define LINGER_MS           2000u
+/* The most held back by ef_http_exchange_hold_for_next: more is written at once. */
+#define HOLD_LIMIT (16 * 1024)
 
 enum conn_state {
     CONN_READING,
@@ -77,6 +83,7 @@ struct ef_http_exchange {
     bool active;     /* handed to the handler and not yet responded to or aborted */
     bool keep_alive; /* the client allows another request on this connection */
     bool head;       /* HEAD request: the response has no body */
+    bool hold;       /* ef_http_exchange_hold_for_next */
 };
 
 struct conn {
@@ -91,8 +98,11 @@ struct conn {
     bool read_stopped;   /* reading paused because the pipeline buffer is full */
     bool resume_pending; /* written; its next pipelined request waits for the idle phase */
     struct conn *resume_next;
-    unsigned long requests;  /* requests handed to the handler so far */
-    bool detached;           /* ef_http_exchange_detach gave its socket away */
+    unsigned long requests; /* requests handed to the handler so far */
+    bool detached;          /* ef_http_exchange_detach gave its socket away */
+    /* The first `held` bytes of `out` are responses not written yet: they go out with the
+     * response to the request pipelined behind them (ef_http_exchange_hold_for_next). */
+    size_t held;
     int err_status;          /* status chosen by a parser callback that failed (413, 431) */
     const char *err_message; /* why a parser callback refused a request (400) */
     uint64_t last_active;
@@ -154,6 +164,7 @@ static const char empty_string[] = "";
 static const char continue_response[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void conn_feed(struct conn *c, const char *data, size_t len);
+static bool conn_flush_held(struct conn *c);
 
 /* ---- small buffers ---------------------------------------------------------------------- */
 
@@ -259,6 +270,9 @@ static void conn_close(struct conn *c)
 {
     if (c->closing)
         return;
+    /* Held responses are owed to the client: they go out if the socket takes them now. */
+    if (!c->detached)
+        conn_flush_held(c);
     c->closing = true;
     ef_http_server *s = c->server;
     if (c->prev)
@@ -464,9 +478,11 @@ static void conn_resume_reading(struct conn *c)
 static void conn_written(struct conn *c)
 {
     c->last_active = uv_now(c->server->loop);
-    buf_release_if_large(&c->out);
+    if (!c->held) {
+        buf_release_if_large(&c->out);
+        c->out.len = 0;
+    }
     buf_release_if_large(&c->body);
-    c->out.len = 0;
 
     if (c->close_after) {
         if (c->eof) {
@@ -522,13 +538,59 @@ static void on_resume(uv_idle_t *idle)
         uv_idle_stop(idle);
 }
 
-/* Writes the response in `out`. Most responses fit in the socket buffer: uv_try_write sends
- * them at once, without the write request whose completion costs libuv an extra epoll_ctl and
- * a loop iteration. When pipelined requests are waiting, the next one is parsed from the loop's
- * idle phase (which, while it is pending, keeps the loop from blocking), not from inside the
- * handler that is responding now. What does not fit goes through uv_write. */
-static void conn_write_out(struct conn *c)
+/* Parses the request pipelined behind the one just answered from the loop's idle phase (which,
+ * while it is pending, keeps the loop from blocking) rather than from inside the handler that is
+ * responding now. */
+static void conn_resume_later(struct conn *c)
 {
+    ef_http_server *s = c->server;
+    c->state = CONN_WRITING; /* what arrives meanwhile is buffered, not parsed */
+    c->resume_pending = true;
+    c->resume_next = s->resume_head;
+    s->resume_head = c;
+    uv_idle_start(&s->resume, on_resume);
+}
+
+/* Whether the response in `out` is held back to go out with the next one: its handler allows it,
+ * a whole request head is already waiting behind this one (a client that pipelines waits for
+ * both answers; the empty lines some clients send after a body are not a request: a request
+ * line starts with its method's first letter), and what is held stays small. */
+static bool conn_holds_response(const struct conn *c, bool allowed)
+{
+    return allowed && !c->close_after && c->out.len <= HOLD_LIMIT && c->in.len >= 4 &&
+           c->in.data[0] >= 'A' && c->in.data[0] <= 'Z' &&
+           memmem(c->in.data, c->in.len, "\r\n\r\n", 4) != NULL;
+}
+
+/* Writes the held responses, if any, as far as the socket takes them without waiting; returns
+ * whether all of them went out. */
+static bool conn_flush_held(struct conn *c)
+{
+    if (!c->held)
+        return true;
+    uv_buf_t held = uv_buf_init(c->out.data, (unsigned)c->held);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &held, 1);
+    if (n <= 0)
+        return false;
+    /* What went out is not sent again. */
+    memmove(c->out.data, c->out.data + n, c->out.len - (size_t)n);
+    c->out.len -= (size_t)n;
+    c->held -= (size_t)n;
+    return c->held == 0;
+}
+
+/* Writes the response in `out` (behind any held ones). Most responses fit in the socket buffer:
+ * uv_try_write sends them at once, without the write request whose completion costs libuv an
+ * extra epoll_ctl and a loop iteration. When pipelined requests are waiting, the next one is
+ * parsed from the loop's idle phase. What does not fit goes through uv_write. */
+static void conn_write_out(struct conn *c, bool may_hold)
+{
+    if (conn_holds_response(c, may_hold)) {
+        c->held = c->out.len;
+        conn_resume_later(c);
+        return;
+    }
+    c->held = 0;
     size_t done = 0;
     uv_buf_t all = uv_buf_init(c->out.data, (unsigned)c->out.len);
     int n = uv_try_write((uv_stream_t *)&c->tcp, &all, 1);
@@ -543,12 +605,7 @@ static void conn_write_out(struct conn *c)
             conn_written(c);
             return;
         }
-        ef_http_server *s = c->server;
-        c->state = CONN_WRITING; /* what arrives meanwhile is buffered, not parsed */
-        c->resume_pending = true;
-        c->resume_next = s->resume_head;
-        s->resume_head = c;
-        uv_idle_start(&s->resume, on_resume);
+        conn_resume_later(c);
         return;
     }
     uv_buf_t rest = uv_buf_init(c->out.data + done, (unsigned)(c->out.len - done));
@@ -593,12 +650,12 @@ void ef_http_respond(ef_http_exchange *ex, int status, const struct ef_http_head
     for (size_t i = 0; i < n_headers; i++)
         need += strlen(headers[i].name) + strlen(headers[i].value) + 4;
 
-    c->out.len = 0;
+    c->out.len = c->held; /* this response goes out behind the held ones */
     if (buf_reserve(&c->out, need) < 0) {
         conn_close(c);
         return;
     }
-    char *p = c->out.data;
+    char *p = c->out.data + c->held;
     p = PUT_LIT(p, "HTTP/1.1 ");
     p = put_uint(p, (uint64_t)status);
     *p++ = ' ';
@@ -637,7 +694,7 @@ void ef_http_respond(ef_http_exchange *ex, int status, const struct ef_http_head
 
     c->state = CONN_WRITING;
     c->last_active = uv_now(s->loop);
-    conn_write_out(c);
+    conn_write_out(c, ex->hold);
 }
 
 const struct ef_http_request *ef_http_exchange_request(const ef_http_exchange *ex)
@@ -649,6 +706,11 @@ void ef_http_exchange_on_abort(ef_http_exchange *ex, ef_http_abort_cb cb, void *
 {
     ex->abort_cb = cb;
     ex->abort_user = user;
+}
+
+void ef_http_exchange_hold_for_next(ef_http_exchange *ex)
+{
+    ex->hold = true;
 }
 
 unsigned long ef_http_exchange_requests(const ef_http_exchange *ex)
@@ -666,6 +728,9 @@ int ef_http_exchange_detach(ef_http_exchange *ex, int *ret_fd, ef_error *err)
     if (c->in.len > 0 || c->eof || c->close_after)
         return ef_error_set(err, -EBUSY,
                             "the client sent more than the pending request, or is closing");
+    /* The answers held for coalescing precede the detached request's on the wire. */
+    if (!conn_flush_held(c))
+        return ef_error_set(err, -EBUSY, "the responses held for the client cannot be written now");
     uv_os_fd_t fd;
     int r = uv_fileno((uv_handle_t *)&c->tcp, &fd);
     if (r < 0)
@@ -722,6 +787,7 @@ static void conn_protocol_error(struct conn *c, int status, const char *message)
     c->ex.active = true;
     c->ex.keep_alive = false;
     c->ex.head = false;
+    c->ex.hold = false;
     c->ex.abort_cb = NULL;
     c->close_after = true;
     c->state = CONN_HANDLING;
@@ -1017,6 +1083,7 @@ static void conn_dispatch(struct conn *c)
     c->ex.active = true;
     c->ex.abort_cb = NULL;
     c->ex.abort_user = NULL;
+    c->ex.hold = false;
     c->requests++;
     s->handler(&c->ex, &c->ex.req, s->user);
 }

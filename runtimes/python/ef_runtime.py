@@ -58,10 +58,11 @@ READ_BUFFER_BYTES = 64 * 1024
 # (153 bytes) alone is not enough, the 202 with the next event is (a /next response carries the
 # request id, deadline and ARN headers, so no server's is shorter than 180 bytes; the runner's
 # are above 300). That saves a wake-up, a context switch and a Python pass per invocation: the
-# runtime has nothing to do with the 202 before the next event anyway. The wait is a peek and
-# not the receive itself because a receive that has taken part of the data counts only what
-# arrives afterwards against the mark, and could then wait for bytes that never come; a peek
-# takes nothing.
+# runtime has nothing to do with the 202 before the next event anyway. (The pod's own Runtime API
+# holds the 202 back and sends it with the next event; the mark is for servers that do not.) The
+# wait is a peek and not the receive itself because a receive that has taken part of the data
+# counts only what arrives afterwards against the mark, and could then wait for bytes that never
+# come; a peek takes nothing.
 BATCHED_WAKEUP_BYTES = 160
 # The longest Lambda-Runtime-Function-Error-Type value sent (see header_safe).
 MAX_HEADER_VALUE = 128

@@ -38,6 +38,10 @@ enum handler_mode {
      * grace_ms), answers itself and, when answer_pending is set, the pending /wait; anything
      * else is echoed. */
     MODE_SHUTDOWN,
+    /* /wait is answered from a timer 100 ms later, /park never (it waits for the client to go
+     * away); anything else is echoed, and with hold_for_next its answer may wait for the next
+     * request's. */
+    MODE_COALESCE,
 };
 
 struct fixture {
@@ -61,7 +65,8 @@ struct fixture {
     bool server_shut; /* ef_http_server_shutdown was called: the server is no longer ours */
     unsigned grace_ms;
     bool answer_pending;
-    int kept_fd; /* a client socket left open until the loop has ended */
+    bool hold_for_next; /* MODE_COALESCE: echoed answers may wait for the next request's */
+    int kept_fd;        /* a client socket left open until the loop has ended */
     /* What the body_limit and protocol error hooks saw (written on the loop thread, read once
      * the loop has ended). */
     atomic_int limit_calls;
@@ -296,6 +301,19 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
+/* Answers `ex` with 202 "later" from a timer `ms` from now. */
+static void answer_later(struct fixture *f, ef_http_exchange *ex, uint64_t ms)
+{
+    f->pending = ex;
+    ef_http_exchange_on_abort(ex, on_abort, f);
+    if (!f->timer_used) {
+        uv_timer_init(&f->loop, &f->timer);
+        f->timer.data = f;
+        f->timer_used = true;
+    }
+    uv_timer_start(&f->timer, on_timer, ms, 0);
+}
+
 static void handler(ef_http_exchange *ex, const struct ef_http_request *req, void *user)
 {
     struct fixture *f = user;
@@ -305,14 +323,19 @@ static void handler(ef_http_exchange *ex, const struct ef_http_request *req, voi
         echo(ex, req);
         break;
     case MODE_ASYNC:
-        f->pending = ex;
-        ef_http_exchange_on_abort(ex, on_abort, f);
-        if (!f->timer_used) {
-            uv_timer_init(&f->loop, &f->timer);
-            f->timer.data = f;
-            f->timer_used = true;
+        answer_later(f, ex, 50);
+        break;
+    case MODE_COALESCE:
+        if (strcmp(req->path, "/wait") == 0) {
+            answer_later(f, ex, 100);
+        } else if (strcmp(req->path, "/park") == 0) {
+            f->pending = ex;
+            ef_http_exchange_on_abort(ex, on_abort, f);
+        } else {
+            if (f->hold_for_next)
+                ef_http_exchange_hold_for_next(ex);
+            echo(ex, req);
         }
-        uv_timer_start(&f->timer, on_timer, 50, 0);
         break;
     case MODE_PENDING:
         f->pending = ex;
@@ -1325,6 +1348,125 @@ static void test_no_prealloc(void **state)
     assert_int_equal(atomic_load(&f.handled), 0);
 }
 
+static long elapsed_ms(const struct timespec *since)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000 + (now.tv_nsec - since->tv_nsec) / 1000000;
+}
+
+/* A post and a long poll pipelined behind it, as a Lambda runtime sends them. */
+static const char post_then_wait[] = "POST /post HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+                                     "GET /wait HTTP/1.1\r\n\r\n";
+
+static void client_coalesced(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    CHECK(f, send_str(r->fd, post_then_wait));
+    /* The post's answer is held until the poll's (100 ms later): both arrive in one segment,
+     * so the first receive has both. */
+    CHECK(f, reader_fill(r));
+    CHECK(f, elapsed_ms(&start) >= 95);
+    struct response resp;
+    CHECK(f, memmem(r->buf, r->len, "later", 5) != NULL);
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200 && strcmp(resp.body, "POST /post ? len=2 body=hi") == 0);
+    free(resp.body);
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 202 && strcmp(resp.body, "later") == 0);
+    free(resp.body);
+    CHECK(f, r->len == 0);
+
+    /* Nothing pipelined (only the empty lines some clients send after a body): written at
+     * once. */
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    CHECK(f, send_str(r->fd, "POST /alone HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200 && strcmp(resp.body, "POST /alone ? len=2 body=hi") == 0);
+    CHECK(f, elapsed_ms(&start) < 95);
+    free(resp.body);
+
+    /* Requests answered at once go out together, in order. */
+    CHECK(f, send_str(r->fd, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
+                             "GET /c HTTP/1.1\r\n\r\n"));
+    const char *want[] = {"GET /a ? len=0 body=", "GET /b ? len=0 body=", "GET /c ? len=0 body="};
+    for (int i = 0; i < 3; i++) {
+        CHECK(f, read_response(r, &resp));
+        CHECK(f, strcmp(resp.body, want[i]) == 0);
+        free(resp.body);
+    }
+    reader_free(r);
+}
+
+static void test_hold_for_next(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_COALESCE;
+    f.hold_for_next = true;
+    run(&f, client_coalesced);
+    assert_int_equal(atomic_load(&f.handled), 6);
+}
+
+static void client_not_coalesced(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    CHECK(f, send_str(r->fd, post_then_wait));
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, elapsed_ms(&start) < 95);
+    CHECK(f, resp.status == 200);
+    free(resp.body);
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 202);
+    free(resp.body);
+    reader_free(r);
+}
+
+static void test_no_hold_unless_asked(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_COALESCE;
+    run(&f, client_not_coalesced);
+}
+
+static void client_held_then_gone(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    CHECK(f, send_str(r->fd, "POST /post HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+                             "GET /park HTTP/1.1\r\n\r\n"));
+    CHECK(f, wait_for(&f->handled, 2));
+    /* The client stops sending; the poll is aborted, and the held answer still goes out. */
+    CHECK(f, shutdown(r->fd, SHUT_WR) == 0);
+    struct response resp;
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200 && strcmp(resp.body, "POST /post ? len=2 body=hi") == 0);
+    free(resp.body);
+    CHECK(f, wait_closed(r));
+    CHECK(f, wait_for(&f->aborted, 1));
+    reader_free(r);
+}
+
+static void test_held_answer_written_at_close(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.mode = MODE_COALESCE;
+    f.hold_for_next = true;
+    run(&f, client_held_then_gone);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1356,6 +1498,9 @@ int main(void)
         cmocka_unit_test(test_body_limit_hook),
         cmocka_unit_test(test_protocol_error_sees_request),
         cmocka_unit_test(test_no_prealloc),
+        cmocka_unit_test(test_hold_for_next),
+        cmocka_unit_test(test_no_hold_unless_asked),
+        cmocka_unit_test(test_held_answer_written_at_close),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
