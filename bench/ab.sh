@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A/B of one setting of the invocation path, on one build: warm invocations of the Python no-op
+# A/B of one setting of the invocation path, on one build (or of two builds): warm invocations of the Python no-op
 # function through the whole pod under each of the setting's two values, interleaved: each
 # round starts a pod of each value in turn (which goes first alternates), warms it up, and
 # measures it twice with wrk, at 1 connection with every process on CPU 0 and at 64
@@ -9,7 +9,10 @@
 # EXPERIMENT is one of
 #   sched     the scheduling policy of the controller and the containers: other (SCHED_OTHER:
 #             --sched-policy other, --container-sched-policy other) and batch (the defaults);
-#   handover  --runtime-handover off and on (the default; docs/handover.md).
+#   handover  --runtime-handover off and on (the default; docs/handover.md);
+#   builds    the build in EF_BENCH_BUILD_A (a) and the one in EF_BENCH_BUILD_B (b), with the
+#             same settings and the runtimes of EF_SOURCE_DIR: a change of the code measured
+#             against the commit before it.
 # EF_BENCH_SERIES lists the series to run (default "1 64 cold").
 set -euo pipefail
 export EF_SOURCE_DIR=${EF_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -20,8 +23,17 @@ rounds=${3:-3}
 case $experiment in
 sched) variants="other batch" ;;
 handover) variants="off on" ;;
+builds)
+  variants="a b"
+  for dir in "${EF_BENCH_BUILD_A:-}" "${EF_BENCH_BUILD_B:-}"; do
+    [ -x "$dir/easyfaas-controller" ] || {
+      echo "bench: builds needs EF_BENCH_BUILD_A and EF_BENCH_BUILD_B, two build directories" >&2
+      exit 2
+    }
+  done
+  ;;
 *)
-  echo "usage: bench/ab.sh sched|handover [seconds per run] [rounds]" >&2
+  echo "usage: bench/ab.sh sched|handover|builds [seconds per run] [rounds]" >&2
   exit 2
   ;;
 esac
@@ -40,6 +52,11 @@ variant_pod_start() {
       EF_FUNCLET_ARGS="${2:-} --container-sched-policy $1" pod_start
     ;;
   handover) EF_CONTROLLER_ARGS="--runtime-handover $1" EF_FUNCLET_ARGS="${2:-}" pod_start ;;
+  builds)
+    local dir=$EF_BENCH_BUILD_A
+    [ "$1" = b ] && dir=$EF_BENCH_BUILD_B
+    EF_BUILD_DIR=$dir EF_FUNCLET_ARGS="${2:-}" pod_start
+    ;;
   esac
 }
 

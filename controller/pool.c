@@ -150,8 +150,13 @@ struct ef_container *ef_pool_take_slot(struct ef_pool *pool, const char *key)
             idle = c; /* packing: a container already serving comes first */
             break;
         }
-        if (!idle)
+        if (!idle) {
             idle = c; /* idle ones are in most recently used order */
+            /* Containers of one key share their concurrency (it is part of the key): with one
+             * invocation each, no busy one has room, and the first idle one is the answer. */
+            if (c->max_in_flight <= 1)
+                break;
+        }
     }
     if (idle) {
         idle->state = EF_CONTAINER_BUSY;
