@@ -186,7 +186,9 @@ static void dequeue(struct ef_scheduler *s, struct ef_sched_ticket *t)
 }
 
 /* Inserts a ticket into its function's queue by admission order: a new arrival goes last, a
- * ticket that gave its slot back goes where it was. */
+ * ticket that gave its slot back goes where it was. Every ticket's deadline is its admission
+ * time plus the one queue wait of the scheduler, so the queue is in deadline order as well:
+ * expiry looks at the head only. */
 static void enqueue(struct ef_scheduler *s, struct ef_sched_ticket *t)
 {
     struct ef_sched_fn *fn = t->fn;
@@ -407,7 +409,7 @@ static void expire(struct ef_scheduler *s, struct ef_sched_fn *fn, uint64_t now)
     for (; t; t = next) {
         next = t->next;
         if (t->deadline_ms > now)
-            continue;
+            break; /* the queue is in deadline order too (see enqueue): the rest wait on */
         bool capacity = t->wants_capacity;
         dequeue(s, t);
         t->wants_capacity = capacity;
@@ -482,9 +484,8 @@ static void on_timer(uv_timer_t *timer)
     struct ef_name_entry *pos = NULL, *e;
     while ((e = ef_name_map_next(&s->fns, &bucket, &pos)) != NULL) {
         const struct ef_sched_fn *fn = e->value;
-        for (const struct ef_sched_ticket *t = fn->head; t; t = t->next)
-            if (t->deadline_ms < first)
-                first = t->deadline_ms;
+        if (fn->head && fn->head->deadline_ms < first)
+            first = fn->head->deadline_ms; /* the earliest of its queue */
     }
     if (first != UINT64_MAX)
         uv_timer_start(&s->timer, on_timer, first > now ? first - now : 1, 0);
