@@ -165,6 +165,7 @@ static const char continue_response[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void conn_feed(struct conn *c, const char *data, size_t len);
 static bool conn_flush_held(struct conn *c);
+static void conn_write_out(struct conn *c, bool may_hold);
 
 /* ---- small buffers ---------------------------------------------------------------------- */
 
@@ -485,6 +486,13 @@ static void conn_written(struct conn *c)
     buf_release_if_large(&c->body);
 
     if (c->close_after) {
+        if (c->held) {
+            /* Held for a pipelined request that the client's end or a shutdown has since
+             * dropped: the held responses are written first, and this runs again after. */
+            c->state = CONN_WRITING;
+            conn_write_out(c, false);
+            return;
+        }
         if (c->eof) {
             conn_close(c);
             return;
