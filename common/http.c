@@ -1011,7 +1011,14 @@ static int on_headers_complete(llhttp_t *p)
     for (size_t i = 0; i < c->n_refs; i++) {
         if (strcasecmp(c->arena.data + c->refs[i].name, "expect") == 0 &&
             strcasecmp(c->arena.data + c->refs[i].value, "100-continue") == 0) {
-            /* The client waits for this before sending the body (curl does for large ones). */
+            /* The client waits for this before sending the body (curl does for large ones).
+             * A response held for this request goes first, or the client would take the 100
+             * for the earlier request's; one the socket does not take now fails the request. */
+            if (!conn_flush_held(c)) {
+                c->err_status = 500;
+                c->err_message = "the answer to the previous request cannot be written";
+                return -1;
+            }
             uv_buf_t b = uv_buf_init((char *)continue_response, sizeof(continue_response) - 1);
             if (uv_write(&c->continue_req, (uv_stream_t *)&c->tcp, &b, 1, NULL) < 0) {
                 c->err_status = 500;

@@ -1389,6 +1389,21 @@ static void client_coalesced(struct fixture *f)
     CHECK(f, elapsed_ms(&start) < 95);
     free(resp.body);
 
+    /* A request that waits for 100 Continue behind a held answer gets it after that answer. */
+    CHECK(f, send_str(r->fd, "POST /post HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+                             "POST /two HTTP/1.1\r\nContent-Length: 3\r\n"
+                             "Expect: 100-continue\r\n\r\n"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200 && strcmp(resp.body, "POST /post ? len=2 body=hi") == 0);
+    free(resp.body);
+    CHECK(f, read_response_ex(r, &resp, true));
+    CHECK(f, resp.status == 100);
+    free(resp.body);
+    CHECK(f, send_str(r->fd, "abc"));
+    CHECK(f, read_response(r, &resp));
+    CHECK(f, resp.status == 200 && strcmp(resp.body, "POST /two ? len=3 body=abc") == 0);
+    free(resp.body);
+
     /* Requests answered at once go out together, in order. */
     CHECK(f, send_str(r->fd, "GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n"
                              "GET /c HTTP/1.1\r\n\r\n"));
@@ -1409,7 +1424,7 @@ static void test_hold_for_next(void **state)
     f.mode = MODE_COALESCE;
     f.hold_for_next = true;
     run(&f, client_coalesced);
-    assert_int_equal(atomic_load(&f.handled), 6);
+    assert_int_equal(atomic_load(&f.handled), 8);
 }
 
 static void client_not_coalesced(struct fixture *f)
