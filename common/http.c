@@ -475,7 +475,8 @@ static void conn_resume_reading(struct conn *c)
     }
 }
 
-/* The response in `out` has been written completely: on to the next request, or to LINGER. */
+/* The response in `out` has been written completely (or is held for the next one): on to the
+ * next request, or to LINGER. */
 static void conn_written(struct conn *c)
 {
     c->last_active = uv_now(c->server->loop);
