@@ -1381,12 +1381,10 @@ static void client_coalesced(struct fixture *f)
     CHECK(f, r->len == 0);
 
     /* Nothing pipelined (only the empty lines some clients send after a body): written at
-     * once. */
-    clock_gettime(CLOCK_MONOTONIC, &start);
+     * once, since nothing would ever come to send it with. */
     CHECK(f, send_str(r->fd, "POST /alone HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi\r\n\r\n"));
     CHECK(f, read_response(r, &resp));
     CHECK(f, resp.status == 200 && strcmp(resp.body, "POST /alone ? len=2 body=hi") == 0);
-    CHECK(f, elapsed_ms(&start) < 95);
     free(resp.body);
 
     /* A request that waits for 100 Continue behind a held answer gets it after that answer. */
@@ -1431,17 +1429,15 @@ static void client_not_coalesced(struct fixture *f)
 {
     struct reader *r = reader_new(f);
     CHECK(f, r->fd >= 0);
-    struct timespec start;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    CHECK(f, send_str(r->fd, post_then_wait));
+    /* The request behind is never answered: a held answer would never arrive (the read gives
+     * up after its 5 s timeout). */
+    CHECK(f, send_str(r->fd, "POST /post HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi"
+                             "GET /park HTTP/1.1\r\n\r\n"));
     struct response resp;
     CHECK(f, read_response(r, &resp));
-    CHECK(f, elapsed_ms(&start) < 95);
-    CHECK(f, resp.status == 200);
+    CHECK(f, resp.status == 200 && strcmp(resp.body, "POST /post ? len=2 body=hi") == 0);
     free(resp.body);
-    CHECK(f, read_response(r, &resp));
-    CHECK(f, resp.status == 202);
-    free(resp.body);
+    CHECK(f, r->len == 0);
     reader_free(r);
 }
 
@@ -1452,6 +1448,7 @@ static void test_no_hold_unless_asked(void **state)
     fixture_init(&f);
     f.mode = MODE_COALESCE;
     run(&f, client_not_coalesced);
+    assert_int_equal(atomic_load(&f.aborted), 1);
 }
 
 static void client_held_then_gone(struct fixture *f)
