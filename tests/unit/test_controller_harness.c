@@ -232,6 +232,9 @@ void *make_zip1(const char *name, const char *content, bool exec, size_t *ret_le
     mode_t mode = S_IFREG | (exec ? 0755 : 0644);
     zip_file_set_external_attributes(za, (zip_uint64_t)idx, 0, ZIP_OPSYS_UNIX,
                                      (zip_uint32_t)mode << 16);
+    /* A fixed modification time: the same content makes the same zip, and so the same sha256,
+     * whenever it is made (libzip would stamp the current time, in 2-second steps). */
+    assert_int_equal(zip_file_set_mtime(za, (zip_uint64_t)idx, 1700000000, 0), 0);
     assert_int_equal(zip_close(za), 0);
 
     assert_int_equal(zip_source_open(mem), 0);

@@ -66,7 +66,8 @@ void http_response_free(struct http_response *r);
  * containing `needle` (NULL: any). */
 void expect_lambda_error(struct http_response *r, int status, const char *type, const char *needle);
 
-/* Builds an in-memory zip with one file `name` holding `content`, mode 0755 when `exec`. */
+/* Builds an in-memory zip with one file `name` holding `content`, mode 0755 when `exec`, and a
+ * fixed modification time: the same arguments always make the same bytes. */
 void *make_zip1(const char *name, const char *content, bool exec, size_t *ret_len);
 
 /* A CreateFunction body for `name` with the given runtime, handler and timeout, and a zip of
