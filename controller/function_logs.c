@@ -355,8 +355,14 @@ char *ef_function_log_frame(const struct ef_log_report *rep)
     const char *out = rep->output ? rep->output : "";
     size_t out_len = strlen(out);
     bool out_nl = out_len > 0 && out[out_len - 1] != '\n';
-    unsigned long long billed = (unsigned long long)rep->duration_ms;
-    if ((double)billed < rep->duration_ms)
+    /* Billed Duration is the duration as printed rounded up to the next millisecond (at least
+     * 1), so the two never disagree: 1.004 ms prints as 1.00 and bills 1. */
+    char duration[48];
+    double ms = rep->duration_ms > 0 && rep->duration_ms < 1e12 ? rep->duration_ms : 0.0;
+    snprintf(duration, sizeof(duration), "%.2f", ms);
+    double printed = strtod(duration, NULL);
+    unsigned long long billed = (unsigned long long)printed;
+    if ((double)billed < printed)
         billed++;
     if (billed == 0)
         billed = 1;
@@ -373,15 +379,15 @@ char *ef_function_log_frame(const struct ef_log_report *rep)
         snprintf(status, sizeof(status), "\tStatus: %s", rep->status);
 
     char *text = NULL;
-    int n = asprintf(&text,
-                     "START RequestId: %s Version: %s\n"
-                     "%s%s%s%s"
-                     "END RequestId: %s\n"
-                     "REPORT RequestId: %s\tDuration: %.2f ms\tBilled Duration: %llu ms\t"
-                     "Memory Size: %lld MB%s%s%s\t\n",
-                     rep->request_id, rep->version ? rep->version : "$LATEST", out,
-                     out_nl ? "\n" : "", rep->extra ? rep->extra : "", rep->extra ? "\n" : "",
-                     rep->request_id, rep->request_id, rep->duration_ms, billed,
-                     rep->memory_size_mb, memory, init, status);
+    int n =
+        asprintf(&text,
+                 "START RequestId: %s Version: %s\n"
+                 "%s%s%s%s"
+                 "END RequestId: %s\n"
+                 "REPORT RequestId: %s\tDuration: %s ms\tBilled Duration: %llu ms\t"
+                 "Memory Size: %lld MB%s%s%s\t\n",
+                 rep->request_id, rep->version ? rep->version : "$LATEST", out, out_nl ? "\n" : "",
+                 rep->extra ? rep->extra : "", rep->extra ? "\n" : "", rep->request_id,
+                 rep->request_id, duration, billed, rep->memory_size_mb, memory, init, status);
     return n < 0 ? NULL : text;
 }

@@ -112,6 +112,34 @@ static void test_frame(void **state)
     free(text);
 }
 
+/* Billed Duration rounds up the duration as printed: a duration just above a whole
+ * millisecond that prints as one (1.004 -> 1.00) bills that millisecond, not the next. */
+static void test_billed_matches_printed_duration(void **state)
+{
+    (void)state;
+    static const struct {
+        double ms;
+        const char *expect;
+    } cases[] = {
+        {1.004, "\tDuration: 1.00 ms\tBilled Duration: 1 ms\t"},
+        {1.006, "\tDuration: 1.01 ms\tBilled Duration: 2 ms\t"},
+        {2999.999, "\tDuration: 3000.00 ms\tBilled Duration: 3000 ms\t"},
+        {0.004, "\tDuration: 0.00 ms\tBilled Duration: 1 ms\t"},
+        {-1, "\tDuration: 0.00 ms\tBilled Duration: 1 ms\t"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ef_log_report rep = {.request_id = "r",
+                                    .duration_ms = cases[i].ms,
+                                    .memory_size_mb = 128,
+                                    .max_memory_used_mb = -1};
+        char *text = ef_function_log_frame(&rep);
+        assert_non_null(text);
+        if (!strstr(text, cases[i].expect))
+            fail_msg("%.3f ms: %s", cases[i].ms, text);
+        free(text);
+    }
+}
+
 /* Appends entry number i: "entry <i> line <j>\n" for j in 0..lines-1. */
 static void append_entry(ef_function_logs *logs, const char *fn, int i, int lines)
 {
@@ -257,6 +285,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame),
+        cmocka_unit_test(test_billed_matches_printed_duration),
         cmocka_unit_test_setup_teardown(test_rotation_and_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_single_file_and_large_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_names_and_settings, setup, teardown),
