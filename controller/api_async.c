@@ -15,6 +15,7 @@
 #include "controller/controller.h"
 #include "controller/lambda_errors.h"
 #include "controller/request_id.h"
+#include "controller/scheduler.h"
 #include "controller/store.h"
 
 #define INVOCATIONS_PREFIX "/v1/invocations/"
@@ -42,7 +43,8 @@ void ef_api_invoke_event(struct ef_controller *ctl, ef_http_exchange *ex, const 
     if (r == 0)
         return; /* answered 202 once committed */
     if (r == -ENOBUFS)
-        ef_lambda_error(ex, request_id, 429, "TooManyRequestsException", "%s", err.msg);
+        ef_lambda_error_reason(ex, request_id, 429, "TooManyRequestsException",
+                               EF_REASON_ASYNC_QUEUE, "%s", err.msg);
     else if (r == -ESHUTDOWN)
         ef_lambda_error(ex, request_id, 503, "ServiceException", "%s", err.msg);
     else

@@ -47,6 +47,9 @@ struct ef_sched_config {
 /* Lambda's reasons for a 429 TooManyRequestsException. */
 #define EF_REASON_RESERVED "ReservedFunctionConcurrentInvocationLimitExceeded"
 #define EF_REASON_NODE     "ConcurrentInvocationLimitExceeded"
+/* Beyond Lambda's list: an Event refused because the node's async backlog is full
+ * (--async-max-queued, or too many bytes waiting for their commit). */
+#define EF_REASON_ASYNC_QUEUE "AsyncQueueLimitExceeded"
 
 /* Fills `cfg` with the defaults above. */
 void ef_sched_config_defaults(struct ef_sched_config *cfg);

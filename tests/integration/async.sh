@@ -246,6 +246,22 @@ wait_events succeeded 90 "${rids[@]}"
 overlap=$(st 'max(sum(1 for o in d.values() if o["Result"]["start"] <= x["Result"]["start"] < o["Result"]["end"]) for x in d.values())')
 [ "$overlap" = 2 ] || fail "at most $overlap deliveries ran at once, not 2: $(cat "$EF_DATA/status.json")"
 
+note "--async-max-queued 2: a third unfinished event is refused with 429 and its Reason"
+controller_restart --async-max-queued 2 --async-concurrency 1 --async-retry-delay 1s
+rids=()
+for i in 1 2; do
+  rids+=("$(event_ok /2015-03-31/functions/probe/invocations "{\"id\": \"q$i\", \"sleep\": 1}")")
+done
+r=$(curl -sS -D "$out.h" -o "$out" -w '%{http_code}' -X POST -H 'X-Amz-Invocation-Type: Event' \
+  "$EF_BASE/2015-03-31/functions/probe/invocations" --data-binary '{"id": "q3"}')
+[ "$r" = 429 ] || fail "a third unfinished event gave $r, not 429: $(cat "$out")"
+grep -qi '^x-amzn-errortype: TooManyRequestsException' "$out.h" || fail "429 headers: $(cat "$out.h")"
+[ "$(json_get "$out" 'j["Reason"]')" = AsyncQueueLimitExceeded ] || fail "429 body: $(cat "$out")"
+json_get "$out" 'j["message"]' | grep -q -- '--async-max-queued' || fail "429 message: $(cat "$out")"
+wait_events succeeded 60 "${rids[@]}"
+# The backlog emptied: events are taken again.
+wait_events succeeded 60 "$(event_ok /2015-03-31/functions/probe/invocations '{"id": "q4"}')"
+
 note "--async-max-retries 0: one attempt, then a dead letter"
 controller_restart --async-max-retries 0 --async-max-age 4s --async-retention 3s \
   --async-retry-delay 1s
