@@ -36,6 +36,7 @@ controller_restart --idle-timeout 60s --health-interval 1s
 id=$(pool_ids pool)
 curl -sS -D "$EF_DATA/h" -o "$out" -X POST "$EF_BASE/2015-03-31/functions/pool/invocations" -d '{"sleep": 3}'
 grep -qi '^x-amz-function-error: Unhandled' "$EF_DATA/h" || fail "timeout without X-Amz-Function-Error: $(cat "$out")"
+grep -qi '^x-amz-executed-version: \$LATEST' "$EF_DATA/h" || fail "timeout without X-Amz-Executed-Version"
 rid=$(grep -i '^x-amzn-requestid:' "$EF_DATA/h" | cut -d' ' -f2 | tr -d '\r')
 # Lambda's words: "<ISO time> <request id> Task timed out after 1.00 seconds".
 [[ "$(json_get "$out" 'j["errorMessage"]')" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z\ $rid\ Task\ timed\ out\ after\ 1\.00\ seconds$ ]] ||
@@ -77,6 +78,30 @@ metrics=$(curl -fsS "$EF_BASE/metrics")
 grep -q '^easyfaas_containers_reborn_total 2$' <<<"$metrics" ||
   fail "reborn containers not counted: $(grep reborn <<<"$metrics")"
 
+note "a runner wedged during a warm invocation: the caller gets the timeout at the Timeout"
+# Without the handover the warm call goes through the runner, and with health checks far apart
+# only the controller's own deadline can end it: the Timeout (1 s) plus 500 ms, not the 10 s of
+# init allowance a container that never answered gets.
+controller_restart --idle-timeout 60s --health-interval 60s --runtime-handover off
+[ "$(invoke pool '{}')" = 200 ] || fail "warm-up: $(cat "$out")"
+id=$(pool_ids pool)
+pid=$(funclet_pid "$id")
+[ -n "$pid" ] || fail "no pid for container $id"
+curl -sS -D "$EF_DATA/h" -o "$out" -w '%{time_total}' -X POST \
+  "$EF_BASE/2015-03-31/functions/pool/invocations" -d '{"sleep": 0.9}' >"$EF_DATA/t" &
+curl_pid=$!
+sleep 0.3
+kill -STOP "$pid"
+wait "$curl_pid" || fail "the call to the wedged runner failed: $(cat "$out")"
+kill -CONT "$pid" 2>/dev/null || true
+grep -qi '^x-amz-function-error: Unhandled' "$EF_DATA/h" &&
+  json_get "$out" 'j["errorMessage"]' | grep -q 'Task timed out after 1.00 seconds$' ||
+  fail "the wedged runner's call did not time out: $(cat "$EF_DATA/h" "$out")"
+/usr/bin/python3 -c 'import sys; sys.exit(float(sys.argv[1]) >= 4)' "$(cat "$EF_DATA/t")" ||
+  fail "the timeout came after $(cat "$EF_DATA/t") s, not at the Timeout (1 s) and its grace"
+wait_for 10 "funclet to destroy the wedged container $id" eval '! funclet_has '"$id"
+controller_restart --idle-timeout 60s --health-interval 1s
+
 note "a function error keeps the container; another function never shares it"
 [ "$(create_function long python3.11 app.handler "$SLEEPER" ',"Timeout":30')" = 201 ] || fail "create long"
 [ "$(invoke long '{}')" = 200 ] || fail "long: $(cat "$out")"
@@ -84,6 +109,7 @@ host=$(json_get "$out" 'j["host"]')
 curl -sS -D "$EF_DATA/h" -o "$out" -X POST "$EF_BASE/2015-03-31/functions/long/invocations" -d '{"fail": true}'
 grep -qi '^x-amz-function-error: Unhandled' "$EF_DATA/h" && [ "$(json_get "$out" 'j["errorType"]')" = ValueError ] ||
   fail "function error: $(cat "$out")"
+grep -qi '^x-amz-executed-version: \$LATEST' "$EF_DATA/h" || fail "a function error without X-Amz-Executed-Version"
 [ "$(invoke long '{}')" = 200 ] || fail "long after the error: $(cat "$out")"
 [ "$(json_get "$out" 'j["host"]')" = "$host" ] && [ "$(json_get "$out" 'j["count"]')" = 3 ] ||
   fail "the function error cost the container: $(cat "$out")"
