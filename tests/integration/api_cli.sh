@@ -103,6 +103,16 @@ ok "$out" invoke --function-name echo --payload '{"n": 1}' "$inv"
   fail "invoke result: $(cat "$inv")"
 ok "$out" invoke --function-name echo --invocation-type DryRun --payload '{}' "$inv"
 [ "$(j "$out" 'j["StatusCode"]')" = 204 ] || fail "DryRun: $(cat "$out")"
+ok "$out" invoke --function-name echo --payload '{"fail": true}' --log-type Tail "$inv"
+[ "$(j "$out" 'j["StatusCode"], j["FunctionError"], j["ExecutedVersion"]')" = "(200, 'Unhandled', '\$LATEST')" ] ||
+  fail "a function error: $(cat "$out")"
+[ "$(j "$inv" 'j["errorType"], j["errorMessage"]')" = "('ValueError', 'asked to fail')" ] ||
+  fail "the function error's body: $(cat "$inv")"
+j "$out" 'j["LogResult"]' | base64 -d | grep -q '^REPORT RequestId: ' &&
+  j "$out" 'j["LogResult"]' | base64 -d | grep -q 'ValueError: asked to fail' ||
+  fail "the log tail of a function error: $(j "$out" 'j["LogResult"]' | base64 -d)"
+ok "$out" invoke --function-name echo --invocation-type Event --payload '{"n": 2}' "$inv"
+[ "$(j "$out" 'j["StatusCode"]')" = 202 ] || fail "an Event invocation: $(cat "$out")"
 
 note "publish-version, update-function-code --publish, update-function-configuration"
 ok "$out" publish-version --function-name echo --description "first"
@@ -135,6 +145,9 @@ check_version 1 v1 one 256
 check_version 2 v2 one 256
 check_version 3 v2 two 512
 check_version '$LATEST' v2 two 512
+# A configuration-only update: the warm container of the old configuration is not used again.
+ok "$out" update-function-configuration --function-name echo --environment 'Variables={TAG=three}'
+check_version '$LATEST' v2 three 512
 [ "$(j "$inv" 'j["arn"]')" = "arn:aws:lambda:us-east-1:000000000000:function:echo:\$LATEST" ] ||
   [ "$(j "$inv" 'j["arn"]')" = "arn:aws:lambda:us-east-1:000000000000:function:echo" ] ||
   fail "invoked ARN: $(cat "$inv")"

@@ -82,12 +82,14 @@ took_ms=$((($(date +%s%N) - start) / 1000000))
 [ "$code" = 200 ] && grep -qi '^x-amz-function-error: Unhandled' "$out.h" &&
   grep -q 'Task timed out after 1.00 seconds' "$out" ||
   fail "a cold 4 s call under Timeout 1 gave $code: $(cat "$out")"
+grep -qi '^x-amz-executed-version: \$LATEST' "$out.h" || fail "a timeout without X-Amz-Executed-Version"
 # Timed out well before the handler could have returned (4 s).
 [ "$took_ms" -lt 3500 ] || fail "the cold call timed out only after $took_ms ms"
 
 note "the same function through the EasyFaaS-style path"
-code=$(curl -sS -o "$out" -w '%{http_code}' -X POST "$EF_BASE/v1/functions/counter/invocations" -d '{}')
+code=$(curl -sS -D "$out.h" -o "$out" -w '%{http_code}' -X POST "$EF_BASE/v1/functions/counter/invocations" -d '{}')
 [ "$code" = 200 ] && [ "$(json_get "$out" 'j["count"]')" = 5 ] || fail "/v1 invoke: $code $(cat "$out")"
+grep -qi '^x-amz-executed-version: \$LATEST' "$out.h" || fail "/v1 invoke without X-Amz-Executed-Version"
 
 note "log tail"
 curl -sS -D "$out.h" -o "$out" -X POST -H 'X-Amz-Log-Type: Tail' \

@@ -23,6 +23,9 @@ ida=$(pool_ids fa)
 wait_for 10 "funclet to destroy fa's container $ida" eval '! funclet_has '"$ida"
 grep -q "discarding container $ida of function fa: the node is out of capacity" "$EF_DATA/controller.log" ||
   fail "no log line for the reclaim"
+# funclet refused fb's container.create (no capacity) before the reclaim: a funclet RPC error.
+curl -fsS "$EF_BASE/metrics" | grep -Eq '^easyfaas_funclet_rpc_errors_total\{method="container.create"\} [1-9][0-9]*$' ||
+  fail "the refused container.create is not counted: $(curl -fsS "$EF_BASE/metrics" | grep funclet_rpc)"
 
 note "the only container is busy: the call waits for it, then reclaims it"
 invoke_bg fb '{"sleep": 3}' busy

@@ -3,7 +3,8 @@
 # needs a container is 503 with a message that says so, and the controller reconnects and serves
 # again when funclet is back; after funclet was killed (its containers outlive it until its
 # restart removes them) the controller re-syncs its pool from container.list; a controller that
-# was killed gives back, when it starts again, the containers it no longer knows.
+# was killed keeps what it acknowledged (a version, new code, concurrency settings) and gives
+# back, when it starts again, the containers it no longer knows.
 source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/scheduler_lib.sh"
 require_root
@@ -50,16 +51,57 @@ for id in $(pool_ids f); do
 done
 [ "$(invoke f '{}')" = 200 ] || fail "call after funclet's restart: $(cat "$out")"
 
-note "the controller is killed: when it starts again it gives back the containers it left"
+note "the controller is killed: what it acknowledged stays, and it gives back the containers it left"
+# api METHOD PATH [BODY]: prints the HTTP status; the body is in $out.
+api() {
+  curl -sS -o "$out" -w '%{http_code}' -X "$1" "$EF_BASE$2" -H 'Content-Type: application/json' \
+    ${3:+--data-binary "$3"}
+}
+# Acknowledged changes, each the last word before the kill: a version, new code, a reserved
+# concurrency, and one put and deleted again.
+[ "$(api POST /2015-03-31/functions/f/versions '{}')" = 201 ] || fail "PublishVersion: $(cat "$out")"
+v1_sha=$(json_get "$out" 'j["CodeSha256"]')
+mkdir -p "$EF_DATA/f2"
+cp "$SLEEPER"/* "$EF_DATA/f2/"
+echo '# the second code' >"$EF_DATA/f2/second.py"
+/usr/bin/python3 "$EF_SOURCE_DIR/deploy/lib/zip-dir.py" "$EF_DATA/f2" "$EF_DATA/f2.zip"
+printf '{"ZipFile":"%s"}' "$(base64 -w0 "$EF_DATA/f2.zip")" >"$EF_DATA/f2.json"
+[ "$(api PUT /2015-03-31/functions/f/code "@$EF_DATA/f2.json")" = 200 ] ||
+  fail "UpdateFunctionCode: $(cat "$out")"
+latest_sha=$(json_get "$out" 'j["CodeSha256"]')
+[ "$latest_sha" != "$v1_sha" ] || fail "the new code has the old CodeSha256"
+[ "$(api PUT /2017-10-31/functions/f/concurrency '{"ReservedConcurrentExecutions": 5}')" = 200 ] ||
+  fail "PutFunctionConcurrency: $(cat "$out")"
+[ "$(create_function g python3.11 app.handler "$SLEEPER")" = 201 ] || fail "create g"
+[ "$(api PUT /2017-10-31/functions/g/concurrency '{"ReservedConcurrentExecutions": 3}')" = 200 ] ||
+  fail "PutFunctionConcurrency g: $(cat "$out")"
+[ "$(api DELETE /2017-10-31/functions/g/concurrency)" = 204 ] ||
+  fail "DeleteFunctionConcurrency: $(cat "$out")"
+# The update retired the container of the old code: a warm one of the new code.
+[ "$(invoke f '{}')" = 200 ] || fail "call with the new code: $(cat "$out")"
 id3=$(pool_ids f)
 [ -n "$id3" ] || fail "no warm container"
 kill -KILL "$CONTROLLER_PID"
 wait "$CONTROLLER_PID" 2>/dev/null || true
 funclet_has "$id3" || fail "funclet lost container $id3 with the controller"
 controller_start
+[ "$(api GET /2015-03-31/functions/f/configuration)" = 200 ] &&
+  [ "$(json_get "$out" 'j["CodeSha256"]')" = "$latest_sha" ] ||
+  fail "the new code of f after kill -9: $(cat "$out")"
+[ "$(api GET '/2015-03-31/functions/f/configuration?Qualifier=1')" = 200 ] &&
+  [ "$(json_get "$out" 'j["CodeSha256"], j["Version"]')" = "('$v1_sha', '1')" ] ||
+  fail "version 1 of f after kill -9: $(cat "$out")"
+[ "$(api GET /2019-09-30/functions/f/concurrency)" = 200 ] &&
+  [ "$(json_get "$out" 'j.get("ReservedConcurrentExecutions")')" = 5 ] ||
+  fail "the reserved concurrency of f after kill -9: $(cat "$out")"
+[ "$(api GET /2019-09-30/functions/g/concurrency)" = 200 ] &&
+  [ "$(json_get "$out" 'j.get("ReservedConcurrentExecutions")')" = None ] ||
+  fail "the deleted reserved concurrency of g after kill -9: $(cat "$out")"
 wait_for 10 "funclet to destroy the unknown container $id3" eval '! funclet_has '"$id3"
 [ -z "$(funclet_list | awk '$3 == "held"')" ] || fail "containers nobody holds: $(funclet_list)"
 [ "$(invoke f '{}')" = 200 ] || fail "call after the controller's restart: $(cat "$out")"
+[ "$(curl -sS -o "$out" -w '%{http_code}' -X POST "$EF_BASE/2015-03-31/functions/f/invocations?Qualifier=1" -d '{}')" = 200 ] ||
+  fail "version 1 after the controller's restart: $(cat "$out")"
 
 note "stop and check nothing is left"
 runner_pids=$(funclet_list | awk '{ print $4 }')

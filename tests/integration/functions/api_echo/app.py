@@ -6,6 +6,8 @@ CODE = "v1"
 
 
 def handler(event, context):
+    if isinstance(event, dict) and event.get("fail"):
+        raise ValueError("asked to fail")
     return {
         "code": CODE,
         "tag": os.environ.get("TAG", ""),
