@@ -731,8 +731,6 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
      * invocation in flight: another one may still be about to report the runtime's end. */
     if (c->in_flight <= 1)
         c->oom_killed = false;
-    if (!c->init_failed)
-        c->runtime_ready = true;
     ef_pool_release(c);
     /* The runtime has served: its next invocations may skip the runner. */
     ef_handover_ask(c);
@@ -840,11 +838,8 @@ static int transmit(struct ef_invocation *inv, struct ef_container *c)
                                   on_invoke_result, inv);
     /* The runner counts the Timeout from the moment the runtime takes the event (no
      * deadline_ms is sent) and waits up to INIT_ALLOWANCE_MS more for a runtime that is still
-     * starting; the call's own limit covers both. A runtime that has answered before polls
-     * already: the caller gets the timeout at the Timeout even when the runner is wedged. */
-    unsigned timeout_ms = (unsigned)fn->timeout_s * 1000 + INVOKE_GRACE_MS;
-    if (!c->runtime_ready)
-        timeout_ms += INIT_ALLOWANCE_MS;
+     * starting; the call's own limit covers both. */
+    unsigned timeout_ms = (unsigned)fn->timeout_s * 1000 + INIT_ALLOWANCE_MS + INVOKE_GRACE_MS;
     return ef_rpc_call(c->conn, "invoke", steal_pointer(&p), timeout_ms, on_invoke_result, inv);
 }
 

@@ -66,9 +66,6 @@ struct ef_container {
      * and is discarded once its runtime has ended (runtime.exited), as Lambda starts a new
      * environment, with a new init, for the next invocation. */
     bool init_failed;
-    /* Its runtime has answered an invocation through the runner: it has finished its init, so
-     * the controller gives the next ones no init allowance (invoke.c). */
-    bool runtime_ready;
     /* The runner handed the runtime's connection over (handover.h): invocations go through it
      * instead of the runner. NULL when not (yet), and once the handover has closed. */
     struct ef_handover *handover;

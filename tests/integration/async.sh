@@ -250,7 +250,7 @@ note "--async-max-queued 2: a third unfinished event is refused with 429 and its
 controller_restart --async-max-queued 2 --async-concurrency 1 --async-retry-delay 1s
 rids=()
 for i in 1 2; do
-  rids+=("$(event_ok /2015-03-31/functions/probe/invocations "{\"id\": \"q$i\", \"sleep\": 1}")")
+  rids+=("$(event_ok /2015-03-31/functions/probe/invocations "{\"id\": \"q$i\", \"sleep\": 3}")")
 done
 r=$(curl -sS -D "$out.h" -o "$out" -w '%{http_code}' -X POST -H 'X-Amz-Invocation-Type: Event' \
   "$EF_BASE/2015-03-31/functions/probe/invocations" --data-binary '{"id": "q3"}')
