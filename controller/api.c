@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "common/cleanup.h"
@@ -15,6 +16,7 @@
 #include "controller/function_logs.h"
 #include "controller/lambda_errors.h"
 #include "controller/metrics.h" /* scheduler: GET /metrics */
+#include "controller/metrics_token.h"
 #include "controller/validate.h"
 
 #define FUNCTIONS_PREFIX "/2015-03-31/functions"
@@ -284,13 +286,33 @@ static void route_logs(struct ef_controller *ctl, ef_http_exchange *ex,
 }
 
 /* With --auth-keys, every request but the probes (/healthz, /metrics: what load balancers and
- * Prometheus scrape, unsigned) must carry a valid SigV4 signature. Answers 403 and returns false
- * otherwise. */
+ * Prometheus scrape, unsigned) must carry a valid SigV4 signature. With --metrics-token,
+ * /metrics needs that bearer token (or a signature). Answers 403 and returns false otherwise. */
 static bool authenticated(struct ef_controller *ctl, ef_http_exchange *ex,
                           const struct ef_http_request *req)
 {
-    if (!ctl->auth_keys || strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0)
+    bool metrics = strcmp(req->path, "/metrics") == 0;
+    if (metrics && ctl->metrics_token) {
+        if (ef_metrics_token_matches(ctl->metrics_token, req))
+            return true;
+        const char *auth = ef_http_request_header(req, "Authorization");
+        bool bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0;
+        /* Anything but a wrong token may still be a valid signature. */
+        if (!ctl->auth_keys || !auth || bearer) {
+            ef_info("refused %s %.200s: %s", req->method, req->path,
+                    auth ? "not the bearer token of --metrics-token" : "no bearer token");
+            if (auth)
+                ef_lambda_error(ex, NULL, 403, "UnrecognizedClientException",
+                                "The bearer token is not the one GET /metrics needs");
+            else
+                ef_lambda_error(ex, NULL, 403, "MissingAuthenticationTokenException",
+                                "Missing Authentication Token: GET /metrics needs "
+                                "'Authorization: Bearer <token>'");
+            return false;
+        }
+    } else if (!ctl->auth_keys || strcmp(req->path, "/healthz") == 0 || metrics) {
         return true;
+    }
     const char *type = NULL;
     ef_error err = {0};
     int r = ef_auth_verify(ctl->auth_keys, req, time(NULL), &type, &err);

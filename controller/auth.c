@@ -45,13 +45,6 @@ size_t ef_auth_keys_count(const ef_auth_keys *keys)
     return keys ? keys->n : 0;
 }
 
-static void wipe_free(char *data, size_t len)
-{
-    if (data)
-        OPENSSL_cleanse(data, len);
-    free(data);
-}
-
 /* Reads one whitespace-delimited field of at most FIELD_MAX bytes; returns its length, 0 at the
  * end of the line, or -1 when it is too long. */
 static int next_field(char **p, char *out)
@@ -84,28 +77,39 @@ static int parse_line(char *line, struct auth_key *key)
     return 0;
 }
 
-int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err)
+int ef_read_secret_file(const char *path, const char *what, size_t max, char **ret_data,
+                        size_t *ret_len, ef_error *err)
 {
     cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
     if (fd < 0)
-        return ef_error_set_errno(err, -errno, "cannot open the auth keys file %s", path);
+        return ef_error_set_errno(err, -errno, "cannot open the %s %s", what, path);
     struct stat st;
     if (fstat(fd, &st) < 0)
         return ef_error_set_errno(err, -errno, "cannot stat %s", path);
     if (!S_ISREG(st.st_mode))
-        return ef_error_set(err, -EINVAL, "the auth keys file %s is not a regular file", path);
+        return ef_error_set(err, -EINVAL, "the %s %s is not a regular file", what, path);
     if (st.st_mode & 077)
         return ef_error_set(err, -EPERM,
-                            "the auth keys file %s has mode %04o; its secrets must be readable "
-                            "by its owner only (chmod 600 %s)",
-                            path, (unsigned)(st.st_mode & 07777), path);
-    if (st.st_size > KEY_FILE_MAX)
-        return ef_error_set(err, -EFBIG, "the auth keys file %s is larger than %d bytes", path,
-                            KEY_FILE_MAX);
+                            "the %s %s has mode %04o; its secrets must be readable by its owner "
+                            "only (chmod 600 %s)",
+                            what, path, (unsigned)(st.st_mode & 07777), path);
+    if ((size_t)st.st_size > max)
+        return ef_error_set(err, -EFBIG, "the %s %s is larger than %zu bytes", what, path, max);
+    return ef_read_file(path, max, ret_data, ret_len, err);
+}
 
+void ef_secret_free(char *data, size_t len)
+{
+    if (data)
+        OPENSSL_cleanse(data, len);
+    free(data);
+}
+
+int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err)
+{
     char *data = NULL;
     size_t len = 0;
-    int r = ef_read_file(path, KEY_FILE_MAX, &data, &len, err);
+    int r = ef_read_secret_file(path, "auth keys file", KEY_FILE_MAX, &data, &len, err);
     if (r < 0)
         return r;
     ef_auth_keys *keys = calloc(1, sizeof(*keys));
@@ -114,7 +118,7 @@ int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err)
         cap += data[i] == '\n';
     if (!keys || !(keys->keys = calloc(cap, sizeof(*keys->keys)))) {
         free(keys);
-        wipe_free(data, len);
+        ef_secret_free(data, len);
         return ef_error_set(err, -ENOMEM, "out of memory");
     }
 
@@ -140,7 +144,7 @@ int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err)
         }
         keys->n++;
     }
-    wipe_free(data, len);
+    ef_secret_free(data, len);
     if (r == 0 && keys->n == 0)
         r = ef_error_set(err, -EINVAL, "the auth keys file %s holds no key", path);
     if (r < 0) {

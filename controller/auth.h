@@ -21,6 +21,14 @@
 
 typedef struct ef_auth_keys ef_auth_keys;
 
+/* Reads a file of secrets (at most `max` bytes) into a malloc'd, NUL-terminated buffer. It must
+ * be a regular file that neither group nor others can read or write (mode 0600 or stricter):
+ * -EPERM otherwise, with a message that says `chmod 600`; `what` names the file in messages
+ * ("auth keys file"). Free the buffer with ef_secret_free, which wipes it. */
+int ef_read_secret_file(const char *path, const char *what, size_t max, char **ret_data,
+                        size_t *ret_len, ef_error *err);
+void ef_secret_free(char *data, size_t len);
+
 /* Loads and checks the key file. -EPERM when its mode lets group or others in, -EINVAL when a
  * line is malformed or there is no key at all; `err` names the file and the line. */
 int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err);

@@ -25,6 +25,7 @@
 #include "controller/housekeeping.h" /* scheduler */
 #include "controller/invoke.h"
 #include "controller/metrics.h" /* scheduler */
+#include "controller/metrics_token.h"
 
 /* How long a stop waits for funclet to confirm that the containers are destroyed. */
 #define STOP_TIMEOUT_MS 5000
@@ -190,6 +191,11 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
         if (r < 0)
             goto fail;
     }
+    if (config->metrics_token_path) {
+        r = ef_metrics_token_load(config->metrics_token_path, &ctl->metrics_token, err);
+        if (r < 0)
+            goto fail;
+    }
     {
         cleanup_free char *logs_dir = ef_path_join(ctl->data_dir, "logs");
         if (!logs_dir) {
@@ -257,6 +263,9 @@ int ef_controller_start(struct ef_controller *ctl, uv_loop_t *loop,
                 "create functions and run code in this pod; give --auth-keys, or listen on "
                 "loopback only",
                 config->listen, ef_http_server_port(ctl->http));
+    if (ctl->metrics_token)
+        ef_info("GET /metrics needs the bearer token from %s%s", config->metrics_token_path,
+                ctl->auth_keys ? " (or a SigV4 signature)" : "");
     /* Code left unreferenced by a crash between storing a zip and committing its function. */
     ef_code_lane_collect(ctl->code_lane);
     ef_async_run(ctl->async); /* async: start delivering */
@@ -337,6 +346,8 @@ void ef_controller_free(struct ef_controller *ctl)
     ctl->code_lane = NULL;
     ef_auth_keys_free(ctl->auth_keys);
     ctl->auth_keys = NULL;
+    ef_metrics_token_free(ctl->metrics_token);
+    ctl->metrics_token = NULL;
     ef_function_logs_close(ctl->logs);
     ctl->logs = NULL;
     ef_async_free(ctl->async); /* async */

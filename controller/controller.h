@@ -29,6 +29,9 @@ struct ef_controller_config {
     size_t max_code_request_size;
     /* File of "ACCESS_KEY_ID SECRET" lines (mode 0600); NULL: SigV4 signatures are not checked. */
     const char *auth_keys_path;
+    /* File holding the bearer token GET /metrics requires (mode 0600, metrics_token.h); NULL:
+     * /metrics is open. */
+    const char *metrics_token_path;
     /* Functions may have NetworkMode host, i.e. the pod's own network (--allow-host-network). */
     bool allow_host_network;
     /* Function logs (<data>/logs, see function_logs.h): a file is rotated at this size (0:
@@ -52,9 +55,10 @@ struct ef_controller {
     char *code_root; /* <data>/code: funclet's --code-root */
     size_t max_request_size;
     size_t max_code_request_size;
-    struct ef_auth_keys *auth_keys; /* NULL: requests are not authenticated */
-    bool allow_host_network;        /* NetworkMode host is accepted and started */
-    bool runtime_handover;          /* --runtime-handover on (handover.h) */
+    struct ef_auth_keys *auth_keys;         /* NULL: requests are not authenticated */
+    struct ef_metrics_token *metrics_token; /* NULL: GET /metrics is open */
+    bool allow_host_network;                /* NetworkMode host is accepted and started */
+    bool runtime_handover;                  /* --runtime-handover on (handover.h) */
     struct ef_code_lane *code_lane;
     struct ef_function_logs *logs; /* every function's log, <data>/logs */
     ef_store *store;

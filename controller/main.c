@@ -65,6 +65,7 @@ int main(int argc, char **argv)
     uint64_t max_request_size = 6u * 1024 * 1024;
     uint64_t max_code_request_size = EF_DEFAULT_MAX_CODE_REQUEST_SIZE;
     char *auth_keys = NULL;
+    char *metrics_token = NULL;
     bool allow_host_network = false;
     char *log_level = "info";
     uint64_t log_max_size = EF_FUNCTION_LOGS_DEFAULT_SIZE;
@@ -117,6 +118,11 @@ int main(int argc, char **argv)
         {"auth-keys", EF_OPT_STRING, &auth_keys, "FILE",
          "Require AWS SigV4-signed requests, by the keys in FILE (lines 'ACCESS_KEY_ID SECRET', "
          "mode 0600); without it signatures are not checked.",
+         0, 0},
+        {"metrics-token", EF_OPT_STRING, &metrics_token, "FILE",
+         "Require 'Authorization: Bearer <token>' (or, with --auth-keys, a SigV4 signature) "
+         "for GET /metrics; FILE holds the token (16 to 4096 printable characters) on its first "
+         "line, mode 0600. Without it /metrics is open, as /healthz is.",
          0, 0},
         {"allow-host-network", EF_OPT_BOOL, &allow_host_network, NULL,
          "Accept functions with NetworkMode host. Their code runs in the pod's own network: it "
@@ -330,6 +336,7 @@ int main(int argc, char **argv)
         .max_request_size = (size_t)max_request_size,
         .max_code_request_size = (size_t)max_code_request_size,
         .auth_keys_path = auth_keys,
+        .metrics_token_path = metrics_token,
         .allow_host_network = allow_host_network,
         .runtime_handover = handover,
         .log_max_size = log_max_size,

@@ -79,6 +79,7 @@ void harness_start(struct harness *h, size_t max_request_size, void (*on_loop)(s
         .max_request_size = max_request_size ? max_request_size : 6u * 1024 * 1024,
         .max_code_request_size = h->max_code_request_size,
         .auth_keys_path = h->auth_keys_path,
+        .metrics_token_path = h->metrics_token_path,
         .allow_host_network = h->allow_host_network,
     };
     ef_error err = {0};

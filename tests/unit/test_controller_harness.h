@@ -27,6 +27,7 @@ struct harness {
     int port;
     /* Optional controller settings (zero: the defaults). */
     const char *auth_keys_path;
+    const char *metrics_token_path;
     size_t max_code_request_size;
     bool allow_host_network;
 };

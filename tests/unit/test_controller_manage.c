@@ -738,6 +738,114 @@ static void test_auth(void **state)
     expect_lambda_error(&r, 403, "UnrecognizedClientException", "security token");
 }
 
+/* A file made with mkstemp from `tmpl`, holding `text`, with `mode`. */
+static void secret_file(char *tmpl, const char *text, mode_t mode)
+{
+    int fd = mkstemp(tmpl);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
+
+/* The controller refuses to start with this metrics token file: error `code`, a message with
+ * `needle`. */
+static void expect_token_refused(const char *token_path, int code, const char *needle)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    struct ef_controller ctl;
+    char dir[] = "/tmp/ef-ctl-token-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct ef_controller_config config = {.data_dir = dir,
+                                          .listen = "127.0.0.1",
+                                          .funclet_socket = "/nonexistent/funclet.sock",
+                                          .max_request_size = 64 * 1024,
+                                          .metrics_token_path = token_path};
+    ef_error err = {0};
+    assert_int_equal(ef_controller_start(&ctl, &loop, &config, &err), code);
+    if (!strstr(err.msg, needle))
+        fail_msg("'%s' lacks '%s'", err.msg, needle);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* GET /metrics with an Authorization header. */
+static struct http_response metrics_with(const char *authorization)
+{
+    char *extra = NULL;
+    assert_true(asprintf(&extra, "Authorization: %s\r\n", authorization) > 0);
+    struct http_response r;
+    assert_int_equal(http_request(H.port, "GET", "/metrics", extra, NULL, 0, &r), 0);
+    free(extra);
+    return r;
+}
+
+/* --metrics-token: GET /metrics needs the bearer token, or with --auth-keys a signature; other
+ * routes are not opened by the token; a readable or short token keeps the controller down. */
+static void test_metrics_token(void **state)
+{
+    (void)state;
+    harness_stop(&H, false);
+    memset(&H, 0, sizeof(H));
+    char loose[] = "/tmp/ef-token-XXXXXX", shorter[] = "/tmp/ef-token-XXXXXX";
+    char spaced[] = "/tmp/ef-token-XXXXXX", empty[] = "/tmp/ef-token-XXXXXX";
+    secret_file(loose, "0123456789abcdef-scrape\n", 0644);
+    secret_file(shorter, "0123456789\n", 0600);
+    secret_file(spaced, "0123456789 abcdef-scrape\n", 0600);
+    secret_file(empty, "# no token\n\n", 0600);
+    expect_token_refused(loose, -EPERM, "chmod 600");
+    expect_token_refused(shorter, -EINVAL, "between 16 and 4096");
+    expect_token_refused(spaced, -EINVAL, "without spaces");
+    expect_token_refused(empty, -EINVAL, "holds no token");
+    expect_token_refused("/nonexistent/token", -ENOENT, "cannot open the metrics token file");
+    unlink(loose);
+    unlink(shorter);
+    unlink(spaced);
+    unlink(empty);
+
+    char keys[] = "/tmp/ef-keys-XXXXXX", token[] = "/tmp/ef-token-XXXXXX";
+    secret_file(keys, "AKIDPOD podsecret\n", 0600);
+    secret_file(token, "# the scrape token\n  0123456789abcdef-scrape \n", 0600);
+    H.auth_keys_path = keys;
+    H.metrics_token_path = token;
+    harness_start(&H, 64 * 1024, NULL);
+    unlink(keys); /* read at start only */
+    unlink(token);
+
+    struct http_response r = call("GET", "/metrics", NULL);
+    expect_lambda_error(&r, 403, "MissingAuthenticationTokenException", "Bearer");
+    r = metrics_with("Bearer 0123456789abcdef-scrapX");
+    expect_lambda_error(&r, 403, "UnrecognizedClientException", "bearer token");
+    r = metrics_with("Bearer 0123456789abcdef-scrape extra");
+    expect_lambda_error(&r, 403, "UnrecognizedClientException", NULL);
+    r = metrics_with("Bearer 0123456789abcdef-scrap");
+    expect_lambda_error(&r, 403, "UnrecognizedClientException", NULL);
+    r = metrics_with("bearer  0123456789abcdef-scrape");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "# TYPE easyfaas_"));
+    http_response_free(&r);
+    r = signed_call("GET", "/metrics", "AKIDPOD", "podsecret");
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+    r = signed_call("GET", "/metrics", "AKIDPOD", "wrongsecret");
+    expect_lambda_error(&r, 403, "InvalidSignatureException", NULL);
+    /* The token opens /metrics only. */
+    struct http_response other;
+    assert_int_equal(http_request(H.port, "GET", "/v1/runtimes",
+                                  "Authorization: Bearer 0123456789abcdef-scrape\r\n", NULL, 0,
+                                  &other),
+                     0);
+    assert_int_equal(other.status, 403);
+    http_response_free(&other);
+    r = call("GET", "/healthz", NULL);
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+}
+
 /* A body of CreateFunction for `name` (python3.12, a one-line handler) with `extra` members. */
 static char *create_body_with(const char *name, const char *extra)
 {
@@ -958,6 +1066,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_zip_over_50mb, setup, teardown),
         cmocka_unit_test_setup_teardown(test_update_in_progress, setup, teardown),
         cmocka_unit_test_setup_teardown(test_auth, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics_token, setup, teardown),
         cmocka_unit_test_setup_teardown(test_routing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_role, setup, teardown),
         cmocka_unit_test_setup_teardown(test_network_mode, setup, teardown),
