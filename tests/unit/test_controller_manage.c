@@ -677,40 +677,53 @@ static struct http_response signed_call(const char *method, const char *path, co
     return r;
 }
 
-static void test_auth(void **state)
+/* A file made with mkstemp from `tmpl`, holding `text`, with `mode`. */
+static void secret_file(char *tmpl, const char *text, mode_t mode)
 {
-    (void)state;
-    harness_stop(&H, false);
-    memset(&H, 0, sizeof(H));
-    char keys[] = "/tmp/ef-keys-XXXXXX";
-    int fd = mkstemp(keys);
+    int fd = mkstemp(tmpl);
     assert_true(fd >= 0);
-    const char text[] = "AKIDPOD podsecret\n";
     assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    assert_int_equal(fchmod(fd, mode), 0);
+    close(fd);
+}
 
-    /* A key file others can read keeps the controller from starting. */
-    assert_int_equal(fchmod(fd, 0644), 0);
+/* The controller refuses to start with these secret files (either may be NULL): error `code`,
+ * a message with `needle`. */
+static void expect_start_refused(const char *keys_path, const char *token_path, int code,
+                                 const char *needle)
+{
     uv_loop_t loop;
     uv_loop_init(&loop);
     struct ef_controller ctl;
-    char dir[] = "/tmp/ef-ctl-auth-XXXXXX";
+    char dir[] = "/tmp/ef-ctl-secret-XXXXXX";
     assert_non_null(mkdtemp(dir));
     struct ef_controller_config config = {.data_dir = dir,
                                           .listen = "127.0.0.1",
                                           .funclet_socket = "/nonexistent/funclet.sock",
                                           .max_request_size = 64 * 1024,
-                                          .auth_keys_path = keys};
+                                          .auth_keys_path = keys_path,
+                                          .metrics_token_path = token_path};
     ef_error err = {0};
-    assert_int_equal(ef_controller_start(&ctl, &loop, &config, &err), -EPERM);
-    assert_non_null(strstr(err.msg, "chmod 600"));
+    assert_int_equal(ef_controller_start(&ctl, &loop, &config, &err), code);
+    if (!strstr(err.msg, needle))
+        fail_msg("'%s' lacks '%s'", err.msg, needle);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
     char cmd[64];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
     assert_int_equal(system(cmd), 0);
+}
 
-    assert_int_equal(fchmod(fd, 0600), 0);
-    close(fd);
+static void test_auth(void **state)
+{
+    (void)state;
+    harness_stop(&H, false);
+    memset(&H, 0, sizeof(H));
+    /* A key file others can read keeps the controller from starting. */
+    char keys[] = "/tmp/ef-keys-XXXXXX";
+    secret_file(keys, "AKIDPOD podsecret\n", 0644);
+    expect_start_refused(keys, NULL, -EPERM, "chmod 600");
+    assert_int_equal(chmod(keys, 0600), 0);
     H.auth_keys_path = keys;
     harness_start(&H, 64 * 1024, NULL);
     unlink(keys); /* read at start only */
@@ -738,41 +751,6 @@ static void test_auth(void **state)
     expect_lambda_error(&r, 403, "UnrecognizedClientException", "security token");
 }
 
-/* A file made with mkstemp from `tmpl`, holding `text`, with `mode`. */
-static void secret_file(char *tmpl, const char *text, mode_t mode)
-{
-    int fd = mkstemp(tmpl);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
-    assert_int_equal(fchmod(fd, mode), 0);
-    close(fd);
-}
-
-/* The controller refuses to start with this metrics token file: error `code`, a message with
- * `needle`. */
-static void expect_token_refused(const char *token_path, int code, const char *needle)
-{
-    uv_loop_t loop;
-    uv_loop_init(&loop);
-    struct ef_controller ctl;
-    char dir[] = "/tmp/ef-ctl-token-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    struct ef_controller_config config = {.data_dir = dir,
-                                          .listen = "127.0.0.1",
-                                          .funclet_socket = "/nonexistent/funclet.sock",
-                                          .max_request_size = 64 * 1024,
-                                          .metrics_token_path = token_path};
-    ef_error err = {0};
-    assert_int_equal(ef_controller_start(&ctl, &loop, &config, &err), code);
-    if (!strstr(err.msg, needle))
-        fail_msg("'%s' lacks '%s'", err.msg, needle);
-    uv_run(&loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&loop), 0);
-    char cmd[64];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 /* GET /metrics with an Authorization header. */
 static struct http_response metrics_with(const char *authorization)
 {
@@ -797,11 +775,11 @@ static void test_metrics_token(void **state)
     secret_file(shorter, "0123456789\n", 0600);
     secret_file(spaced, "0123456789 abcdef-scrape\n", 0600);
     secret_file(empty, "# no token\n\n", 0600);
-    expect_token_refused(loose, -EPERM, "chmod 600");
-    expect_token_refused(shorter, -EINVAL, "between 16 and 4096");
-    expect_token_refused(spaced, -EINVAL, "without spaces");
-    expect_token_refused(empty, -EINVAL, "holds no token");
-    expect_token_refused("/nonexistent/token", -ENOENT, "cannot open the metrics token file");
+    expect_start_refused(NULL, loose, -EPERM, "chmod 600");
+    expect_start_refused(NULL, shorter, -EINVAL, "between 16 and 4096");
+    expect_start_refused(NULL, spaced, -EINVAL, "without spaces");
+    expect_start_refused(NULL, empty, -EINVAL, "holds no token");
+    expect_start_refused(NULL, "/nonexistent/token", -ENOENT, "cannot open the metrics token file");
     unlink(loose);
     unlink(shorter);
     unlink(spaced);
