@@ -20,6 +20,7 @@
 #include "controller/handover.h"
 #include "controller/pool.h"
 #include "controller/request_id.h"
+#include "controller/runner_watch.h"
 #include "controller/scheduler.h"
 #include "controller/store.h"
 
@@ -54,6 +55,10 @@ struct ef_invocation {
     char *client_context;   /* NULL when none */
     char *cognito_identity; /* NULL when none */
     struct ef_container *c;
+    /* Sent through the runner: the check on it past the Timeout (runner_watch.h), and whether
+     * it found the runner wedged. */
+    struct ef_runner_watch *watch;
+    bool runner_wedged;
     uint64_t t_spawn_ns; /* when a cold start began, 0 when warm */
     uint64_t t_invoke_ns;
     double init_ms;
@@ -112,6 +117,7 @@ static void on_exit_timer_closed(uv_handle_t *h)
 /* Frees an invocation, giving its concurrency slot (or its place in a queue) back. */
 static void invocation_free(struct ef_invocation *inv)
 {
+    ef_runner_watch_stop(steal_pointer(&inv->watch));
     ef_sched_release(inv->ctl->sched, &inv->ticket);
     ef_function_free(inv->fn);
     free(inv->key);
@@ -623,8 +629,12 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
     struct ef_invocation *inv = user;
     struct ef_container *c = steal_pointer(&inv->c);
     double duration_ms = (double)(uv_hrtime() - inv->t_invoke_ns) / 1e6;
+    ef_runner_watch_stop(steal_pointer(&inv->watch));
 
-    if (error && error->code == EF_RPC_ERR_TIMEOUT) {
+    /* Past its deadline, or past its Timeout with a runner that stopped answering (the
+     * watch discarded the container, which closed the connection). */
+    if ((error && error->code == EF_RPC_ERR_TIMEOUT) ||
+        (error && error->code == EF_RPC_ERR_CLOSED && inv->runner_wedged)) {
         complete_timeout(inv, c, duration_ms, NULL, -1);
         return;
     }
@@ -817,6 +827,8 @@ static void out_of_capacity(struct ef_invocation *inv, const ef_error *why)
 
 /* Sends the invocation to its container `c` (inv->c): through the runtime connection its runner
  * handed over (handover.h), or to the runner. */
+static void on_runner_wedged(void *user);
+
 static int transmit(struct ef_invocation *inv, struct ef_container *c)
 {
     const struct ef_function *fn = inv->fn;
@@ -840,7 +852,25 @@ static int transmit(struct ef_invocation *inv, struct ef_container *c)
      * deadline_ms is sent) and waits up to INIT_ALLOWANCE_MS more for a runtime that is still
      * starting; the call's own limit covers both. */
     unsigned timeout_ms = (unsigned)fn->timeout_s * 1000 + INIT_ALLOWANCE_MS + INVOKE_GRACE_MS;
-    return ef_rpc_call(c->conn, "invoke", steal_pointer(&p), timeout_ms, on_invoke_result, inv);
+    int r = ef_rpc_call(c->conn, "invoke", steal_pointer(&p), timeout_ms, on_invoke_result, inv);
+    if (r == 0) /* a wedged runner is found sooner (runner_watch.h); none when out of memory */
+        inv->watch = ef_runner_watch_start(inv->ctl->loop, c,
+                                           (uint64_t)fn->timeout_s * 1000 + INVOKE_GRACE_MS,
+                                           on_runner_wedged, inv);
+    return r;
+}
+
+/* The invocation is past its Timeout and its runner does not answer a ping: the container is
+ * discarded, and the connection's close answers the invocation with the timeout (and any other
+ * in flight there with the runner's end). */
+static void on_runner_wedged(void *user)
+{
+    struct ef_invocation *inv = user;
+    if (!inv->c)
+        return;
+    inv->runner_wedged = true;
+    ef_pool_discard(inv->c, "its runner stopped answering while an invocation was past its "
+                            "Timeout");
 }
 
 /* An invocation that waited for its container's runtime.handover answer goes now: to that
