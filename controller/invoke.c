@@ -55,10 +55,8 @@ struct ef_invocation {
     char *client_context;   /* NULL when none */
     char *cognito_identity; /* NULL when none */
     struct ef_container *c;
-    /* Sent through the runner: the check on it past the Timeout (runner_watch.h), and whether
-     * it found the runner wedged. */
+    /* Sent through the runner: the check on it past the Timeout (runner_watch.h). */
     struct ef_runner_watch *watch;
-    bool runner_wedged;
     uint64_t t_spawn_ns; /* when a cold start began, 0 when warm */
     uint64_t t_invoke_ns;
     double init_ms;
@@ -631,11 +629,18 @@ static void on_invoke_result(ef_rpc_conn *conn, const cJSON *result,
     double duration_ms = (double)(uv_hrtime() - inv->t_invoke_ns) / 1e6;
     ef_runner_watch_stop(steal_pointer(&inv->watch));
 
-    /* Past its deadline, or past its Timeout with a runner that stopped answering (the
-     * watch discarded the container, which closed the connection). */
-    if ((error && error->code == EF_RPC_ERR_TIMEOUT) ||
-        (error && error->code == EF_RPC_ERR_CLOSED && inv->runner_wedged)) {
+    if (error && error->code == EF_RPC_ERR_TIMEOUT) {
         complete_timeout(inv, c, duration_ms, NULL, -1);
+        return;
+    }
+    if (error && error->code == EF_RPC_ERR_CLOSED && c->runner_wedged) {
+        /* A watch found the runner wedged and discarded the container: past its Timeout, the
+         * invocation timed out; before it, the container failed under it. */
+        if (duration_ms >= (double)inv->fn->timeout_s * 1000)
+            complete_timeout(inv, c, duration_ms, NULL, -1);
+        else
+            complete_service_error(inv, 500, "ServiceException",
+                                   "the runner of the function's container stopped answering");
         return;
     }
     if (error && error->code == EF_RPC_ERR_CLOSED) {
@@ -860,17 +865,17 @@ static int transmit(struct ef_invocation *inv, struct ef_container *c)
     return r;
 }
 
-/* The invocation is past its Timeout and its runner does not answer a ping: the container is
- * discarded, and the connection's close answers the invocation with the timeout (and any other
- * in flight there with the runner's end). */
+/* The invocation is past its Timeout and its runner does not answer pings: the container is
+ * discarded (counted as unhealthy), and the connection's close answers the invocations in flight
+ * there (on_invoke_result). */
 static void on_runner_wedged(void *user)
 {
     struct ef_invocation *inv = user;
     if (!inv->c)
         return;
-    inv->runner_wedged = true;
-    ef_pool_discard(inv->c, "its runner stopped answering while an invocation was past its "
-                            "Timeout");
+    inv->c->runner_wedged = true;
+    ef_pool_discard_dead(inv->c, "its runner stopped answering while an invocation was past its "
+                                 "Timeout");
 }
 
 /* An invocation that waited for its container's runtime.handover answer goes now: to that

@@ -66,6 +66,8 @@ struct ef_container {
      * and is discarded once its runtime has ended (runtime.exited), as Lambda starts a new
      * environment, with a new init, for the next invocation. */
     bool init_failed;
+    /* A watch found its runner wedged during an invocation (runner_watch.h): discarded. */
+    bool runner_wedged;
     /* The runner handed the runtime's connection over (handover.h): invocations go through it
      * instead of the runner. NULL when not (yet), and once the handover has closed. */
     struct ef_handover *handover;

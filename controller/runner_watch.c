@@ -17,6 +17,7 @@ struct ef_runner_watch {
     bool ping_in_flight; /* its answer (or silence) is still to come */
     bool timer_open;     /* the timer's close callback has not run yet */
     bool closing;        /* uv_close was called on the timer */
+    unsigned unanswered; /* pings in a row that went unanswered */
 };
 
 static void watch_maybe_free(struct ef_runner_watch *w)
@@ -32,6 +33,8 @@ static void on_timer_closed(uv_handle_t *h)
     watch_maybe_free(w);
 }
 
+static void send_ping(struct ef_runner_watch *w);
+
 static void on_ping(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_error *error,
                     void *user)
 {
@@ -43,22 +46,34 @@ static void on_ping(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_
      * reported to the invocation itself. The container is still allocated: the connection's
      * pending calls are answered before its on_close frees it. */
     if (!w->stopped && error && error->code == EF_RPC_ERR_TIMEOUT) {
-        ef_warn("container %s of function %s: its runner did not answer a ping within %d ms "
-                "while an invocation was past its Timeout",
-                w->c->id, w->c->function_name, EF_RUNNER_WATCH_PING_MS);
-        w->stopped = true;
-        w->wedged(w->user);
+        /* libuv runs expired timers before it reads: after a stall of the controller's own
+         * loop, an answer already waiting in the socket would count as silence. The next ping
+         * is answered after that read. */
+        if (++w->unanswered < EF_RUNNER_WATCH_PINGS) {
+            send_ping(w);
+        } else {
+            ef_warn("container %s of function %s: its runner did not answer %d pings of %d ms "
+                    "while an invocation was past its Timeout",
+                    w->c->id, w->c->function_name, EF_RUNNER_WATCH_PINGS, EF_RUNNER_WATCH_PING_MS);
+            w->stopped = true;
+            w->wedged(w->user);
+        }
     }
     watch_maybe_free(w);
+}
+
+static void send_ping(struct ef_runner_watch *w)
+{
+    if (w->c->conn &&
+        ef_rpc_call(w->c->conn, "runner.ping", NULL, EF_RUNNER_WATCH_PING_MS, on_ping, w) == 0)
+        w->ping_in_flight = true;
 }
 
 static void on_overdue(uv_timer_t *t)
 {
     struct ef_runner_watch *w = t->data;
-    if (w->stopped || !w->c->conn)
-        return;
-    if (ef_rpc_call(w->c->conn, "runner.ping", NULL, EF_RUNNER_WATCH_PING_MS, on_ping, w) == 0)
-        w->ping_in_flight = true;
+    if (!w->stopped)
+        send_ping(w);
 }
 
 struct ef_runner_watch *ef_runner_watch_start(uv_loop_t *loop, struct ef_container *c,

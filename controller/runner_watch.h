@@ -7,8 +7,9 @@
  * wedged (stopped, or its loop stuck) would hold the caller that long. The watch closes that gap
  * without guessing: once the invocation is 500 ms past its Timeout, it pings the runner
  * (runner.ping, answered from the runner's event loop at once). An answer means the runner is
- * alive and will report (a late poll, a long init); silence for 2 s means it is wedged, and the
- * watch says so. One watch per invocation; it goes when the invocation is answered. */
+ * alive and will report (a late poll, a long init); two pings in a row unanswered for 2 s each
+ * mean it is wedged, and the watch says so. One watch per invocation; it goes when the
+ * invocation is answered. */
 #pragma once
 
 #include <stdint.h>
@@ -17,8 +18,10 @@
 struct ef_container;
 struct ef_runner_watch;
 
-/* How long a runner has to answer the watch's ping (as for the health checks). */
+/* How long a runner has to answer each of the watch's pings (as for the health checks), and how
+ * many in a row must go unanswered. */
 #define EF_RUNNER_WATCH_PING_MS 2000
+#define EF_RUNNER_WATCH_PINGS   2
 
 /* Starts a watch on container `c`'s runner: `after_ms` from now it pings the runner, and if the
  * ping goes unanswered, calls wedged(user) (once). NULL when out of memory (nothing watched). */
