@@ -20,9 +20,12 @@
 #define TICK_MAX_MS 1000
 #define TICK_MIN_MS 100
 /* A runner answers a ping from its event loop at once; two seconds of silence is a wedged (or
- * stopped) process, not a busy one: invocations run in the runtime, not in the runner's loop. */
-#define PING_TIMEOUT_MS 2000
-#define LIST_TIMEOUT_MS 5000
+ * stopped) process, not a busy one: invocations run in the runtime, not in the runner's loop.
+ * Two pings in a row must go unanswered: libuv runs expired timers before it reads, so after a
+ * stall of the controller's own loop one answer may still be waiting unread. */
+#define PING_TIMEOUT_MS  2000
+#define PINGS_UNANSWERED 2
+#define LIST_TIMEOUT_MS  5000
 
 struct ef_housekeeping {
     struct ef_controller *ctl;
@@ -152,6 +155,8 @@ void ef_housekeeping_reborn(struct ef_housekeeping *hk, const char *function, co
 
 /* ---- health checks ---- */
 
+static void ping(struct ef_container *c);
+
 static void on_ping(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_error *error,
                     void *user)
 {
@@ -161,13 +166,19 @@ static void on_ping(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_
     c->ping_in_flight = false;
     /* Any answer, "method not found" included, comes from a live event loop. A closed connection
      * is the pool's business (on_close); a busy container has its invocation's deadline. */
-    if (!error || error->code != EF_RPC_ERR_TIMEOUT)
+    if (!error || error->code != EF_RPC_ERR_TIMEOUT) {
+        c->pings_unanswered = 0;
         return;
+    }
     if (!c->in_pool || c->state != EF_CONTAINER_IDLE)
         return;
+    if (++c->pings_unanswered < PINGS_UNANSWERED) {
+        ping(c);
+        return;
+    }
     char why[160];
-    snprintf(why, sizeof(why), "its runner did not answer a health check within %d ms",
-             PING_TIMEOUT_MS);
+    snprintf(why, sizeof(why), "its runner did not answer %d health checks of %d ms",
+             PINGS_UNANSWERED, PING_TIMEOUT_MS);
     ef_warn("container %s of function %s: %s", c->id, c->function_name, why);
     ef_pool_discard_dead(c, why);
 }

@@ -52,9 +52,10 @@ struct ef_container {
     bool runtime_exited;
     void *spawn; /* the spawn in progress while STARTING */
     bool in_pool;
-    bool connecting;     /* an ef_rpc_connect() to the runner has not called back yet */
-    bool ping_in_flight; /* a health check of the runner has not been answered yet */
-    bool reborn;         /* started to replace an idle container that died (housekeeping.h) */
+    bool connecting;           /* an ef_rpc_connect() to the runner has not called back yet */
+    bool ping_in_flight;       /* a health check of the runner has not been answered yet */
+    unsigned pings_unanswered; /* health checks in a row its runner did not answer */
+    bool reborn;               /* started to replace an idle container that died (housekeeping.h) */
     /* One of its invocations timed out: it is draining. It takes no new invocation (neither
      * ef_pool_take_slot, ef_pool_has_slot nor ef_pool_join_spawn hands it out), the others in
      * flight (per-container concurrency) run to their own end, and the last one's

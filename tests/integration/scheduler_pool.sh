@@ -67,10 +67,10 @@ note "a wedged idle runner (stopped) fails its health check, is destroyed and re
 id=$new
 pid=$(funclet_pid "$id")
 kill -STOP "$pid"
-# Health checks every second; a ping unanswered for 2 s fails.
+# Health checks every second; two pings in a row unanswered for 2 s each fail.
 wait_for 15 "funclet to destroy the wedged container $id" eval '! funclet_has '"$id"
 wait_for 10 "a replacement of the wedged container" replaced
-grep -q "container $id of function pool: its runner did not answer a health check" "$EF_DATA/controller.log" ||
+grep -q "container $id of function pool: its runner did not answer 2 health checks of 2000 ms" "$EF_DATA/controller.log" ||
   fail "no log line for the failed health check"
 [ "$(invoke pool '{}')" = 200 ] || fail "call after the wedged runner: $(cat "$out")"
 [ "$(json_get "$out" 'j["host"]')" != "$id" ] || fail "the wedged container served: $(cat "$out")"
