@@ -296,6 +296,8 @@ static bool authenticated(struct ef_controller *ctl, ef_http_exchange *ex,
         if (ef_metrics_token_matches(ctl->metrics_token, req))
             return true;
         const char *auth = ef_http_request_header(req, "Authorization");
+        if (auth && !*auth)
+            auth = NULL; /* an empty header is no header */
         bool bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0;
         /* Anything but a wrong token may still be a valid signature. */
         if (!ctl->auth_keys || !auth || bearer) {

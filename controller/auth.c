@@ -6,6 +6,7 @@
 #include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,7 +81,8 @@ static int parse_line(char *line, struct auth_key *key)
 int ef_read_secret_file(const char *path, const char *what, size_t max, char **ret_data,
                         size_t *ret_len, ef_error *err)
 {
-    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO at that path must not hang the start (it is refused below). */
+    cleanup_close int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK);
     if (fd < 0)
         return ef_error_set_errno(err, -errno, "cannot open the %s %s", what, path);
     struct stat st;
@@ -93,9 +95,38 @@ int ef_read_secret_file(const char *path, const char *what, size_t max, char **r
                             "the %s %s has mode %04o; its secrets must be readable by its owner "
                             "only (chmod 600 %s)",
                             what, path, (unsigned)(st.st_mode & 07777), path);
-    if ((size_t)st.st_size > max)
+    if ((uint64_t)st.st_size > max)
         return ef_error_set(err, -EFBIG, "the %s %s is larger than %zu bytes", what, path, max);
-    return ef_read_file(path, max, ret_data, ret_len, err);
+    /* Read from the descriptor just checked, into one buffer that is never reallocated (so no
+     * copy of a secret is left unwiped); one byte more than the size tells a file that grew. */
+    size_t cap = (size_t)st.st_size + 1;
+    char *buf = malloc(cap + 1);
+    if (!buf)
+        return ef_error_set(err, -ENOMEM, "out of memory");
+    size_t len = 0;
+    int r = 0;
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            r = ef_error_set_errno(err, -errno, "cannot read %s", path);
+            break;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (r == 0 && len == cap)
+        r = ef_error_set(err, -EAGAIN, "the %s %s changed while it was read", what, path);
+    if (r < 0) {
+        ef_secret_free(buf, cap + 1);
+        return r;
+    }
+    buf[len] = '\0';
+    *ret_data = buf;
+    *ret_len = len;
+    return 0;
 }
 
 void ef_secret_free(char *data, size_t len)

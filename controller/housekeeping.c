@@ -170,8 +170,10 @@ static void on_ping(ef_rpc_conn *conn, const cJSON *result, const struct ef_rpc_
         c->pings_unanswered = 0;
         return;
     }
-    if (!c->in_pool || c->state != EF_CONTAINER_IDLE)
+    if (!c->in_pool || c->state != EF_CONTAINER_IDLE) {
+        c->pings_unanswered = 0; /* busy now: its invocation's deadline and watch cover it */
         return;
+    }
     if (++c->pings_unanswered < PINGS_UNANSWERED) {
         ping(c);
         return;
@@ -189,6 +191,8 @@ static void ping(struct ef_container *c)
         return;
     if (ef_rpc_call(c->conn, "runner.ping", NULL, PING_TIMEOUT_MS, on_ping, c) == 0)
         c->ping_in_flight = true;
+    else
+        c->pings_unanswered = 0;
 }
 
 /* The answer's entry for container `id`, or NULL. */

@@ -121,8 +121,9 @@ int main(int argc, char **argv)
          0, 0},
         {"metrics-token", EF_OPT_STRING, &metrics_token, "FILE",
          "Require 'Authorization: Bearer <token>' (or, with --auth-keys, a SigV4 signature) "
-         "for GET /metrics; FILE holds the token (16 to 4096 printable characters) on its first "
-         "line, mode 0600. Without it /metrics is open, as /healthz is.",
+         "for GET /metrics; FILE (mode 0600) holds the token, 16 to 4096 printable characters "
+         "without spaces, on its first line that is neither blank nor a # comment. Without it "
+         "/metrics is open, as /healthz is.",
          0, 0},
         {"allow-host-network", EF_OPT_BOOL, &allow_host_network, NULL,
          "Accept functions with NetworkMode host. Their code runs in the pod's own network: it "

@@ -738,6 +738,9 @@ static void test_auth(void **state)
     r = call("GET", "/healthz", NULL); /* probes stay open */
     assert_int_equal(r.status, 200);
     http_response_free(&r);
+    r = call("GET", "/metrics", NULL); /* and scrapes, without --metrics-token */
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
 
     r = signed_call("GET", "/2015-03-31/functions/?MaxItems=5", "AKIDPOD", "podsecret");
     cJSON *j = expect_json(&r, 200);
@@ -780,6 +783,12 @@ static void test_metrics_token(void **state)
     expect_start_refused(NULL, spaced, -EINVAL, "without spaces");
     expect_start_refused(NULL, empty, -EINVAL, "holds no token");
     expect_start_refused(NULL, "/nonexistent/token", -ENOENT, "cannot open the metrics token file");
+    /* A FIFO is refused, not waited on. */
+    char fifo[64];
+    snprintf(fifo, sizeof(fifo), "/tmp/ef-token-fifo-%d", (int)getpid());
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    expect_start_refused(NULL, fifo, -EINVAL, "is not a regular file");
+    unlink(fifo);
     unlink(loose);
     unlink(shorter);
     unlink(spaced);
@@ -820,6 +829,26 @@ static void test_metrics_token(void **state)
     assert_int_equal(other.status, 403);
     http_response_free(&other);
     r = call("GET", "/healthz", NULL);
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+
+    /* The token without --auth-keys: the rest of the API is open, a signature does not open
+     * /metrics, an empty header is no header. */
+    harness_stop(&H, false);
+    memset(&H, 0, sizeof(H));
+    char alone[] = "/tmp/ef-token-XXXXXX";
+    secret_file(alone, "0123456789abcdef-scrape\n", 0600);
+    H.metrics_token_path = alone;
+    harness_start(&H, 64 * 1024, NULL);
+    unlink(alone);
+    r = metrics_with("Bearer 0123456789abcdef-scrape");
+    assert_int_equal(r.status, 200);
+    http_response_free(&r);
+    r = signed_call("GET", "/metrics", "AKIDPOD", "podsecret");
+    expect_lambda_error(&r, 403, "UnrecognizedClientException", NULL);
+    r = metrics_with("");
+    expect_lambda_error(&r, 403, "MissingAuthenticationTokenException", NULL);
+    r = call("GET", "/v1/runtimes", NULL);
     assert_int_equal(r.status, 200);
     http_response_free(&r);
 }
