@@ -5,6 +5,9 @@
 # (Debian package prometheus; that test skips itself without it).
 ef_add_unit_test(test_controller_scheduler
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_scheduler.c LIBS efcontroller)
+# The watch on a runner past an invocation's Timeout, against a real RPC peer on a socketpair.
+ef_add_unit_test(test_runner_watch
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_runner_watch.c LIBS efcontroller)
 ef_add_integration_test(scheduler_concurrency SCRIPT integration/scheduler_concurrency.sh TIMEOUT 180)
 ef_add_integration_test(scheduler_capacity SCRIPT integration/scheduler_capacity.sh TIMEOUT 180)
 ef_add_integration_test(scheduler_pool SCRIPT integration/scheduler_pool.sh TIMEOUT 180)
