@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "common/cleanup.h"
@@ -293,17 +292,15 @@ static bool authenticated(struct ef_controller *ctl, ef_http_exchange *ex,
 {
     bool metrics = strcmp(req->path, "/metrics") == 0;
     if (metrics && ctl->metrics_token) {
-        if (ef_metrics_token_matches(ctl->metrics_token, req))
+        enum ef_metrics_token_check check = ef_metrics_token_check(ctl->metrics_token, req);
+        if (check == EF_METRICS_TOKEN_OK)
             return true;
-        const char *auth = ef_http_request_header(req, "Authorization");
-        if (auth && !*auth)
-            auth = NULL; /* an empty header is no header */
-        bool bearer = auth && strncasecmp(auth, "Bearer ", 7) == 0;
-        /* Anything but a wrong token may still be a valid signature. */
-        if (!ctl->auth_keys || !auth || bearer) {
+        /* Another scheme may still be a valid signature. */
+        if (!ctl->auth_keys || check != EF_METRICS_TOKEN_OTHER) {
+            bool missing = check == EF_METRICS_TOKEN_MISSING;
             ef_info("refused %s %.200s: %s", req->method, req->path,
-                    auth ? "not the bearer token of --metrics-token" : "no bearer token");
-            if (auth)
+                    missing ? "no bearer token" : "not the bearer token of --metrics-token");
+            if (!missing)
                 ef_lambda_error(ex, NULL, 403, "UnrecognizedClientException",
                                 "The bearer token is not the one GET /metrics needs");
             else

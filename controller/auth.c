@@ -136,6 +136,25 @@ void ef_secret_free(char *data, size_t len)
     free(data);
 }
 
+char *ef_secret_next_line(char **cursor, unsigned *lineno)
+{
+    for (char *line = *cursor, *next; line && *line; line = next) {
+        (*lineno)++;
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        *cursor = next;
+        line += strspn(line, " \t");
+        size_t len = strlen(line);
+        while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+            line[--len] = '\0';
+        if (len > 0 && *line != '#')
+            return line;
+    }
+    *cursor = NULL;
+    return NULL;
+}
+
 int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err)
 {
     char *data = NULL;
@@ -155,17 +174,8 @@ int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err)
 
     unsigned lineno = 0;
     r = 0;
-    for (char *line = data, *next; line && *line; line = next) {
-        lineno++;
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        size_t ll = strlen(line);
-        while (ll > 0 && (line[ll - 1] == '\r' || line[ll - 1] == ' ' || line[ll - 1] == '\t'))
-            line[--ll] = '\0';
-        const char *first = line + strspn(line, " \t");
-        if (!*first || *first == '#')
-            continue;
+    char *cursor = data, *line;
+    while ((line = ef_secret_next_line(&cursor, &lineno)) != NULL) {
         if (parse_line(line, &keys->keys[keys->n]) < 0) {
             r = ef_error_set(err, -EINVAL,
                              "%s:%u: the line is not 'ACCESS_KEY_ID SECRET' (an alphanumeric "

@@ -29,6 +29,11 @@ int ef_read_secret_file(const char *path, const char *what, size_t max, char **r
                         size_t *ret_len, ef_error *err);
 void ef_secret_free(char *data, size_t len);
 
+/* The next line of such a file (read from *cursor, which it advances) that is neither blank nor a
+ * '#' comment, trimmed of surrounding spaces, tabs and '\r' and NUL-terminated in place; NULL at
+ * the end. *lineno counts the lines read, for messages. */
+char *ef_secret_next_line(char **cursor, unsigned *lineno);
+
 /* Loads and checks the key file. -EPERM when its mode lets group or others in, -EINVAL when a
  * line is malformed or there is no key at all; `err` names the file and the line. */
 int ef_auth_keys_load(const char *path, ef_auth_keys **ret_keys, ef_error *err);

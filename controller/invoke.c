@@ -830,10 +830,10 @@ static void out_of_capacity(struct ef_invocation *inv, const ef_error *why)
     inv->waited_for_capacity = true;
 }
 
-/* Sends the invocation to its container `c` (inv->c): through the runtime connection its runner
- * handed over (handover.h), or to the runner. */
 static void on_runner_wedged(void *user);
 
+/* Sends the invocation to its container `c` (inv->c): through the runtime connection its runner
+ * handed over (handover.h), or to the runner. */
 static int transmit(struct ef_invocation *inv, struct ef_container *c)
 {
     const struct ef_function *fn = inv->fn;

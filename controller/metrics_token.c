@@ -16,24 +16,6 @@ struct ef_metrics_token {
     char value[];
 };
 
-/* The first line of `data` that is neither blank nor a comment, trimmed, NUL-terminated in
- * place; NULL when there is none. */
-static char *first_line(char *data)
-{
-    for (char *line = data, *next; line && *line; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        line += strspn(line, " \t");
-        size_t len = strlen(line);
-        while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
-            line[--len] = '\0';
-        if (len > 0 && *line != '#')
-            return line;
-    }
-    return NULL;
-}
-
 int ef_metrics_token_load(const char *path, ef_metrics_token **ret_token, ef_error *err)
 {
     char *data = NULL;
@@ -41,7 +23,9 @@ int ef_metrics_token_load(const char *path, ef_metrics_token **ret_token, ef_err
     int r = ef_read_secret_file(path, "metrics token file", TOKEN_FILE_MAX, &data, &len, err);
     if (r < 0)
         return r;
-    const char *line = first_line(data);
+    char *cursor = data;
+    unsigned lineno = 0;
+    const char *line = ef_secret_next_line(&cursor, &lineno);
     size_t n = line ? strlen(line) : 0;
     bool printable = true;
     for (size_t i = 0; i < n; i++)
@@ -75,17 +59,22 @@ void ef_metrics_token_free(ef_metrics_token *token)
     free(token);
 }
 
-bool ef_metrics_token_matches(const ef_metrics_token *token, const struct ef_http_request *req)
+enum ef_metrics_token_check ef_metrics_token_check(const ef_metrics_token *token,
+                                                   const struct ef_http_request *req)
 {
     static const char scheme[] = "Bearer ";
     const char *auth = ef_http_request_header(req, "Authorization");
-    if (!auth || strncasecmp(auth, scheme, sizeof(scheme) - 1) != 0)
-        return false;
+    if (!auth || !*auth)
+        return EF_METRICS_TOKEN_MISSING;
+    if (strncasecmp(auth, scheme, sizeof(scheme) - 1) != 0)
+        return EF_METRICS_TOKEN_OTHER;
     const char *given = auth + sizeof(scheme) - 1;
     given += strspn(given, " ");
     size_t len = strcspn(given, " \t");
     if (given[len + strspn(given + len, " \t")] != '\0')
-        return false; /* more than one word */
+        return EF_METRICS_TOKEN_WRONG; /* more than one word */
     /* The lengths may differ in time; the token's content may not. */
-    return len == token->len && CRYPTO_memcmp(given, token->value, len) == 0;
+    return len == token->len && CRYPTO_memcmp(given, token->value, len) == 0
+               ? EF_METRICS_TOKEN_OK
+               : EF_METRICS_TOKEN_WRONG;
 }

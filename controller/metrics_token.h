@@ -26,5 +26,12 @@ int ef_metrics_token_load(const char *path, ef_metrics_token **ret_token, ef_err
 /* Frees (and wipes) the token; NULL is fine. */
 void ef_metrics_token_free(ef_metrics_token *token);
 
-/* Whether the request carries `Authorization: Bearer <the token>` (compared in constant time). */
-bool ef_metrics_token_matches(const ef_metrics_token *token, const struct ef_http_request *req);
+/* What the request's Authorization header is to the token (compared in constant time). */
+enum ef_metrics_token_check {
+    EF_METRICS_TOKEN_OK,      /* "Bearer <the token>" */
+    EF_METRICS_TOKEN_MISSING, /* no header, or an empty one */
+    EF_METRICS_TOKEN_WRONG,   /* "Bearer" with anything else */
+    EF_METRICS_TOKEN_OTHER,   /* another scheme (a SigV4 signature, say) */
+};
+enum ef_metrics_token_check ef_metrics_token_check(const ef_metrics_token *token,
+                                                   const struct ef_http_request *req);
