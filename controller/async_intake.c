@@ -107,10 +107,15 @@ static void commit_work(uv_work_t *w)
     free(events);
 }
 
-static void sweep_work(uv_work_t *w)
+static void upkeep_work(uv_work_t *w)
 {
     struct lane_job *job = w->data;
     struct ef_async *a = job->a;
+    if (job->checkpoint) {
+        job->r = ef_async_queue_checkpoint(a->lane_q, &job->err);
+        if (job->r < 0 || !job->sweep)
+            return;
+    }
     int64_t ok_before = job->now_ms - (int64_t)a->cfg.retention_ms;
     int64_t dead_before = job->now_ms - (int64_t)a->cfg.dead_letter_retention_ms;
     for (int i = 0; i < SWEEP_MAX_CHUNKS; i++) {
@@ -165,9 +170,10 @@ static void lane_after(uv_work_t *w, int status)
     if (status < 0 && job->r == 0)
         job->r = ef_error_set(&job->err, status, "the job did not run: %s", uv_strerror(status));
     bool committed = false;
-    if (job->sweep) {
+    if (job->sweep || job->checkpoint) {
         if (job->r < 0)
-            ef_warn("the async retention sweep failed: %s", job->err.msg);
+            ef_warn("the async queue's %s failed: %s",
+                    job->sweep ? "retention sweep" : "checkpoint", job->err.msg);
         a->stats.dead_letters -= (int64_t)job->swept_dead;
         ef_async_publish(a);
         if (job->swept_succeeded || job->swept_dead)
@@ -185,7 +191,7 @@ static void lane_after(uv_work_t *w, int status)
 
 void ef_async_lane_kick(struct ef_async *a)
 {
-    if (a->job || (!a->pending && (!a->sweep_wanted || a->stopping)))
+    if (a->job || (!a->pending && ((!a->sweep_wanted && !a->checkpoint_wanted) || a->stopping)))
         return;
     struct lane_job *job = calloc(1, sizeof(*job));
     if (!job) {
@@ -216,10 +222,11 @@ void ef_async_lane_kick(struct ef_async *a)
         a->committing_n = job->n_items;
         work = commit_work;
     } else {
-        a->sweep_wanted = false;
-        job->sweep = true;
+        job->sweep = a->sweep_wanted;
+        job->checkpoint = a->checkpoint_wanted;
+        a->sweep_wanted = a->checkpoint_wanted = false;
         job->now_ms = ef_async_now_ms();
-        work = sweep_work;
+        work = upkeep_work;
     }
     a->job = job;
     int r = uv_queue_work(a->ctl->loop, &job->work, work, lane_after);
@@ -227,7 +234,7 @@ void ef_async_lane_kick(struct ef_async *a)
         /* Cannot happen with a valid loop; answer rather than leave clients hanging. */
         job->r = ef_error_set(&job->err, r, "cannot start the job: %s", uv_strerror(r));
         a->job = NULL;
-        if (!job->sweep)
+        if (!job->sweep && !job->checkpoint)
             commit_done(a, job);
         free(job);
     }

@@ -29,6 +29,7 @@ struct lane_job {
     uv_work_t work;
     struct ef_async *a;
     bool sweep;                /* a retention sweep, else a commit of `items` */
+    bool checkpoint;           /* with or without a sweep: a checkpoint of the WAL */
     struct intake_item *items; /* the batch (commit) */
     size_t n_items;
     int64_t now_ms;         /* sweep: the time the cut-offs are computed from */
@@ -39,6 +40,7 @@ struct lane_job {
 };
 
 struct delivery;
+struct held_outcome;
 
 struct ef_async {
     struct ef_controller *ctl;
@@ -53,6 +55,7 @@ struct ef_async {
     size_t committing_n;  /* events in the commit running now */
     struct lane_job *job; /* the job running on the thread pool; NULL when the lane is idle */
     bool sweep_wanted;
+    bool checkpoint_wanted; /* the loop's commits have grown the WAL (async_worker.c) */
 
     /* Delivery. */
     struct delivery *deliveries; /* in flight */
@@ -60,13 +63,18 @@ struct ef_async {
     bool pumping, pump_again;
     uv_timer_t due_timer;   /* the next event falls due */
     uv_timer_t sweep_timer; /* periodic retention sweep */
-    bool running;           /* ef_async_run was called: the timers exist */
+    /* Outcomes the queue could not record yet, each holding its delivery slot (async_worker.c),
+     * and the timer that records them again. */
+    struct held_outcome *held;
+    uv_timer_t held_timer;
+    bool running; /* ef_async_run was called: the timers exist */
     bool stopping;
 
     struct ef_async_stats stats;
 };
 
-/* async_intake.c: starts the lane's next job when it is idle (a commit first, then a sweep). */
+/* async_intake.c: starts the lane's next job when it is idle (a commit first, then a sweep or a
+ * checkpoint). */
 void ef_async_lane_kick(struct ef_async *a);
 
 /* async_intake.c: answers and frees every event still waiting for a commit (stop). */

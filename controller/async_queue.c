@@ -80,7 +80,8 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_MARK_RUNNING] = "UPDATE async_events SET status = 1, attempts = attempts + 1, "
                         "due_ms = NULL, updated_ms = ?2 WHERE seq = ?1;",
     [ST_DEAD_LETTER] = "UPDATE async_events SET status = 4, active = 0, due_ms = NULL, "
-                       "updated_ms = ?2, condition = ?3 WHERE seq = ?1;",
+                       "updated_ms = ?2, condition = ?3, "
+                       "error_message = COALESCE(error_message, ?4) WHERE seq = ?1;",
     [ST_PROMOTE] = "UPDATE async_events SET due_ms = next_attempt_ms WHERE seq = "
                    "(SELECT seq FROM async_events WHERE function_name = ?1 AND active = 1 "
                    "ORDER BY seq LIMIT 1) AND status IN (0, 2);",
@@ -101,11 +102,23 @@ static const char *const stmt_sql[ST_COUNT_] = {
     [ST_HAS_FUNCTION] = "SELECT 1 FROM async_events WHERE function_name = ?1 LIMIT 1;",
 };
 
+/* What the WAL file is cut back to after a burst grew it (64 MiB). */
+#define WAL_SIZE_LIMIT "67108864"
+
 struct ef_async_queue {
     sqlite3 *db;
     enum ef_async_ordering ordering;
     sqlite3_stmt *stmts[ST_COUNT_];
+    int wal_pages; /* frames in the WAL after this handle's last commit */
 };
+
+static int on_wal_commit(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    ((ef_async_queue *)arg)->wal_pages = pages;
+    return SQLITE_OK;
+}
 
 const char *ef_async_status_name(enum ef_async_status status)
 {
@@ -282,9 +295,17 @@ int ef_async_queue_open(const char *path, enum ef_async_ordering ordering, bool 
         r = exec(q->db, fsync_commits ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;",
                  err);
     /* Checkpoints (copying the WAL into the database, with fsyncs) are left to the fsync'ing
-     * handle, which runs off the event loop. */
-    if (r == 0 && !fsync_commits)
+     * handle, which runs off the event loop: the loop's handle only notes how long the WAL has
+     * grown (ef_async_queue_wal_pages), and its owner asks the other handle for a checkpoint
+     * (ef_async_queue_checkpoint). Without that, claims and outcomes alone, with no new event
+     * committed, would grow the WAL without bound. */
+    if (r == 0 && !fsync_commits) {
         r = exec(q->db, "PRAGMA wal_autocheckpoint=0;", err);
+        sqlite3_wal_hook(q->db, on_wal_commit, q);
+    }
+    /* A WAL that grew in a burst is cut back to this size once a checkpoint let it restart. */
+    if (r == 0)
+        r = exec(q->db, "PRAGMA journal_size_limit=" WAL_SIZE_LIMIT ";", err);
     if (r == 0)
         r = migrate(q, err);
     if (r < 0)
@@ -427,9 +448,10 @@ static int promote_next(ef_async_queue *q, const char *function_name, ef_error *
     return step_done(q, st, "cannot schedule the function's next event", err);
 }
 
-/* Inside the claim's transaction: turns the claimed row into a dead letter. */
+/* Inside the claim's transaction: turns the claimed row into a dead letter. `why` becomes its
+ * ErrorMessage when no attempt left one (an event that never ran has none). */
 static int dead_letter_in_claim(ef_async_queue *q, struct ef_async_event *ev, int64_t now_ms,
-                                const char *condition, ef_error *err)
+                                const char *condition, const char *why, ef_error *err)
 {
     sqlite3_stmt *st = stmt(q, ST_DEAD_LETTER, err);
     if (!st)
@@ -437,6 +459,7 @@ static int dead_letter_in_claim(ef_async_queue *q, struct ef_async_event *ev, in
     sqlite3_bind_int64(st, 1, ev->seq);
     sqlite3_bind_int64(st, 2, now_ms);
     bind_str(st, 3, condition);
+    bind_str(st, 4, why);
     int r = step_done(q, st, "cannot dead-letter the event", err);
     if (r == 0)
         r = promote_next(q, ev->function_name, err);
@@ -446,6 +469,11 @@ static int dead_letter_in_claim(ef_async_queue *q, struct ef_async_event *ev, in
             return ef_error_set(err, -ENOMEM, "out of memory");
         ev->status = EF_EVENT_DEAD_LETTERED;
         ev->updated_ms = now_ms;
+        if (!ev->error_message) {
+            ev->error_message = strdup(why);
+            if (!ev->error_message)
+                return ef_error_set(err, -ENOMEM, "out of memory");
+        }
     }
     return r;
 }
@@ -490,10 +518,16 @@ int ef_async_queue_claim(ef_async_queue *q, int64_t now_ms, const struct ef_asyn
         goto out;
 
     if (ef_async_policy_expired(policy, ev->created_ms, now_ms)) {
-        r = dead_letter_in_claim(q, ev, now_ms, EF_ASYNC_EVENT_AGE_EXCEEDED, err);
+        r = dead_letter_in_claim(q, ev, now_ms, EF_ASYNC_EVENT_AGE_EXCEEDED,
+                                 "The event was not delivered within the maximum event age "
+                                 "(--async-max-age).",
+                                 err);
     } else if (ev->attempts >= policy->max_attempts) {
         /* Only an attempt interrupted by a restart leaves an event due with no attempt left. */
-        r = dead_letter_in_claim(q, ev, now_ms, EF_ASYNC_RETRIES_EXHAUSTED, err);
+        r = dead_letter_in_claim(q, ev, now_ms, EF_ASYNC_RETRIES_EXHAUSTED,
+                                 "Every attempt was made; the last one was interrupted by a stop "
+                                 "of the controller.",
+                                 err);
     } else {
         st = stmt(q, ST_MARK_RUNNING, err);
         if (!st) {
@@ -763,6 +797,19 @@ static int sweep_status(ef_async_queue *q, enum ef_async_status status, int64_t 
     if (r == 0)
         *ret_n = (size_t)sqlite3_changes(q->db);
     return r;
+}
+
+int ef_async_queue_wal_pages(const ef_async_queue *q)
+{
+    return q->wal_pages;
+}
+
+int ef_async_queue_checkpoint(ef_async_queue *q, ef_error *err)
+{
+    int rc = sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        return db_error(err, q->db, "cannot checkpoint the async queue's WAL");
+    return 0;
 }
 
 int ef_async_queue_sweep(ef_async_queue *q, int64_t succeeded_before_ms, int64_t dead_before_ms,

@@ -189,6 +189,16 @@ int ef_async_queue_dead_letters(ef_async_queue *q, const char *name, const char 
 int ef_async_queue_sweep(ef_async_queue *q, int64_t succeeded_before_ms, int64_t dead_before_ms,
                          size_t max_rows, size_t *ret_succeeded, size_t *ret_dead, ef_error *err);
 
+/* The loop's handle (opened without fsync'd commits, which checkpoints nothing itself): how many
+ * pages its last commit left in the WAL. Its owner asks the other handle for a checkpoint when
+ * this grows (async_worker.c), so that the WAL does not grow without bound while no new event is
+ * committed. */
+int ef_async_queue_wal_pages(const ef_async_queue *q);
+
+/* Copies what it can of the WAL into the database without waiting for anyone (a passive
+ * checkpoint); for the handle that fsyncs, which runs off the event loop. */
+int ef_async_queue_checkpoint(ef_async_queue *q, ef_error *err);
+
 /* Row counts per state (indexed by enum ef_async_status). */
 int ef_async_queue_counts(ef_async_queue *q, int64_t ret_counts[5], ef_error *err);
 

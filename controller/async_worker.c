@@ -21,6 +21,15 @@
 
 /* After the queue itself failed (a disk error), claims are tried again this much later. */
 #define QUEUE_ERROR_RETRY_MS 1000
+/* An outcome the queue could not record is recorded again this much later. */
+#define HELD_RETRY_MS 1000
+/* A pump claims at most this many events before it lets the loop serve others: events refused
+ * at once (reserved concurrency 0, a full function queue) take no delivery slot, and a large
+ * backlog of them would otherwise be claimed in one go. */
+#define PUMP_BATCH 64
+/* When the loop's own commits (claims and outcomes) have left this many pages in the WAL, the
+ * lane checkpoints it: what SQLite's autocheckpoint does, off the loop. */
+#define CHECKPOINT_PAGES 1000
 /* The retention sweep runs every retention / 4, within these bounds. */
 #define SWEEP_INTERVAL_MIN_MS 1000
 #define SWEEP_INTERVAL_MAX_MS (60 * 1000)
@@ -31,6 +40,20 @@ struct delivery {
     struct ef_async_event *ev;
     struct ef_invocation *inv;
 };
+
+/* An outcome the queue could not record (a disk error, or its write lock held past the busy
+ * timeout): kept in memory with copies of what it says, holding its delivery slot, and recorded
+ * again every HELD_RETRY_MS until it is, so that neither the result nor the event's place in its
+ * function's order is lost. */
+struct held_outcome {
+    struct held_outcome *next;
+    struct ef_async_event *ev; /* seq, request_id, function_name, attempts */
+    struct ef_async_outcome o;
+    char *error_type, *error_message, *result; /* o's strings */
+};
+
+static bool record_held(struct ef_async *a);
+static void free_held(struct ef_async *a);
 
 int64_t ef_async_now_ms(void)
 {
@@ -114,6 +137,8 @@ void ef_async_publish(struct ef_async *a)
     ef_metrics_set_async_dead_letters(a->ctl->metrics, (uint64_t)a->stats.dead_letters);
 }
 
+static void on_held_timer(uv_timer_t *t);
+
 static void on_due_timer(uv_timer_t *t)
 {
     ef_async_pump(t->data);
@@ -132,6 +157,8 @@ void ef_async_run(struct ef_async *a)
     a->due_timer.data = a;
     uv_timer_init(a->ctl->loop, &a->sweep_timer);
     a->sweep_timer.data = a;
+    uv_timer_init(a->ctl->loop, &a->held_timer);
+    a->held_timer.data = a;
     a->running = true;
     uint64_t every = a->cfg.retention_ms / 4;
     if (a->cfg.dead_letter_retention_ms / 4 < every)
@@ -176,6 +203,16 @@ void ef_async_stop(struct ef_async *a)
     if (a->running) {
         uv_close((uv_handle_t *)&a->due_timer, NULL);
         uv_close((uv_handle_t *)&a->sweep_timer, NULL);
+        uv_close((uv_handle_t *)&a->held_timer, NULL);
+    }
+    /* Outcomes not recorded yet get a last try; what still fails stays `running` for the next
+     * start, which handles it as interrupted. */
+    if (a->held && !record_held(a)) {
+        for (struct held_outcome *h = a->held; h; h = h->next)
+            ef_warn("stopping without the outcome of event %s recorded; the next start handles "
+                    "it as interrupted",
+                    h->ev->request_id);
+        free_held(a);
     }
     /* The containers are about to be destroyed, which would fail these invocations as if the
      * function had failed. One whose invocation was not sent yet (waiting for a concurrency
@@ -216,6 +253,7 @@ void ef_async_free(struct ef_async *a)
 {
     if (!a)
         return;
+    free_held(a);
     ef_async_intake_drain(a);
     ef_async_queue_close(a->q);
     ef_async_queue_close(a->lane_q);
@@ -237,17 +275,19 @@ void ef_async_get_stats(const struct ef_async *a, struct ef_async_stats *ret_sta
     *ret_stats = a->stats;
 }
 
-/* Records the outcome of the running event `ev`; on a queue error the event stays `running`
- * until the next start (it is then delivered again), which is the safe side. */
-static void finish(struct ef_async *a, const struct ef_async_event *ev,
-                   const struct ef_async_outcome *o)
+/* Asks the lane for a checkpoint when the loop's commits have grown the WAL. */
+static void checkpoint_if_grown(struct ef_async *a)
 {
-    ef_error err = {0};
-    int r = ef_async_queue_finish(a->q, ev->seq, ef_async_now_ms(), o, &err);
-    if (r < 0) {
-        ef_error("cannot record the outcome of event %s: %s", ev->request_id, err.msg);
-        return;
+    if (!a->checkpoint_wanted && ef_async_queue_wal_pages(a->q) >= CHECKPOINT_PAGES) {
+        a->checkpoint_wanted = true;
+        ef_async_lane_kick(a);
     }
+}
+
+/* Counts and logs an outcome the queue has recorded. */
+static void account(struct ef_async *a, const struct ef_async_event *ev,
+                    const struct ef_async_outcome *o)
+{
     switch (o->status) {
     case EF_EVENT_SUCCEEDED:
         a->stats.backlog--;
@@ -285,6 +325,133 @@ static void finish(struct ef_async *a, const struct ef_async_event *ev,
         break;
     }
     ef_async_publish(a);
+}
+
+static void held_free(struct held_outcome *h)
+{
+    ef_async_event_free(h->ev);
+    free(h->error_type);
+    free(h->error_message);
+    free(h->result);
+    free(h);
+}
+
+static void free_held(struct ef_async *a)
+{
+    while (a->held) {
+        struct held_outcome *h = a->held;
+        a->held = h->next;
+        a->in_flight--;
+        a->stats.in_flight = a->in_flight;
+        held_free(h);
+    }
+}
+
+static char *dup_or_null(const char *s, bool *ok)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *ok = false;
+    return d;
+}
+
+/* Keeps outcome `o` of event `ev` to record later (see struct held_outcome); false when memory
+ * ran out, which leaves the event `running` for the next start to handle as interrupted. */
+static bool hold(struct ef_async *a, const struct ef_async_event *ev,
+                 const struct ef_async_outcome *o)
+{
+    struct held_outcome *h = calloc(1, sizeof(*h));
+    if (!h)
+        return false;
+    bool ok = true;
+    h->o = *o;
+    h->ev = calloc(1, sizeof(*h->ev));
+    if (h->ev) {
+        h->ev->seq = ev->seq;
+        h->ev->attempts = ev->attempts;
+        h->ev->request_id = dup_or_null(ev->request_id, &ok);
+        h->ev->function_name = dup_or_null(ev->function_name, &ok);
+    }
+    h->o.error_type = h->error_type = dup_or_null(o->error_type, &ok);
+    h->o.error_message = h->error_message = dup_or_null(o->error_message, &ok);
+    if (o->result) {
+        h->result = malloc(o->result_len + 1);
+        if (h->result) {
+            memcpy(h->result, o->result, o->result_len);
+            h->result[o->result_len] = '\0';
+        }
+        h->o.result = h->result;
+        ok = ok && h->result;
+    }
+    if (!ok || !h->ev) {
+        held_free(h);
+        return false;
+    }
+    h->next = a->held;
+    a->held = h;
+    a->in_flight++;
+    a->stats.in_flight = a->in_flight;
+    if (a->running && !a->stopping && !uv_is_active((uv_handle_t *)&a->held_timer))
+        uv_timer_start(&a->held_timer, on_held_timer, HELD_RETRY_MS, 0);
+    return true;
+}
+
+/* Records the outcome of the running event `ev`. When the queue cannot, the outcome is held and
+ * recorded again later (hold); only if even that fails does the event stay `running` until the
+ * next start, which handles it as interrupted (--async-interrupted). */
+static void finish(struct ef_async *a, const struct ef_async_event *ev,
+                   const struct ef_async_outcome *o)
+{
+    ef_error err = {0};
+    int r = ef_async_queue_finish(a->q, ev->seq, ef_async_now_ms(), o, &err);
+    checkpoint_if_grown(a);
+    if (r == 0) {
+        account(a, ev, o);
+    } else if (r == -ESTALE) {
+        ef_error("the outcome of event %s came after it was finished: %s", ev->request_id, err.msg);
+    } else if (hold(a, ev, o)) {
+        ef_error("cannot record the outcome of event %s: %s; trying again every %d ms",
+                 ev->request_id, err.msg, HELD_RETRY_MS);
+    } else {
+        ef_error("cannot record the outcome of event %s: %s; out of memory to keep it, the next "
+                 "start handles it as interrupted",
+                 ev->request_id, err.msg);
+    }
+}
+
+/* Records the held outcomes again; true when none is left. */
+static bool record_held(struct ef_async *a)
+{
+    struct held_outcome **link = &a->held;
+    while (*link) {
+        struct held_outcome *h = *link;
+        ef_error err = {0};
+        int r = ef_async_queue_finish(a->q, h->ev->seq, ef_async_now_ms(), &h->o, &err);
+        if (r < 0 && r != -ESTALE) {
+            link = &h->next;
+            continue;
+        }
+        if (r == 0) {
+            ef_info("recorded the held outcome of event %s", h->ev->request_id);
+            account(a, h->ev, &h->o);
+        }
+        *link = h->next;
+        a->in_flight--;
+        a->stats.in_flight = a->in_flight;
+        held_free(h);
+    }
+    checkpoint_if_grown(a);
+    return a->held == NULL;
+}
+
+static void on_held_timer(uv_timer_t *t)
+{
+    struct ef_async *a = t->data;
+    if (!record_held(a))
+        uv_timer_start(&a->held_timer, on_held_timer, HELD_RETRY_MS, 0);
+    ef_async_pump(a);
 }
 
 /* The attempt was refused before the function ran (throttled, or a service error). */
@@ -352,6 +519,25 @@ static bool keep_result(const char *s, size_t len)
     return true;
 }
 
+/* The attempt failed after its event was sent to the function, for a reason of the pod's (the
+ * runner stopped answering, its answer was unreadable): the function may have run, so the
+ * attempt counts, as a function error's does, and the event is not run again uncounted. */
+static void sent_then_failed(struct ef_async *a, const struct ef_async_event *ev, const char *type,
+                             const char *message)
+{
+    struct ef_async_step step;
+    ef_async_policy_after_failure(&a->policy, EF_ASYNC_FUNCTION_ERROR, ev->attempts, ev->refusals,
+                                  ev->created_ms, ef_async_now_ms(), &step);
+    struct ef_async_outcome o = {
+        .status = step.dead_letter ? EF_EVENT_DEAD_LETTERED : EF_EVENT_FAILED,
+        .next_attempt_ms = step.next_attempt_ms,
+        .condition = step.condition,
+        .error_type = type ? type : "ServiceException",
+        .error_message = message,
+    };
+    finish(a, ev, &o);
+}
+
 /* The function's error document names the error: {"errorType": ..., "errorMessage": ...}. */
 static void function_failed(struct ef_async *a, const struct ef_async_event *ev,
                             const struct ef_invoke_outcome *io)
@@ -393,6 +579,8 @@ static void on_delivered(const struct ef_invoke_outcome *io, void *user)
         finish(a, d->ev, &o);
     } else if (io->status == EF_INVOKE_FUNCTION_ERROR) {
         function_failed(a, d->ev, io);
+    } else if (io->status == EF_INVOKE_SERVICE_ERROR && ef_invoke_sent(d->inv)) {
+        sent_then_failed(a, d->ev, io->error_type, io->message);
     } else {
         refused(a, d->ev, io->error_type, io->message);
     }
@@ -508,9 +696,17 @@ void ef_async_pump(struct ef_async *a)
         return;
     }
     a->pumping = true;
+    unsigned claimed = 0;
     do {
         a->pump_again = false;
         while (a->in_flight < a->cfg.concurrency && !a->stopping) {
+            if (claimed++ == PUMP_BATCH) {
+                /* The rest on a later turn of the loop, after what else is waiting. */
+                a->pumping = false;
+                uv_timer_start(&a->due_timer, on_due_timer, 0, 0);
+                checkpoint_if_grown(a);
+                return;
+            }
             struct ef_async_event *ev = NULL;
             ef_error err = {0};
             int r = ef_async_queue_claim(a->q, ef_async_now_ms(), &a->policy, &ev, &err);
@@ -537,6 +733,8 @@ void ef_async_pump(struct ef_async *a)
         }
     } while (a->pump_again && !a->stopping);
     a->pumping = false;
-    if (!a->stopping)
+    if (!a->stopping) {
         arm_due_timer(a);
+        checkpoint_if_grown(a);
+    }
 }

@@ -8,3 +8,8 @@ ef_add_unit_test(test_async_api
           ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_harness.c
   LIBS efcontroller)
 ef_add_integration_test(async SCRIPT integration/async.sh TIMEOUT 600)
+ef_add_unit_test(test_async_delivery
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_async_delivery.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_harness.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/fake_funclet.c
+  LIBS efcontroller PkgConfig::SQLITE)

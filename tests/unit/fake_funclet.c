@@ -141,8 +141,10 @@ static void fake_close(struct harness *h)
 void fake_funclet_start(struct fake_funclet *f, struct harness *h,
                         const struct fake_runner_ops *ops)
 {
+    struct ef_async_config async = h->async;
     memset(f, 0, sizeof(*f));
     memset(h, 0, sizeof(*h));
+    h->async = async;
     f->h = h;
     f->ops = ops;
     h->user = f;

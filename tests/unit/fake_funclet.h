@@ -53,8 +53,9 @@ struct fake_counts {
     int invokes_of[FAKE_COUNTED_CONTAINERS]; /* of c1..c8 */
 };
 
-/* Zeroes `f` and `h`, then starts the harness with the fake listening on its funclet socket
- * before the controller starts. Uses h->user and h->on_stopped. */
+/* Zeroes `f` and `h` (but for h->async, the test's settings of the Event queue), then starts the
+ * harness with the fake listening on its funclet socket before the controller starts. Uses
+ * h->user and h->on_stopped. */
 void fake_funclet_start(struct fake_funclet *f, struct harness *h,
                         const struct fake_runner_ops *ops);
 

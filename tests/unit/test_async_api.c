@@ -79,30 +79,9 @@ static char *send_event(const char *path, const char *body)
     return rid;
 }
 
-/* GET /v1/invocations/{id} as parsed JSON (asserting 200). */
 static cJSON *status_of(const char *rid)
 {
-    char path[128];
-    snprintf(path, sizeof(path), "/v1/invocations/%s", rid);
-    struct http_response r = request("GET", path, NULL, NULL, 0);
-    expect_status(&r, 200, NULL);
-    cJSON *doc = cJSON_Parse(r.body);
-    assert_non_null(doc);
-    http_response_free(&r);
-    return doc;
-}
-
-static const char *str(const cJSON *doc, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
-static double num(const cJSON *doc, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
-    assert_true(cJSON_IsNumber(v));
-    return v->valuedouble;
+    return event_status(&H, rid);
 }
 
 /* Polls the status of `rid` until `pred` holds (at most ~10 s); returns the last document. */
@@ -123,12 +102,12 @@ static cJSON *wait_status(const char *rid, bool (*pred)(const cJSON *doc))
 
 static bool throttled(const cJSON *doc)
 {
-    return num(doc, "Refusals") >= 1;
+    return json_num(doc, "Refusals") >= 1;
 }
 
 static bool dead_lettered(const cJSON *doc)
 {
-    return str(doc, "Status") && strcmp(str(doc, "Status"), "dead-lettered") == 0;
+    return json_str(doc, "Status") && strcmp(json_str(doc, "Status"), "dead-lettered") == 0;
 }
 
 static void test_event_is_accepted_and_durable(void **state)
@@ -145,14 +124,14 @@ static void test_event_is_accepted_and_durable(void **state)
     char *rid = send_event("/2015-03-31/functions/fn/invocations", "{\"n\": 1}");
     char *rid2 = send_event("/v1/functions/fn/invocations?Qualifier=%24LATEST", "{\"n\": 2}");
     cJSON *doc = wait_status(rid, throttled);
-    assert_string_equal(str(doc, "RequestId"), rid);
-    assert_string_equal(str(doc, "FunctionName"), "fn");
-    assert_string_equal(str(doc, "Qualifier"), "$LATEST");
-    assert_string_equal(str(doc, "Status"), "queued");
-    assert_int_equal((int)num(doc, "Attempts"), 0); /* a throttled attempt is given back */
-    assert_string_equal(str(doc, "ErrorType"), "TooManyRequestsException");
-    assert_non_null(str(doc, "CreatedAt"));
-    assert_non_null(str(doc, "NextAttemptAt"));
+    assert_string_equal(json_str(doc, "RequestId"), rid);
+    assert_string_equal(json_str(doc, "FunctionName"), "fn");
+    assert_string_equal(json_str(doc, "Qualifier"), "$LATEST");
+    assert_string_equal(json_str(doc, "Status"), "queued");
+    assert_int_equal((int)json_num(doc, "Attempts"), 0); /* a throttled attempt is given back */
+    assert_string_equal(json_str(doc, "ErrorType"), "TooManyRequestsException");
+    assert_non_null(json_str(doc, "CreatedAt"));
+    assert_non_null(json_str(doc, "NextAttemptAt"));
     assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(doc, "Result")));
     cJSON_Delete(doc);
 
@@ -160,10 +139,10 @@ static void test_event_is_accepted_and_durable(void **state)
     harness_stop(&H, true);
     harness_start(&H, 0, NULL);
     doc = status_of(rid2);
-    assert_string_equal(str(doc, "Status"), "queued");
+    assert_string_equal(json_str(doc, "Status"), "queued");
     cJSON_Delete(doc);
     doc = status_of(rid);
-    assert_string_equal(str(doc, "FunctionName"), "fn");
+    assert_string_equal(json_str(doc, "FunctionName"), "fn");
     cJSON_Delete(doc);
     free(rid);
     free(rid2);
@@ -262,9 +241,9 @@ static void test_deleted_function_dead_letters(void **state)
     http_response_free(&r);
 
     doc = wait_status(rid, dead_lettered);
-    assert_string_equal(str(doc, "Condition"), "FunctionNotFound");
-    assert_string_equal(str(doc, "ErrorType"), "ResourceNotFoundException");
-    assert_int_equal((int)num(doc, "Attempts"), 0);
+    assert_string_equal(json_str(doc, "Condition"), "FunctionNotFound");
+    assert_string_equal(json_str(doc, "ErrorType"), "ResourceNotFoundException");
+    assert_int_equal((int)json_num(doc, "Attempts"), 0);
     cJSON_Delete(doc);
 
     r = request("GET", "/v1/functions/gone/dead-letters?limit=5", NULL, NULL, 0);
@@ -274,9 +253,9 @@ static void test_deleted_function_dead_letters(void **state)
     const cJSON *items = cJSON_GetObjectItemCaseSensitive(doc, "DeadLetters");
     assert_int_equal(cJSON_GetArraySize(items), 1);
     const cJSON *item = cJSON_GetArrayItem(items, 0);
-    assert_string_equal(str(item, "RequestId"), rid);
+    assert_string_equal(json_str(item, "RequestId"), rid);
     const cJSON *payload = cJSON_GetObjectItemCaseSensitive(item, "Payload");
-    assert_string_equal(str(payload, "keep"), "me");
+    assert_string_equal(json_str(payload, "keep"), "me");
     assert_null(cJSON_GetObjectItemCaseSensitive(doc, "NextMarker"));
     cJSON_Delete(doc);
     free(rid);

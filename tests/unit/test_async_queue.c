@@ -357,6 +357,12 @@ static void test_expired_and_exhausted_at_claim(void **state)
     assert_string_equal(ev->condition, EF_ASYNC_EVENT_AGE_EXCEEDED);
     assert_int_equal(ev->attempts, 0);
     ef_async_event_free(ev);
+    /* It never ran, so no attempt left an error: the dead letter still says why. */
+    ev = get(q, "old");
+    assert_null(ev->error_type);
+    assert_non_null(ev->error_message);
+    assert_non_null(strstr(ev->error_message, "--async-max-age"));
+    ef_async_event_free(ev);
     ev = claim(q, T0 + 5000, &short_age);
     assert_string_equal(ev->request_id, "young");
     assert_int_equal(ev->status, EF_EVENT_RUNNING);
@@ -787,6 +793,57 @@ static void test_two_handles_at_once(void **state)
     ef_async_queue_close(loop);
 }
 
+static off_t wal_size(void)
+{
+    char wal[160];
+    snprintf(wal, sizeof(wal), "%s-wal", dbpath);
+    struct stat st;
+    return stat(wal, &st) == 0 ? st.st_size : 0;
+}
+
+/* The loop's handle checkpoints nothing itself: it reports how far its commits have grown the
+ * WAL, and a checkpoint by the other handle lets the WAL start over, cut back to its size limit.
+ * Claims and refusals alone (no new event committed) are what grew it without bound before. */
+static void test_wal_checkpointed_by_other_handle(void **state)
+{
+    (void)state;
+    ef_async_queue *lane = open_queue(EF_ASYNC_OLDEST_FIRST, true);
+    ef_async_queue *loop = open_queue(EF_ASYNC_OLDEST_FIRST, false);
+    for (int i = 0; i < 200; i++) {
+        char id[16];
+        snprintf(id, sizeof(id), "e%d", i);
+        enqueue1(lane, id, "fn", i, T0);
+    }
+    /* Refusal after refusal: every cycle is two commits on the loop's handle. */
+    const struct ef_async_outcome refused = {
+        .status = EF_EVENT_QUEUED, .next_attempt_ms = T0, .error_type = "TooManyRequestsException"};
+    int cycles = 0;
+    while (ef_async_queue_wal_pages(loop) < 1000) {
+        struct ef_async_event *ev = claim(loop, T0, &policy3);
+        assert_non_null(ev);
+        finish(loop, ev, T0, &refused);
+        ef_async_event_free(ev);
+        assert_true(++cycles < 100000);
+    }
+    off_t grown = wal_size();
+    assert_true(grown >= 1000 * 4096);
+
+    ef_error err = {0};
+    assert_int_equal(ef_async_queue_checkpoint(lane, &err), 0);
+    /* The next commit starts the WAL over: few pages, and a file no larger than the limit. */
+    struct ef_async_event *ev = claim(loop, T0, &policy3);
+    assert_non_null(ev);
+    finish(loop, ev, T0, &refused);
+    ef_async_event_free(ev);
+    assert_true(ef_async_queue_wal_pages(loop) < 100);
+    /* Nothing was lost on the way. */
+    int64_t counts[5];
+    assert_int_equal(ef_async_queue_counts(loop, counts, NULL), 0);
+    assert_int_equal(counts[EF_EVENT_QUEUED], 200);
+    ef_async_queue_close(lane);
+    ef_async_queue_close(loop);
+}
+
 static void test_newer_schema_refused(void **state)
 {
     (void)state;
@@ -829,6 +886,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_sweep, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dead_letter_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_handles_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_checkpointed_by_other_handle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_newer_schema_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -81,6 +81,7 @@ void harness_start(struct harness *h, size_t max_request_size, void (*on_loop)(s
         .auth_keys_path = h->auth_keys_path,
         .metrics_token_path = h->metrics_token_path,
         .allow_host_network = h->allow_host_network,
+        .async = h->async,
     };
     ef_error err = {0};
     if (ef_controller_start(&h->ctl, &h->loop, &config, &err) < 0)
@@ -292,4 +293,31 @@ void expect_lambda_error(struct http_response *r, int status, const char *type, 
         fail_msg("message '%s' lacks '%s'", msg->valuestring, needle);
     cJSON_Delete(j);
     http_response_free(r);
+}
+
+cJSON *event_status(struct harness *h, const char *rid)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/v1/invocations/%s", rid);
+    struct http_response r;
+    assert_int_equal(http_request(h->port, "GET", path, NULL, NULL, 0, &r), 0);
+    if (r.status != 200)
+        fail_msg("GET %s: %d %s", path, r.status, r.body ? r.body : "");
+    cJSON *doc = cJSON_Parse(r.body);
+    assert_non_null(doc);
+    http_response_free(&r);
+    return doc;
+}
+
+const char *json_str(const cJSON *doc, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+double json_num(const cJSON *doc, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(doc, key);
+    assert_true(cJSON_IsNumber(v));
+    return v->valuedouble;
 }

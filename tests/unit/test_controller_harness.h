@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <cjson/cJSON.h>
 #include <uv.h>
 
 #include "controller/controller.h"
@@ -30,6 +31,7 @@ struct harness {
     const char *metrics_token_path;
     size_t max_code_request_size;
     bool allow_host_network;
+    struct ef_async_config async;
 };
 
 /* Creates a data dir (unless h->dir is already set, to restart on the same one), starts the
@@ -61,6 +63,13 @@ int http_request(int port, const char *method, const char *path, const char *hea
 char *http_header(const struct http_response *r, const char *name);
 
 void http_response_free(struct http_response *r);
+
+/* GET /v1/invocations/{rid} (asserting 200), parsed. */
+cJSON *event_status(struct harness *h, const char *rid);
+
+/* A member of a JSON object: the string (NULL when it is not one), or the number (asserted). */
+const char *json_str(const cJSON *doc, const char *key);
+double json_num(const cJSON *doc, const char *key);
 
 /* Asserts a Lambda-style error and frees the response: `status`, x-amzn-ErrorType `type`, an
  * x-amzn-RequestId, and a JSON body with Type ("User" below 500, else "Service") and a message
