@@ -39,10 +39,13 @@
 
 #define DEFAULT_MAX_BODY         (6u * 1024 * 1024)
 #define DEFAULT_MAX_HEADER_BYTES (64u * 1024)
-#define DEFAULT_IDLE_TIMEOUT_MS  60000u
-#define DEFAULT_MAX_CONNECTIONS  1024u
-#define LISTEN_BACKLOG           1024
-#define READ_BUFFER_SIZE         (64 * 1024)
+/* Header fields per request, beyond which 431: what scans them (SigV4's canonical headers) then
+ * stays cheap, whatever the byte limit lets through. */
+#define MAX_HEADER_FIELDS       256
+#define DEFAULT_IDLE_TIMEOUT_MS 60000u
+#define DEFAULT_MAX_CONNECTIONS 1024u
+#define LISTEN_BACKLOG          1024
+#define READ_BUFFER_SIZE        (64 * 1024)
 /* How much a client may send ahead of a pending request before we stop reading it. */
 #define PIPELINE_BUFFER_LIMIT (256 * 1024)
 /* Buffers larger than this are released after a request instead of being kept for the next. */
@@ -924,6 +927,10 @@ static int on_header_value_complete(llhttp_t *p)
      * routing were decided without them, and a handler must not see what they did not. */
     if (c->headers_done)
         return 0;
+    if (c->n_refs == MAX_HEADER_FIELDS) {
+        c->err_status = 431;
+        return -1;
+    }
     if (c->n_refs == c->cap_refs) {
         size_t cap = c->cap_refs ? c->cap_refs * 2 : 16;
         struct header_ref *r = realloc(c->refs, cap * sizeof(*r));

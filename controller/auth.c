@@ -303,6 +303,25 @@ int ef_auth_verify(const ef_auth_keys *keys, const struct ef_http_request *req, 
     if (!signed_headers_include(a.signed_headers, "host"))
         return deny(ret_type, incomplete, err,
                     "The Host header must be signed (SignedHeaders=%.200s)", a.signed_headers);
+    /* The X-Amz-* headers change what a request does (X-Amz-Invocation-Type, X-Amz-Log-Type,
+     * X-Amz-Client-Context): unsigned, they could be added to a captured request. The AWS SDKs
+     * and the CLI sign every one they send. */
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *name = req->headers[i].name;
+        if (strncasecmp(name, "x-amz-", 6) != 0)
+            continue;
+        char lower[128];
+        size_t nl = strlen(name);
+        if (nl >= sizeof(lower))
+            return deny(ret_type, incomplete, err, "The header %.100s... is not signed", name);
+        for (size_t j = 0; j <= nl; j++)
+            lower[j] = (char)tolower((unsigned char)name[j]);
+        if (!signed_headers_include(a.signed_headers, lower))
+            return deny(ret_type, incomplete, err,
+                        "The header %s must be signed, as every X-Amz-* header of the request "
+                        "(SignedHeaders=%.200s)",
+                        name, a.signed_headers);
+    }
 
     const struct auth_key *key = find_key(keys, a.access_key);
     if (!key)

@@ -259,6 +259,7 @@ int ef_sigv4_canonical_headers(const struct ef_http_header *headers, size_t n_he
     const char *p = signed_headers;
     if (!p || !*p)
         return ef_error_set(err, -EINVAL, "SignedHeaders is empty");
+    char previous[128] = "";
     for (;;) {
         const char *semi = strchr(p, ';');
         size_t nl = semi ? (size_t)(semi - p) : strlen(p);
@@ -277,6 +278,16 @@ int ef_sigv4_canonical_headers(const struct ef_http_header *headers, size_t n_he
                                     name);
             }
         }
+        /* Sorted and each name once, as signers write it: a repeated name would only make the
+         * request scan its headers again. */
+        if (previous[0] && strcmp(name, previous) <= 0) {
+            free(b.data);
+            return ef_error_set(err, -EINVAL,
+                                "SignedHeaders must list each header once, in sorted order: '%s' "
+                                "follows '%s'",
+                                name, previous);
+        }
+        memcpy(previous, name, nl + 1);
         sb_puts(&b, name);
         sb_puts(&b, ":");
         bool found = false;

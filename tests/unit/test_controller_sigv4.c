@@ -338,13 +338,18 @@ struct signed_request {
 
 /* Signs POST /2015-03-31/functions/f/invocations?Qualifier=1 with body `body` as an SDK would,
  * by key `id`/`secret`, at `when`, for `service`. */
-static void make_signed(struct signed_request *s, const char *id, const char *secret,
-                        const char *amz_date, const char *service, const char *body)
+/* A request signed as a client would sign it; with `x_name`, one more header, signed when
+ * `signed_list` names it. */
+static void make_signed_x(struct signed_request *s, const char *id, const char *secret,
+                          const char *amz_date, const char *service, const char *body,
+                          const char *x_name, const char *x_value, const char *signed_list)
 {
     memset(s, 0, sizeof(*s));
     s->headers[s->n++] = (struct ef_http_header){"Host", "127.0.0.1:8080"};
     s->headers[s->n++] = (struct ef_http_header){"X-Amz-Date", amz_date};
     s->headers[s->n++] = (struct ef_http_header){"Content-Type", "application/json"};
+    if (x_name)
+        s->headers[s->n++] = (struct ef_http_header){x_name, x_value};
     s->req.method = "POST";
     s->req.path = "/2015-03-31/functions/f/invocations";
     s->req.query = "Qualifier=1";
@@ -354,8 +359,7 @@ static void make_signed(struct signed_request *s, const char *id, const char *se
     ef_sigv4_payload_hash(body, strlen(body), hash);
     char *creq = NULL;
     assert_int_equal(ef_sigv4_canonical_request(s->req.method, s->req.path, s->req.query,
-                                                s->headers, s->n, "content-type;host;x-amz-date",
-                                                hash, &creq, NULL),
+                                                s->headers, s->n, signed_list, hash, &creq, NULL),
                      0);
     snprintf(scope, sizeof(scope), "%.8s/us-east-1/%s/aws4_request", amz_date, service);
     char *sts = ef_sigv4_string_to_sign(amz_date, scope, creq);
@@ -365,12 +369,18 @@ static void make_signed(struct signed_request *s, const char *id, const char *se
     free(creq);
     free(sts);
     snprintf(s->authz, sizeof(s->authz),
-             "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=content-type;host;x-amz-date, "
-             "Signature=%s",
-             id, scope, sig);
+             "AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s", id, scope,
+             signed_list, sig);
     s->headers[s->n++] = (struct ef_http_header){"Authorization", s->authz};
     s->req.headers = s->headers;
     s->req.n_headers = s->n;
+}
+
+static void make_signed(struct signed_request *s, const char *id, const char *secret,
+                        const char *amz_date, const char *service, const char *body)
+{
+    make_signed_x(s, id, secret, amz_date, service, body, NULL, NULL,
+                  "content-type;host;x-amz-date");
 }
 
 static char keyfile[64];
@@ -448,11 +458,37 @@ static void test_verify(void **state)
     expect_denied(keys, &s.req, TEST_TIME, "InvalidSignatureException", NULL);
 
     /* A declared payload hash must be the body's. */
-    make_signed(&s, "AKIDEXAMPLE", SECRET, AMZ_DATE, "lambda", "{}");
-    s.headers[s.n++] = (struct ef_http_header){
-        "X-Amz-Content-SHA256", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"};
-    s.req.n_headers = s.n;
+    make_signed_x(&s, "AKIDEXAMPLE", SECRET, AMZ_DATE, "lambda", "{}", "X-Amz-Content-SHA256",
+                  "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+                  "content-type;host;x-amz-content-sha256;x-amz-date");
     expect_denied(keys, &s.req, TEST_TIME, "InvalidSignatureException", "x-amz-content-sha256");
+
+    /* Every X-Amz-* header must be signed: one added to a signed request is refused, the same
+     * one signed is fine. */
+    make_signed(&s, "AKIDEXAMPLE", SECRET, AMZ_DATE, "lambda", "{}");
+    s.headers[s.n - 1] = (struct ef_http_header){"X-Amz-Invocation-Type", "DryRun"};
+    s.headers[s.n++] = (struct ef_http_header){"Authorization", s.authz};
+    s.req.n_headers = s.n;
+    expect_denied(keys, &s.req, TEST_TIME, "IncompleteSignatureException",
+                  "X-Amz-Invocation-Type must be signed");
+    make_signed_x(&s, "AKIDEXAMPLE", SECRET, AMZ_DATE, "lambda", "{}", "X-Amz-Invocation-Type",
+                  "DryRun", "content-type;host;x-amz-date;x-amz-invocation-type");
+    assert_int_equal(ef_auth_verify(keys, &s.req, TEST_TIME, &type, &err), 0);
+
+    /* SignedHeaders lists each name once, sorted: repeats would make the request scan its
+     * headers once per repeat. */
+    make_signed_x(&s, "AKIDEXAMPLE", SECRET, AMZ_DATE, "lambda", "{}", NULL, NULL,
+                  "content-type;host;x-amz-date");
+    snprintf(s.authz, sizeof(s.authz),
+             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/lambda/aws4_request, "
+             "SignedHeaders=content-type;host;host;x-amz-date, Signature=%064d",
+             0);
+    expect_denied(keys, &s.req, TEST_TIME, "IncompleteSignatureException", "once, in sorted");
+    snprintf(s.authz, sizeof(s.authz),
+             "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/lambda/aws4_request, "
+             "SignedHeaders=host;content-type;x-amz-date, Signature=%064d",
+             0);
+    expect_denied(keys, &s.req, TEST_TIME, "IncompleteSignatureException", "once, in sorted");
 
     /* No signature at all, and no date. */
     struct ef_http_request bare = {.method = "GET", .path = "/", .query = "", .body = ""};

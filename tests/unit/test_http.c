@@ -801,6 +801,33 @@ static void test_431(void **state)
     assert_int_equal(atomic_load(&f.handled), 0);
 }
 
+/* 256 header fields are taken, 257 are not, however few bytes they take. */
+static void client_many_headers(struct fixture *f)
+{
+    for (int n = 256; n <= 257; n++) {
+        struct reader *r = reader_new(f);
+        CHECK(f, r->fd >= 0);
+        CHECK(f, send_str(r->fd, "GET / HTTP/1.1\r\nHost: h\r\n"));
+        for (int i = 2; i < n; i++) /* with Host and Connection, n fields */
+            CHECK(f, send_str(r->fd, "a:\r\n"));
+        CHECK(f, send_str(r->fd, "Connection: close\r\n\r\n"));
+        struct response resp;
+        CHECK(f, read_response(r, &resp));
+        CHECK(f, resp.status == (n == 256 ? 200 : 431));
+        free(resp.body);
+        reader_free(r);
+    }
+}
+
+static void test_431_header_fields(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    run(&f, client_many_headers);
+    assert_int_equal(atomic_load(&f.handled), 1);
+}
+
 static void client_async(struct fixture *f)
 {
     struct reader *r = reader_new(f);
@@ -1493,6 +1520,7 @@ int main(void)
         cmocka_unit_test(test_413_chunked),
         cmocka_unit_test(test_400_garbage),
         cmocka_unit_test(test_431),
+        cmocka_unit_test(test_431_header_fields),
         cmocka_unit_test(test_async_response),
         cmocka_unit_test(test_abort_on_disconnect),
         cmocka_unit_test(test_abort_on_server_close),
