@@ -1537,13 +1537,11 @@ static int hex_value(char ch)
 }
 
 /* Decodes one form-encoded byte at s[*i] (advancing *i); a malformed escape stays literal. */
+/* One character of a percent-encoded query, as SigV4 canonicalises it (RFC 3986): '+' is a '+',
+ * not a space, so that what a handler reads is what the client signed. */
 static char decode_at(const char *s, size_t n, size_t *i)
 {
     char ch = s[*i];
-    if (ch == '+') {
-        (*i)++;
-        return ' ';
-    }
     if (ch == '%' && *i + 2 < n) {
         int hi = hex_value(s[*i + 1]), lo = hex_value(s[*i + 2]);
         if (hi >= 0 && lo >= 0) {
@@ -1553,6 +1551,52 @@ static char decode_at(const char *s, size_t n, size_t *i)
     }
     (*i)++;
     return ch;
+}
+
+/* Whether the decoded key of the pair at `p` (key_len bytes) equals the decoded key at `q`. */
+static bool same_key(const char *p, size_t p_len, const char *q, size_t q_len)
+{
+    size_t i = 0, j = 0;
+    while (i < p_len && j < q_len)
+        if (decode_at(p, p_len, &i) != decode_at(q, q_len, &j))
+            return false;
+    return i == p_len && j == q_len;
+}
+
+static size_t key_length(const char *pair, size_t pair_len)
+{
+    const char *eq = memchr(pair, '=', pair_len);
+    return eq ? (size_t)(eq - pair) : pair_len;
+}
+
+bool ef_http_query_valid(const char *query, const char **ret_why)
+{
+    if (!query)
+        return true;
+    for (const char *p = query; *p;) {
+        const char *amp = strchr(p, '&');
+        size_t pair_len = amp ? (size_t)(amp - p) : strlen(p);
+        for (size_t i = 0; i < pair_len;) {
+            if (decode_at(p, pair_len, &i) == '\0') {
+                *ret_why = "a query parameter holds a NUL character (%00)";
+                return false;
+            }
+        }
+        size_t key_len = key_length(p, pair_len);
+        for (const char *q = amp ? amp + 1 : NULL; q && *q;) {
+            const char *next = strchr(q, '&');
+            size_t q_len = next ? (size_t)(next - q) : strlen(q);
+            if (same_key(p, key_len, q, key_length(q, q_len))) {
+                *ret_why = "a query parameter is given more than once";
+                return false;
+            }
+            q = next ? next + 1 : NULL;
+        }
+        if (!amp)
+            break;
+        p = amp + 1;
+    }
+    return true;
 }
 
 char *ef_http_query_param(const char *query, const char *name)

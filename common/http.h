@@ -115,8 +115,15 @@ void ef_http_exchange_hold_for_next(ef_http_exchange *ex);
 /* Looks up a request header, case-insensitively; NULL when absent. */
 const char *ef_http_request_header(const struct ef_http_request *req, const char *name);
 
-/* Finds `name` in a query string and returns a malloc'd, percent-decoded value, or NULL. */
+/* Finds `name` in a query string and returns a malloc'd, percent-decoded value, or NULL. '+' is
+ * a '+' (RFC 3986, as SigV4 signs it), not a space. */
 char *ef_http_query_param(const char *query, const char *name);
+
+/* False, with *ret_why, for a query that no handler should read: a NUL in a decoded key or value
+ * (which would cut a C string short), or a parameter given twice (ef_http_query_param takes the
+ * first, and a signature stays valid when the copies are reordered). The query's length is
+ * bounded by the header limit; the check is quadratic in its parameters only. */
+bool ef_http_query_valid(const char *query, const char **ret_why);
 
 /* Sends the response and ends the exchange (it is freed; do not touch it afterwards).
  * Content-Length, Connection and Date are added by the server; `headers` must not contain them.

@@ -333,6 +333,11 @@ void ef_api_handle(ef_http_exchange *ex, const struct ef_http_request *req, void
 
     if (!authenticated(ctl, ex, req))
         return;
+    const char *why = NULL;
+    if (!ef_http_query_valid(req->query, &why)) {
+        ef_lambda_error(ex, NULL, 400, "InvalidParameterValueException", "%s", why);
+        return;
+    }
     if (strcmp(path, "/healthz") == 0) {
         if (strcmp(req->method, "GET") != 0)
             method_not_allowed(ex, req, "GET");

@@ -124,6 +124,12 @@ void ef_api_version_not_found(ef_http_exchange *ex, const char *name, const char
 int ef_api_reject_qualifier(ef_http_exchange *ex, const char *operation, const char *name,
                             const char *qualifier);
 
+/* Parses the management call's body as one JSON object (json_body.h: nothing after it, no NUL in
+ * its strings); an empty body is {} when `empty_is_object`. Answers 400
+ * InvalidRequestContentException and returns NULL otherwise. */
+cJSON *ef_api_body_object(ef_http_exchange *ex, const char *rid, const struct ef_http_request *req,
+                          bool empty_is_object);
+
 /* Discards the idle warm containers of function `name` whose identity no longer exists (its code
  * or configuration was updated, a version was deleted, the function was deleted), then queues a
  * collection of the code nothing refers to any more. Busy containers finish their invocation

@@ -36,12 +36,9 @@ void ef_api_put_concurrency(struct ef_controller *ctl, ef_http_exchange *ex,
     ef_request_id_new(rid);
     if (ef_api_reject_qualifier(ex, "PutFunctionConcurrency", name, qualifier) < 0)
         return;
-    cleanup_cjson cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
-    if (!cJSON_IsObject(body)) {
-        ef_lambda_error(ex, rid, 400, "InvalidRequestContentException",
-                        "Could not parse request body into json: expected a JSON object");
+    cleanup_cjson cJSON *body = ef_api_body_object(ex, rid, req, false);
+    if (!body)
         return;
-    }
     int64_t value = 0;
     if (!ef_json_has(body, "ReservedConcurrentExecutions") ||
         ef_json_get_int(body, "ReservedConcurrentExecutions", &value) < 0) {

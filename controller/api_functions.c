@@ -10,6 +10,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "controller/api.h"
+#include "controller/json_body.h"
 #include "controller/base64.h"
 #include "controller/code_lane.h"
 #include "controller/codestore.h"
@@ -69,6 +70,23 @@ int ef_api_reject_qualifier(ef_http_exchange *ex, const char *operation, const c
                     "name the function without one",
                     operation, name, qualifier);
     return -1;
+}
+
+cJSON *ef_api_body_object(ef_http_exchange *ex, const char *rid, const struct ef_http_request *req,
+                          bool empty_is_object)
+{
+    if (req->body_len == 0 && empty_is_object)
+        return cJSON_CreateObject();
+    const char *why = "it is not a JSON object";
+    cJSON *body = ef_json_parse_body(req->body ? req->body : "", req->body_len, false, &why);
+    if (body && !cJSON_IsObject(body)) {
+        cJSON_Delete(body);
+        body = NULL;
+    }
+    if (!body)
+        ef_lambda_error(ex, rid, 400, "InvalidRequestContentException",
+                        "Could not parse request body into json: expected a JSON object; %s", why);
+    return body;
 }
 
 cJSON *ef_api_function_configuration(const struct ef_function *fn)
@@ -219,12 +237,9 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     char rid[EF_REQUEST_ID_LEN + 1];
     ef_request_id_new(rid);
 
-    cleanup_cjson cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
-    if (!cJSON_IsObject(body)) {
-        ef_lambda_error(ex, rid, 400, "InvalidRequestContentException",
-                        "Could not parse request body into json: expected a JSON object");
+    cleanup_cjson cJSON *body = ef_api_body_object(ex, rid, req, false);
+    if (!body)
         return;
-    }
 
     struct ef_config_request conf;
     const char *member = NULL, *type = NULL;
@@ -320,7 +335,8 @@ void ef_api_create_function(struct ef_controller *ctl, ef_http_exchange *ex,
     fn->container_concurrency = concurrency;
     fn->network = network;
     fn->description = strdup(description ? description : "");
-    fn->environment = vars ? cJSON_PrintUnformatted(vars) : strdup("{}");
+    /* "Variables": null is no variables, as an absent member is. */
+    fn->environment = vars && !cJSON_IsNull(vars) ? cJSON_PrintUnformatted(vars) : strdup("{}");
     fn->role = strdup(conf.role ? conf.role : EF_DEFAULT_ROLE);
     if (!fn->name || !fn->runtime || !fn->handler || !fn->description || !fn->environment ||
         !fn->role) {

@@ -8,6 +8,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "controller/api.h"
+#include "controller/json_body.h"
 #include "controller/api_async.h" /* async: the Event branch */
 #include "controller/base64.h"
 #include "controller/controller.h"
@@ -245,7 +246,10 @@ void ef_api_invoke(struct ef_controller *ctl, ef_http_exchange *ex,
         payload = "{}";
         payload_len = 2;
     } else {
-        cJSON *check = cJSON_ParseWithLength(payload, payload_len);
+        /* The event goes to the function as sent: a NUL in one of its strings is the
+         * function's business, but it must be one JSON document. */
+        const char *why = NULL;
+        cJSON *check = ef_json_parse_body(payload, payload_len, true, &why);
         bool valid = check != NULL;
         cJSON_Delete(check);
         if (!valid || memchr(payload, '\0', payload_len) != NULL) {

@@ -54,14 +54,7 @@ static struct ef_function *load_for_update(struct ef_controller *ctl, ef_http_ex
 /* Parses the body as a JSON object; answers 400 and returns NULL otherwise. */
 static cJSON *parse_body(ef_http_exchange *ex, const char *rid, const struct ef_http_request *req)
 {
-    cJSON *body = cJSON_ParseWithLength(req->body, req->body_len);
-    if (!cJSON_IsObject(body)) {
-        cJSON_Delete(body);
-        ef_lambda_error(ex, rid, 400, "InvalidRequestContentException",
-                        "Could not parse request body into json: expected a JSON object");
-        return NULL;
-    }
-    return body;
+    return ef_api_body_object(ex, rid, req, false);
 }
 
 static void code_job_free(struct code_job *job)
@@ -260,7 +253,9 @@ void ef_api_update_function_configuration(struct ef_controller *ctl, ef_http_exc
         return;
     }
     cleanup_free char *env_text = NULL;
-    if (has_env && !(env_text = vars ? cJSON_PrintUnformatted(vars) : strdup("{}")))
+    /* "Variables": null is no variables, as an absent member is. */
+    if (has_env &&
+        !(env_text = vars && !cJSON_IsNull(vars) ? cJSON_PrintUnformatted(vars) : strdup("{}")))
         r = -ENOMEM;
     if (r == 0 && ((runtime && !set_field(&fn->runtime, runtime)) ||
                    (handler && !set_field(&fn->handler, handler)) ||

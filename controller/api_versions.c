@@ -47,13 +47,9 @@ void ef_api_publish_version(struct ef_controller *ctl, ef_http_exchange *ex,
     if (ef_api_reject_qualifier(ex, "PublishVersion", name, qualifier) < 0)
         return;
     /* Every member is optional, and some clients send no body at all. */
-    cleanup_cjson cJSON *body =
-        req->body_len ? cJSON_ParseWithLength(req->body, req->body_len) : cJSON_CreateObject();
-    if (!cJSON_IsObject(body)) {
-        ef_lambda_error(ex, rid, 400, "InvalidRequestContentException",
-                        "Could not parse request body into json: expected a JSON object");
+    cleanup_cjson cJSON *body = ef_api_body_object(ex, rid, req, true);
+    if (!body)
         return;
-    }
     const char *sha_b64 = NULL, *description = NULL;
     ef_error err = {0};
     if (ef_json_get_string(body, "CodeSha256", &sha_b64) < 0 ||

@@ -157,9 +157,12 @@ int ef_json_get_int(const cJSON *obj, const char *name, int64_t *ret)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
     if (!v || cJSON_IsNull(v))
         return 0;
-    /* Beyond ±2^53 a double no longer holds every integer, and no parameter is that large. */
-    if (!cJSON_IsNumber(v) || v->valuedouble != (double)(int64_t)v->valuedouble ||
-        v->valuedouble > 9007199254740992.0 || v->valuedouble < -9007199254740992.0)
+    /* Beyond ±2^53 a double no longer holds every integer, and no parameter is that large. The
+     * range is checked before the conversion, which is undefined for what int64_t cannot hold
+     * (1e400 is infinity to cJSON). */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble <= 9007199254740992.0) ||
+        !(v->valuedouble >= -9007199254740992.0) ||
+        v->valuedouble != (double)(int64_t)v->valuedouble)
         return -1;
     *ret = (int64_t)v->valuedouble;
     return 0;

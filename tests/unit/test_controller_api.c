@@ -199,10 +199,67 @@ static void test_create_validation_errors(void **state)
     r = post("/2015-03-31/functions", "{not json", NULL);
     expect_lambda_error(&r, 400, "InvalidRequestContentException", "json");
 
+    /* One JSON document and nothing after it; no NUL inside a string, which would cut the name
+     * (or an environment value) short. */
+    b = create_body("f1", "python3.12", "lambda_function.lambda_handler", 3);
+    char *trailing = malloc(strlen(b) + 16);
+    sprintf(trailing, "%s GARBAGE", b);
+    r = post("/2015-03-31/functions", trailing, NULL);
+    expect_lambda_error(&r, 400, "InvalidRequestContentException", "follows the JSON value");
+    free(trailing);
+    free(b);
+    b = create_body("f1\\u0000evil", "python3.12", "lambda_function.lambda_handler", 3);
+    r = post("/2015-03-31/functions", b, NULL);
+    expect_lambda_error(&r, 400, "InvalidRequestContentException", "NUL");
+    free(b);
+
+    /* Numbers no int64_t holds are refused, not converted. */
+    r = post("/2015-03-31/functions",
+             "{\"FunctionName\":\"f1\",\"Runtime\":\"python3.12\",\"Handler\":\"m.h\","
+             "\"MemorySize\":1e400,\"Code\":{\"ZipFile\":\"aGVsbG8=\"}}",
+             NULL);
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "MemorySize");
+
     /* None of these created anything. */
     r = get("/2015-03-31/functions/f1");
     expect_lambda_error(&r, 404, "ResourceNotFoundException",
                         "Function not found: arn:aws:lambda:us-east-1:000000000000:function:f1");
+}
+
+/* "Variables": null is no variables, on create and on update: it once stored the text "null",
+ * which no container could run. */
+static void test_environment_null(void **state)
+{
+    (void)state;
+    char *b = create_body("envnull", "python3.12", "lambda_function.lambda_handler", 3);
+    char *with_null = malloc(strlen(b) + 64);
+    sprintf(with_null, "{\"Environment\":{\"Variables\":null},%s", b + 1);
+    struct http_response r = post("/2015-03-31/functions", with_null, NULL);
+    if (r.status != 201)
+        fail_msg("create: %d %s", r.status, r.body);
+    http_response_free(&r);
+    free(with_null);
+    free(b);
+    for (int round = 0; round < 2; round++) {
+        if (round == 1) {
+            struct http_response u;
+            const char *body = "{\"Environment\":{\"Variables\":null}}";
+            assert_int_equal(http_request(H.port, "PUT",
+                                          "/2015-03-31/functions/envnull/configuration", NULL, body,
+                                          strlen(body), &u),
+                             0);
+            assert_int_equal(u.status, 200);
+            http_response_free(&u);
+        }
+        r = get("/2015-03-31/functions/envnull/configuration");
+        assert_int_equal(r.status, 200);
+        cJSON *j = cJSON_Parse(r.body);
+        const cJSON *vars = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "Environment"), "Variables");
+        if (vars && !cJSON_IsObject(vars))
+            fail_msg("Variables is not an object: %s", r.body);
+        cJSON_Delete(j);
+        http_response_free(&r);
+    }
 }
 
 static void test_request_too_large(void **state)
@@ -247,8 +304,11 @@ static void test_invoke_without_funclet(void **state)
     r = post("/v1/functions/fn/invocations", "", NULL);
     expect_lambda_error(&r, 503, "ServiceException", "funclet");
 
-    /* Lambda accepts only JSON events. */
+    /* Lambda accepts only JSON events, one document each. */
     r = post("/2015-03-31/functions/fn/invocations", "not json", NULL);
+    expect_lambda_error(&r, 400, "InvalidRequestContentException", "json");
+    r = post("/2015-03-31/functions/fn/invocations", "{} trailing garbage",
+             "X-Amz-Invocation-Type: DryRun\r\n");
     expect_lambda_error(&r, 400, "InvalidRequestContentException", "json");
 
     /* Versions and aliases do not exist yet. */
@@ -284,6 +344,12 @@ static void test_healthz_runtimes_and_routing(void **state)
     assert_string_equal(cJSON_GetObjectItem(j, "funclet")->valuestring, "disconnected");
     cJSON_Delete(j);
     http_response_free(&r);
+
+    /* A query no handler should read: a NUL, or a parameter given twice. */
+    r = get("/2015-03-31/functions?MaxItems=1%00garbage");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "NUL");
+    r = get("/2015-03-31/functions?MaxItems=1&MaxItems=2");
+    expect_lambda_error(&r, 400, "InvalidParameterValueException", "more than once");
 
     r = get("/v1/runtimes");
     assert_int_equal(r.status, 200);
@@ -327,6 +393,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_create_function_shape, setup, teardown),
         cmocka_unit_test_setup_teardown(test_create_validation_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_environment_null, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_invoke_without_funclet, setup, teardown),
         cmocka_unit_test_setup_teardown(test_healthz_runtimes_and_routing, setup, teardown),

@@ -651,7 +651,7 @@ static void test_query_param(void **state)
         const char *want;
     } cases[] = {
         {"Qualifier", "$LATEST"},
-        {"msg", "hello world again"},
+        {"msg", "hello world+again"},
         {"bad", "%zz%4"},
         {"empty", ""},
         {"flag", ""},
@@ -675,6 +675,18 @@ static void test_query_param(void **state)
     char *v = ef_http_query_param("a=%41%42", "a");
     assert_string_equal(v, "AB");
     free(v);
+
+    const char *why = NULL;
+    assert_true(ef_http_query_valid(NULL, &why));
+    assert_true(ef_http_query_valid("", &why));
+    assert_true(ef_http_query_valid("Marker=a%2Bb&MaxItems=2&flag", &why));
+    assert_false(ef_http_query_valid("MaxItems=1%00garbage", &why));
+    assert_non_null(strstr(why, "NUL"));
+    assert_false(ef_http_query_valid("Qualifier=1&x=2&Qualifier=2", &why));
+    assert_non_null(strstr(why, "more than once"));
+    /* The same key however it is encoded. */
+    assert_false(ef_http_query_valid("MaxItems=1&Max%49tems=2", &why));
+    assert_false(ef_http_query_valid("a%00b=1", &why));
 }
 
 static void client_413_content_length(struct fixture *f)
