@@ -7,7 +7,10 @@
  * behind a pending one) are copied into the connection's input buffer.
  *
  * A connection moves through these states:
- *   READING  - parsing; the idle timeout applies.
+ *   READING  - parsing; the idle timeout applies, and a request that has begun must arrive in
+ *              time: its head within the header timeout of its first byte, its body at a
+ *              minimum rate (a client trickling bytes would otherwise hold its connection, and
+ *              with enough of them every connection, for as long as it likes).
  *   HANDLING - a complete request is with the handler; reads are only buffered so that a
  *              client that disconnects is noticed (long-poll abort).
  *   WRITING  - the response is being written; parsing resumes when the write completes.
@@ -18,8 +21,10 @@
  *              until the client closes, so that unread request bytes do not turn our close
  *              into a reset that destroys the response before the client has read it.
  *
- * One repeating timer per server enforces the idle and linger deadlines of all connections,
- * which is cheaper than a timer per connection. */
+ * One repeating timer per server enforces the idle, request and linger deadlines of all
+ * connections, which is cheaper than a timer per connection. At the connection limit, a new
+ * connection takes the place of the one whose unfinished request began longest ago (a second
+ * at least), rather than being turned away. */
 #define _GNU_SOURCE /* memmem */
 #include "common/http.h"
 
@@ -41,8 +46,16 @@
 #define DEFAULT_MAX_HEADER_BYTES (64u * 1024)
 /* Header fields per request, beyond which 431: what scans them (SigV4's canonical headers) then
  * stays cheap, whatever the byte limit lets through. */
-#define MAX_HEADER_FIELDS       256
-#define DEFAULT_IDLE_TIMEOUT_MS 60000u
+#define MAX_HEADER_FIELDS         256
+#define DEFAULT_IDLE_TIMEOUT_MS   60000u
+#define DEFAULT_HEADER_TIMEOUT_MS 20000u
+/* A body gets this long from the end of its head, and more for every byte that arrives: it
+ * must come at BODY_MIN_RATE bytes per second at least (Apache's mod_reqtimeout works alike). */
+#define BODY_TIMEOUT_MS 20000u
+#define BODY_MIN_RATE   (16u * 1024)
+/* At the connection limit, an unfinished request younger than this is not cut off for a new
+ * connection. */
+#define EVICT_MIN_AGE_MS        1000u
 #define DEFAULT_MAX_CONNECTIONS 1024u
 #define LISTEN_BACKLOG          1024
 #define READ_BUFFER_SIZE        (64 * 1024)
@@ -109,6 +122,8 @@ struct conn {
     int err_status;          /* status chosen by a parser callback that failed (413, 431) */
     const char *err_message; /* why a parser callback refused a request (400) */
     uint64_t last_active;
+    uint64_t request_started; /* when the request being parsed began; 0 between requests */
+    uint64_t body_deadline;   /* when its body must be complete (extended as bytes arrive) */
 
     /* The request being parsed: URL and header strings, NUL-terminated, in `arena`. */
     struct buf arena;
@@ -848,6 +863,7 @@ static long arena_end_segment(struct conn *c)
 static int on_message_begin(llhttp_t *p)
 {
     struct conn *c = p->data;
+    c->request_started = uv_now(c->server->loop);
     c->arena.len = 0;
     c->seg_start = 0;
     c->have_url = false;
@@ -989,6 +1005,7 @@ static int on_headers_complete(llhttp_t *p)
         c->query_off = SIZE_MAX;
     }
     c->headers_done = true;
+    c->body_deadline = uv_now(s->loop) + BODY_TIMEOUT_MS;
 
     /* The limit is decided before any of the body is read, so that a body the route would
      * refuse anyway is never buffered. */
@@ -1052,6 +1069,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     }
     memcpy(c->body.data + c->body.len, at, len);
     c->body.len += len;
+    c->body_deadline += (uint64_t)len * 1000 / BODY_MIN_RATE;
     return 0;
 }
 
@@ -1100,6 +1118,7 @@ static void conn_dispatch(struct conn *c)
 {
     ef_http_server *s = c->server;
     c->state = CONN_HANDLING;
+    c->request_started = 0;
     c->close_after = !c->ex.keep_alive;
     if (c->close_after)
         c->in.len = 0; /* nothing after this request will be parsed */
@@ -1210,6 +1229,34 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 
 /* ---- server ----------------------------------------------------------------------------- */
 
+/* Whether the request `c` is reading has missed its deadline: its head the header timeout from
+ * its first byte, its body the minimum rate. */
+static bool request_overdue(const ef_http_server *s, const struct conn *c, uint64_t now)
+{
+    if (!c->request_started)
+        return false;
+    if (c->headers_done)
+        return now >= c->body_deadline;
+    return now - c->request_started >= s->config.header_timeout_ms;
+}
+
+/* At the connection limit: the connection whose unfinished request began longest ago, at least
+ * EVICT_MIN_AGE_MS ago, or NULL. Connections between requests, or with a request being handled
+ * or answered, are never taken. */
+static struct conn *eviction_candidate(ef_http_server *s)
+{
+    uint64_t now = uv_now(s->loop);
+    struct conn *oldest = NULL;
+    for (struct conn *c = s->conns; c; c = c->next) {
+        if (c->state != CONN_READING || !c->request_started ||
+            now - c->request_started < EVICT_MIN_AGE_MS)
+            continue;
+        if (!oldest || c->request_started < oldest->request_started)
+            oldest = c;
+    }
+    return oldest;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     ef_http_server *s = t->data;
@@ -1226,6 +1273,9 @@ static void on_sweep(uv_timer_t *t)
         uint64_t idle = now - c->last_active;
         switch (c->state) {
         case CONN_READING:
+            if (idle >= s->config.idle_timeout_ms || request_overdue(s, c, now))
+                conn_close(c);
+            break;
         case CONN_WRITING:
             if (idle >= s->config.idle_timeout_ms)
                 conn_close(c);
@@ -1281,8 +1331,12 @@ static void on_connection(uv_stream_t *listener, int status)
     if (status < 0 || s->closing)
         return;
     if (s->n_conns >= s->config.max_connections) {
-        reject_connection(s);
-        return;
+        struct conn *victim = eviction_candidate(s);
+        if (!victim) {
+            reject_connection(s);
+            return;
+        }
+        conn_close(victim);
     }
     struct conn *c = conn_new(s);
     if (!c) {
@@ -1318,6 +1372,8 @@ static ef_http_server *server_alloc(uv_loop_t *loop, const struct ef_http_server
         s->config.max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
     if (!s->config.idle_timeout_ms)
         s->config.idle_timeout_ms = DEFAULT_IDLE_TIMEOUT_MS;
+    if (!s->config.header_timeout_ms)
+        s->config.header_timeout_ms = DEFAULT_HEADER_TIMEOUT_MS;
     if (!s->config.max_connections)
         s->config.max_connections = DEFAULT_MAX_CONNECTIONS;
     s->linger_ms = s->config.idle_timeout_ms < LINGER_MS ? s->config.idle_timeout_ms : LINGER_MS;

@@ -53,6 +53,9 @@ struct ef_http_server_config {
     size_t max_body;          /* the largest body of any request; 0: 6 MiB */
     size_t max_header_bytes;  /* 0: 64 KiB */
     unsigned idle_timeout_ms; /* keep-alive idle close; 0: 60 s */
+    /* A request's head must arrive within this of its first byte, and its body at 16 KiB/s at
+     * least after a first 20 s; else the connection is closed. 0: 20 s. */
+    unsigned header_timeout_ms;
     unsigned max_connections; /* 0: 1024 */
     /* Shapes the answer to a malformed or oversized request; must call ef_http_respond. NULL
      * sends `{"message": "..."}` as application/json. */

@@ -1111,6 +1111,84 @@ static void test_max_connections(void **state)
     assert_int_equal(atomic_load(&f.handled), 2);
 }
 
+/* A client that trickles its request head, a byte now and then, is never idle for the idle
+ * timeout, but its head must be complete within the header timeout of its first byte. */
+static void client_header_timeout(struct fixture *f)
+{
+    struct reader *r = reader_new(f);
+    CHECK(f, r->fd >= 0);
+    const char *head = "GET /slow HTTP/1.1\r\nX-Slow: ";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    bool closed = false;
+    for (int i = 0; i < 60 && !closed; i++) {
+        char byte[2] = {head[i % strlen(head)], '\0'};
+        if (!send_str(r->fd, byte))
+            closed = true;
+        usleep(100 * 1000);
+        char tmp[64];
+        ssize_t n = recv(r->fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno == ECONNRESET))
+            closed = true;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    CHECK(f, closed);
+    /* 1 s of header timeout, and the sweep's 1 s at most on top. */
+    CHECK(f, seconds >= 0.9 && seconds < 3.5);
+    reader_free(r);
+}
+
+static void test_header_timeout(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.header_timeout_ms = 1000;
+    run(&f, client_header_timeout);
+    assert_int_equal(atomic_load(&f.handled), 0);
+}
+
+/* At the connection limit a new connection takes the place of the one whose unfinished request
+ * began longest ago, and is served; a connection between requests is not taken. */
+static void client_evict_unfinished(struct fixture *f)
+{
+    struct reader *idle = reader_new(f);
+    CHECK(f, idle->fd >= 0);
+    CHECK(f, send_str(idle->fd, "GET /first HTTP/1.1\r\n\r\n"));
+    struct response resp;
+    CHECK(f, read_response(idle, &resp));
+    free(resp.body);
+    struct reader *slow = reader_new(f);
+    CHECK(f, slow->fd >= 0);
+    CHECK(f, send_str(slow->fd, "GET /never-finished HT"));
+    usleep(1200 * 1000);
+    struct reader *fresh = reader_new(f);
+    CHECK(f, fresh->fd >= 0);
+    CHECK(f, send_str(fresh->fd, "GET /fresh HTTP/1.1\r\n\r\n"));
+    CHECK(f, read_response(fresh, &resp));
+    CHECK(f, strcmp(resp.body, "GET /fresh ? len=0 body=") == 0);
+    free(resp.body);
+    CHECK(f, wait_closed(slow));
+    /* The connection between requests still works. */
+    CHECK(f, send_str(idle->fd, "GET /again HTTP/1.1\r\n\r\n"));
+    CHECK(f, read_response(idle, &resp));
+    free(resp.body);
+    reader_free(fresh);
+    reader_free(slow);
+    reader_free(idle);
+}
+
+static void test_evict_unfinished(void **state)
+{
+    (void)state;
+    struct fixture f;
+    fixture_init(&f);
+    f.config.max_connections = 2;
+    run(&f, client_evict_unfinished);
+    assert_int_equal(atomic_load(&f.handled), 3);
+}
+
 static void client_status_rules(struct fixture *f)
 {
     struct reader *r = reader_new(f);
@@ -1542,6 +1620,8 @@ int main(void)
         cmocka_unit_test(test_protocol_error_hook),
         cmocka_unit_test(test_idle_timeout),
         cmocka_unit_test(test_max_connections),
+        cmocka_unit_test(test_header_timeout),
+        cmocka_unit_test(test_evict_unfinished),
         cmocka_unit_test(test_status_rules),
         cmocka_unit_test(test_large_body),
         cmocka_unit_test(test_upgrade_closes),
