@@ -3,11 +3,15 @@
  * read with at most the limit of the route it looked like. */
 #include "controller/api_limits.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "common/log.h"
 #include "controller/async_worker.h"
+#include "controller/auth.h"
 #include "controller/controller.h"
 #include "controller/lambda_errors.h"
 
@@ -73,8 +77,24 @@ static size_t route_limit(const struct ef_controller *ctl, enum body_route route
     return EF_API_SMALL_BODY_LIMIT;
 }
 
+/* With --auth-keys, whether the request fails a check that needs no body (no or a malformed
+ * signature, an unknown key, a stale date): its body is then not read at all. The open routes
+ * (/healthz, /metrics) take no body. */
+static bool refused_before_body(const struct ef_controller *ctl, const struct ef_http_request *req,
+                                const char **ret_type, ef_error *err)
+{
+    if (!ctl->auth_keys || strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/metrics") == 0)
+        return false;
+    const char *type = NULL;
+    return ef_auth_check_head(ctl->auth_keys, req, time(NULL), ret_type ? ret_type : &type, err) ==
+           -EACCES;
+}
+
 size_t ef_api_body_limit(const struct ef_http_request *req, void *user)
 {
+    ef_error err = {0};
+    if (refused_before_body(user, req, NULL, &err))
+        return 0;
     return route_limit(user, classify(req));
 }
 
@@ -82,6 +102,14 @@ void ef_api_protocol_error(ef_http_exchange *ex, int status, const char *message
 {
     const struct ef_controller *ctl = user;
     const struct ef_http_request *req = ef_http_exchange_request(ex);
+    /* A body refused because its request is refused anyway: the refusal is the answer. */
+    const char *type = NULL;
+    ef_error err = {0};
+    if (status == 413 && refused_before_body(ctl, req, &type, &err)) {
+        ef_info("refused %s %.200s: %s: %s", req->method, req->path, type, err.msg);
+        ef_lambda_error(ex, NULL, 403, type, "%s", err.msg);
+        return;
+    }
     enum body_route route = status == 413 ? classify(req) : ROUTE_OTHER;
     size_t limit = route_limit(ctl, route);
     const char *operation = NULL;

@@ -285,24 +285,35 @@ static bool signed_headers_include(const char *list, const char *name)
     return false;
 }
 
-int ef_auth_verify(const ef_auth_keys *keys, const struct ef_http_request *req, time_t now,
-                   const char **ret_type, ef_error *err)
+static const char incomplete[] = "IncompleteSignatureException";
+static const char invalid[] = "InvalidSignatureException";
+
+/* What the checks of a request's head found, for the checks of its body. */
+struct head_check {
+    struct ef_sigv4_authorization a;
+    const struct auth_key *key;
+    const char *xdate; /* X-Amz-Date, NULL when the time came from Date */
+    char amz_date[17];
+};
+
+/* Everything a signature needs but the body: the Authorization header, the key, the signed
+ * headers, the date and the scope. */
+static int check_head(const ef_auth_keys *keys, const struct ef_http_request *req, time_t now,
+                      struct head_check *h, const char **ret_type, ef_error *err)
 {
-    static const char incomplete[] = "IncompleteSignatureException";
-    static const char invalid[] = "InvalidSignatureException";
     const char *authz = ef_http_request_header(req, "Authorization");
     if (!authz)
         return deny(ret_type, "MissingAuthenticationTokenException", err,
                     "Missing Authentication Token: this endpoint requires requests signed with "
                     "AWS Signature Version 4 (the Authorization header)");
 
-    struct ef_sigv4_authorization a;
+    struct ef_sigv4_authorization *a = &h->a;
     ef_error perr = {0};
-    if (ef_sigv4_parse_authorization(authz, &a, &perr) < 0)
+    if (ef_sigv4_parse_authorization(authz, a, &perr) < 0)
         return deny(ret_type, incomplete, err, "%s", perr.msg);
-    if (!signed_headers_include(a.signed_headers, "host"))
+    if (!signed_headers_include(a->signed_headers, "host"))
         return deny(ret_type, incomplete, err,
-                    "The Host header must be signed (SignedHeaders=%.200s)", a.signed_headers);
+                    "The Host header must be signed (SignedHeaders=%.200s)", a->signed_headers);
     /* The X-Amz-* headers change what a request does (X-Amz-Invocation-Type, X-Amz-Log-Type,
      * X-Amz-Client-Context): unsigned, they could be added to a captured request. The AWS SDKs
      * and the CLI sign every one they send. */
@@ -316,21 +327,21 @@ int ef_auth_verify(const ef_auth_keys *keys, const struct ef_http_request *req, 
             return deny(ret_type, incomplete, err, "The header %.100s... is not signed", name);
         for (size_t j = 0; j <= nl; j++)
             lower[j] = (char)tolower((unsigned char)name[j]);
-        if (!signed_headers_include(a.signed_headers, lower))
+        if (!signed_headers_include(a->signed_headers, lower))
             return deny(ret_type, incomplete, err,
                         "The header %s must be signed, as every X-Amz-* header of the request "
                         "(SignedHeaders=%.200s)",
-                        name, a.signed_headers);
+                        name, a->signed_headers);
     }
 
-    const struct auth_key *key = find_key(keys, a.access_key);
+    const struct auth_key *key = find_key(keys, a->access_key);
     if (!key)
         return deny(ret_type, "UnrecognizedClientException", err,
                     "The security token included in the request is invalid.");
 
     /* The request's time: X-Amz-Date, else Date. */
     time_t when;
-    char amz_date[17];
+    char *amz_date = h->amz_date;
     const char *xdate = ef_http_request_header(req, "X-Amz-Date");
     const char *hdate = ef_http_request_header(req, "Date");
     if (xdate) {
@@ -360,14 +371,34 @@ int ef_auth_verify(const ef_auth_keys *keys, const struct ef_http_request *req, 
                     "Signature not yet current: %s is still later than %s (%s + 15 min.)", amz_date,
                     bound, now_text);
     }
-    if (strncmp(a.date, amz_date, 8) != 0)
+    if (strncmp(a->date, amz_date, 8) != 0)
         return deny(ret_type, invalid, err,
                     "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of "
                     "date from HTTP: '%s' != '%.8s', from '%s'.",
-                    a.date, amz_date, amz_date);
-    if (strcmp(a.service, "lambda") != 0)
+                    a->date, amz_date, amz_date);
+    if (strcmp(a->service, "lambda") != 0)
         return deny(ret_type, invalid, err,
                     "Credential should be scoped to correct service: 'lambda'. ");
+    h->key = key;
+    h->xdate = xdate;
+    return 0;
+}
+
+int ef_auth_check_head(const ef_auth_keys *keys, const struct ef_http_request *req, time_t now,
+                       const char **ret_type, ef_error *err)
+{
+    struct head_check h;
+    return check_head(keys, req, now, &h, ret_type, err);
+}
+
+int ef_auth_verify(const ef_auth_keys *keys, const struct ef_http_request *req, time_t now,
+                   const char **ret_type, ef_error *err)
+{
+    struct head_check h;
+    int r = check_head(keys, req, now, &h, ret_type, err);
+    if (r < 0)
+        return r;
+    const struct ef_sigv4_authorization *a = &h.a;
 
     /* The payload hash: what the client declares, which must then be the body's. */
     char body_hash[EF_SIGV4_HEX_LEN + 1];
@@ -380,22 +411,23 @@ int ef_auth_verify(const ef_auth_keys *keys, const struct ef_http_request *req, 
 
     cleanup_free char *creq = NULL;
     ef_error cerr = {0};
-    int r =
-        ef_sigv4_canonical_request(req->method, req->path, req->query, req->headers, req->n_headers,
-                                   a.signed_headers, declared ? declared : body_hash, &creq, &cerr);
+    r = ef_sigv4_canonical_request(req->method, req->path, req->query, req->headers, req->n_headers,
+                                   a->signed_headers, declared ? declared : body_hash, &creq,
+                                   &cerr);
     if (r == -ENOMEM)
         return ef_error_set(err, r, "out of memory");
     if (r < 0)
         return deny(ret_type, incomplete, err, "%s", cerr.msg);
     /* The time in the string to sign is the header's own text when it is X-Amz-Date. */
-    cleanup_free char *sts = ef_sigv4_string_to_sign(xdate ? xdate : amz_date, a.scope, creq);
+    cleanup_free char *sts =
+        ef_sigv4_string_to_sign(h.xdate ? h.xdate : h.amz_date, a->scope, creq);
     if (!sts)
         return ef_error_set(err, -ENOMEM, "out of memory");
     char want[EF_SIGV4_HEX_LEN + 1];
-    ef_sigv4_signature(key->secret, a.date, a.region, a.service, sts, want);
+    ef_sigv4_signature(h.key->secret, a->date, a->region, a->service, sts, want);
     char got[EF_SIGV4_HEX_LEN + 1];
     for (size_t i = 0; i <= EF_SIGV4_HEX_LEN; i++)
-        got[i] = (char)tolower((unsigned char)a.signature[i]);
+        got[i] = (char)tolower((unsigned char)a->signature[i]);
     if (CRYPTO_memcmp(want, got, EF_SIGV4_HEX_LEN) != 0)
         return deny(ret_type, invalid, err,
                     "The request signature we calculated does not match the signature you "

@@ -50,3 +50,9 @@ size_t ef_auth_keys_count(const ef_auth_keys *keys);
  * answered with 403) and `err` holding the message; -ENOMEM. */
 int ef_auth_verify(const ef_auth_keys *keys, const struct ef_http_request *req, time_t now,
                    const char **ret_type, ef_error *err);
+
+/* The checks of ef_auth_verify that need no body (the Authorization header, the key, the signed
+ * headers, the date and the scope), with its answers: the controller makes them when a request's
+ * headers are complete, so that it reads no body of a request it will refuse anyway. */
+int ef_auth_check_head(const ef_auth_keys *keys, const struct ef_http_request *req, time_t now,
+                       const char **ret_type, ef_error *err);

@@ -752,6 +752,26 @@ static void test_auth(void **state)
     expect_lambda_error(&r, 403, "InvalidSignatureException", "signature");
     r = signed_call("GET", "/2015-03-31/functions/", "AKIDOTHER", "podsecret");
     expect_lambda_error(&r, 403, "UnrecognizedClientException", "security token");
+
+    /* An unsigned request is refused when its headers are in, before any of its body is read:
+     * an unsigned client cannot make the controller buffer a code route's 70 MiB. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)H.port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    const char head[] = "POST /2015-03-31/functions HTTP/1.1\r\nHost: x\r\n"
+                        "Content-Length: 10000000\r\n\r\n";
+    assert_int_equal(send(fd, head, strlen(head), 0), (ssize_t)strlen(head));
+    char answer[4096];
+    ssize_t n = recv(fd, answer, sizeof(answer) - 1, 0);
+    close(fd);
+    if (n <= 0)
+        fail_msg("no answer to an unsigned request before its body");
+    answer[n] = '\0';
+    assert_non_null(strstr(answer, "HTTP/1.1 403"));
+    assert_non_null(strstr(answer, "MissingAuthenticationTokenException"));
 }
 
 /* GET /metrics with an Authorization header. */
