@@ -439,18 +439,16 @@ static void complete_timeout(struct ef_invocation *inv, struct ef_container *c, 
     complete_function_error(inv, duration_ms, NULL, msg, log, max_memory_mb, &note);
 }
 
-/* Maps a failed spawn onto the service error the caller sees. */
+/* Maps a failed spawn onto the service error the caller sees. Only the scheduler throttles
+ * (429, a full queue or a wait that ran out): a runner that refused a new runtime twice
+ * (-EAGAIN) or a start that failed is the service's error, not a reason for the client to back
+ * off. */
 static void complete_spawn_failure(struct ef_invocation *inv, const ef_error *err)
 {
     switch (err->code) {
     case -ENOTCONN:
     case -ESHUTDOWN:
         complete_service_error(inv, 503, "ServiceException", err->msg);
-        break;
-    case -ENOSPC:
-    case -EAGAIN:
-        complete_service_error_reason(inv, 429, "TooManyRequestsException", EF_REASON_NODE,
-                                      err->msg);
         break;
     default:
         complete_service_error(inv, 500, "ServiceException", err->msg);
@@ -818,7 +816,12 @@ static void out_of_capacity(struct ef_invocation *inv, const ef_error *why)
         return;
     }
     ef_error err = {0};
-    if (ef_sched_wait_capacity(ctl->sched, &inv->ticket, &err) < 0) {
+    int r = ef_sched_wait_capacity(ctl->sched, &inv->ticket, &err);
+    if (r == -ESHUTDOWN) {
+        complete_service_error(inv, 503, "ServiceException", err.msg);
+        return;
+    }
+    if (r < 0) {
         complete_service_error_reason(inv, 429, "TooManyRequestsException", EF_REASON_NODE,
                                       err.msg);
         return;

@@ -856,6 +856,10 @@ int ef_pool_spawn(struct ef_controller *ctl, const struct ef_function *fn, const
 
     int r = ef_codestore_ensure_extracted(ctl->code_root, fn->code_sha256_hex,
                                           &ef_zip_default_limits, err);
+    /* A full disk is the node's fault, not a lack of capacity for containers, which -ENOSPC
+     * means to the callers of the pool (a 429 after a wait): it is an error of the service. */
+    if (r == -ENOSPC)
+        r = err->code = -EIO;
     if (r < 0)
         return r;
     cleanup_free char *code_dir = ef_codestore_extracted_path(ctl->code_root, fn->code_sha256_hex);

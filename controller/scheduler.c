@@ -317,7 +317,9 @@ int ef_sched_admit(struct ef_scheduler *s, struct ef_sched_ticket *t, const char
 int ef_sched_wait_capacity(struct ef_scheduler *s, struct ef_sched_ticket *t, ef_error *err)
 {
     t->wants_capacity = true;
-    if (s->closed || s->cfg.queue_depth == 0 || uv_now(s->ctl->loop) >= t->deadline_ms) {
+    if (s->closed)
+        return ef_error_set(err, -ESHUTDOWN, "the controller is stopping");
+    if (s->cfg.queue_depth == 0 || uv_now(s->ctl->loop) >= t->deadline_ms) {
         const char *reason;
         return throttle(s, t, true, &reason, err);
     }

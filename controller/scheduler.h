@@ -101,7 +101,7 @@ int ef_sched_admit(struct ef_scheduler *s, struct ef_sched_ticket *t, const char
  * back and waits at the head of its function's queue until capacity may have been freed
  * (ef_sched_capacity_changed) or its deadline passes. Returns 0, or -EAGAIN with `err` set when
  * queueing is off (--queue-depth 0) or its deadline has passed: the caller throttles it
- * (429 EF_REASON_NODE). */
+ * (429 EF_REASON_NODE); -ESHUTDOWN when the controller is stopping (503). */
 int ef_sched_wait_capacity(struct ef_scheduler *s, struct ef_sched_ticket *t, ef_error *err);
 
 /* The invocation is over (or its client went away while it was queued): frees its slot or

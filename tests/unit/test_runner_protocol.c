@@ -147,6 +147,11 @@ static bool runner_start(struct fake_container *fc, ef_rpc_request *req, const c
 {
     (void)fc;
     const char *name = cJSON_GetObjectItem(params, "function_name")->valuestring;
+    /* A runner that cannot start another runtime (its previous one still runs). */
+    if (strncmp(name, "busy", 4) == 0) {
+        ef_rpc_reply_error(req, EF_RPC_ERR_BUSY, NULL, "a runtime is still running");
+        return true;
+    }
     static const struct {
         const char *prefix, *step, *errno_name, *text;
     } failures[] = {
@@ -679,6 +684,12 @@ static void test_invalid_entrypoint(void **state)
     r = invoke("oldboot", "{}", NULL);
     expect_lambda_error(&r, 500, "ServiceException",
                         "/var/task/bootstrap: execve: No such file or directory");
+
+    /* Runners that refuse to start the runtime, on the container and on the one tried next:
+     * the service's failure (500), not a throttle the client should back off from (429). */
+    create_fn_as("busyfn", "python3.12", 3);
+    r = invoke("busyfn", "{}", NULL);
+    expect_lambda_error(&r, 500, "ServiceException", "refused to start the runtime");
 
     /* The function's log has the error, as Lambda's has. */
     get("/v1/functions/noexec/logs?tail=10", &r);
