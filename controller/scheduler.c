@@ -297,7 +297,10 @@ int ef_sched_admit(struct ef_scheduler *s, struct ef_sched_ticket *t, const char
     t->seq = ++s->seq;
     t->deadline_ms = uv_now(s->ctl->loop) + s->cfg.queue_wait_ms;
     t->queued = t->holds_slot = t->wants_capacity = false;
-    if (fn->queued == 0 && slot_free(s, fn)) {
+    /* Straight to a slot only when nobody waits, of this function or another: an invocation
+     * queued for the node-wide limit would otherwise see the slot it waits for taken by every
+     * newcomer. With others waiting, it queues, and the timer serves all in admission order. */
+    if (s->queued == 0 && slot_free(s, fn)) {
         take_slot(s, t);
         return 0;
     }
@@ -385,19 +388,33 @@ void ef_sched_for_each_function(const struct ef_scheduler *s,
 
 /* ---- the timer ---- */
 
-/* Gives queued tickets of `fn` their slots, in order, while slots are free. While the node is
- * out of capacity only a ticket that finds an idle warm container of its identity is started, so
- * that a burst does not hammer funclet with requests it must refuse. At most the tickets queued
- * on entry are looked at: one that goes back to wait is not retried in the same turn. */
-static void serve(struct ef_scheduler *s, struct ef_sched_fn *fn)
+/* Whether the head of `fn`'s queue can start now: a slot is free for it and, while the node is
+ * out of capacity, it finds an idle warm container of its identity (so that a burst does not
+ * hammer funclet with requests it must refuse). */
+static bool head_can_start(const struct ef_scheduler *s, const struct ef_sched_fn *fn)
 {
-    unsigned budget = fn->queued;
-    while (budget-- > 0 && fn->head && !s->closed) {
-        struct ef_sched_ticket *t = fn->head;
-        if (!slot_free(s, fn))
+    const struct ef_sched_ticket *t = fn->head;
+    return t && slot_free(s, fn) &&
+           (!s->capacity_blocked || ef_pool_has_slot(&s->ctl->pool, t->key));
+}
+
+/* Gives queued tickets their slots in admission order across every function, while slots are
+ * free: a slot freed under the node-wide limit goes to the invocation that has waited longest,
+ * whichever function it is of. At most the tickets queued on entry are served: one that goes
+ * back to wait is not retried without end in the same turn. */
+static void serve(struct ef_scheduler *s, size_t n)
+{
+    unsigned budget = s->queued;
+    while (budget-- > 0 && !s->closed) {
+        struct ef_sched_fn *first = NULL;
+        for (size_t i = 0; i < n; i++) {
+            struct ef_sched_fn *fn = s->snapshot[i];
+            if (head_can_start(s, fn) && (!first || fn->head->seq < first->head->seq))
+                first = fn;
+        }
+        if (!first)
             return;
-        if (s->capacity_blocked && !ef_pool_has_slot(&s->ctl->pool, t->key))
-            return;
+        struct ef_sched_ticket *t = first->head;
         dequeue(s, t);
         take_slot(s, t);
         t->run(t); /* may complete (and release) the ticket at once */
@@ -474,8 +491,7 @@ static void on_timer(uv_timer_t *timer)
     size_t n = take_snapshot(s);
     for (size_t i = 0; i < n; i++)
         expire(s, s->snapshot[i], now);
-    for (size_t i = 0; i < n; i++)
-        serve(s, s->snapshot[i]);
+    serve(s, n);
     s->in_timer = false;
     sweep(s);
     if (s->pump_due || s->closed)

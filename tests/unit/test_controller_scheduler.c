@@ -231,6 +231,45 @@ static void test_node_limit_queue_serves_other_functions(void **state)
     finish(s);
 }
 
+/* A slot freed under the node-wide limit goes to the invocation that has waited longest,
+ * whatever the functions' names (they once were served in the order of the name map's
+ * buckets), and a newcomer does not take it while others wait. */
+static void test_node_limit_serves_in_admission_order(void **state)
+{
+    (void)state;
+    for (int pair = 0; pair < 40; pair++) {
+        struct ef_scheduler *s = start(5, 10000, 1);
+        char first_fn[16], second_fn[16], third_fn[16];
+        snprintf(first_fn, sizeof(first_fn), "fn%d", pair * 7 + 1);
+        snprintf(second_fn, sizeof(second_fn), "fn%d", pair * 13 + 2);
+        snprintf(third_fn, sizeof(third_fn), "late%d", pair);
+        struct test_ticket holder, first, second, newcomer;
+        ticket_init(&holder);
+        ticket_init(&first);
+        ticket_init(&second);
+        ticket_init(&newcomer);
+        ef_error err = {0};
+        assert_int_equal(ef_sched_admit(s, &holder.t, "holder", false, 0, &err), 0);
+        assert_int_equal(ef_sched_admit(s, &first.t, first_fn, false, 0, &err), 1);
+        assert_int_equal(ef_sched_admit(s, &second.t, second_fn, false, 0, &err), 1);
+        ef_sched_release(s, &holder.t);
+        /* The slot is free until the timer runs: a newcomer still queues behind the others. */
+        assert_int_equal(ef_sched_admit(s, &newcomer.t, third_fn, false, 0, &err), 1);
+        turn();
+        assert_int_equal(first.runs, 1);
+        assert_int_equal(second.runs, 0);
+        ef_sched_release(s, &first.t);
+        turn();
+        assert_int_equal(second.runs, 1);
+        assert_int_equal(newcomer.runs, 0);
+        ef_sched_release(s, &second.t);
+        turn();
+        assert_int_equal(newcomer.runs, 1);
+        ef_sched_release(s, &newcomer.t);
+        finish(s);
+    }
+}
+
 static void test_capacity_wait(void **state)
 {
     (void)state;
@@ -416,6 +455,7 @@ int main(void)
         cmocka_unit_test(test_wait_expires),
         cmocka_unit_test(test_node_limit),
         cmocka_unit_test(test_node_limit_queue_serves_other_functions),
+        cmocka_unit_test(test_node_limit_serves_in_admission_order),
         cmocka_unit_test(test_capacity_wait),
         cmocka_unit_test(test_close_rejects_queued),
         cmocka_unit_test(test_config_parse),
