@@ -1,6 +1,7 @@
 #include "controller/code_lane.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
@@ -8,6 +9,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "controller/controller.h"
+#include "controller/name_map.h"
 #include "controller/store.h"
 
 /* How long a collection that had to keep code for a container waits before trying again. */
@@ -48,6 +50,7 @@ struct ef_code_lane {
     bool retry_open;
     uv_timer_t retry;
     unsigned collections, removed;
+    struct ef_name_map held; /* code sha256 -> holds by invocations, as (uintptr_t) */
 };
 
 static void start_next(ef_code_lane *lane);
@@ -90,6 +93,7 @@ int ef_code_lane_new(struct ef_controller *ctl, ef_code_lane **ret_lane, ef_erro
     if (!lane)
         return ef_error_set(err, -ENOMEM, "out of memory");
     lane->ctl = ctl;
+    ef_name_map_init(&lane->held);
     *ret_lane = lane;
     return 0;
 }
@@ -110,6 +114,7 @@ void ef_code_lane_free(ef_code_lane *lane)
     struct job *job;
     while ((job = dequeue(lane)) != NULL)
         job_free(job);
+    ef_name_map_clear(&lane->held);
     free(lane);
 }
 
@@ -245,11 +250,12 @@ static size_t choose_garbage(ef_code_lane *lane, struct job *job)
     for (size_t i = 0; i < cand.n; i++) {
         if (!cand.hexes[i])
             continue;
-        bool in_use = false;
+        bool in_use = ef_name_map_get(&lane->held, cand.hexes[i]) != NULL;
         for (const struct ef_container *c = ctl->pool.head; c && !in_use; c = c->next)
             in_use = c->key && strstr(c->key, cand.hexes[i]) != NULL;
         if (in_use) {
-            ef_debug("keeping unreferenced code %s: a container still runs it", cand.hexes[i]);
+            ef_debug("keeping unreferenced code %s: a container or an invocation still needs it",
+                     cand.hexes[i]);
             free(cand.hexes[i]);
             schedule_retry(lane);
             continue;
@@ -337,4 +343,23 @@ static void start_next(ef_code_lane *lane)
         }
         job_free(job);
     }
+}
+
+int ef_code_lane_hold(ef_code_lane *lane, const char *hex)
+{
+    if (!lane)
+        return 0;
+    uintptr_t n = (uintptr_t)ef_name_map_get(&lane->held, hex);
+    return ef_name_map_put(&lane->held, hex, (void *)(n + 1));
+}
+
+void ef_code_lane_release(ef_code_lane *lane, const char *hex)
+{
+    if (!lane)
+        return;
+    uintptr_t n = (uintptr_t)ef_name_map_get(&lane->held, hex);
+    if (n > 1)
+        ef_name_map_put(&lane->held, hex, (void *)(n - 1)); /* the entry exists: no allocation */
+    else if (n == 1)
+        ef_name_map_remove(&lane->held, hex);
 }

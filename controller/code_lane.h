@@ -45,9 +45,19 @@ int ef_code_lane_upload(ef_code_lane *lane, const char *name, unsigned char *zip
 /* True while an upload for function `name` is queued or running. */
 bool ef_code_lane_busy(const ef_code_lane *lane, const char *name);
 
-/* Queues a collection: every code on disk that no function or version refers to and no
- * container uses is removed. Collections asked while one is already queued are merged. */
+/* Queues a collection: every code on disk that no function or version refers to, no container
+ * uses and no invocation holds is removed. Collections asked while one is already queued are
+ * merged. */
 void ef_code_lane_collect(ef_code_lane *lane);
+
+/* An invocation holds the code (sha256 `hex`) it will run from its start to its end, so that a
+ * collection after an update or a delete never removes the code of an invocation still queued
+ * or waiting for a container (which has none in the pool yet). Returns 0 or -ENOMEM. */
+int ef_code_lane_hold(ef_code_lane *lane, const char *hex);
+
+/* Gives back one hold of ef_code_lane_hold; a collection then may remove the code. NULL lane is
+ * fine (the controller is going). */
+void ef_code_lane_release(ef_code_lane *lane, const char *hex);
 
 /* Counters for tests and logs: collections run and codes removed since start. */
 unsigned ef_code_lane_collections(const ef_code_lane *lane);

@@ -13,6 +13,7 @@
 #include "common/fsutil.h"
 #include "common/log.h"
 #include "controller/base64.h"
+#include "controller/code_lane.h"
 #include "controller/controller.h"
 #include "controller/function_config.h"
 #include "controller/function_logs.h"
@@ -66,6 +67,7 @@ struct ef_invocation {
     unsigned redirects; /* placed again after reaching a container draining after a timeout */
     unsigned reclaims;  /* reclaim rounds in the current placement */
     bool waited_for_capacity;
+    bool code_held;         /* ef_code_lane_hold of fn's code */
     bool log_before_done;   /* ef_invoke_extra */
     ef_invoke_done_cb done; /* NULL once detached */
     void *user;
@@ -117,6 +119,8 @@ static void invocation_free(struct ef_invocation *inv)
 {
     ef_runner_watch_stop(steal_pointer(&inv->watch));
     ef_sched_release(inv->ctl->sched, &inv->ticket);
+    if (inv->code_held)
+        ef_code_lane_release(inv->ctl->code_lane, inv->fn->code_sha256_hex);
     ef_function_free(inv->fn);
     free(inv->key);
     free(inv->payload);
@@ -1035,7 +1039,9 @@ int ef_invoke_start_ex(struct ef_controller *ctl, struct ef_function *fn, const 
         inv->client_context = strdup(extra->client_context);
     if (extra && extra->cognito_identity)
         inv->cognito_identity = strdup(extra->cognito_identity);
-    if (!inv->key || !inv->payload || (extra && extra->client_context && !inv->client_context) ||
+    inv->code_held = inv->payload && ef_code_lane_hold(ctl->code_lane, fn->code_sha256_hex) == 0;
+    if (!inv->key || !inv->payload || !inv->code_held ||
+        (extra && extra->client_context && !inv->client_context) ||
         (extra && extra->cognito_identity && !inv->cognito_identity)) {
         invocation_free(inv);
         return ef_error_set(err, -ENOMEM, "out of memory");

@@ -5,6 +5,13 @@
 # (Debian package prometheus; that test skips itself without it).
 ef_add_unit_test(test_controller_scheduler
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_scheduler.c LIBS efcontroller)
+# Code collection keeps the code of an invocation queued for the node-wide limit (a real
+# controller, a fake funclet).
+ef_add_unit_test(test_controller_code_hold
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_code_hold.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_controller_harness.c
+          ${CMAKE_CURRENT_SOURCE_DIR}/unit/fake_funclet.c
+  LIBS efcontroller)
 # The watch on a runner past an invocation's Timeout, against a real RPC peer on a socketpair.
 ef_add_unit_test(test_runner_watch
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_runner_watch.c LIBS efcontroller)

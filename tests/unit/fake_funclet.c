@@ -142,9 +142,11 @@ void fake_funclet_start(struct fake_funclet *f, struct harness *h,
                         const struct fake_runner_ops *ops)
 {
     struct ef_async_config async = h->async;
+    const struct ef_sched_config *sched = h->sched;
     memset(f, 0, sizeof(*f));
     memset(h, 0, sizeof(*h));
     h->async = async;
+    h->sched = sched;
     f->h = h;
     f->ops = ops;
     h->user = f;

@@ -53,7 +53,7 @@ struct fake_counts {
     int invokes_of[FAKE_COUNTED_CONTAINERS]; /* of c1..c8 */
 };
 
-/* Zeroes `f` and `h` (but for h->async, the test's settings of the Event queue), then starts the
+/* Zeroes `f` and `h` (but for h->async and h->sched, the test's settings), then starts the
  * harness with the fake listening on its funclet socket before the controller starts. Uses
  * h->user and h->on_stopped. */
 void fake_funclet_start(struct fake_funclet *f, struct harness *h,

@@ -82,6 +82,7 @@ void harness_start(struct harness *h, size_t max_request_size, void (*on_loop)(s
         .metrics_token_path = h->metrics_token_path,
         .allow_host_network = h->allow_host_network,
         .async = h->async,
+        .sched = h->sched,
     };
     ef_error err = {0};
     if (ef_controller_start(&h->ctl, &h->loop, &config, &err) < 0)

@@ -32,6 +32,7 @@ struct harness {
     size_t max_code_request_size;
     bool allow_host_network;
     struct ef_async_config async;
+    const struct ef_sched_config *sched; /* NULL: the defaults */
 };
 
 /* Creates a data dir (unless h->dir is already set, to restart on the same one), starts the
