@@ -191,7 +191,7 @@ static void on_deadline(uv_timer_t *t)
     struct ef_handover *h = t->data;
     if (h->closing)
         return;
-    size_t n = ef_invocations_expire(&h->invs, (long long)ef_now_epoch_ms());
+    size_t n = ef_invocations_expire(&h->invs, (long long)ef_now_monotonic_ms());
     if (n > 0 && !h->invs.draining && !h->closing) {
         /* As in the runner: a timed-out invocation ends its runtime (on_drained). */
         ef_warn("container %s: %zu invocation(s) reached their deadline", h->c->id, n);

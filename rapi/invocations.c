@@ -122,6 +122,7 @@ int ef_invocation_parse(const cJSON *params, long long default_deadline_ms, cons
     memcpy(inv->payload, payload->valuestring, payload_len + 1);
     inv->payload_len = payload_len;
     inv->deadline_ms = deadline;
+    inv->expires_ms = (long long)ef_now_monotonic_ms() + (deadline - (long long)ef_now_epoch_ms());
     inv->received_ns = uv_hrtime();
     *ret_inv = inv;
     return 0;
@@ -401,8 +402,10 @@ struct ef_invocation *ef_invocations_next(struct ef_invocations *invs)
     /* The function's time starts when its runtime takes the event, as in Lambda, where the
      * runtime's start and the handler's import are the init phase, timed apart. */
     bool deadline_set = inv->timeout_ms > 0;
-    if (deadline_set)
+    if (deadline_set) {
         inv->deadline_ms = (long long)ef_now_epoch_ms() + inv->timeout_ms;
+        inv->expires_ms = (long long)ef_now_monotonic_ms() + inv->timeout_ms;
+    }
     inv->handed_ns = uv_hrtime();
     /* With none in flight, what the runtime wrote since the last log ended (its start-up on a
      * cold start; a background thread's output, a late print) is nobody's yet: it comes first
@@ -486,7 +489,7 @@ size_t ef_invocations_expire(struct ef_invocations *invs, long long now_ms)
         struct ef_invocation *inv = lists[l]->head;
         while (inv) {
             struct ef_invocation *next = inv->next;
-            if (inv->deadline_ms <= now_ms) {
+            if (inv->expires_ms <= now_ms) {
                 list_remove(lists[l], inv);
                 answer_timeout(invs, inv);
                 n++;
@@ -518,8 +521,8 @@ long long ef_invocations_next_deadline(const struct ef_invocations *invs)
     const struct ef_invocation_list *lists[] = {&invs->in_flight, &invs->queued};
     for (size_t l = 0; l < EF_ARRAY_SIZE(lists); l++)
         for (const struct ef_invocation *inv = lists[l]->head; inv; inv = inv->next)
-            if (next == 0 || inv->deadline_ms < next)
-                next = inv->deadline_ms;
+            if (next == 0 || inv->expires_ms < next)
+                next = inv->expires_ms;
     return next;
 }
 
@@ -531,7 +534,7 @@ void ef_invocations_arm_deadline(const struct ef_invocations *invs, uv_timer_t *
         uv_timer_stop(timer);
         return;
     }
-    long long now = (long long)ef_now_epoch_ms();
+    long long now = (long long)ef_now_monotonic_ms();
     uv_timer_start(timer, cb, next > now ? (uint64_t)(next - now) : 0, 0);
 }
 

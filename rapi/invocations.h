@@ -40,7 +40,11 @@ struct ef_invocation {
     char request_id[EF_REQUEST_ID_MAX + 1];
     char *payload; /* the event, NUL-terminated */
     size_t payload_len;
-    long long deadline_ms; /* epoch milliseconds */
+    long long deadline_ms; /* epoch milliseconds: what the runtime is told */
+    /* The same deadline on the monotonic clock (ef_now_monotonic_ms), which is what enforces it:
+     * a step of the wall clock (NTP, a resumed VM) neither times invocations out at once nor
+     * lets them run past their Timeout. */
+    long long expires_ms;
     /* > 0: the deadline is this long after the hand-out (set then); until then deadline_ms
      * bounds the wait for a runtime that is still starting. */
     long long timeout_ms;
@@ -179,8 +183,8 @@ void ef_invocations_finish(struct ef_invocations *invs, struct ef_invocation *in
  * attributed then). */
 bool ef_invocations_fail_oversized(struct ef_invocations *invs, const char *id, size_t len);
 
-/* Answers every invocation (queued or in flight) whose deadline is at or before `now_ms` with
- * status "timeout" and its log. Returns how many were answered. */
+/* Answers every invocation (queued or in flight) whose deadline is at or before `now_ms`
+ * (ef_now_monotonic_ms) with status "timeout" and its log. Returns how many were answered. */
 size_t ef_invocations_expire(struct ef_invocations *invs, long long now_ms);
 
 /* Starts the drain after a timeout (see `draining`); runs on_drained at once when nothing is
@@ -190,7 +194,8 @@ void ef_invocations_drain(struct ef_invocations *invs);
 /* How many invocations are queued or in flight. */
 size_t ef_invocations_pending(const struct ef_invocations *invs);
 
-/* The earliest deadline of any pending invocation (epoch ms), or 0 when there is none. */
+/* The earliest deadline of any pending invocation (monotonic ms, as ef_now_monotonic_ms), or 0
+ * when there is none. */
 long long ef_invocations_next_deadline(const struct ef_invocations *invs);
 
 /* Starts `timer` with `cb` at the earliest deadline of a pending invocation (at once when it has

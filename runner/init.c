@@ -209,7 +209,7 @@ static void on_init_failed(void *user)
 static void on_deadline(uv_timer_t *t)
 {
     struct runner *r = t->data;
-    size_t n = ef_invocations_expire(&r->invs, (long long)ef_now_epoch_ms());
+    size_t n = ef_invocations_expire(&r->invs, (long long)ef_now_monotonic_ms());
     if (n > 0 && r->runtime_pid > 0 && !r->invs.draining) {
         /* As in Lambda, a timed-out invocation ends its runtime: the handler may still be
          * running and must not go on. Other invocations the runtime already has (several per
