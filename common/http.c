@@ -1277,7 +1277,9 @@ static void on_sweep(uv_timer_t *t)
                 conn_close(c);
             break;
         case CONN_WRITING:
-            if (idle >= s->config.idle_timeout_ms)
+            /* libuv reports a write when it is complete, not as it goes: a large response to
+             * a slow reader gets the idle timeout plus its size at the minimum rate. */
+            if (idle >= s->config.idle_timeout_ms + (uint64_t)c->out.len * 1000 / BODY_MIN_RATE)
                 conn_close(c);
             break;
         case CONN_LINGER:

@@ -18,6 +18,7 @@
 #include "controller/invoke.h"
 #include "controller/metrics.h"
 #include "controller/store.h"
+#include "rapi/log_capture.h"
 
 /* After the queue itself failed (a disk error), claims are tried again this much later. */
 #define QUEUE_ERROR_RETRY_MS 1000
@@ -478,45 +479,7 @@ static void refused(struct ef_async *a, const struct ef_async_event *ev, const c
  * oversized one is: Result null, ResultSize its bytes (docs/async.md). */
 static bool keep_result(const char *s, size_t len)
 {
-    if (len > EF_ASYNC_MAX_RESULT)
-        return false;
-    const unsigned char *p = (const unsigned char *)s, *end = p + len;
-    while (p < end) {
-        unsigned char b = *p;
-        size_t n;
-        uint32_t cp;
-        if (b == 0)
-            return false;
-        if (b < 0x80) {
-            p++;
-            continue;
-        }
-        if (b >= 0xc2 && b <= 0xdf) {
-            n = 1;
-            cp = b & 0x1f;
-        } else if (b >= 0xe0 && b <= 0xef) {
-            n = 2;
-            cp = b & 0x0f;
-        } else if (b >= 0xf0 && b <= 0xf4) {
-            n = 3;
-            cp = b & 0x07;
-        } else {
-            return false;
-        }
-        if ((size_t)(end - p) <= n)
-            return false;
-        for (size_t i = 1; i <= n; i++) {
-            if ((p[i] & 0xc0) != 0x80)
-                return false;
-            cp = cp << 6 | (p[i] & 0x3f);
-        }
-        /* Overlong forms, UTF-16 surrogates and code points beyond U+10FFFF are not UTF-8. */
-        if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) || cp > 0x10ffff ||
-            (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        p += n + 1;
-    }
-    return true;
+    return len <= EF_ASYNC_MAX_RESULT && ef_utf8_is_clean(s, len);
 }
 
 /* The attempt failed after its event was sent to the function, for a reason of the pod's (the

@@ -6,6 +6,7 @@
 
 #include "common/cleanup.h"
 #include "controller/request_id.h"
+#include "rapi/log_capture.h"
 
 static void respond_error(ef_http_exchange *ex, const char *request_id, int status,
                           const char *type, const char *reason, const char *message)
@@ -15,6 +16,12 @@ static void respond_error(ef_http_exchange *ex, const char *request_id, int stat
         ef_request_id_new(rid);
         request_id = rid;
     }
+    /* Messages quote what the client sent (a name from the path, a header): bytes that are not
+     * UTF-8 would make the JSON body invalid, so they become U+FFFD. */
+    cleanup_free char *clean = NULL;
+    if (!ef_utf8_is_clean(message, strlen(message)) &&
+        (clean = ef_utf8_sanitize(message, strlen(message), false)))
+        message = clean;
     cleanup_cjson cJSON *body = cJSON_CreateObject();
     cleanup_free char *text = NULL;
     if (body) {

@@ -345,6 +345,13 @@ static void test_healthz_runtimes_and_routing(void **state)
     cJSON_Delete(j);
     http_response_free(&r);
 
+    /* An error message quoting bytes that are not UTF-8 keeps the JSON body valid UTF-8. */
+    r = get("/2015-03-31/functions/%FF");
+    assert_true(r.status >= 400 && r.status < 500);
+    assert_null(memchr(r.body, 0xFF, r.body_len));
+    assert_non_null(strstr(r.body, "\xEF\xBF\xBD"));
+    http_response_free(&r);
+
     /* A query no handler should read: a NUL, or a parameter given twice. */
     r = get("/2015-03-31/functions?MaxItems=1%00garbage");
     expect_lambda_error(&r, 400, "InvalidParameterValueException", "NUL");
