@@ -111,11 +111,10 @@ static void upkeep_work(uv_work_t *w)
 {
     struct lane_job *job = w->data;
     struct ef_async *a = job->a;
-    if (job->checkpoint) {
-        job->r = ef_async_queue_checkpoint(a->lane_q, &job->err);
-        if (job->r < 0 || !job->sweep)
-            return;
-    }
+    if (job->checkpoint)
+        job->checkpoint_r = ef_async_queue_checkpoint(a->lane_q, &job->checkpoint_err);
+    if (!job->sweep)
+        return;
     int64_t ok_before = job->now_ms - (int64_t)a->cfg.retention_ms;
     int64_t dead_before = job->now_ms - (int64_t)a->cfg.dead_letter_retention_ms;
     for (int i = 0; i < SWEEP_MAX_CHUNKS; i++) {
@@ -171,9 +170,10 @@ static void lane_after(uv_work_t *w, int status)
         job->r = ef_error_set(&job->err, status, "the job did not run: %s", uv_strerror(status));
     bool committed = false;
     if (job->sweep || job->checkpoint) {
+        if (job->checkpoint_r < 0)
+            ef_warn("the async queue's checkpoint failed: %s", job->checkpoint_err.msg);
         if (job->r < 0)
-            ef_warn("the async queue's %s failed: %s",
-                    job->sweep ? "retention sweep" : "checkpoint", job->err.msg);
+            ef_warn("the async retention sweep failed: %s", job->err.msg);
         a->stats.dead_letters -= (int64_t)job->swept_dead;
         ef_async_publish(a);
         if (job->swept_succeeded || job->swept_dead)

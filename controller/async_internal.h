@@ -28,8 +28,10 @@ struct intake_item {
 struct lane_job {
     uv_work_t work;
     struct ef_async *a;
-    bool sweep;                /* a retention sweep, else a commit of `items` */
-    bool checkpoint;           /* with or without a sweep: a checkpoint of the WAL */
+    bool sweep;       /* a retention sweep, else a commit of `items` */
+    bool checkpoint;  /* with or without a sweep: a checkpoint of the WAL */
+    int checkpoint_r; /* its result, reported apart from the sweep's */
+    ef_error checkpoint_err;
     struct intake_item *items; /* the batch (commit) */
     size_t n_items;
     int64_t now_ms;         /* sweep: the time the cut-offs are computed from */

@@ -289,7 +289,7 @@ int ef_async_queue_open(const char *path, enum ef_async_ordering ordering, bool 
     sqlite3_extended_result_codes(q->db, 1);
     /* The loop's handle may have to wait for the thread pool's commit (an fsync, or a
      * checkpoint), and the other way round. */
-    sqlite3_busy_timeout(q->db, 5000);
+    sqlite3_busy_timeout(q->db, EF_ASYNC_BUSY_TIMEOUT_MS);
     r = exec(q->db, "PRAGMA journal_mode=WAL;", err);
     if (r == 0)
         r = exec(q->db, fsync_commits ? "PRAGMA synchronous=FULL;" : "PRAGMA synchronous=NORMAL;",
@@ -797,6 +797,11 @@ static int sweep_status(ef_async_queue *q, enum ef_async_status status, int64_t 
     if (r == 0)
         *ret_n = (size_t)sqlite3_changes(q->db);
     return r;
+}
+
+void ef_async_queue_set_busy_timeout(ef_async_queue *q, int ms)
+{
+    sqlite3_busy_timeout(q->db, ms);
 }
 
 int ef_async_queue_wal_pages(const ef_async_queue *q)

@@ -189,6 +189,12 @@ int ef_async_queue_dead_letters(ef_async_queue *q, const char *name, const char 
 int ef_async_queue_sweep(ef_async_queue *q, int64_t succeeded_before_ms, int64_t dead_before_ms,
                          size_t max_rows, size_t *ret_succeeded, size_t *ret_dead, ef_error *err);
 
+/* How long a handle waits for the other's write lock (a commit's fsync, a checkpoint). */
+#define EF_ASYNC_BUSY_TIMEOUT_MS 5000
+
+/* Changes that wait (0: a locked database fails at once, with -EIO). */
+void ef_async_queue_set_busy_timeout(ef_async_queue *q, int ms);
+
 /* The loop's handle (opened without fsync'd commits, which checkpoints nothing itself): how many
  * pages its last commit left in the WAL. Its owner asks the other handle for a checkpoint when
  * this grows (async_worker.c), so that the WAL does not grow without bound while no new event is

@@ -22,8 +22,10 @@
 
 /* After the queue itself failed (a disk error), claims are tried again this much later. */
 #define QUEUE_ERROR_RETRY_MS 1000
-/* An outcome the queue could not record is recorded again this much later. */
-#define HELD_RETRY_MS 1000
+/* An outcome the queue could not record is recorded again this much later, for at most this
+ * many tries (10 min); then it is left to the next start, which handles it as interrupted. */
+#define HELD_RETRY_MS  1000
+#define HELD_MAX_TRIES 600
 /* A pump claims at most this many events before it lets the loop serve others: events refused
  * at once (reserved concurrency 0, a full function queue) take no delivery slot, and a large
  * backlog of them would otherwise be claimed in one go. */
@@ -48,6 +50,7 @@ struct delivery {
  * function's order is lost. */
 struct held_outcome {
     struct held_outcome *next;
+    unsigned tries;
     struct ef_async_event *ev; /* seq, request_id, function_name, attempts */
     struct ef_async_outcome o;
     char *error_type, *error_message, *result; /* o's strings */
@@ -337,15 +340,12 @@ static void held_free(struct held_outcome *h)
     free(h);
 }
 
+static void drop_held(struct ef_async *a, struct held_outcome **link);
+
 static void free_held(struct ef_async *a)
 {
-    while (a->held) {
-        struct held_outcome *h = a->held;
-        a->held = h->next;
-        a->in_flight--;
-        a->stats.in_flight = a->in_flight;
-        held_free(h);
-    }
+    while (a->held)
+        drop_held(a, &a->held);
 }
 
 static char *dup_or_null(const char *s, bool *ok)
@@ -422,27 +422,39 @@ static void finish(struct ef_async *a, const struct ef_async_event *ev,
     }
 }
 
-/* Records the held outcomes again; true when none is left. */
+static void drop_held(struct ef_async *a, struct held_outcome **link)
+{
+    struct held_outcome *h = *link;
+    *link = h->next;
+    a->in_flight--;
+    a->stats.in_flight = a->in_flight;
+    held_free(h);
+}
+
+/* Records the held outcomes again, without waiting for a lock another writer holds (the loop
+ * must not block on it once per outcome); stops at the first that still fails, as the others
+ * would. True when none is left. */
 static bool record_held(struct ef_async *a)
 {
+    ef_async_queue_set_busy_timeout(a->q, 0);
     struct held_outcome **link = &a->held;
     while (*link) {
         struct held_outcome *h = *link;
         ef_error err = {0};
         int r = ef_async_queue_finish(a->q, h->ev->seq, ef_async_now_ms(), &h->o, &err);
-        if (r < 0 && r != -ESTALE) {
-            link = &h->next;
-            continue;
-        }
         if (r == 0) {
             ef_info("recorded the held outcome of event %s", h->ev->request_id);
             account(a, h->ev, &h->o);
+        } else if (r != -ESTALE && ++h->tries < HELD_MAX_TRIES) {
+            break;
+        } else if (r != -ESTALE) {
+            ef_error("giving up recording the outcome of event %s after %u tries: %s; the next "
+                     "start handles it as interrupted",
+                     h->ev->request_id, h->tries, err.msg);
         }
-        *link = h->next;
-        a->in_flight--;
-        a->stats.in_flight = a->in_flight;
-        held_free(h);
+        drop_held(a, link);
     }
+    ef_async_queue_set_busy_timeout(a->q, EF_ASYNC_BUSY_TIMEOUT_MS);
     checkpoint_if_grown(a);
     return a->held == NULL;
 }
@@ -450,8 +462,10 @@ static bool record_held(struct ef_async *a)
 static void on_held_timer(uv_timer_t *t)
 {
     struct ef_async *a = t->data;
-    if (!record_held(a))
+    if (!record_held(a)) {
+        uv_update_time(a->ctl->loop);
         uv_timer_start(&a->held_timer, on_held_timer, HELD_RETRY_MS, 0);
+    }
     ef_async_pump(a);
 }
 

@@ -282,6 +282,23 @@ static int throttle(struct ef_scheduler *s, const struct ef_sched_ticket *t, boo
                         s->cfg.max_concurrency, fn->name, waited);
 }
 
+/* Whether a queued invocation could take a free slot at once: the head of a queue whose
+ * function is below its reservation and that does not wait for capacity (memory, not a slot,
+ * holds those back). Called with a slot free at the node. */
+static bool waiter_for_slot(const struct ef_scheduler *s)
+{
+    if (s->queued == s->capacity_waiters)
+        return false;
+    size_t bucket = 0;
+    struct ef_name_entry *pos = NULL, *e;
+    while ((e = ef_name_map_next(&s->fns, &bucket, &pos)) != NULL) {
+        const struct ef_sched_fn *fn = e->value;
+        if (fn->head && !fn->head->wants_capacity && slot_free(s, fn))
+            return true;
+    }
+    return false;
+}
+
 int ef_sched_admit(struct ef_scheduler *s, struct ef_sched_ticket *t, const char *function,
                    bool has_reserved, int64_t reserved, ef_error *err)
 {
@@ -297,10 +314,11 @@ int ef_sched_admit(struct ef_scheduler *s, struct ef_sched_ticket *t, const char
     t->seq = ++s->seq;
     t->deadline_ms = uv_now(s->ctl->loop) + s->cfg.queue_wait_ms;
     t->queued = t->holds_slot = t->wants_capacity = false;
-    /* Straight to a slot only when nobody waits, of this function or another: an invocation
-     * queued for the node-wide limit would otherwise see the slot it waits for taken by every
-     * newcomer. With others waiting, it queues, and the timer serves all in admission order. */
-    if (s->queued == 0 && slot_free(s, fn)) {
+    /* Straight to a slot unless its function has a queue, or an invocation of another function
+     * waits that could take that slot now (one queued for the node-wide limit, which would
+     * otherwise see every newcomer take the slot it waits for). Then it queues, and the timer
+     * serves all in admission order. */
+    if (fn->queued == 0 && slot_free(s, fn) && !waiter_for_slot(s)) {
         take_slot(s, t);
         return 0;
     }

@@ -120,6 +120,19 @@ static void read_queued(struct harness *h, void *arg)
     *(bool *)arg = held_invoke != NULL && ef_sched_in_flight(H.ctl.sched) == 1;
 }
 
+static void count_queued(const char *function, unsigned in_flight, unsigned queued, void *user)
+{
+    (void)in_flight;
+    if (strcmp(function, "waiter") == 0)
+        *(unsigned *)user = queued;
+}
+
+static void read_waiter_queued(struct harness *h, void *arg)
+{
+    *(unsigned *)arg = 0;
+    ef_sched_for_each_function(h->ctl.sched, count_queued, arg);
+}
+
 static void read_collections(struct harness *h, void *arg)
 {
     *(unsigned *)arg = ef_code_lane_collections(h->ctl.code_lane);
@@ -151,7 +164,13 @@ static void test_queued_invocation_keeps_its_code(void **state)
     /* "waiter" queues for it, admitted with its first code. */
     struct call wait = {.name = "waiter", .event = "{}"};
     assert_int_equal(uv_thread_create(&wait.thread, call_thread, &wait), 0);
-    usleep(300 * 1000);
+    unsigned queued = 0;
+    for (int i = 0; i < 200 && queued == 0; i++) {
+        harness_on_loop(&H, read_waiter_queued, &queued);
+        if (queued == 0)
+            usleep(20 * 1000);
+    }
+    assert_int_equal(queued, 1);
 
     /* Its code is replaced; the collection that follows must keep the old one. */
     unsigned before = 0, after = 0;

@@ -299,6 +299,27 @@ static void test_capacity_wait(void **state)
     assert_int_equal(b.runs, 1);
     ef_sched_release(s, &b.t);
 
+    /* An invocation waiting for capacity (memory) does not hold back another function's
+     * newcomer, which may fit: it takes its slot at once. One of a function that waits for its
+     * own reservation does not either. */
+    ticket_init(&a);
+    ticket_init(&b);
+    ticket_init(&c);
+    assert_int_equal(ef_sched_admit(s, &a.t, "big", false, 0, &err), 0);
+    assert_int_equal(ef_sched_wait_capacity(s, &a.t, &err), 0);
+    assert_int_equal(ef_sched_admit(s, &b.t, "small", false, 0, &err), 0);
+    struct test_ticket r1, r2;
+    ticket_init(&r1);
+    ticket_init(&r2);
+    assert_int_equal(ef_sched_admit(s, &r1.t, "reserved", true, 1, &err), 0);
+    assert_int_equal(ef_sched_admit(s, &r2.t, "reserved", true, 1, &err), 1);
+    assert_int_equal(ef_sched_admit(s, &c.t, "other", false, 0, &err), 0);
+    ef_sched_release(s, &r1.t);
+    ef_sched_release(s, &r2.t);
+    ef_sched_release(s, &b.t);
+    ef_sched_release(s, &c.t);
+    ef_sched_release(s, &a.t);
+
     /* Without a queue, no capacity is an immediate 429. */
     finish(s);
     s = start(0, 10000, 100);

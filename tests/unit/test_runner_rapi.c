@@ -632,9 +632,10 @@ static void test_deadlines(void **state)
     reply_free(&r);
     long long next = 0;
     on_loop(next_deadline, &next);
-    /* On the monotonic clock: 100 ms after the deadline was read, give or take the read. */
+    /* On the monotonic clock: 100 ms after the deadline was read, give or take the reading (and
+     * a preemption on the way). */
     long long mono_after = (long long)ef_now_monotonic_ms();
-    assert_true(next >= mono_before + 100 - 2 && next <= mono_after + 100 + 2);
+    assert_true(next >= mono_before + 100 - 50 && next <= mono_after + 100 + 50);
     usleep(150 * 1000);
     size_t n = 0;
     on_loop(expire_now, &n);
@@ -644,7 +645,7 @@ static void test_deadlines(void **state)
     assert_true(cJSON_IsTrue(cJSON_GetObjectItem(a, "delivered")));
     cJSON_Delete(a);
     on_loop(next_deadline, &next);
-    assert_true(next >= mono_before + 3600000 - 2 && next <= mono_after + 3600000 + 2);
+    assert_true(next >= mono_before + 3600000 - 50 && next <= mono_after + 3600000 + 50);
     /* The runtime's late answer is refused; the queued one is handed out now. */
     http("POST", "invocation/d-1/response", NULL, "{}", &r);
     assert_int_equal(r.status, 403);
