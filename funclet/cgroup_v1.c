@@ -276,7 +276,13 @@ static int v1_set_limits(struct ef_cgroup *base, const struct ef_cgroup_limits *
             r = set_u64(c, CTL_MEMORY,
                         grow ? "memory.limit_in_bytes" : "memory.memsw.limit_in_bytes", mem, err);
     } else {
+        /* Without swap accounting the limit covers memory only: the container's pages must not
+         * spill into swap beyond it. */
         r = set_u64(c, CTL_MEMORY, "memory.limit_in_bytes", mem, err);
+        if (r == 0) {
+            ef_error ignored;
+            set_value(c, CTL_MEMORY, "memory.swappiness", "0", &ignored);
+        }
     }
     if (r < 0)
         return r;
@@ -401,6 +407,12 @@ static int v1_freeze(struct ef_cgroup *base, bool frozen, ef_error *err)
             strncmp(state, want, strlen(want)) == 0)
             return 0;
         ef_cgroup_pause_n(attempt);
+    }
+    /* A freeze that did not complete is undone: a group left FREEZING keeps the tasks it did
+     * stop stopped, and a task frozen by the v1 freezer cannot die, not even of SIGKILL. */
+    if (frozen) {
+        ef_error ignored;
+        set_value(c, CTL_FREEZER, "freezer.state", "THAWED", &ignored);
     }
     return ef_error_set(err, -EBUSY, "cgroup %s did not become %s", c->path[CTL_FREEZER], want);
 }

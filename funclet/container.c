@@ -26,6 +26,7 @@
 #include "funclet/cgroup.h"
 #include "funclet/cgroup_parse.h"
 #include "funclet/hostmnt.h"
+#include "funclet/ipc_clear.h"
 #include "funclet/mount_plan.h"
 #include "funclet/exit_watch.h"
 #include "funclet/oom_watch.h"
@@ -403,13 +404,19 @@ static void on_create_timeout(uv_timer_t *t)
  * must pick the code, never the runner. The runner raises its children to 1000; funclet exempts
  * the runner outright, from here because in a user namespace the child lacks CAP_SYS_RESOURCE
  * of the host. Without that capability (funclet in some containers) the write fails and the
- * runner stays at 0, which the children's 1000 still outranks. */
+ * runner stays at 0, which the children's 1000 still outranks.
+ *
+ * Through the legacy oom_adj (-17 is -1000 there): a write of oom_score_adj by a holder of
+ * CAP_SYS_RESOURCE also sets the floor below which the process and its children may not go
+ * without that capability, and every child would inherit -1000 as its floor; user code could
+ * then exempt itself from the OOM killer. The legacy file sets the value and leaves the floor at
+ * 0. */
 static void protect_runner(pid_t pid)
 {
     char path[64];
-    snprintf(path, sizeof(path), "/proc/%d/oom_score_adj", (int)pid);
+    snprintf(path, sizeof(path), "/proc/%d/oom_adj", (int)pid);
     cleanup_close int fd = open(path, O_WRONLY | O_CLOEXEC);
-    if (fd >= 0 && write(fd, "-1000", 5) < 0) {
+    if (fd >= 0 && write(fd, "-17", 3) < 0) {
         /* best effort, see above */
     }
 }
@@ -965,6 +972,12 @@ static void reset_done(struct ef_container_op *op)
     int r = ef_hostmnt_unmount(c->mnt_dir, EF_HOSTMNT_TMP, &e);
     if (r == 0)
         r = ef_hostmnt_unmount(c->mnt_dir, EF_HOSTMNT_SHM, &e);
+    /* What the function left in the container's IPC namespace goes too (ipc_clear.h): the next
+     * runtime may be another function's. */
+    if (r == 0 && (r = ef_ipc_clear(c->pid, &e)) > 0)
+        ef_debug("container %s: removed %d IPC object(s) the function left", c->id, r);
+    if (r > 0)
+        r = 0;
     if (r == 0)
         r = make_cold(f, c, &e);
     if (r == 0)

@@ -14,6 +14,9 @@ ef_add_unit_test(test_funclet_ipam
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_ipam.c ${_fdir}/ipam.c)
 ef_add_unit_test(test_funclet_capacity
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_capacity.c ${_fdir}/capacity.c)
+# Clearing a container's IPC namespace before its reuse, on the real kernel (root).
+ef_add_unit_test(test_funclet_ipc_clear
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_ipc_clear.c ${_fdir}/ipc_clear.c)
 ef_add_unit_test(test_funclet_userns
   SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_funclet_userns.c ${_fdir}/userns.c)
 # The cgroup backends: v1 on the real kernel (root; skipped otherwise), v2 on a fake cgroupfs.

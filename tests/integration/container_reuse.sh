@@ -2,7 +2,9 @@
 # Reuse of a container after container.reset, through a real pod with the controller's default
 # cool-down (reset): function A's idle container is reset into funclet's cold pool, function B
 # then runs in that same container (same funclet id, same runner process) with B's code, and
-# finds nothing of A: not its /tmp files, not the background process it left, not its code. A
+# finds nothing of A: not its /tmp files, not the background process it left, not the System V
+# shared memory segment and message queue it left in the container's IPC namespace (which lives
+# as long as the runner), not its code. A
 # later invocation of A works (in the same container again, recycled a second time).
 # funclet keeps at most one container (--max-containers 1), so its cold pool is short and takes
 # the reset container back instead of topping up with a new one.
@@ -30,20 +32,34 @@ def processes():
     return found
 
 
+def ipc():
+    found = []
+    for kind in ("shm", "msg", "sem"):
+        with open("/proc/sysvipc/" + kind) as f:
+            found += ["%s %s" % (kind, line.split()[0]) for line in f.readlines()[1:]]
+    return found
+
+
 def seen(fn):
     return {"fn": fn, "tmp": sorted(os.listdir("/tmp")), "task": sorted(os.listdir("/var/task")),
-            "processes": processes()}
+            "processes": processes(), "ipc": ipc()}
 '
 mkdir -p "$EF_DATA/fn-a" "$EF_DATA/fn-b"
 cat >"$EF_DATA/fn-a/a.py" <<PYEOF
 $SEE
+import ctypes
 import subprocess
+
+libc = ctypes.CDLL(None, use_errno=True)
 
 
 def handler(event, context):
     before = seen("a")
     with open("/tmp/left-by-a", "w") as f:
         f.write("a was here")
+    # A shared memory segment and a message queue under fixed keys (IPC_CREAT | 0600).
+    if libc.shmget(0x45460001, 4096, 0o1600) < 0 or libc.msgget(0x45460002, 0o1600) < 0:
+        raise OSError(ctypes.get_errno(), "shmget/msgget")
     # A background process in a session of its own, which outlives the invocation.
     subprocess.Popen(["/bin/sleep", "301.25"], start_new_session=True, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL)
@@ -96,6 +112,7 @@ note "function B runs in the same recycled container and sees nothing of A"
 [ "$(json_get "$out" 'j["fn"]')" = b ] || fail "B's answer is not B's: $(cat "$out")"
 [ "$(json_get "$out" 'j["task"]')" = "['b.py']" ] || fail "B's /var/task: $(cat "$out")"
 [ "$(json_get "$out" 'j["tmp"]')" = "[]" ] || fail "B sees A's /tmp: $(cat "$out")"
+[ "$(json_get "$out" 'j["ipc"]')" = "[]" ] || fail "B sees A's IPC objects: $(cat "$out")"
 [ "$(json_get "$out" '[p for p in j["processes"] if "sleep" in p]')" = "[]" ] ||
   fail "B sees A's background process: $(cat "$out")"
 [ "$(json_get "$out" 'any("easyfaas-runner init" in p for p in j["processes"])')" = True ] ||
