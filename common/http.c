@@ -146,7 +146,6 @@ struct conn {
 
     ef_http_exchange ex;
     uv_write_t write_req;
-    uv_write_t continue_req;
     uv_shutdown_t shutdown_req;
 };
 
@@ -183,6 +182,37 @@ static const char continue_response[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 static void conn_feed(struct conn *c, const char *data, size_t len);
 static bool conn_flush_held(struct conn *c);
+
+static void on_continue_written(uv_write_t *req, int status)
+{
+    (void)status;
+    free(req);
+}
+
+/* Sends "100 Continue": at once when the socket takes it, as it nearly always does, else with a
+ * write of its own (behind any write still queued, so the order holds). Not a request kept in
+ * the connection: a client may pipeline requests that each expect 100-continue, and the next
+ * could come while the previous 100's write is still queued, which would reuse a request libuv
+ * still holds (and corrupt its write queue: the controller crashed of it). */
+static int send_continue(struct conn *c)
+{
+    size_t len = sizeof(continue_response) - 1;
+    uv_buf_t b = uv_buf_init((char *)continue_response, (unsigned)len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == (int)len)
+        return 0;
+    if (n < 0 && n != UV_EAGAIN)
+        return n;
+    size_t done = n > 0 ? (size_t)n : 0;
+    uv_write_t *req = malloc(sizeof(*req));
+    if (!req)
+        return -ENOMEM;
+    b = uv_buf_init((char *)continue_response + done, (unsigned)(len - done));
+    int r = uv_write(req, (uv_stream_t *)&c->tcp, &b, 1, on_continue_written);
+    if (r < 0)
+        free(req);
+    return r;
+}
 static void conn_write_out(struct conn *c, bool may_hold);
 
 /* ---- small buffers ---------------------------------------------------------------------- */
@@ -1044,8 +1074,7 @@ static int on_headers_complete(llhttp_t *p)
                 c->err_message = "the answer to the previous request cannot be written";
                 return -1;
             }
-            uv_buf_t b = uv_buf_init((char *)continue_response, sizeof(continue_response) - 1);
-            if (uv_write(&c->continue_req, (uv_stream_t *)&c->tcp, &b, 1, NULL) < 0) {
+            if (send_continue(c) < 0) {
                 c->err_status = 500;
                 return -1;
             }

@@ -103,13 +103,19 @@ int ef_runtime_api_decode_id(const char *seg, size_t len, char *buf, size_t size
     return 0;
 }
 
-/* Cuts an error type to ERROR_TYPE_MAX bytes of valid UTF-8. */
+/* Cuts an error type to ERROR_TYPE_MAX bytes of valid UTF-8 on one line: it goes into the
+ * function log's REPORT line ("Error Type: ...") and the async queue, where a line break from
+ * the function's errorType would forge log lines. Control characters become spaces. */
 static char *clean_type(const char *type)
 {
     size_t len = strlen(type);
     if (len > ERROR_TYPE_MAX)
         len = ERROR_TYPE_MAX;
-    return ef_utf8_sanitize(type, len, false);
+    char *clean = ef_utf8_sanitize(type, len, false);
+    for (char *p = clean; p && *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            *p = ' ';
+    return clean;
 }
 
 int ef_runtime_error_doc(const char *body, size_t len, const char *header_type, char **ret_doc,

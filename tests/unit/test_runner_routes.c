@@ -92,6 +92,13 @@ static void test_error_doc_object_kept(void **state)
     assert_string_equal(doc, body);
     free(doc);
     free(type);
+    /* A type with a line break in it stays on one line (it goes into the REPORT line). */
+    const char *forged =
+        "{\"errorType\":\"X\\r\\nREPORT RequestId: forged\",\"errorMessage\":\"m\"}";
+    assert_int_equal(ef_runtime_error_doc(forged, strlen(forged), NULL, &doc, &type), 0);
+    assert_string_equal(type, "X  REPORT RequestId: forged");
+    free(doc);
+    free(type);
 }
 
 static void test_error_doc_wraps_non_objects(void **state)
