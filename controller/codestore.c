@@ -15,6 +15,7 @@
 
 #include "common/cleanup.h"
 #include "common/fsutil.h"
+#include "common/log.h"
 
 #define TMP_PREFIX ".tmp-"
 
@@ -123,9 +124,12 @@ int ef_codestore_init(const char *code_root, ef_error *err)
             r = ef_error_set(err, -ENOMEM, "out of memory");
             break;
         }
-        r = ef_rm_rf(p, err);
-        if (r < 0)
-            break;
+        /* What a crash left half-made is removed; one that cannot be (a tree from before the
+         * depth limit, too deep to remove with the descriptors at hand) must not keep the
+         * controller from starting: it is named .tmp-*, so nothing ever uses it. */
+        ef_error rm_err = {0};
+        if (ef_rm_rf(p, &rm_err) < 0)
+            ef_warn("cannot remove the leftover %s: %s; remove it by hand", p, rm_err.msg);
     }
     closedir(d);
     return r;
@@ -141,8 +145,9 @@ static char *sanitize_name(const char *name, bool *ret_is_dir, ef_error *err)
         ef_error_set(err, -EINVAL, "%s Entry with an empty name.", bad_zip_msg);
         return NULL;
     }
-    if (len >= PATH_MAX) {
-        ef_error_set(err, -EINVAL, "%s Entry name is too long.", bad_zip_msg);
+    if (len > EF_CODE_MAX_NAME) {
+        ef_error_set(err, -EINVAL, "%s Entry name '%.100s...' is longer than %u bytes.",
+                     bad_zip_msg, name, EF_CODE_MAX_NAME);
         return NULL;
     }
     if (name[0] == '/' || name[0] == '\\') {
@@ -155,6 +160,7 @@ static char *sanitize_name(const char *name, bool *ret_is_dir, ef_error *err)
         return NULL;
     }
     size_t o = 0;
+    unsigned depth = 0;
     const char *p = name;
     while (*p) {
         size_t n = strcspn(p, "/\\");
@@ -165,6 +171,13 @@ static char *sanitize_name(const char *name, bool *ret_is_dir, ef_error *err)
             return NULL;
         }
         if (n > 0 && !(n == 1 && p[0] == '.')) {
+            if (++depth > EF_CODE_MAX_DEPTH) {
+                ef_error_set(err, -EINVAL,
+                             "%s Entry '%.200s' is nested more than %u directories deep.",
+                             bad_zip_msg, name, EF_CODE_MAX_DEPTH);
+                free(out);
+                return NULL;
+            }
             if (o > 0)
                 out[o++] = '/';
             memcpy(out + o, p, n);
@@ -179,8 +192,9 @@ static char *sanitize_name(const char *name, bool *ret_is_dir, ef_error *err)
     return out;
 }
 
-/* Creates every missing parent directory of `rel` below `root`. */
-static int make_parents(const char *root, const char *rel, ef_error *err)
+/* Creates every missing parent directory of `rel` below `root`, counting those it creates in
+ * *created. */
+static int make_parents(const char *root, const char *rel, unsigned *created, ef_error *err)
 {
     char path[PATH_MAX * 2];
     size_t rl = strlen(root);
@@ -191,10 +205,13 @@ static int make_parents(const char *root, const char *rel, ef_error *err)
     strcpy(path + rl + 1, rel);
     for (char *s = path + rl + 1; (s = strchr(s, '/')) != NULL; s++) {
         *s = '\0';
+        bool existed = access(path, F_OK) == 0;
         int r = make_dir(path, true, err);
         *s = '/';
         if (r < 0)
             return r;
+        if (!existed)
+            (*created)++;
     }
     return 0;
 }
@@ -285,6 +302,7 @@ static int extract_archive(zip_t *za, const char *dest, const struct ef_zip_limi
     }
 
     uint64_t total = 0;
+    uint64_t entries = (uint64_t)n;
     for (zip_int64_t i = 0; i < n; i++) {
         zip_uint64_t idx = (zip_uint64_t)i;
         zip_stat_t st;
@@ -320,9 +338,18 @@ static int extract_archive(zip_t *za, const char *dest, const struct ef_zip_limi
                                 st.name);
         }
 
-        int r = make_parents(dest, rel, err);
+        unsigned implied = 0;
+        int r = make_parents(dest, rel, &implied, err);
         if (r < 0)
             return r;
+        /* The directories the names imply count as entries: a zip of few entries with deep
+         * names would otherwise make any number of them. */
+        entries += implied;
+        if (entries > limits->max_entries)
+            return ef_error_set(err, -EINVAL,
+                                "The zip makes more than %u files and directories (counting "
+                                "the directories its names imply)",
+                                limits->max_entries);
         cleanup_free char *path = ef_path_join(dest, rel);
         if (!path)
             return ef_error_set(err, -ENOMEM, "out of memory");

@@ -24,10 +24,15 @@
 /* Lambda's limits for a zip package. */
 #define EF_CODE_MAX_UNZIPPED (250ull * 1024 * 1024)
 #define EF_CODE_MAX_ENTRIES  10000u
+/* An entry's name: at most this many bytes and this many directories deep. Deeper trees cost a
+ * descriptor per level to remove, and with the directories they imply the work to create grows
+ * with the square of the depth (a few kilobytes of zip could make hundreds of thousands). */
+#define EF_CODE_MAX_NAME  1024u
+#define EF_CODE_MAX_DEPTH 64u
 
 struct ef_zip_limits {
     uint64_t max_unzipped; /* total bytes of all files */
-    unsigned max_entries;
+    unsigned max_entries;  /* files and directories, those the names imply included */
 };
 
 /* The limits above, for callers that have no reason to differ. */

@@ -255,6 +255,52 @@ static void test_entry_count_cap(void **state)
     free(entries);
 }
 
+/* Names are at most EF_CODE_MAX_DEPTH directories deep and EF_CODE_MAX_NAME bytes long, and
+ * the directories they imply count against the entry cap: a few kilobytes of zip once made
+ * trees too deep to remove (one descriptor per level) and hundreds of thousands of
+ * directories. */
+static void test_depth_and_implied_directories(void **state)
+{
+    (void)state;
+    char deep[2 * EF_CODE_MAX_DEPTH + 8] = "";
+    for (unsigned i = 0; i < EF_CODE_MAX_DEPTH - 1; i++)
+        strcat(deep, "d/");
+    strcat(deep, "f"); /* 64 components: fine */
+    struct entry ok[] = {{deep, FILE_ENTRY, "x"}};
+    struct zipbuf zb = make_zip(ok, 1);
+    char *dest = fresh_dir("deep");
+    ef_error err = {0};
+    assert_int_equal(ef_zip_extract_buffer(zb.data, zb.len, dest, &ef_zip_default_limits, &err), 0);
+    free(zb.data);
+    free(dest);
+
+    char deeper[2 * EF_CODE_MAX_DEPTH + 8] = "d/";
+    strcat(deeper, deep); /* 65 */
+    struct entry too_deep[] = {{deeper, FILE_ENTRY, "x"}};
+    expect_rejected(too_deep, 1, "nested more than 64 directories deep");
+
+    char longname[EF_CODE_MAX_NAME + 2];
+    memset(longname, 'n', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    struct entry too_long[] = {{longname, FILE_ENTRY, "x"}};
+    expect_rejected(too_long, 1, "longer than 1024 bytes");
+
+    /* 3 entries under a cap of 10, but their names imply 9 directories: 12 in all. */
+    struct entry implied[] = {
+        {"a/b/c/1", FILE_ENTRY, "x"}, {"d/e/f/2", FILE_ENTRY, "x"}, {"g/h/i/3", FILE_ENTRY, "x"}};
+    zb = make_zip(implied, 3);
+    dest = fresh_dir("implied");
+    const struct ef_zip_limits ten = {.max_unzipped = EF_CODE_MAX_UNZIPPED, .max_entries = 10};
+    assert_int_equal(ef_zip_extract_buffer(zb.data, zb.len, dest, &ten, &err), -EINVAL);
+    assert_non_null(strstr(err.msg, "more than 10 files and directories"));
+    const struct ef_zip_limits twelve = {.max_unzipped = EF_CODE_MAX_UNZIPPED, .max_entries = 12};
+    assert_int_equal(ef_rm_rf(dest, NULL), 0);
+    assert_int_equal(mkdir(dest, 0755), 0);
+    assert_int_equal(ef_zip_extract_buffer(zb.data, zb.len, dest, &twelve, &err), 0);
+    free(zb.data);
+    free(dest);
+}
+
 static void test_size_cap(void **state)
 {
     (void)state;
@@ -402,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_rejected),
         cmocka_unit_test(test_not_a_zip),
         cmocka_unit_test(test_entry_count_cap),
+        cmocka_unit_test(test_depth_and_implied_directories),
         cmocka_unit_test(test_size_cap),
         cmocka_unit_test(test_default_size_cap),
         cmocka_unit_test(test_put_and_cache),
