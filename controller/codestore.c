@@ -171,13 +171,7 @@ static char *sanitize_name(const char *name, bool *ret_is_dir, ef_error *err)
             return NULL;
         }
         if (n > 0 && !(n == 1 && p[0] == '.')) {
-            if (++depth > EF_CODE_MAX_DEPTH) {
-                ef_error_set(err, -EINVAL,
-                             "%s Entry '%.200s' is nested more than %u directories deep.",
-                             bad_zip_msg, name, EF_CODE_MAX_DEPTH);
-                free(out);
-                return NULL;
-            }
+            depth++;
             if (o > 0)
                 out[o++] = '/';
             memcpy(out + o, p, n);
@@ -189,6 +183,14 @@ static char *sanitize_name(const char *name, bool *ret_is_dir, ef_error *err)
     }
     out[o] = '\0';
     *ret_is_dir = name[len - 1] == '/' || name[len - 1] == '\\';
+    /* Directories only: a file's own name is not a level. */
+    unsigned dirs = *ret_is_dir || depth == 0 ? depth : depth - 1;
+    if (dirs > EF_CODE_MAX_DEPTH) {
+        ef_error_set(err, -EINVAL, "%s Entry '%.200s' is nested more than %u directories deep.",
+                     bad_zip_msg, name, EF_CODE_MAX_DEPTH);
+        free(out);
+        return NULL;
+    }
     return out;
 }
 
@@ -302,7 +304,7 @@ static int extract_archive(zip_t *za, const char *dest, const struct ef_zip_limi
     }
 
     uint64_t total = 0;
-    uint64_t entries = (uint64_t)n;
+    uint64_t made = 0;
     for (zip_int64_t i = 0; i < n; i++) {
         zip_uint64_t idx = (zip_uint64_t)i;
         zip_stat_t st;
@@ -338,21 +340,23 @@ static int extract_archive(zip_t *za, const char *dest, const struct ef_zip_limi
                                 st.name);
         }
 
-        unsigned implied = 0;
-        int r = make_parents(dest, rel, &implied, err);
+        unsigned made_now = 0;
+        int r = make_parents(dest, rel, &made_now, err);
         if (r < 0)
             return r;
-        /* The directories the names imply count as entries: a zip of few entries with deep
-         * names would otherwise make any number of them. */
-        entries += implied;
-        if (entries > limits->max_entries)
+        cleanup_free char *path = ef_path_join(dest, rel);
+        if (!path)
+            return ef_error_set(err, -ENOMEM, "out of memory");
+        /* What is made counts, files and directories, those the names imply included: a zip of
+         * few entries with deep names would otherwise make any number of directories. A
+         * directory listed after the files in it was made already and is not counted twice. */
+        made_now += !is_dir || access(path, F_OK) != 0;
+        made += made_now;
+        if (made > limits->max_entries)
             return ef_error_set(err, -EINVAL,
                                 "The zip makes more than %u files and directories (counting "
                                 "the directories its names imply)",
                                 limits->max_entries);
-        cleanup_free char *path = ef_path_join(dest, rel);
-        if (!path)
-            return ef_error_set(err, -ENOMEM, "out of memory");
         if (is_dir) {
             r = make_dir(path, true, err);
         } else {
@@ -572,15 +576,18 @@ int ef_codestore_remove(const char *code_root, const char *hex, ef_error *err)
     cleanup_free char *zpath = zip_path(code_root, hex);
     cleanup_free char *doomed = NULL;
     if (!final || !zpath ||
-        asprintf(&doomed, "%s/extracted/" TMP_PREFIX "gc-%s", code_root, hex) < 0)
+        asprintf(&doomed, "%s/extracted/" TMP_PREFIX "gc-%s-XXXXXX", code_root, hex) < 0)
         return ef_error_set(err, -ENOMEM, "out of memory");
 
-    /* A previous removal interrupted by a crash may have left its temporary name behind. */
-    int r = ef_rm_rf(doomed, err);
-    if (r < 0)
-        return r;
-    if (rename(final, doomed) < 0 && errno != ENOENT)
-        return ef_error_set_errno(err, -errno, "cannot rename %s", final);
+    /* A name of its own (what an interrupted removal left behind is removed at start, or
+     * stays a harmless .tmp- entry): the tree is renamed over the empty directory made here. */
+    if (!mkdtemp(doomed))
+        return ef_error_set_errno(err, -errno, "cannot create a directory like %s", doomed);
+    if (rename(final, doomed) < 0 && errno != ENOENT) {
+        int e = errno;
+        rmdir(doomed);
+        return ef_error_set_errno(err, -e, "cannot rename %s", final);
+    }
     if (unlink(zpath) < 0 && errno != ENOENT)
         return ef_error_set_errno(err, -errno, "cannot remove %s", zpath);
     return ef_rm_rf(doomed, err);

@@ -7,10 +7,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mount.h>
+#include <linux/mount.h>
 #include <sys/msg.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
@@ -19,9 +20,7 @@
 #include <unistd.h>
 
 #include "common/cleanup.h"
-
-/* Where the child mounts the namespace's mqueue file system, in its own mount namespace. */
-#define MQUEUE_MOUNT "/tmp"
+#include "common/log.h"
 
 union semun_arg {
     int val;
@@ -72,13 +71,25 @@ struct linux_dirent64 {
     char d_name[];
 };
 
-/* POSIX message queues are the files of the namespace's mqueue file system. */
+/* POSIX message queues are the files of the namespace's mqueue file system, which the child
+ * mounts detached (fsopen + fsmount: no mount point, nothing another process could see).
+ * A kernel without POSIX queues (ENODEV) has none to remove. */
 static int clear_posix_queues(void)
 {
-    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
-        mount("mqueue", MQUEUE_MOUNT, "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+    int fs = (int)syscall(SYS_fsopen, "mqueue", FSOPEN_CLOEXEC);
+    if (fs < 0)
+        return errno == ENODEV ? 0 : -errno;
+    if (syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE, NULL, NULL, 0) < 0) {
+        int e = errno;
+        close(fs);
+        return -e;
+    }
+    int mnt = (int)syscall(SYS_fsmount, fs, FSMOUNT_CLOEXEC, 0);
+    close(fs);
+    if (mnt < 0)
         return -errno;
-    int dir = open(MQUEUE_MOUNT, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int dir = openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    close(mnt);
     if (dir < 0)
         return -errno;
     int n = 0;
@@ -100,13 +111,27 @@ static int clear_posix_queues(void)
     return n;
 }
 
-static int clear_in_namespace(int ns_fd)
+/* What the child found: the objects removed, and why the POSIX queues could not be looked at
+ * (0 when they could). */
+struct clear_result {
+    int removed;
+    int posix_error;
+};
+
+static struct clear_result clear_in_namespace(int ns_fd)
 {
-    if (setns(ns_fd, CLONE_NEWIPC) < 0)
-        return -errno;
-    int sysv = clear_sysv();
+    struct clear_result res = {0, 0};
+    if (setns(ns_fd, CLONE_NEWIPC) < 0) {
+        res.removed = -errno;
+        return res;
+    }
+    res.removed = clear_sysv();
     int posix = clear_posix_queues();
-    return posix < 0 ? posix : sysv + posix;
+    if (posix < 0)
+        res.posix_error = posix;
+    else
+        res.removed += posix;
+    return res;
 }
 
 int ef_ipc_clear(pid_t pid, ef_error *err)
@@ -128,12 +153,12 @@ int ef_ipc_clear(pid_t pid, ef_error *err)
     }
     if (child == 0) {
         close(fds[0]);
-        int result = clear_in_namespace(ns_fd);
+        struct clear_result result = clear_in_namespace(ns_fd);
         ssize_t w = write(fds[1], &result, sizeof(result));
         _exit(w == (ssize_t)sizeof(result) ? 0 : 1);
     }
     close(fds[1]);
-    int result = 0;
+    struct clear_result result = {0, 0};
     ssize_t got;
     do
         got = read(fds[0], &result, sizeof(result));
@@ -144,8 +169,17 @@ int ef_ipc_clear(pid_t pid, ef_error *err)
         ;
     if (got != (ssize_t)sizeof(result))
         return ef_error_set(err, -EIO, "the child clearing %s ended without an answer", path);
-    if (result < 0)
-        return ef_error_set_errno(err, result, "cannot clear the IPC namespace of process %d",
-                                  (int)pid);
-    return result;
+    if (result.removed < 0)
+        return ef_error_set_errno(err, result.removed,
+                                  "cannot clear the IPC namespace of process %d", (int)pid);
+    /* The System V objects are gone; a host where the POSIX queues cannot be looked at keeps
+     * pooling containers, and says so once. */
+    static bool warned;
+    if (result.posix_error < 0 && !warned) {
+        warned = true;
+        ef_warn("cannot look for the POSIX message queues a function left in its container: "
+                "%s; they may outlive a reset",
+                strerror(-result.posix_error));
+    }
+    return result.removed;
 }

@@ -262,22 +262,29 @@ static void test_entry_count_cap(void **state)
 static void test_depth_and_implied_directories(void **state)
 {
     (void)state;
+    /* A file below 64 directories, and a directory 64 deep, are fine. */
     char deep[2 * EF_CODE_MAX_DEPTH + 8] = "";
-    for (unsigned i = 0; i < EF_CODE_MAX_DEPTH - 1; i++)
+    for (unsigned i = 0; i < EF_CODE_MAX_DEPTH; i++)
         strcat(deep, "d/");
-    strcat(deep, "f"); /* 64 components: fine */
-    struct entry ok[] = {{deep, FILE_ENTRY, "x"}};
-    struct zipbuf zb = make_zip(ok, 1);
+    char deep_file[sizeof(deep) + 2];
+    snprintf(deep_file, sizeof(deep_file), "%sf", deep);
+    struct entry ok[] = {{deep, DIR_ENTRY, NULL}, {deep_file, FILE_ENTRY, "x"}};
+    struct zipbuf zb = make_zip(ok, 2);
     char *dest = fresh_dir("deep");
     ef_error err = {0};
     assert_int_equal(ef_zip_extract_buffer(zb.data, zb.len, dest, &ef_zip_default_limits, &err), 0);
     free(zb.data);
     free(dest);
 
-    char deeper[2 * EF_CODE_MAX_DEPTH + 8] = "d/";
-    strcat(deeper, deep); /* 65 */
-    struct entry too_deep[] = {{deeper, FILE_ENTRY, "x"}};
+    /* One level more, for a file or for a directory, is not. */
+    char deeper_file[sizeof(deep) + 4];
+    snprintf(deeper_file, sizeof(deeper_file), "d/%sf", deep);
+    struct entry too_deep[] = {{deeper_file, FILE_ENTRY, "x"}};
     expect_rejected(too_deep, 1, "nested more than 64 directories deep");
+    char deeper_dir[sizeof(deep) + 4];
+    snprintf(deeper_dir, sizeof(deeper_dir), "d/%s", deep);
+    struct entry too_deep_dir[] = {{deeper_dir, DIR_ENTRY, NULL}};
+    expect_rejected(too_deep_dir, 1, "nested more than 64 directories deep");
 
     char longname[EF_CODE_MAX_NAME + 2];
     memset(longname, 'n', sizeof(longname) - 1);
@@ -297,6 +304,16 @@ static void test_depth_and_implied_directories(void **state)
     assert_int_equal(ef_rm_rf(dest, NULL), 0);
     assert_int_equal(mkdir(dest, 0755), 0);
     assert_int_equal(ef_zip_extract_buffer(zb.data, zb.len, dest, &twelve, &err), 0);
+    free(zb.data);
+    free(dest);
+
+    /* Directories listed after the files in them count once: 2 directories and a file. */
+    struct entry late_dirs[] = {
+        {"a/b/f", FILE_ENTRY, "x"}, {"a/b/", DIR_ENTRY, NULL}, {"a/", DIR_ENTRY, NULL}};
+    zb = make_zip(late_dirs, 3);
+    dest = fresh_dir("late");
+    const struct ef_zip_limits three = {.max_unzipped = EF_CODE_MAX_UNZIPPED, .max_entries = 3};
+    assert_int_equal(ef_zip_extract_buffer(zb.data, zb.len, dest, &three, &err), 0);
     free(zb.data);
     free(dest);
 }
