@@ -254,3 +254,13 @@ void fake_funclet_send_exited(struct fake_funclet *f, const char *id, const char
     if (e.rc < 0)
         fail_msg("runtime.exited of %s: %s", id, strerror(-e.rc));
 }
+
+cJSON *fake_ok_answer(const char *payload)
+{
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "status", "ok");
+    cJSON_AddStringToObject(r, "payload", payload);
+    cJSON_AddStringToObject(r, "log", "");
+    cJSON_AddBoolToObject(r, "delivered", true);
+    return r;
+}

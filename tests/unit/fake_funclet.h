@@ -81,3 +81,7 @@ void fake_funclet_send_exited(struct fake_funclet *f, const char *id, const char
 /* Sends runtime.exited with pid 2 and `status` ("exit status 0") on `conn`, as a runner does
  * when its runtime ends; fails the test when it cannot be sent. For use on the loop thread. */
 void fake_runner_exited(ef_rpc_conn *conn, const char *status);
+
+/* A runner's answer to `invoke`: the function returned `payload` (JSON text) and printed
+ * nothing. */
+cJSON *fake_ok_answer(const char *payload);

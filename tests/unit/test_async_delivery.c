@@ -31,17 +31,6 @@ static struct fake_funclet F;
 /* An invoke the test answers later (event {"mode": "hold"}), on the loop thread. */
 static ef_rpc_request *held_invoke;
 
-/* A runner's answer: the function returned `payload`. */
-static cJSON *ok_answer(const char *payload)
-{
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "status", "ok");
-    cJSON_AddStringToObject(r, "payload", payload);
-    cJSON_AddStringToObject(r, "log", "");
-    cJSON_AddBoolToObject(r, "delivered", true);
-    return r;
-}
-
 static void runner_invoke(struct fake_container *fc, ef_rpc_conn *conn, ef_rpc_request *req,
                           const cJSON *params)
 {
@@ -58,7 +47,7 @@ static void runner_invoke(struct fake_container *fc, ef_rpc_conn *conn, ef_rpc_r
         cJSON_AddStringToObject(r, "status", "bogus");
         ef_rpc_reply(req, r);
     } else {
-        ef_rpc_reply(req, ok_answer("{\"done\":true}"));
+        ef_rpc_reply(req, fake_ok_answer("{\"done\":true}"));
     }
     cJSON_Delete(event);
 }
@@ -86,12 +75,7 @@ static int teardown(void **state)
 static void create_function(const char *name)
 {
     char *b = create_body(name, "python3.12", "lambda_function.lambda_handler", 3);
-    struct http_response r;
-    assert_int_equal(http_request(H.port, "POST", "/2015-03-31/functions", NULL, b, strlen(b), &r),
-                     0);
-    if (r.status != 201)
-        fail_msg("create %s: %d %s", name, r.status, r.body);
-    http_response_free(&r);
+    harness_create_function(&H, name, b);
     free(b);
 }
 
@@ -151,7 +135,7 @@ static void answer_held(struct harness *h, void *arg)
 {
     (void)h;
     (void)arg;
-    ef_rpc_reply(held_invoke, ok_answer("{\"held\":true}"));
+    ef_rpc_reply(held_invoke, fake_ok_answer("{\"held\":true}"));
     held_invoke = NULL;
 }
 

@@ -28,16 +28,6 @@ static struct fake_funclet F;
 static struct ef_sched_config sched;
 static ef_rpc_request *held_invoke; /* event {"hold": true}: answered by the test */
 
-static cJSON *ok_answer(void)
-{
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "status", "ok");
-    cJSON_AddStringToObject(r, "payload", "{\"ran\":true}");
-    cJSON_AddStringToObject(r, "log", "");
-    cJSON_AddBoolToObject(r, "delivered", true);
-    return r;
-}
-
 static void runner_invoke(struct fake_container *fc, ef_rpc_conn *conn, ef_rpc_request *req,
                           const cJSON *params)
 {
@@ -47,7 +37,7 @@ static void runner_invoke(struct fake_container *fc, ef_rpc_conn *conn, ef_rpc_r
     if (strstr(payload, "hold"))
         held_invoke = req;
     else
-        ef_rpc_reply(req, ok_answer());
+        ef_rpc_reply(req, fake_ok_answer("{\"ran\":true}"));
 }
 
 static const struct fake_runner_ops runner_ops = {.invoke = runner_invoke};
@@ -89,12 +79,7 @@ static void create_function(const char *name)
                          "\"ZipFile\":\"%s\"}}",
                          name, b64) > 0);
     free(b64);
-    struct http_response r;
-    assert_int_equal(http_request(H.port, "POST", "/2015-03-31/functions", NULL, b, strlen(b), &r),
-                     0);
-    if (r.status != 201)
-        fail_msg("create %s: %d %s", name, r.status, r.body);
-    http_response_free(&r);
+    harness_create_function(&H, name, b);
     free(b);
 }
 
@@ -142,7 +127,7 @@ static void answer_held(struct harness *h, void *arg)
 {
     (void)h;
     (void)arg;
-    ef_rpc_reply(held_invoke, ok_answer());
+    ef_rpc_reply(held_invoke, fake_ok_answer("{\"ran\":true}"));
     held_invoke = NULL;
 }
 

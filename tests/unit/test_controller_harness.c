@@ -322,3 +322,13 @@ double json_num(const cJSON *doc, const char *key)
     assert_true(cJSON_IsNumber(v));
     return v->valuedouble;
 }
+
+void harness_create_function(struct harness *h, const char *name, const char *body)
+{
+    struct http_response r;
+    assert_int_equal(
+        http_request(h->port, "POST", "/2015-03-31/functions", NULL, body, strlen(body), &r), 0);
+    if (r.status != 201)
+        fail_msg("create %s: %d %s", name, r.status, r.body);
+    http_response_free(&r);
+}

@@ -65,6 +65,9 @@ char *http_header(const struct http_response *r, const char *name);
 
 void http_response_free(struct http_response *r);
 
+/* POSTs CreateFunction `body` and asserts 201 (`name` is for the failure message). */
+void harness_create_function(struct harness *h, const char *name, const char *body);
+
 /* GET /v1/invocations/{rid} (asserting 200), parsed. */
 cJSON *event_status(struct harness *h, const char *rid);
 

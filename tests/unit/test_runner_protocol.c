@@ -210,12 +210,7 @@ static void copy_client_context(struct harness *h, void *arg)
 static void create_fn_as(const char *name, const char *runtime, int timeout_s)
 {
     char *b = create_body(name, runtime, "lambda_function.lambda_handler", timeout_s);
-    struct http_response r;
-    assert_int_equal(http_request(H.port, "POST", "/2015-03-31/functions", NULL, b, strlen(b), &r),
-                     0);
-    if (r.status != 201)
-        fail_msg("create %s: %d %s", name, r.status, r.body);
-    http_response_free(&r);
+    harness_create_function(&H, name, b);
     free(b);
 }
 
